@@ -1,0 +1,17 @@
+import { DynamicModule, Module } from '@nestjs/common';
+import { ChatModule } from './chat/chat.module';
+import { AppConfigModule, ConfigOptions } from './config/app-config.module';
+import { HealthModule } from './health/health.module';
+import { LlmModule } from './llm/llm.module';
+import { StorageModule } from './storage/storage.module';
+import { TransportModule } from './transport/transport.module';
+
+@Module({})
+export class AppModule {
+  static forRoot(config: ConfigOptions = {}): DynamicModule {
+    return {
+      module: AppModule,
+      imports: [AppConfigModule.forRoot(config), StorageModule, TransportModule, LlmModule, ChatModule, HealthModule],
+    };
+  }
+}

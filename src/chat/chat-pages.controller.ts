@@ -1,0 +1,60 @@
+import { Controller, Get, Header, Param, Redirect, Req, Res } from '@nestjs/common';
+import type { Request, Response } from 'express';
+import { AppError } from '../common/app-error';
+import { LlmProvider } from '../llm/llm.provider';
+import { ChatService, ChatView, MessageView } from './chat.service';
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+export function assertUuid(id: string, what = 'chat'): void {
+  if (!UUID.test(id)) throw new AppError('not_found', `no such ${what}`);
+}
+
+/** The chat pages: the whole page, or only `chat_content` for an HTMX swap. */
+@Controller()
+export class ChatPagesController {
+  constructor(
+    private readonly chat: ChatService,
+    private readonly llm: LlmProvider,
+  ) {}
+
+  @Get()
+  @Redirect('/chat', 302)
+  root(): void {}
+
+  @Get('chat')
+  @Header('Vary', 'HX-Request')
+  async newChat(@Req() req: Request, @Res() res: Response): Promise<void> {
+    await this.render(req, res, null, []);
+  }
+
+  @Get('chat/:uuid')
+  @Header('Vary', 'HX-Request')
+  async showChat(@Param('uuid') id: string, @Req() req: Request, @Res() res: Response): Promise<void> {
+    assertUuid(id);
+    const { messages, ...chat } = await this.chat.getChat(id);
+    await this.render(req, res, chat, messages);
+  }
+
+  private async render(req: Request, res: Response, chat: ChatView | null, messages: MessageView[]): Promise<void> {
+    const chats = (await this.chat.listChats()).map((c) => ({ id: c.id, title: c.title, active: c.id === chat?.id }));
+    const model = {
+      pageTitle: chat ? chat.title : 'New chat',
+      chat: chat ? { id: chat.id, title: chat.title } : null,
+      chats,
+      messages: messages.map((m) => ({ ...m, reasoning: m.reasoning ?? null, seq: m.seq ?? null })),
+      model: this.llm.defaultModel,
+      modelConfigured: this.llm.isConfigured(),
+    };
+    res.render('layouts/chat_content', { ...model, layout: wantsPartial(req) ? false : 'layouts/chat_base' });
+  }
+}
+
+/** HTMX asks for the partial, unless it restores history or asks for the full page. */
+export function wantsPartial(req: Request): boolean {
+  return (
+    req.get('HX-Request') === 'true' &&
+    req.get('HX-History-Restore-Request') !== 'true' &&
+    req.get('HX-Request-Type') !== 'full'
+  );
+}

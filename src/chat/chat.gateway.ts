@@ -1,0 +1,66 @@
+import { ConnectedSocket, MessageBody, SubscribeMessage } from '@nestjs/websockets';
+import type { WebSocket } from 'ws';
+import { ConnectionRegistry, connectionIdOf } from '../transport/connection-registry';
+import { Fanout } from '../transport/fanout';
+import { FrameGateway } from '../transport/frame-gateway.decorator';
+import { Frame } from '../transport/frames';
+import { MessageHandler } from '../transport/message-handler';
+import { ChatService, chatRoom } from './chat.service';
+import { ResumeDto, StopDto, SubscribeDto } from './dto/control.dto';
+import { UserMessageDto } from './dto/user-message.dto';
+
+type ChatFrame =
+  | (UserMessageDto & { type: 'user_message' })
+  | (StopDto & { type: 'stop' })
+  | (ResumeDto & { type: 'resume' })
+  | (SubscribeDto & { type: 'subscribe' });
+
+/** Chat frames on `/ws`: validated DTO in, one service call. */
+@FrameGateway()
+export class ChatGateway implements MessageHandler<ChatFrame> {
+  constructor(
+    private readonly chat: ChatService,
+    private readonly registry: ConnectionRegistry,
+    private readonly fanout: Fanout,
+  ) {}
+
+  @SubscribeMessage('user_message')
+  onUserMessage(@MessageBody() dto: UserMessageDto, @ConnectedSocket() socket: WebSocket): Promise<void> {
+    return this.handleMessage({ ...dto, type: 'user_message' }, connectionIdOf(socket));
+  }
+
+  @SubscribeMessage('stop')
+  onStop(@MessageBody() dto: StopDto, @ConnectedSocket() socket: WebSocket): Promise<void> {
+    return this.handleMessage({ ...dto, type: 'stop' }, connectionIdOf(socket));
+  }
+
+  @SubscribeMessage('resume')
+  onResume(@MessageBody() dto: ResumeDto, @ConnectedSocket() socket: WebSocket): Promise<void> {
+    return this.handleMessage({ ...dto, type: 'resume' }, connectionIdOf(socket));
+  }
+
+  @SubscribeMessage('subscribe')
+  onSubscribe(@MessageBody() dto: SubscribeDto, @ConnectedSocket() socket: WebSocket): Promise<void> {
+    return this.handleMessage({ ...dto, type: 'subscribe' }, connectionIdOf(socket));
+  }
+
+  async handleMessage(msg: ChatFrame, connectionId: string): Promise<void> {
+    switch (msg.type) {
+      case 'user_message':
+        return this.chat.userMessage(msg, connectionId);
+      case 'stop':
+        return this.chat.stop(msg);
+      case 'resume':
+        return this.chat.resume(msg, connectionId);
+      case 'subscribe':
+        this.registry.send(connectionId, await this.chat.subscribe(msg, connectionId));
+        return;
+    }
+  }
+
+  /** To the chat's viewers when the frame names a chat, else to every connection. */
+  broadcast(msg: Frame): void {
+    if (typeof msg.chat_id === 'string') this.fanout.publish(chatRoom(msg.chat_id), msg);
+    else this.registry.broadcast(msg);
+  }
+}

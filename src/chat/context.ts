@@ -1,0 +1,71 @@
+import { LlmMessage } from '../llm/llm.provider';
+import { MessageRow } from '../storage/messages.repository';
+
+export interface ChatSettings {
+  model?: string;
+  thinking?: boolean;
+  temperature?: number;
+  max_tokens?: number;
+  system_prompt?: string;
+}
+
+const SETTING_KEYS: (keyof ChatSettings)[] = ['model', 'thinking', 'temperature', 'max_tokens', 'system_prompt'];
+
+/** Options given with a message merge into the chat's settings; `null` resets a field. */
+export function mergeSettings(current: ChatSettings, options: Partial<Record<keyof ChatSettings, unknown>> | undefined): ChatSettings {
+  if (!options) return current;
+  const next: Record<string, unknown> = { ...current };
+  for (const key of SETTING_KEYS) {
+    if (!(key in options) || options[key] === undefined) continue;
+    if (options[key] === null) delete next[key];
+    else next[key] = options[key];
+  }
+  return next as ChatSettings;
+}
+
+/** About four characters a token: the estimate PROTOCOL.md allows. */
+export function estimateTokens(text: string): number {
+  return Math.ceil(text.length / 4) + 4;
+}
+
+export interface Context {
+  messages: LlmMessage[];
+  /** Whole turns left out, oldest first, to fit the budget. */
+  omittedTurns: number;
+}
+
+/**
+ * The model's view of a chat: system prompt, then whole turns (a user message and the answers to it)
+ * newest-first until `budget` tokens, kept in order. The newest turn and the system prompt always go.
+ * Answers without text (failed) and reasoning are never sent back.
+ */
+export function buildContext(history: MessageRow[], systemPrompt: string | undefined, budget: number): Context {
+  const turns: LlmMessage[][] = [];
+  for (const row of history) {
+    if (row.role === 'user') {
+      turns.push([{ role: 'user', content: row.content }]);
+    } else if (row.content && row.status !== 'streaming' && turns.length) {
+      turns[turns.length - 1].push({ role: 'assistant', content: row.content });
+    }
+  }
+  let used = systemPrompt ? estimateTokens(systemPrompt) : 0;
+  const kept: LlmMessage[][] = [];
+  for (let i = turns.length - 1; i >= 0; i--) {
+    const cost = turns[i].reduce((sum, m) => sum + estimateTokens(m.content), 0);
+    if (kept.length > 0 && used + cost > budget) break;
+    used += cost;
+    kept.unshift(turns[i]);
+  }
+  const messages: LlmMessage[] = systemPrompt ? [{ role: 'system', content: systemPrompt }] : [];
+  for (const turn of kept) messages.push(...turn);
+  return { messages, omittedTurns: turns.length - kept.length };
+}
+
+/** A new chat's title from its first message: one line, at most 60 characters, cut at a word. */
+export function titleFrom(content: string): string {
+  const line = content.replace(/\s+/g, ' ').trim();
+  if (line.length <= 60) return line || 'New chat';
+  const cut = line.slice(0, 60);
+  const space = cut.lastIndexOf(' ');
+  return `${(space > 30 ? cut.slice(0, space) : cut).trimEnd()}…`;
+}

@@ -1,0 +1,65 @@
+import { ArgumentsHost, Catch, ExceptionFilter, HttpException, HttpStatus, Logger } from '@nestjs/common';
+import type { Request, Response } from 'express';
+import { AppError, ErrorCode } from './app-error';
+
+const STATUS: Partial<Record<ErrorCode, number>> = {
+  invalid_json: 400,
+  invalid_message: 400,
+  not_found: 404,
+  rate_limited: 429,
+  model_not_configured: 503,
+  shutting_down: 503,
+  upstream_auth: 502,
+  upstream_quota: 502,
+  upstream_rate_limited: 502,
+  upstream_unavailable: 502,
+  upstream_timeout: 504,
+  upstream_interrupted: 502,
+  upstream_bad_request: 502,
+  github_error: 502,
+};
+
+/**
+ * Maps errors at the HTTP edge: JSON `{statusCode, error, message}` for the API, the 404 page for
+ * pages a browser asked for.
+ */
+@Catch()
+export class HttpErrorFilter implements ExceptionFilter {
+  private readonly logger = new Logger(HttpErrorFilter.name);
+
+  catch(exception: unknown, host: ArgumentsHost): void {
+    const http = host.switchToHttp();
+    const response = http.getResponse<Response>();
+    const request = http.getRequest<Request>();
+    let status: number = HttpStatus.INTERNAL_SERVER_ERROR;
+    let message = 'internal error';
+    if (exception instanceof AppError) {
+      status = STATUS[exception.code] ?? 500;
+      message = exception.message;
+    } else if (exception instanceof HttpException) {
+      status = exception.getStatus();
+      const body = exception.getResponse();
+      const text = typeof body === 'string' ? body : (body as { message?: unknown }).message;
+      message = Array.isArray(text) ? text.join('; ') : String(text ?? exception.message);
+    } else {
+      this.logger.error(`unhandled error on ${request.method} ${request.path}: ${(exception as Error)?.stack ?? exception}`);
+    }
+    if (response.headersSent) return;
+    const wantsPage = request.method === 'GET' && !request.path.startsWith('/api/') && request.accepts(['json', 'html']) === 'html';
+    if (wantsPage && status === 404) {
+      response.status(404).render('not_found', { layout: false, message, pageTitle: 'Not found' });
+      return;
+    }
+    response.status(status).json({ statusCode: status, error: reasonPhrase(status), message });
+  }
+}
+
+function reasonPhrase(status: number): string {
+  const name = HttpStatus[status] as string | undefined;
+  if (!name) return 'Error';
+  return name
+    .toLowerCase()
+    .split('_')
+    .map((word) => word[0].toUpperCase() + word.slice(1))
+    .join(' ');
+}

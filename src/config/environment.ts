@@ -1,0 +1,93 @@
+import { plainToInstance, Transform } from 'class-transformer';
+import { IsIn, IsInt, IsOptional, IsString, Max, Min, validateSync } from 'class-validator';
+
+const toInt = ({ value }: { value: unknown }) => (typeof value === 'string' ? Number(value) : value);
+
+/**
+ * Every environment variable the server reads, validated once at start-up. PROTOCOL.md lists the
+ * public ones; the LLM_* and DRAIN_* tuning knobs are ours. An empty variable counts as unset.
+ */
+export class Environment {
+  @Transform(toInt) @IsInt() @Min(0) @Max(65535)
+  PORT = 3000;
+
+  @IsString()
+  HOST = '127.0.0.1';
+
+  @IsString()
+  DATABASE_URL = 'sqlite:./data/chat.db';
+
+  @IsOptional() @IsString()
+  REDIS_URL?: string;
+
+  @IsOptional() @IsString()
+  DEEPSEEK_API_KEY?: string;
+
+  @IsString()
+  DEEPSEEK_BASE_URL = 'https://api.deepseek.com';
+
+  @IsString()
+  DEEPSEEK_MODEL = 'deepseek-v4-flash';
+
+  @IsIn(['local', 'none'])
+  AUTH_MODE: 'local' | 'none' = 'local';
+
+  @IsOptional() @IsString()
+  SESSION_SECRET?: string;
+
+  @IsString()
+  GITHUB_API_URL = 'https://api.github.com';
+
+  @IsOptional() @IsString()
+  GITHUB_TOKEN?: string;
+
+  @Transform(toInt) @IsInt() @Min(256)
+  CONTEXT_TOKENS = 65536;
+
+  @Transform(toInt) @IsInt() @Min(1024)
+  WS_MAX_PAYLOAD = 65536;
+
+  @Transform(toInt) @IsInt() @Min(0)
+  RATE_LIMIT_PER_MINUTE = 30;
+
+  @IsOptional() @IsString()
+  ALLOWED_ORIGINS?: string;
+
+  /** No-progress timeout of a model request; `: keep-alive` comments do not count as progress. */
+  @Transform(toInt) @IsInt() @Min(10)
+  LLM_TIMEOUT_MS = 120_000;
+
+  /** Retries of 429/5xx/refused connections, only before the first piece arrives. */
+  @Transform(toInt) @IsInt() @Min(0) @Max(10)
+  LLM_MAX_RETRIES = 3;
+
+  @Transform(toInt) @IsInt() @Min(1)
+  LLM_RETRY_BASE_MS = 500;
+
+  /** How long SIGTERM waits for running generations before storing them as `interrupted`. */
+  @Transform(toInt) @IsInt() @Min(0)
+  DRAIN_TIMEOUT_MS = 10_000;
+
+  /** Interval of WebSocket pings; a socket that missed one is dropped. */
+  @Transform(toInt) @IsInt() @Min(50)
+  WS_PING_INTERVAL_MS = 30_000;
+}
+
+const OPTIONAL = ['REDIS_URL', 'DEEPSEEK_API_KEY', 'SESSION_SECRET', 'GITHUB_TOKEN', 'ALLOWED_ORIGINS'];
+
+/** Validates raw variables; throws one readable error naming every bad variable. */
+export function validateEnvironment(raw: Record<string, unknown>): Environment {
+  const known = [...Object.keys(new Environment()), ...OPTIONAL];
+  const present: Record<string, unknown> = {};
+  for (const key of known) {
+    const value = raw[key];
+    if (value !== '' && value !== undefined && value !== null) present[key] = value;
+  }
+  const env = plainToInstance(Environment, present, { exposeDefaultValues: true });
+  const errors = validateSync(env);
+  if (errors.length) {
+    const lines = errors.map((e) => `${e.property}: ${Object.values(e.constraints ?? {}).join(', ')}`);
+    throw new Error(`Invalid configuration:\n  ${lines.join('\n  ')}`);
+  }
+  return env;
+}

@@ -1,0 +1,56 @@
+import { ValidationPipe } from '@nestjs/common';
+import { NestExpressApplication } from '@nestjs/platform-express';
+import type { Response } from 'express';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { HttpErrorFilter } from './common/http-error.filter';
+import { Environment } from './config/environment';
+import { ConnectionRegistry } from './transport/connection-registry';
+import { FrameWsAdapter } from './transport/frame-ws.adapter';
+
+/** The project root (holds views/ and public/), from src/ under ts-jest and dist/ in production. */
+export const ROOT_DIR = join(__dirname, '..');
+
+/** Browser libraries served from their npm packages: the app works offline, no CDN. */
+const VENDOR_FILES: Record<string, [string, string]> = {
+  'htmx.min.js': ['htmx.org', 'dist/htmx.min.js'],
+  'marked.umd.js': ['marked', 'lib/marked.umd.js'],
+  'purify.min.js': ['dompurify', 'dist/purify.min.js'],
+};
+
+/** A file inside an installed package, whatever its `exports` map allows. */
+function packageFile(pkg: string, file: string): string {
+  let dir = dirname(require.resolve(pkg));
+  while (!existsSync(join(dir, 'package.json')) || !dir.endsWith(pkg)) {
+    const up = dirname(dir);
+    if (up === dir) throw new Error(`package ${pkg} not found`);
+    dir = up;
+  }
+  return join(dir, file);
+}
+
+/**
+ * The one place that wires an app: WebSocket adapter, views, static files, error mapping. `main.ts`
+ * and every end-to-end test call it, so tests run the real wiring.
+ */
+export function configureApp(app: NestExpressApplication): NestExpressApplication {
+  const env = app.get(Environment);
+  app.useWebSocketAdapter(
+    new FrameWsAdapter(app, app.get(ConnectionRegistry), {
+      maxPayload: env.WS_MAX_PAYLOAD,
+      pingIntervalMs: env.WS_PING_INTERVAL_MS,
+    }),
+  );
+  app.disable('x-powered-by');
+  app.setBaseViewsDir(join(ROOT_DIR, 'views'));
+  app.setViewEngine('hbs');
+  app.useStaticAssets(join(ROOT_DIR, 'public'), { prefix: '/static/', maxAge: '1h' });
+  const express = app.getHttpAdapter().getInstance();
+  for (const [name, [pkg, path]] of Object.entries(VENDOR_FILES)) {
+    const file = packageFile(pkg, path);
+    express.get(`/vendor/${name}`, (_req: unknown, res: Response) => res.sendFile(file, { maxAge: '1d' }));
+  }
+  app.useGlobalFilters(new HttpErrorFilter());
+  app.useGlobalPipes(new ValidationPipe({ whitelist: true, transform: true }));
+  return app;
+}

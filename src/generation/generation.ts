@@ -1,0 +1,82 @@
+import { Subscription } from 'rxjs';
+import { ErrorCode } from '../common/app-error';
+import { LlmRequest, LlmUsage } from '../llm/llm.provider';
+import { Frame, MessageStatus, SequencedFrame } from '../transport/frames';
+
+export interface GenerationSpec {
+  chatId: string;
+  messageId: string;
+  /** The client's `id` of the frame that started it; carried on every frame of the generation. */
+  requestId?: string;
+  model: string;
+  request: LlmRequest;
+  /** Fanout room the frames go to. */
+  room: string;
+}
+
+/** One assistant message being generated: its text so far, its numbered log and how it ended. */
+export class Generation {
+  seq = 0;
+  content = '';
+  reasoning = '';
+  usage: LlmUsage | null = null;
+  status: MessageStatus = 'streaming';
+  errorCode: ErrorCode | null = null;
+  /** Every frame with a seq, then `agent_response_end`: what a `resume` replays. */
+  readonly log: Frame[] = [];
+  subscription?: Subscription;
+  snapshotTimer?: NodeJS.Timeout;
+  /** Text changed since the last snapshot. */
+  dirty = false;
+  /** Set once the end is being written, so the end happens exactly once. */
+  ending = false;
+  readonly startedAt = Date.now();
+  readonly done: Promise<void>;
+  resolveDone!: () => void;
+
+  constructor(readonly spec: GenerationSpec) {
+    this.done = new Promise((resolve) => (this.resolveDone = resolve));
+  }
+
+  get messageId(): string {
+    return this.spec.messageId;
+  }
+
+  /** Fields every frame of this generation carries. */
+  base(type: string): Frame {
+    const frame: Frame = { type, chat_id: this.spec.chatId, message_id: this.spec.messageId };
+    if (this.spec.requestId !== undefined) frame.id = this.spec.requestId;
+    return frame;
+  }
+
+  piece(kind: 'reasoning' | 'content', text: string): SequencedFrame {
+    this.seq += 1;
+    if (kind === 'reasoning') this.reasoning += text;
+    else this.content += text;
+    this.dirty = true;
+    const frame = this.base(kind === 'reasoning' ? 'agent_reasoning' : 'agent_response') as SequencedFrame;
+    frame.seq = this.seq;
+    frame.content = text;
+    this.log.push(frame);
+    return frame;
+  }
+
+  endFrame(): Frame {
+    const frame = this.base('agent_response_end');
+    frame.seq = this.seq;
+    frame.status = this.status;
+    frame.content = this.content;
+    if (this.reasoning) frame.reasoning = this.reasoning;
+    if (this.usage) frame.usage = this.usage;
+    return frame;
+  }
+
+  /** Frames a viewer that has seen up to `afterSeq` still needs (the end frame included once ended). */
+  framesAfter(afterSeq: number): Frame[] {
+    const out: Frame[] = [];
+    for (const frame of this.log) {
+      if (frame.type === 'agent_response_end' || (frame.seq as number) > afterSeq) out.push(frame);
+    }
+    return out;
+  }
+}

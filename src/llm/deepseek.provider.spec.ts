@@ -1,0 +1,649 @@
+import { Logger } from '@nestjs/common';
+import * as http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Observable, Subscription } from 'rxjs';
+import { AppError } from '../common/app-error';
+import { FakeDeepSeek } from '../../test/fakes/deepseek.fake';
+import { DeepSeekProvider } from './deepseek.provider';
+import { LlmEvent, LlmRequest, LlmSettings } from './llm.provider';
+
+interface Outcome {
+  events: LlmEvent[];
+  error?: unknown;
+  completed: boolean;
+}
+
+/** Subscribes and collects everything until the Observable completes or errors. */
+function collect(obs: Observable<LlmEvent>, timeoutMs = 10_000): Promise<Outcome> {
+  return new Promise<Outcome>((resolve, reject) => {
+    const events: LlmEvent[] = [];
+    const timer = setTimeout(() => {
+      sub.unsubscribe();
+      reject(new Error(`stream did not end within ${timeoutMs} ms; got ${JSON.stringify(events)}`));
+    }, timeoutMs);
+    const sub = obs.subscribe({
+      next: (e) => events.push(e),
+      error: (error) => {
+        clearTimeout(timer);
+        resolve({ events, error, completed: false });
+      },
+      complete: () => {
+        clearTimeout(timer);
+        resolve({ events, completed: true });
+      },
+    });
+  });
+}
+
+function codeOf(err: unknown): string | undefined {
+  return err instanceof AppError ? err.code : undefined;
+}
+
+/** A bare SSE server for shapes the fake does not script. `handler` gets the response after the body was read. */
+async function rawServer(handler: (res: http.ServerResponse) => void): Promise<{ url: string; close: () => Promise<void> }> {
+  const server = http.createServer((req, res) => {
+    req.resume();
+    req.on('end', () => handler(res));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    close: async () => {
+      server.closeAllConnections();
+      await new Promise<void>((r) => server.close(() => r()));
+    },
+  };
+}
+
+const chunk = (delta: object, finish: string | null = null) =>
+  `data: ${JSON.stringify({ id: 'x', object: 'chat.completion.chunk', created: 1, model: 'm', choices: [{ index: 0, delta, finish_reason: finish }], usage: null })}\n\n`;
+
+const hello: LlmRequest = { messages: [{ role: 'user', content: 'hello' }] };
+
+describe('DeepSeekProvider (against the fake DeepSeek server)', () => {
+  let fake: FakeDeepSeek;
+
+  // The provider logs failures (on purpose); keep the test output readable.
+  beforeAll(() => Logger.overrideLogger(false));
+  afterAll(() => Logger.overrideLogger(['log', 'error', 'warn', 'debug', 'verbose']));
+
+  const settingsFor = (over: Partial<LlmSettings> = {}): LlmSettings =>
+    Object.assign(new LlmSettings(), {
+      apiKey: 'test-key',
+      baseUrl: fake.baseUrl,
+      model: 'deepseek-v4-flash',
+      timeoutMs: 5_000,
+      maxRetries: 2,
+      retryBaseMs: 5,
+      ...over,
+    });
+  const provider = (over: Partial<LlmSettings> = {}) => new DeepSeekProvider(settingsFor(over));
+
+  beforeEach(async () => {
+    fake = await FakeDeepSeek.start();
+  });
+  afterEach(async () => {
+    await fake.close();
+  });
+
+  it('streams reasoning, content, usage and finish in order, then completes', async () => {
+    fake.enqueue({ kind: 'stream', reasoning: ['Let me ', 'think.'], content: ['Hel', 'lo', '!'] });
+    const out = await collect(provider().stream(hello));
+
+    expect(out.error).toBeUndefined();
+    expect(out.completed).toBe(true);
+    const usage = out.events.find((e) => e.type === 'usage');
+    expect(out.events).toEqual([
+      { type: 'reasoning', text: 'Let me ' },
+      { type: 'reasoning', text: 'think.' },
+      { type: 'content', text: 'Hel' },
+      { type: 'content', text: 'lo' },
+      { type: 'content', text: '!' },
+      usage,
+      { type: 'finish', reason: 'stop', complete: true },
+    ]);
+    expect(usage).toEqual({
+      type: 'usage',
+      usage: {
+        prompt_tokens: expect.any(Number),
+        completion_tokens: expect.any(Number),
+        total_tokens: expect.any(Number),
+        reasoning_tokens: expect.any(Number),
+      },
+    });
+    if (usage?.type === 'usage') {
+      expect(usage.usage.total_tokens).toBe(usage.usage.prompt_tokens + usage.usage.completion_tokens);
+      expect(usage.usage.reasoning_tokens).toBeGreaterThan(0);
+    }
+    expect(fake.requests).toHaveLength(1);
+  });
+
+  it('answers with the built-in echo scenario (thinking on by default)', async () => {
+    const out = await collect(provider().stream({ messages: [{ role: 'user', content: 'abcdefgh' }] }));
+    expect(out.completed).toBe(true);
+    const reasoning = out.events.filter((e) => e.type === 'reasoning').map((e) => (e as { text: string }).text);
+    const content = out.events.filter((e) => e.type === 'content').map((e) => (e as { text: string }).text);
+    expect(reasoning.join('')).toBe('Let me think.');
+    expect(content.join('')).toBe('Echo: abcdefgh');
+    expect(out.events.map((e) => e.type).slice(-2)).toEqual(['usage', 'finish']);
+  });
+
+  it('sends the model, stream_options.include_usage, temperature and max_tokens', async () => {
+    await collect(
+      provider().stream({ ...hello, model: 'deepseek-v4-pro', temperature: 0.3, maxTokens: 77 }),
+    );
+    expect(fake.requests).toHaveLength(1);
+    const req = fake.requests[0];
+    expect(req.method).toBe('POST');
+    expect(req.path).toBe('/chat/completions');
+    expect(req.headers.authorization).toBe('Bearer test-key');
+    expect(req.body).toMatchObject({
+      model: 'deepseek-v4-pro',
+      messages: [{ role: 'user', content: 'hello' }],
+      stream: true,
+      stream_options: { include_usage: true },
+      temperature: 0.3,
+      max_tokens: 77,
+    });
+    expect(req.body).not.toHaveProperty('thinking');
+  });
+
+  it('uses the default model when the request names none', async () => {
+    await collect(provider({ model: 'deepseek-v4-pro' }).stream(hello));
+    expect(fake.requests[0].body.model).toBe('deepseek-v4-pro');
+    expect(fake.requests[0].body).not.toHaveProperty('temperature');
+    expect(fake.requests[0].body).not.toHaveProperty('max_tokens');
+  });
+
+  it('sends thinking {type: disabled} / {type: enabled}', async () => {
+    const p = provider();
+    const off = await collect(p.stream({ ...hello, thinking: false }));
+    const on = await collect(p.stream({ ...hello, thinking: true }));
+    expect(fake.requests.map((r) => r.body.thinking)).toEqual([{ type: 'disabled' }, { type: 'enabled' }]);
+    // The fake's default honours the switch: no reasoning when disabled.
+    expect(off.events.some((e) => e.type === 'reasoning')).toBe(false);
+    expect(on.events.some((e) => e.type === 'reasoning')).toBe(true);
+  });
+
+  it('finish carries the reason; insufficient_system_resource is not complete', async () => {
+    fake.enqueue(
+      { kind: 'stream', content: ['a'], finishReason: 'length' },
+      { kind: 'stream', content: ['b'], finishReason: 'insufficient_system_resource', usage: false },
+    );
+    const p = provider();
+    const length = await collect(p.stream(hello));
+    const cut = await collect(p.stream(hello));
+    expect(length.events.at(-1)).toEqual({ type: 'finish', reason: 'length', complete: true });
+    expect(cut.events).toEqual([
+      { type: 'content', text: 'b' },
+      { type: 'finish', reason: 'insufficient_system_resource', complete: false },
+    ]);
+  });
+
+  it('is cold: each subscription makes its own request', async () => {
+    const obs = provider().stream(hello);
+    expect(fake.requests).toHaveLength(0);
+    await collect(obs);
+    await collect(obs);
+    expect(fake.requests).toHaveLength(2);
+  });
+
+  it('401 → upstream_auth without retry, upstream text kept', async () => {
+    fake.setDefault({ kind: 'error', status: 401 });
+    const out = await collect(provider().stream(hello));
+    expect(out.events).toEqual([]);
+    expect(codeOf(out.error)).toBe('upstream_auth');
+    expect((out.error as Error).message).toContain('Authentication Fails');
+    expect(fake.requests).toHaveLength(1);
+  });
+
+  it('a wrong key is refused by the fake → upstream_auth, and the key is not in the message', async () => {
+    const out = await collect(provider({ apiKey: 'sk-wrongwrongwrong' }).stream(hello));
+    expect(codeOf(out.error)).toBe('upstream_auth');
+    expect((out.error as Error).message).not.toContain('sk-wrongwrongwrong');
+    expect(fake.requests).toHaveLength(1);
+  });
+
+  it('402 → upstream_quota without retry', async () => {
+    fake.setDefault({ kind: 'error', status: 402 });
+    const out = await collect(provider().stream(hello));
+    expect(codeOf(out.error)).toBe('upstream_quota');
+    expect((out.error as Error).message).toContain('Insufficient Balance');
+    expect(fake.requests).toHaveLength(1);
+  });
+
+  it.each([400, 404, 422])('%i → upstream_bad_request without retry', async (status) => {
+    fake.setDefault({ kind: 'error', status });
+    const out = await collect(provider().stream(hello));
+    expect(codeOf(out.error)).toBe('upstream_bad_request');
+    expect(fake.requests).toHaveLength(1);
+  });
+
+  it('429 twice then success → succeeds after 3 requests', async () => {
+    fake.enqueue(
+      { kind: 'error', status: 429 },
+      { kind: 'error', status: 429 },
+      { kind: 'stream', content: ['ok'] },
+    );
+    const out = await collect(provider({ maxRetries: 2 }).stream(hello));
+    expect(out.error).toBeUndefined();
+    expect(out.events.filter((e) => e.type !== 'usage')).toEqual([
+      { type: 'content', text: 'ok' },
+      { type: 'finish', reason: 'stop', complete: true },
+    ]);
+    expect(fake.requests).toHaveLength(3);
+  });
+
+  it('429 forever → upstream_rate_limited after maxRetries + 1 requests', async () => {
+    fake.setDefault({ kind: 'error', status: 429 });
+    const out = await collect(provider({ maxRetries: 2 }).stream(hello));
+    expect(codeOf(out.error)).toBe('upstream_rate_limited');
+    expect(fake.requests).toHaveLength(3);
+  });
+
+  it('503 forever → upstream_unavailable after maxRetries + 1 requests', async () => {
+    fake.setDefault({ kind: 'error', status: 503 });
+    const out = await collect(provider({ maxRetries: 3 }).stream(hello));
+    expect(out.events).toEqual([]);
+    expect(codeOf(out.error)).toBe('upstream_unavailable');
+    expect(fake.requests).toHaveLength(4);
+  });
+
+  it('500 / 502 / 504 are retried too', async () => {
+    fake.enqueue(
+      { kind: 'error', status: 500 },
+      { kind: 'error', status: 502 },
+      { kind: 'error', status: 504 },
+      { kind: 'stream', content: ['fine'] },
+    );
+    const out = await collect(provider({ maxRetries: 3 }).stream(hello));
+    expect(out.completed).toBe(true);
+    expect(fake.requests).toHaveLength(4);
+  });
+
+  it("'refuse' → upstream_unavailable after retries", async () => {
+    fake.setDefault({ kind: 'refuse' });
+    const out = await collect(provider({ maxRetries: 1 }).stream(hello));
+    expect(codeOf(out.error)).toBe('upstream_unavailable');
+    expect(fake.requests).toHaveLength(2);
+  });
+
+  it("'refuse' once then success → succeeds", async () => {
+    fake.enqueue({ kind: 'refuse' }, { kind: 'stream', content: ['back'] });
+    const out = await collect(provider({ maxRetries: 1 }).stream(hello));
+    expect(out.completed).toBe(true);
+    expect(out.events[0]).toEqual({ type: 'content', text: 'back' });
+    expect(fake.requests).toHaveLength(2);
+  });
+
+  it('nothing listening → upstream_unavailable', async () => {
+    const settings = settingsFor({ maxRetries: 1 });
+    await fake.close();
+    const out = await collect(new DeepSeekProvider(settings).stream(hello));
+    expect(codeOf(out.error)).toBe('upstream_unavailable');
+  });
+
+  it('cut mid-stream → the pieces, then upstream_interrupted, and no retry', async () => {
+    fake.enqueue({ kind: 'cut', reasoning: ['hmm'], content: ['par', 'tial'] });
+    const out = await collect(provider({ maxRetries: 3 }).stream(hello));
+    expect(out.events).toEqual([
+      { type: 'reasoning', text: 'hmm' },
+      { type: 'content', text: 'par' },
+      { type: 'content', text: 'tial' },
+    ]);
+    expect(codeOf(out.error)).toBe('upstream_interrupted');
+    expect(fake.requests).toHaveLength(1);
+  });
+
+  it('cut before any piece is retried like a connection error', async () => {
+    fake.enqueue({ kind: 'cut', content: [] }, { kind: 'stream', content: ['second'] });
+    const out = await collect(provider({ maxRetries: 1 }).stream(hello));
+    expect(out.completed).toBe(true);
+    expect(out.events[0]).toEqual({ type: 'content', text: 'second' });
+    expect(fake.requests).toHaveLength(2);
+  });
+
+  it('a stream that ends without finish_reason still finishes (reason null)', async () => {
+    // A clean end of the body without finish_reason nor [DONE]: a tolerant server's behaviour.
+    const server = await rawServer((res) => {
+      res.writeHead(200, { 'Content-Type': 'text/event-stream' });
+      res.end(chunk({ content: 'only' }));
+    });
+    try {
+      const out = await collect(provider({ baseUrl: server.url }).stream(hello));
+      expect(out.events).toEqual([
+        { type: 'content', text: 'only' },
+        { type: 'finish', reason: null, complete: true },
+      ]);
+      expect(out.completed).toBe(true);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('accepts `reasoning` (Ollama / OpenRouter) like `reasoning_content`', async () => {
+    const server = await rawServer((res) => {
+      res.writeHead(200, { 'Content-Type': 'text/event-stream' });
+      res.end(chunk({ reasoning: 'think' }) + chunk({ content: 'say' }, 'stop') + 'data: [DONE]\n\n');
+    });
+    try {
+      const out = await collect(provider({ baseUrl: server.url }).stream(hello));
+      expect(out.events).toEqual([
+        { type: 'reasoning', text: 'think' },
+        { type: 'content', text: 'say' },
+        { type: 'finish', reason: 'stop', complete: true },
+      ]);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('a break after finish_reason (usage / [DONE] lost) still finishes', async () => {
+    const server = await rawServer((res) => {
+      res.writeHead(200, { 'Content-Type': 'text/event-stream' });
+      res.write(chunk({ content: 'done' }, 'stop'), () => setTimeout(() => res.socket?.destroy(), 20));
+    });
+    try {
+      const out = await collect(provider({ baseUrl: server.url }).stream(hello));
+      expect(out.events).toEqual([
+        { type: 'content', text: 'done' },
+        { type: 'finish', reason: 'stop', complete: true },
+      ]);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('hang with keep-alives every 20 ms and timeoutMs 300 → upstream_timeout (keep-alives are not progress)', async () => {
+    fake.setDefault({ kind: 'hang', keepAliveEveryMs: 20 });
+    const started = Date.now();
+    const out = await collect(provider({ timeoutMs: 300, maxRetries: 2 }).stream(hello));
+    const elapsed = Date.now() - started;
+    expect(out.events).toEqual([]);
+    expect(codeOf(out.error)).toBe('upstream_timeout');
+    expect(elapsed).toBeGreaterThanOrEqual(280);
+    expect(elapsed).toBeLessThan(2_000);
+    // Not retried, and the request was really cancelled.
+    expect(fake.requests).toHaveLength(1);
+    await fake.waitForAborted(1, 2_000);
+  });
+
+  it('the no-progress timer is re-armed by every chunk (a slow but steady stream succeeds)', async () => {
+    fake.enqueue({ kind: 'stream', content: ['a', 'b', 'c', 'd', 'e', 'f'], delayMs: 100 });
+    const out = await collect(provider({ timeoutMs: 300 }).stream(hello));
+    expect(out.error).toBeUndefined();
+    expect(out.events.filter((e) => e.type === 'content')).toHaveLength(6);
+  });
+
+  it('a stall after the role chunk (before any piece) → upstream_timeout, not retried', async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    fake.enqueue({ kind: 'stream', content: ['x'], gate });
+    const out = await collect(provider({ timeoutMs: 200, maxRetries: 2 }).stream(hello));
+    release();
+    expect(out.events).toEqual([]);
+    expect(codeOf(out.error)).toBe('upstream_timeout');
+    expect(fake.requests).toHaveLength(1);
+  });
+
+  it('a stall after the first piece → the piece, then upstream_timeout', async () => {
+    let closedByClient = false;
+    const server = await rawServer((res) => {
+      res.writeHead(200, { 'Content-Type': 'text/event-stream' });
+      res.write(chunk({ role: 'assistant', content: '' }) + chunk({ content: 'a' }));
+      const ka = setInterval(() => res.write(': keep-alive\n\n'), 20);
+      res.on('close', () => {
+        clearInterval(ka);
+        closedByClient = true;
+      });
+    });
+    try {
+      const out = await collect(provider({ baseUrl: server.url, timeoutMs: 200, maxRetries: 2 }).stream(hello));
+      expect(out.events).toEqual([{ type: 'content', text: 'a' }]);
+      expect(codeOf(out.error)).toBe('upstream_timeout');
+      await new Promise((r) => setTimeout(r, 50));
+      expect(closedByClient).toBe(true);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('unsubscribing mid-stream aborts the HTTP request (the fake sees the disconnect)', async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    fake.enqueue({ kind: 'stream', content: ['one', 'two'], gate });
+    const events: LlmEvent[] = [];
+    let sub: Subscription | undefined;
+    let ended = false;
+    await new Promise<void>((resolve) => {
+      sub = provider().stream(hello).subscribe({
+        next: (e) => events.push(e),
+        error: () => (ended = true),
+        complete: () => (ended = true),
+      });
+      // Wait until the fake is holding the response open (role chunk sent, pieces gated), and the
+      // provider has read what came, so that only the unsubscribe can end the request.
+      const poll = setInterval(() => {
+        if (fake.openStreams > 0) {
+          clearInterval(poll);
+          setTimeout(resolve, 150);
+        }
+      }, 5);
+    });
+    expect(fake.aborted).toBe(0);
+    sub!.unsubscribe();
+    await fake.waitForAborted(1, 2_000);
+    release();
+    await new Promise((r) => setTimeout(r, 50));
+    expect(fake.aborted).toBe(1);
+    expect(ended).toBe(false);
+    expect(events).toEqual([]);
+  });
+
+  it('unsubscribing after the first pieces aborts too and emits nothing more', async () => {
+    // Two pieces, then the server holds the stream open: only the unsubscribe can end it.
+    let serverSawClose!: () => void;
+    const closed = new Promise<void>((r) => (serverSawClose = r));
+    const server = await rawServer((res) => {
+      res.writeHead(200, { 'Content-Type': 'text/event-stream' });
+      res.write(chunk({ role: 'assistant', content: '' }) + chunk({ content: 'a' }) + chunk({ content: 'b' }));
+      res.on('close', () => serverSawClose());
+    });
+    try {
+      const events: LlmEvent[] = [];
+      await new Promise<void>((resolve) => {
+        const sub: Subscription = provider({ baseUrl: server.url })
+          .stream(hello)
+          .subscribe((e) => {
+            events.push(e);
+            if (events.length === 2) {
+              sub.unsubscribe();
+              resolve();
+            }
+          });
+      });
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        closed,
+        new Promise((_, reject) => {
+          timer = setTimeout(() => reject(new Error('server never saw the disconnect')), 2_000);
+        }),
+      ]).finally(() => clearTimeout(timer));
+      await new Promise((r) => setTimeout(r, 50));
+      expect(events).toEqual([
+        { type: 'content', text: 'a' },
+        { type: 'content', text: 'b' },
+      ]);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('no API key → model_not_configured at once, and no HTTP request', async () => {
+    for (const apiKey of [undefined, '', '   ']) {
+      const p = provider({ apiKey });
+      expect(p.isConfigured()).toBe(false);
+      const out = await collect(p.stream(hello));
+      expect(out.events).toEqual([]);
+      expect(codeOf(out.error)).toBe('model_not_configured');
+    }
+    expect(fake.requests).toHaveLength(0);
+    expect(provider().isConfigured()).toBe(true);
+  });
+
+  it('defaultModel is the configured model', () => {
+    expect(provider({ model: 'deepseek-v4-pro' }).defaultModel).toBe('deepseek-v4-pro');
+  });
+
+  it('listModels: the fake list with the default model first, deduplicated', async () => {
+    const ids = await provider({ model: 'deepseek-v4-pro' }).listModels();
+    expect(ids).toEqual(['deepseek-v4-pro', 'deepseek-v4-flash']);
+  });
+
+  it('listModels: a default missing from the list is still first', async () => {
+    expect(await provider({ model: 'local-model' }).listModels()).toEqual([
+      'local-model',
+      'deepseek-v4-flash',
+      'deepseek-v4-pro',
+    ]);
+  });
+
+  it('listModels: cached for a while (one upstream call for several reads)', async () => {
+    const p = provider();
+    const first = await p.listModels();
+    await fake.close();
+    expect(await p.listModels()).toEqual(first);
+  });
+
+  it('listModels: [default] when the fake is closed, or on a wrong key, or without a key', async () => {
+    expect(await provider({ apiKey: 'wrong' }).listModels()).toEqual(['deepseek-v4-flash']);
+    expect(await provider({ apiKey: undefined }).listModels()).toEqual(['deepseek-v4-flash']);
+    const settings = settingsFor();
+    await fake.close();
+    expect(await new DeepSeekProvider(settings).listModels()).toEqual(['deepseek-v4-flash']);
+  });
+});
+
+describe('FakeDeepSeek wire format', () => {
+  let fake: FakeDeepSeek;
+  beforeEach(async () => {
+    fake = await FakeDeepSeek.start();
+  });
+  afterEach(async () => {
+    await fake.close();
+  });
+
+  const post = (body: object, key = 'test-key', path = '/chat/completions') =>
+    fetch(`${fake.baseUrl}${path}`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${key}` },
+      body: JSON.stringify(body),
+    });
+
+  it('streams SSE chunks exactly as DeepSeek does, with keep-alive comments and [DONE]', async () => {
+    fake.enqueue({ kind: 'stream', reasoning: ['r1'], content: ['c1', 'c2'], keepAlives: 2, keepAliveMs: 1 });
+    const res = await post(
+      {
+        model: 'deepseek-v4-pro',
+        messages: [{ role: 'user', content: 'hi' }],
+        stream: true,
+        stream_options: { include_usage: true },
+      },
+      'test-key',
+      '/v1/chat/completions',
+    );
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toBe('text/event-stream');
+    const text = await res.text();
+    const blocks = text.split('\n\n').filter(Boolean);
+    expect(blocks.slice(0, 2)).toEqual([': keep-alive', ': keep-alive']);
+    expect(blocks.at(-1)).toBe('data: [DONE]');
+    const chunks = blocks.slice(2, -1).map((b) => {
+      expect(b.startsWith('data: ')).toBe(true);
+      return JSON.parse(b.slice(6));
+    });
+    for (const c of chunks) {
+      expect(c).toMatchObject({
+        id: expect.any(String),
+        object: 'chat.completion.chunk',
+        created: expect.any(Number),
+        model: 'deepseek-v4-pro',
+        system_fingerprint: expect.any(String),
+      });
+    }
+    expect(chunks.map((c) => c.choices[0]?.delta ?? null)).toEqual([
+      { role: 'assistant', content: null, reasoning_content: '' },
+      { content: null, reasoning_content: 'r1' },
+      { content: 'c1', reasoning_content: null },
+      { content: 'c2', reasoning_content: null },
+      null,
+    ]);
+    expect(chunks.map((c) => c.choices[0]?.finish_reason ?? null)).toEqual([null, null, null, 'stop', null]);
+    expect(chunks.slice(0, -1).every((c) => c.usage === null && c.choices[0].logprobs === null)).toBe(true);
+    const last = chunks.at(-1);
+    expect(last.choices).toEqual([]);
+    expect(last.usage).toMatchObject({
+      prompt_tokens: expect.any(Number),
+      completion_tokens: expect.any(Number),
+      total_tokens: expect.any(Number),
+      completion_tokens_details: { reasoning_tokens: expect.any(Number) },
+      prompt_cache_hit_tokens: expect.any(Number),
+      prompt_cache_miss_tokens: expect.any(Number),
+    });
+  });
+
+  it('omits the usage chunk unless stream_options.include_usage, and reasoning when thinking is off', async () => {
+    const res = await post({
+      model: 'deepseek-v4-flash',
+      messages: [{ role: 'user', content: 'hey' }],
+      stream: true,
+      thinking: { type: 'disabled' },
+    });
+    const text = await res.text();
+    const chunks = text
+      .split('\n\n')
+      .filter((b) => b.startsWith('data: {'))
+      .map((b) => JSON.parse(b.slice(6)));
+    expect(chunks[0].choices[0].delta).toEqual({ role: 'assistant', content: '' });
+    expect(chunks.every((c) => c.choices.length === 1 && c.usage === null)).toBe(true);
+    expect(chunks.map((c) => c.choices[0].delta.content).join('')).toBe('Echo: hey');
+    expect(text.endsWith('data: [DONE]\n\n')).toBe(true);
+  });
+
+  it('answers errors with DeepSeek error bodies, and 401 for another key', async () => {
+    fake.enqueue({ kind: 'error', status: 503, message: 'busy' });
+    const busy = await post({ model: 'x', messages: [], stream: true });
+    expect(busy.status).toBe(503);
+    expect(await busy.json()).toEqual({ error: { message: 'busy', type: expect.any(String), param: null, code: expect.anything() } });
+    const denied = await post({ model: 'x', messages: [], stream: true }, 'other');
+    expect(denied.status).toBe(401);
+    expect((await denied.json()).error).toMatchObject({ type: 'authentication_error', param: null });
+    expect(fake.requests).toHaveLength(2);
+  });
+
+  it('lists models', async () => {
+    for (const path of ['/models', '/v1/models']) {
+      const res = await fetch(`${fake.baseUrl}${path}`, { headers: { Authorization: 'Bearer test-key' } });
+      expect(await res.json()).toEqual({
+        object: 'list',
+        data: [
+          { id: 'deepseek-v4-flash', object: 'model', owned_by: 'deepseek' },
+          { id: 'deepseek-v4-pro', object: 'model', owned_by: 'deepseek' },
+        ],
+      });
+    }
+  });
+
+  it('close() ends hanging responses', async () => {
+    fake.setDefault({ kind: 'hang' });
+    const res = await post({ model: 'x', messages: [], stream: true });
+    expect(res.status).toBe(200);
+    expect(fake.openStreams).toBe(1);
+    const body = res.text().catch((e) => e);
+    await fake.close();
+    await body;
+    expect(fake.openStreams).toBe(0);
+    expect(fake.aborted).toBe(0);
+  });
+});

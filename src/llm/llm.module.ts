@@ -1,0 +1,25 @@
+import { Global, Module } from '@nestjs/common';
+import { Environment } from '../config/environment';
+import { DeepSeekProvider } from './deepseek.provider';
+import { LlmProvider, LlmSettings } from './llm.provider';
+
+@Global()
+@Module({
+  providers: [
+    {
+      provide: LlmSettings,
+      inject: [Environment],
+      useFactory: (env: Environment): LlmSettings => ({
+        apiKey: env.DEEPSEEK_API_KEY,
+        baseUrl: env.DEEPSEEK_BASE_URL,
+        model: env.DEEPSEEK_MODEL,
+        timeoutMs: env.LLM_TIMEOUT_MS,
+        maxRetries: env.LLM_MAX_RETRIES,
+        retryBaseMs: env.LLM_RETRY_BASE_MS,
+      }),
+    },
+    { provide: LlmProvider, useClass: DeepSeekProvider },
+  ],
+  exports: [LlmProvider, LlmSettings],
+})
+export class LlmModule {}

@@ -1,0 +1,51 @@
+import { Injectable } from '@nestjs/common';
+import { Kysely, Selectable } from 'kysely';
+import { nowIso } from '../common/clock';
+import { ChatsTable, Database } from './schema';
+
+export type ChatRow = Selectable<ChatsTable>;
+
+@Injectable()
+export class ChatsRepository {
+  constructor(private readonly db: Kysely<Database>) {}
+
+  async create(chat: { id: string; title: string; settings?: object }): Promise<ChatRow> {
+    const now = nowIso();
+    const row: ChatRow = {
+      id: chat.id,
+      title: chat.title,
+      settings: JSON.stringify(chat.settings ?? {}),
+      created_at: now,
+      updated_at: now,
+    };
+    await this.db.insertInto('chats').values(row).execute();
+    return row;
+  }
+
+  findById(id: string): Promise<ChatRow | undefined> {
+    return this.db.selectFrom('chats').selectAll().where('id', '=', id).executeTakeFirst();
+  }
+
+  /** Newest activity first. */
+  list(limit = 500): Promise<ChatRow[]> {
+    return this.db.selectFrom('chats').selectAll().orderBy('updated_at', 'desc').limit(limit).execute();
+  }
+
+  async update(id: string, changes: { title?: string; settings?: object }): Promise<ChatRow | undefined> {
+    const values: Partial<ChatRow> = { updated_at: nowIso() };
+    if (changes.title !== undefined) values.title = changes.title;
+    if (changes.settings !== undefined) values.settings = JSON.stringify(changes.settings);
+    await this.db.updateTable('chats').set(values).where('id', '=', id).execute();
+    return this.findById(id);
+  }
+
+  async touch(id: string): Promise<void> {
+    await this.db.updateTable('chats').set({ updated_at: nowIso() }).where('id', '=', id).execute();
+  }
+
+  async delete(id: string): Promise<boolean> {
+    await this.db.deleteFrom('messages').where('chat_id', '=', id).execute();
+    const result = await this.db.deleteFrom('chats').where('id', '=', id).executeTakeFirst();
+    return Number(result.numDeletedRows) > 0;
+  }
+}

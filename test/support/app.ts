@@ -1,0 +1,41 @@
+import { INestApplication } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { NestExpressApplication } from '@nestjs/platform-express';
+import { mkdtempSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { AppModule } from '../../src/app.module';
+import { configureApp } from '../../src/configure-app';
+
+export interface RunningApp {
+  url: string;
+  wsUrl: string;
+  app: INestApplication;
+  close(): Promise<void>;
+}
+
+/** A fresh SQLite file in its own temp folder. */
+export function tempDatabaseUrl(): string {
+  return `sqlite:${join(mkdtempSync(join(tmpdir(), 'chat-test-')), 'chat.db')}`;
+}
+
+/**
+ * Boots the real server (same `configureApp` as main.ts) on a free port. `env` are the only settings:
+ * the process environment and `.env` are ignored, so tests do not depend on the machine.
+ */
+export async function startApp(env: Record<string, string> = {}): Promise<RunningApp> {
+  const settings = { AUTH_MODE: 'none', DATABASE_URL: tempDatabaseUrl(), DRAIN_TIMEOUT_MS: '500', ...env };
+  const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot({ overrides: settings, isolated: true }), {
+    logger: ['error'],
+  });
+  configureApp(app);
+  await app.listen(0, '127.0.0.1');
+  const { port } = app.getHttpServer().address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    wsUrl: `ws://127.0.0.1:${port}/ws`,
+    app,
+    close: () => app.close(),
+  };
+}

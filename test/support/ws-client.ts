@@ -1,0 +1,92 @@
+import WebSocket from 'ws';
+
+export type AnyFrame = Record<string, any> & { type: string };
+
+/**
+ * A protocol client for tests: records every frame and waits for the ones a test expects, in order.
+ * `next` consumes frames, so a test reads the stream exactly as it arrived.
+ */
+export class WsTestClient {
+  readonly frames: AnyFrame[] = [];
+  private cursor = 0;
+  private waiters: Array<() => void> = [];
+  closeCode?: number;
+  readonly closed: Promise<number>;
+  connectionId = '';
+
+  private constructor(readonly socket: WebSocket) {
+    socket.on('message', (data) => {
+      this.frames.push(JSON.parse(String(data)));
+      this.wake();
+    });
+    this.closed = new Promise((resolve) =>
+      socket.on('close', (code) => {
+        this.closeCode = code;
+        this.wake();
+        resolve(code);
+      }),
+    );
+  }
+
+  static async connect(url: string, options?: WebSocket.ClientOptions): Promise<WsTestClient> {
+    const client = new WsTestClient(new WebSocket(url, options));
+    const connected = await client.next((f) => f.type === 'connected');
+    client.connectionId = connected.connection_id;
+    return client;
+  }
+
+  send(frame: object | string): void {
+    this.socket.send(typeof frame === 'string' ? frame : JSON.stringify(frame));
+  }
+
+  /** The next frame (after those already consumed) matching `match`; frames before it are consumed too. */
+  async next(match: (f: AnyFrame) => boolean = () => true, timeoutMs = 5000): Promise<AnyFrame> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      while (this.cursor < this.frames.length) {
+        const frame = this.frames[this.cursor++];
+        if (match(frame)) return frame;
+      }
+      const left = deadline - Date.now();
+      if (left <= 0 || this.closeCode !== undefined) {
+        throw new Error(`no matching frame within ${timeoutMs} ms; got: ${JSON.stringify(this.frames.slice(-8))}`);
+      }
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, left);
+        this.waiters.push(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
+  }
+
+  nextOfType(type: string, timeoutMs?: number): Promise<AnyFrame> {
+    return this.next((f) => f.type === type, timeoutMs);
+  }
+
+  /** Every frame up to and including the first that matches `until`. */
+  async collect(until: (f: AnyFrame) => boolean, timeoutMs = 10000): Promise<AnyFrame[]> {
+    const start = this.cursor;
+    await this.next(until, timeoutMs);
+    return this.frames.slice(start, this.cursor);
+  }
+
+  /** The frames not yet consumed, after waiting `ms` for stragglers. */
+  async rest(ms = 100): Promise<AnyFrame[]> {
+    await new Promise((resolve) => setTimeout(resolve, ms));
+    const out = this.frames.slice(this.cursor);
+    this.cursor = this.frames.length;
+    return out;
+  }
+
+  close(): void {
+    this.socket.close();
+  }
+
+  private wake(): void {
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const wake of waiters) wake();
+  }
+}
