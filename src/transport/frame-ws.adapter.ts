@@ -49,6 +49,15 @@ export class FrameWsAdapter extends WsAdapter {
     return server;
   }
 
+  /** Socket errors are the client's (oversized frame, bad opcode): ws closes the socket itself. */
+  bindErrorHandler(server: WebSocketServer): WebSocketServer {
+    server.on('connection', (socket: WebSocket) =>
+      socket.on('error', (error: Error & { code?: string }) => this.log.debug(`socket closed on error ${error.code ?? error.message}`)),
+    );
+    server.on('error', (error: Error) => this.log.error(`WebSocket server error: ${error.message}`));
+    return server;
+  }
+
   bindMessageHandlers(
     client: Tracked,
     handlers: MessageMappingProperties[],

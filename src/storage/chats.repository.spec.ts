@@ -1,0 +1,151 @@
+import { Logger } from '@nestjs/common';
+import { Kysely } from 'kysely';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ChatsRepository } from './chats.repository';
+import { migrate, openDatabase } from './database.provider';
+import { MessagesRepository } from './messages.repository';
+import { Database } from './schema';
+
+const ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
+
+/** "Medium" tests: the real repository on a real SQLite file, fresh for every test. */
+describe('ChatsRepository (SQLite file)', () => {
+  let dir: string;
+  let path: string;
+  let db: Kysely<Database>;
+  let chats: ChatsRepository;
+  let messages: MessagesRepository;
+
+  beforeAll(() => Logger.overrideLogger(false));
+  beforeEach(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'chats-repo-'));
+    path = join(dir, 'chat.db');
+    db = await openDatabase(`sqlite:${path}`);
+    chats = new ChatsRepository(db);
+    messages = new MessagesRepository(db);
+  });
+  afterEach(async () => {
+    await db?.destroy();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('creates a chat with empty settings and finds it by id', async () => {
+    const row = await chats.create({ id: 'chat-1', title: 'First' });
+    expect(row).toEqual({ id: 'chat-1', title: 'First', settings: '{}', created_at: row.created_at, updated_at: row.created_at });
+    expect(row.created_at).toMatch(ISO);
+    expect(await chats.findById('chat-1')).toEqual(row);
+    expect(await chats.findById('nope')).toBeUndefined();
+  });
+
+  it('stores settings given at creation as JSON', async () => {
+    await chats.create({ id: 'c', title: 't', settings: { model: 'm', temperature: 0.3 } });
+    const row = await chats.findById('c');
+    expect(row?.settings).toBe('{"model":"m","temperature":0.3}');
+  });
+
+  it('refuses a second chat with the same id', async () => {
+    await chats.create({ id: 'dup', title: 'a' });
+    await expect(chats.create({ id: 'dup', title: 'b' })).rejects.toThrow(/UNIQUE|PRIMARY/i);
+    expect((await chats.findById('dup'))?.title).toBe('a');
+  });
+
+  it('lists newest activity first: creation, rename and touch all move a chat to the top', async () => {
+    await chats.create({ id: 'a', title: 'A' });
+    await chats.create({ id: 'b', title: 'B' });
+    await chats.create({ id: 'c', title: 'C' });
+    expect((await chats.list()).map((c) => c.id)).toEqual(['c', 'b', 'a']);
+
+    await chats.update('a', { title: 'A2' });
+    expect((await chats.list()).map((c) => c.id)).toEqual(['a', 'c', 'b']);
+
+    await chats.touch('b');
+    expect((await chats.list()).map((c) => c.id)).toEqual(['b', 'a', 'c']);
+    expect((await chats.list(2)).map((c) => c.id)).toEqual(['b', 'a']);
+  });
+
+  it('update renames without touching settings, and moves updated_at but not created_at', async () => {
+    const created = await chats.create({ id: 'c', title: 'Old', settings: { model: 'x' } });
+    const renamed = await chats.update('c', { title: 'New' });
+    expect(renamed).toEqual({
+      id: 'c',
+      title: 'New',
+      settings: '{"model":"x"}',
+      created_at: created.created_at,
+      updated_at: renamed!.updated_at,
+    });
+    expect(renamed!.updated_at > created.updated_at).toBe(true);
+  });
+
+  it('update replaces settings with the given JSON and keeps the title', async () => {
+    await chats.create({ id: 'c', title: 'Keep', settings: { model: 'x', thinking: true } });
+    const row = await chats.update('c', { settings: { system_prompt: 'Be brief', max_tokens: 10 } });
+    expect(row?.title).toBe('Keep');
+    expect(JSON.parse(row!.settings)).toEqual({ system_prompt: 'Be brief', max_tokens: 10 });
+  });
+
+  it('update of an unknown chat changes nothing and answers undefined', async () => {
+    await chats.create({ id: 'c', title: 'T' });
+    expect(await chats.update('missing', { title: 'x' })).toBeUndefined();
+    expect((await chats.list()).map((c) => c.title)).toEqual(['T']);
+  });
+
+  it('delete removes the chat and its messages, and leaves other chats alone', async () => {
+    await chats.create({ id: 'gone', title: 'G' });
+    await chats.create({ id: 'kept', title: 'K' });
+    await messages.insert({ id: 'm1', chat_id: 'gone', role: 'user', content: 'hi', status: 'complete' });
+    await messages.insert({ id: 'm2', chat_id: 'gone', role: 'assistant', content: 'yo', status: 'complete' });
+    await messages.insert({ id: 'm3', chat_id: 'kept', role: 'user', content: 'stay', status: 'complete' });
+
+    expect(await chats.delete('gone')).toBe(true);
+
+    expect(await chats.findById('gone')).toBeUndefined();
+    expect(await messages.listByChat('gone')).toEqual([]);
+    expect(await messages.findById('m1')).toBeUndefined();
+    expect((await messages.listByChat('kept')).map((m) => m.id)).toEqual(['m3']);
+    expect(await chats.delete('gone')).toBe(false);
+  });
+
+  it('the schema itself cascades: deleting a chat row removes its messages (foreign keys are on)', async () => {
+    await chats.create({ id: 'c', title: 'T' });
+    await messages.insert({ id: 'm', chat_id: 'c', role: 'user', content: 'x', status: 'complete' });
+    await db.deleteFrom('chats').where('id', '=', 'c').execute();
+    expect(await messages.findById('m')).toBeUndefined();
+    await expect(
+      messages.insert({ id: 'orphan', chat_id: 'no-such-chat', role: 'user', content: 'x', status: 'complete' }),
+    ).rejects.toThrow(/FOREIGN KEY/i);
+  });
+
+  it('keeps its data when the same file is opened again (a restart), and migrations run again harmlessly', async () => {
+    await chats.create({ id: 'c', title: 'Survives', settings: { model: 'm' } });
+    await messages.insert({ id: 'm', chat_id: 'c', role: 'user', content: 'hello', status: 'complete' });
+    await db.destroy();
+
+    db = await openDatabase(`sqlite:${path}`);
+    await migrate(db);
+    const reopened = new ChatsRepository(db);
+    expect(await reopened.findById('c')).toEqual(expect.objectContaining({ title: 'Survives', settings: '{"model":"m"}' }));
+    expect((await new MessagesRepository(db).listByChat('c')).map((m) => m.content)).toEqual(['hello']);
+    const applied = await db.selectFrom('kysely_migration' as never).selectAll().execute();
+    expect(applied).toHaveLength(1);
+  });
+
+  it('creates the folder of the sqlite path when it is missing', async () => {
+    const nested = join(dir, 'not', 'there', 'yet', 'chat.db');
+    expect(existsSync(join(dir, 'not'))).toBe(false);
+    const other = await openDatabase(`sqlite:${nested}`);
+    try {
+      expect(existsSync(nested)).toBe(true);
+      await new ChatsRepository(other).create({ id: 'x', title: 'in a new folder' });
+      expect((await new ChatsRepository(other).list()).map((c) => c.id)).toEqual(['x']);
+    } finally {
+      await other.destroy();
+    }
+  });
+
+  it('refuses a DATABASE_URL that is not sqlite', async () => {
+    await expect(openDatabase('postgres://user:secret@host/db')).rejects.toThrow('postgres://***@host/db');
+    await expect(openDatabase('postgres://user:secret@host/db')).rejects.not.toThrow('secret');
+  });
+});

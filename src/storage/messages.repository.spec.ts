@@ -1,0 +1,131 @@
+import { Logger } from '@nestjs/common';
+import { Kysely } from 'kysely';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ChatsRepository } from './chats.repository';
+import { openDatabase } from './database.provider';
+import { MessageRow, MessagesRepository } from './messages.repository';
+import { Database } from './schema';
+
+/** "Medium" tests: the real repository on a real SQLite file. */
+describe('MessagesRepository (SQLite file)', () => {
+  let dir: string;
+  let db: Kysely<Database>;
+  let messages: MessagesRepository;
+  let chats: ChatsRepository;
+
+  beforeAll(() => Logger.overrideLogger(false));
+  beforeEach(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'messages-repo-'));
+    db = await openDatabase(`sqlite:${join(dir, 'chat.db')}`);
+    messages = new MessagesRepository(db);
+    chats = new ChatsRepository(db);
+    await chats.create({ id: 'chat', title: 'T' });
+    await chats.create({ id: 'other', title: 'O' });
+  });
+  afterEach(async () => {
+    jest.restoreAllMocks();
+    await db?.destroy();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const streaming = (id: string, chatId = 'chat') =>
+    messages.insert({ id, chat_id: chatId, role: 'assistant', content: '', status: 'streaming', model: 'm', request_id: 'req' });
+
+  it('insert stores a full row with defaults and findById reads it back', async () => {
+    const row = await messages.insert({ id: 'u1', chat_id: 'chat', role: 'user', content: 'Hello', status: 'complete' });
+    const expected: MessageRow = {
+      id: 'u1',
+      chat_id: 'chat',
+      role: 'user',
+      content: 'Hello',
+      reasoning: null,
+      status: 'complete',
+      model: null,
+      usage: null,
+      error_code: null,
+      request_id: null,
+      seq: 0,
+      created_at: row.created_at,
+      updated_at: row.created_at,
+    };
+    expect(row).toEqual(expected);
+    expect(await messages.findById('u1')).toEqual(expected);
+    expect(await messages.findById('nope')).toBeUndefined();
+  });
+
+  it('insert keeps model and request_id of an assistant message', async () => {
+    await streaming('a1');
+    expect(await messages.findById('a1')).toEqual(
+      expect.objectContaining({ role: 'assistant', status: 'streaming', model: 'm', request_id: 'req', content: '', seq: 0 }),
+    );
+  });
+
+  it('lists a chat oldest first, even when every row is written in the same millisecond', async () => {
+    jest.spyOn(Date, 'now').mockReturnValue(Date.parse('2030-01-01T00:00:00.000Z'));
+    // ids in reverse alphabetical order, so an order by id (or by rowid luck) would show
+    const ids = ['z', 'y', 'x', 'w', 'v', 'u'];
+    for (const id of ids) await messages.insert({ id, chat_id: 'chat', role: 'user', content: id, status: 'complete' });
+    await messages.insert({ id: 'elsewhere', chat_id: 'other', role: 'user', content: 'no', status: 'complete' });
+
+    const rows = await messages.listByChat('chat');
+    expect(rows.map((r) => r.id)).toEqual(ids);
+    expect(new Set(rows.map((r) => r.created_at)).size).toBe(ids.length);
+    expect(await messages.listByChat('nobody')).toEqual([]);
+  });
+
+  it('snapshot writes text, reasoning and seq of a streaming message', async () => {
+    const before = await streaming('a1');
+    await messages.snapshot('a1', 'partial', 'thinking', 7);
+    const row = await messages.findById('a1');
+    expect(row).toEqual(expect.objectContaining({ content: 'partial', reasoning: 'thinking', seq: 7, status: 'streaming' }));
+    expect(row!.updated_at > before.updated_at).toBe(true);
+  });
+
+  it('snapshot leaves a message that is no longer streaming untouched', async () => {
+    await streaming('a1');
+    await messages.finish('a1', { content: 'final', reasoning: null, status: 'stopped', seq: 3 });
+    const finished = await messages.findById('a1');
+    await messages.snapshot('a1', 'late snapshot', 'late', 9);
+    expect(await messages.findById('a1')).toEqual(finished);
+  });
+
+  it('finish stores the final text, status, seq, usage JSON and error code', async () => {
+    await streaming('a1');
+    await messages.snapshot('a1', 'par', null, 1);
+    const usage = { prompt_tokens: 10, completion_tokens: 5, total_tokens: 15, reasoning_tokens: 2 };
+    await messages.finish('a1', { content: 'partial answer', reasoning: 'why', status: 'complete', seq: 4, usage });
+    const row = await messages.findById('a1');
+    expect(row).toEqual(
+      expect.objectContaining({ content: 'partial answer', reasoning: 'why', status: 'complete', seq: 4, error_code: null }),
+    );
+    expect(row!.usage).toBe(JSON.stringify(usage));
+    expect(JSON.parse(row!.usage!)).toEqual(usage);
+
+    await streaming('a2');
+    await messages.finish('a2', { content: '', reasoning: null, status: 'error', seq: 0, error_code: 'upstream_auth' });
+    expect(await messages.findById('a2')).toEqual(
+      expect.objectContaining({ content: '', reasoning: null, status: 'error', seq: 0, usage: null, error_code: 'upstream_auth' }),
+    );
+  });
+
+  it('interruptAllStreaming marks only streaming rows interrupted, keeps their text, and returns the count', async () => {
+    await streaming('s1');
+    await streaming('s2', 'other');
+    await messages.snapshot('s1', 'kept text', null, 2);
+    await streaming('done');
+    await messages.finish('done', { content: 'ok', reasoning: null, status: 'complete', seq: 1 });
+    await messages.insert({ id: 'u', chat_id: 'chat', role: 'user', content: 'q', status: 'complete' });
+    const untouched = [await messages.findById('done'), await messages.findById('u')];
+
+    expect(await messages.interruptAllStreaming()).toBe(2);
+
+    expect(await messages.findById('s1')).toEqual(
+      expect.objectContaining({ status: 'interrupted', content: 'kept text', seq: 2 }),
+    );
+    expect((await messages.findById('s2'))?.status).toBe('interrupted');
+    expect([await messages.findById('done'), await messages.findById('u')]).toEqual(untouched);
+    expect(await messages.interruptAllStreaming()).toBe(0);
+  });
+});
