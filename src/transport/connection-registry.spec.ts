@@ -1,0 +1,221 @@
+import type { WebSocket } from 'ws';
+import { ConnectionRegistry, connectionIdOf } from './connection-registry';
+import { Frame } from './frames';
+
+interface FakeSocket {
+  readyState: number;
+  send: jest.Mock;
+}
+
+const fakeSocket = (readyState = 1): FakeSocket => ({ readyState, send: jest.fn() });
+const asWs = (s: FakeSocket) => s as unknown as WebSocket;
+/** Frames a fake socket was sent, parsed. */
+const sent = (s: FakeSocket): Frame[] => s.send.mock.calls.map(([data]) => JSON.parse(data as string) as Frame);
+
+const piece = (seq: number, messageId = 'm1', type = 'agent_response'): Frame => ({
+  type,
+  chat_id: 'c1',
+  message_id: messageId,
+  seq,
+  content: `p${seq}`,
+});
+
+describe('ConnectionRegistry', () => {
+  let registry: ConnectionRegistry;
+
+  beforeEach(() => {
+    registry = new ConnectionRegistry();
+  });
+
+  it('gives each socket its own id, readable back with connectionIdOf', () => {
+    const a = fakeSocket();
+    const b = fakeSocket();
+    const ca = registry.add(asWs(a));
+    const cb = registry.add(asWs(b));
+    expect(ca.id).not.toBe(cb.id);
+    expect(connectionIdOf(asWs(a))).toBe(ca.id);
+    expect(connectionIdOf(asWs(b))).toBe(cb.id);
+    expect(registry.get(ca.id)).toBe(ca);
+    expect(registry.size).toBe(2);
+    expect([...registry.all()]).toEqual([ca, cb]);
+  });
+
+  it('publish serializes the frame once and sends it to every member of the room only', () => {
+    const a = fakeSocket();
+    const b = fakeSocket();
+    const outsider = fakeSocket();
+    const ca = registry.add(asWs(a));
+    const cb = registry.add(asWs(b));
+    const co = registry.add(asWs(outsider));
+    registry.join(ca.id, 'chat:1');
+    registry.join(cb.id, 'chat:1');
+    registry.join(co.id, 'chat:2');
+
+    const stringify = jest.spyOn(JSON, 'stringify');
+    const frame = { type: 'user_message', chat_id: '1', message_id: 'u1', content: 'hi' };
+    registry.publish('chat:1', frame);
+    expect(stringify).toHaveBeenCalledTimes(1);
+    stringify.mockRestore();
+
+    const data = JSON.stringify(frame);
+    expect(a.send.mock.calls).toEqual([[data]]);
+    expect(b.send.mock.calls).toEqual([[data]]);
+    expect(a.send.mock.calls[0][0]).toBe(b.send.mock.calls[0][0]);
+    expect(outsider.send).not.toHaveBeenCalled();
+  });
+
+  it('publish to a room nobody watches sends nothing and does not serialize', () => {
+    const a = fakeSocket();
+    registry.add(asWs(a));
+    const stringify = jest.spyOn(JSON, 'stringify');
+    registry.publish('chat:empty', { type: 'x' });
+    expect(stringify).not.toHaveBeenCalled();
+    stringify.mockRestore();
+    expect(a.send).not.toHaveBeenCalled();
+  });
+
+  it('does not write to a socket that is closing or closed', () => {
+    const open = fakeSocket(1);
+    const closing = fakeSocket(2);
+    const closed = fakeSocket(3);
+    for (const s of [open, closing, closed]) registry.join(registry.add(asWs(s)).id, 'room');
+    registry.publish('room', { type: 'x' });
+    expect(open.send).toHaveBeenCalledTimes(1);
+    expect(closing.send).not.toHaveBeenCalled();
+    expect(closed.send).not.toHaveBeenCalled();
+    expect(registry.send(connectionIdOf(asWs(closed)), { type: 'y' })).toBe(false);
+  });
+
+  it('send goes to one connection; false for an unknown id', () => {
+    const a = fakeSocket();
+    const b = fakeSocket();
+    const ca = registry.add(asWs(a));
+    registry.add(asWs(b));
+    expect(registry.send(ca.id, { type: 'pong', id: 'p' })).toBe(true);
+    expect(sent(a)).toEqual([{ type: 'pong', id: 'p' }]);
+    expect(b.send).not.toHaveBeenCalled();
+    expect(registry.send('unknown', { type: 'pong' })).toBe(false);
+  });
+
+  describe('seq guard', () => {
+    let socket: FakeSocket;
+    let id: string;
+
+    beforeEach(() => {
+      socket = fakeSocket();
+      id = registry.add(asWs(socket)).id;
+      registry.join(id, 'room');
+    });
+
+    it('never sends the same seq of a message twice, nor a lower one, to a connection', () => {
+      registry.publish('room', piece(1));
+      registry.publish('room', piece(2, 'm1', 'agent_reasoning'));
+      expect(registry.send(id, piece(2))).toBe(false); // replayed while live: duplicate
+      expect(registry.send(id, piece(1))).toBe(false); // lower
+      registry.publish('room', piece(2));
+      expect(registry.send(id, piece(3))).toBe(true);
+      registry.publish('room', piece(3));
+      registry.publish('room', piece(4));
+      expect(sent(socket).map((f) => [f.type, f.seq])).toEqual([
+        ['agent_response', 1],
+        ['agent_reasoning', 2],
+        ['agent_response', 3],
+        ['agent_response', 4],
+      ]);
+    });
+
+    it('guards each message separately', () => {
+      registry.publish('room', piece(5, 'm1'));
+      registry.publish('room', piece(1, 'm2'));
+      registry.publish('room', piece(2, 'm2'));
+      registry.publish('room', piece(5, 'm1'));
+      expect(sent(socket).map((f) => `${f.message_id}:${f.seq}`)).toEqual(['m1:5', 'm2:1', 'm2:2']);
+    });
+
+    it('guards per connection: a new viewer still gets seqs another one already had', () => {
+      registry.publish('room', piece(1));
+      const late = fakeSocket();
+      const lateId = registry.add(asWs(late)).id;
+      expect(registry.send(lateId, piece(1))).toBe(true);
+      expect(sent(late).map((f) => f.seq)).toEqual([1]);
+    });
+
+    it('agent_response_end is always delivered and clears the guard of its message', () => {
+      registry.publish('room', piece(1));
+      registry.publish('room', piece(2));
+      const end = { type: 'agent_response_end', chat_id: 'c1', message_id: 'm1', seq: 2, status: 'complete', content: 'p1p2' };
+      registry.publish('room', end);
+      expect(registry.get(id)!.sentSeq.has('m1')).toBe(false);
+      // a later resume replays from the start: accepted again, end included
+      expect(registry.send(id, piece(1))).toBe(true);
+      expect(registry.send(id, end)).toBe(true);
+      expect(sent(socket).map((f) => [f.type, f.seq])).toEqual([
+        ['agent_response', 1],
+        ['agent_response', 2],
+        ['agent_response_end', 2],
+        ['agent_response', 1],
+        ['agent_response_end', 2],
+      ]);
+    });
+
+    it('frames of a message without seq (user_message, error) pass the guard untouched', () => {
+      registry.publish('room', piece(3));
+      registry.publish('room', { type: 'error', code: 'upstream_timeout', message: 't', message_id: 'm1' });
+      registry.publish('room', { type: 'error', code: 'upstream_timeout', message: 't', message_id: 'm1' });
+      expect(sent(socket).map((f) => f.type)).toEqual(['agent_response', 'error', 'error']);
+      expect(registry.get(id)!.sentSeq.get('m1')).toBe(3);
+    });
+  });
+
+  it('remove() takes the connection out of every room and forgets it', () => {
+    const a = fakeSocket();
+    const b = fakeSocket();
+    const ca = registry.add(asWs(a));
+    const cb = registry.add(asWs(b));
+    registry.join(ca.id, 'r1');
+    registry.join(ca.id, 'r2');
+    registry.join(cb.id, 'r1');
+
+    registry.remove(ca.id);
+
+    expect(registry.get(ca.id)).toBeUndefined();
+    expect(registry.size).toBe(1);
+    expect(registry.isInRoom(ca.id, 'r1')).toBe(false);
+    registry.publish('r1', { type: 'x' });
+    registry.publish('r2', { type: 'y' });
+    expect(a.send).not.toHaveBeenCalled();
+    expect(sent(b)).toEqual([{ type: 'x' }]);
+    expect(() => registry.remove(ca.id)).not.toThrow();
+  });
+
+  it('join is idempotent, leave stops delivery, isInRoom tells membership', () => {
+    const a = fakeSocket();
+    const ca = registry.add(asWs(a));
+    registry.join(ca.id, 'r');
+    registry.join(ca.id, 'r');
+    expect(registry.isInRoom(ca.id, 'r')).toBe(true);
+    registry.publish('r', { type: 'once' });
+    expect(a.send).toHaveBeenCalledTimes(1);
+
+    registry.leave(ca.id, 'r');
+    expect(registry.isInRoom(ca.id, 'r')).toBe(false);
+    registry.publish('r', { type: 'after-leave' });
+    expect(a.send).toHaveBeenCalledTimes(1);
+
+    registry.join('unknown-connection', 'r');
+    expect(registry.isInRoom('unknown-connection', 'r')).toBe(false);
+  });
+
+  it('broadcast sends to every open connection, in or out of rooms', () => {
+    const a = fakeSocket();
+    const b = fakeSocket();
+    const closed = fakeSocket(3);
+    registry.join(registry.add(asWs(a)).id, 'r');
+    registry.add(asWs(b));
+    registry.add(asWs(closed));
+    registry.broadcast({ type: 'notice', text: 'hello' });
+    expect(sent(a)).toEqual([{ type: 'notice', text: 'hello' }]);
+    expect(sent(b)).toEqual([{ type: 'notice', text: 'hello' }]);
+    expect(closed.send).not.toHaveBeenCalled();
+  });
+});
