@@ -1,0 +1,541 @@
+import { Logger } from '@nestjs/common';
+import { Test, TestingModule } from '@nestjs/testing';
+import { Observable, Subject, throwError } from 'rxjs';
+import type { WebSocket } from 'ws';
+import { AppError } from '../common/app-error';
+import { Environment, validateEnvironment } from '../config/environment';
+import { LlmEvent, LlmProvider, LlmRequest, LlmUsage } from '../llm/llm.provider';
+import { FinalMessage, MessagesRepository } from '../storage/messages.repository';
+import { ConnectionRegistry } from '../transport/connection-registry';
+import { Fanout } from '../transport/fanout';
+import { Frame } from '../transport/frames';
+import { GenerationSpec } from './generation';
+import { GenerationService, SNAPSHOT_INTERVAL_MS } from './generation.service';
+
+/** One upstream request, driven by hand; counts its teardowns (= the HTTP request aborted). */
+class FakeStream {
+  readonly events = new Subject<LlmEvent>();
+  subscriptions = 0;
+  teardowns = 0;
+  constructor(readonly request: LlmRequest) {}
+
+  emit(...events: LlmEvent[]): void {
+    for (const event of events) this.events.next(event);
+  }
+  content(...texts: string[]): void {
+    for (const text of texts) this.events.next({ type: 'content', text });
+  }
+  reasoning(...texts: string[]): void {
+    for (const text of texts) this.events.next({ type: 'reasoning', text });
+  }
+  finish(complete = true): void {
+    this.events.next({ type: 'finish', reason: complete ? 'stop' : 'insufficient_system_resource', complete });
+  }
+}
+
+class FakeLlm extends LlmProvider {
+  readonly defaultModel = 'fake-model';
+  readonly streams: FakeStream[] = [];
+  /** When set, the next `stream()` returns this instead of a hand-driven stream. */
+  next?: Observable<LlmEvent>;
+
+  isConfigured(): boolean {
+    return true;
+  }
+
+  stream(request: LlmRequest): Observable<LlmEvent> {
+    if (this.next) {
+      const next = this.next;
+      this.next = undefined;
+      return next;
+    }
+    const fake = new FakeStream(request);
+    this.streams.push(fake);
+    return new Observable<LlmEvent>((subscriber) => {
+      fake.subscriptions += 1;
+      const inner = fake.events.subscribe(subscriber);
+      return () => {
+        fake.teardowns += 1;
+        inner.unsubscribe();
+      };
+    });
+  }
+
+  listModels(): Promise<string[]> {
+    throw new Error('unexpected call: listModels');
+  }
+}
+
+/** Records every published frame (a copy, as it was at publish time). */
+class RecordingFanout extends Fanout {
+  readonly published: { room: string; frame: Frame }[] = [];
+  constructor(private readonly order: string[]) {
+    super();
+  }
+  publish(room: string, frame: Frame): void {
+    this.published.push({ room, frame: structuredClone(frame) });
+    this.order.push(`publish:${frame.type}`);
+  }
+  frames(messageId?: string): Frame[] {
+    return this.published.map((p) => p.frame).filter((f) => messageId === undefined || f.message_id === messageId);
+  }
+  types(messageId?: string): string[] {
+    return this.frames(messageId).map((f) => f.type);
+  }
+}
+
+/** A mock whose every method fails the test when called without being set up. */
+function strictMock<T extends object>(cls: abstract new (...args: never[]) => T): jest.Mocked<T> {
+  const mock: Record<string, jest.Mock> = {};
+  for (const key of Object.getOwnPropertyNames(cls.prototype)) {
+    if (key === 'constructor' || typeof Object.getOwnPropertyDescriptor(cls.prototype, key)?.value !== 'function') continue;
+    mock[key] = jest.fn((...args: unknown[]) => {
+      throw new Error(`unexpected call ${cls.name}.${key}(${JSON.stringify(args)})`);
+    });
+  }
+  return mock as unknown as jest.Mocked<T>;
+}
+
+const DRAIN_MS = 200;
+const USAGE: LlmUsage = { prompt_tokens: 12, completion_tokens: 7, total_tokens: 19 };
+
+function spec(messageId = 'm1', overrides: Partial<GenerationSpec> = {}): GenerationSpec {
+  return {
+    chatId: 'c1',
+    messageId,
+    requestId: 'req-1',
+    model: 'fake-model',
+    room: 'chat:c1',
+    request: { messages: [{ role: 'user', content: 'hi' }], model: 'fake-model' },
+    ...overrides,
+  };
+}
+
+const flush = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+function caught(fn: () => unknown): unknown {
+  try {
+    fn();
+  } catch (error) {
+    return error;
+  }
+  throw new Error('expected a throw');
+}
+
+describe('GenerationService', () => {
+  let moduleRef: TestingModule;
+  let service: GenerationService;
+  let llm: FakeLlm;
+  let fanout: RecordingFanout;
+  let registry: ConnectionRegistry;
+  let messages: jest.Mocked<MessagesRepository>;
+  let order: string[];
+  let logError: jest.SpyInstance;
+  let logWarn: jest.SpyInstance;
+
+  beforeEach(async () => {
+    order = [];
+    llm = new FakeLlm();
+    fanout = new RecordingFanout(order);
+    messages = strictMock(MessagesRepository);
+    messages.finish.mockImplementation(async (id: string, final: FinalMessage) => {
+      order.push(`finish:${final.status}`);
+    });
+    messages.snapshot.mockResolvedValue(undefined);
+    logError = jest.spyOn(Logger.prototype, 'error').mockImplementation(() => undefined);
+    logWarn = jest.spyOn(Logger.prototype, 'warn').mockImplementation(() => undefined);
+    jest.spyOn(Logger.prototype, 'log').mockImplementation(() => undefined);
+
+    moduleRef = await Test.createTestingModule({
+      providers: [
+        GenerationService,
+        ConnectionRegistry,
+        { provide: LlmProvider, useValue: llm },
+        { provide: Fanout, useValue: fanout },
+        { provide: MessagesRepository, useValue: messages },
+        { provide: Environment, useValue: validateEnvironment({ DRAIN_TIMEOUT_MS: String(DRAIN_MS) }) },
+      ],
+    }).compile();
+    service = moduleRef.get(GenerationService);
+    registry = moduleRef.get(ConnectionRegistry);
+  });
+
+  afterEach(async () => {
+    jest.useRealTimers();
+    await moduleRef.close();
+    jest.restoreAllMocks();
+  });
+
+  it('publishes start, numbered pieces (reasoning and content share one seq) and a full end frame', async () => {
+    const generation = service.start(spec());
+    const upstream = llm.streams[0];
+    expect(upstream.request).toBe(spec().request.constructor === Object ? upstream.request : undefined);
+    expect(upstream.request).toEqual({ messages: [{ role: 'user', content: 'hi' }], model: 'fake-model' });
+
+    upstream.reasoning('Let me', ' think');
+    upstream.content('Hel', 'lo');
+    upstream.emit({ type: 'usage', usage: USAGE });
+    upstream.finish();
+    await generation.done;
+
+    const base = { chat_id: 'c1', message_id: 'm1', id: 'req-1' };
+    expect(fanout.published.map((p) => p.room)).toEqual(Array(6).fill('chat:c1'));
+    expect(fanout.frames()).toEqual([
+      { type: 'agent_response_start', ...base, model: 'fake-model' },
+      { type: 'agent_reasoning', ...base, seq: 1, content: 'Let me' },
+      { type: 'agent_reasoning', ...base, seq: 2, content: ' think' },
+      { type: 'agent_response', ...base, seq: 3, content: 'Hel' },
+      { type: 'agent_response', ...base, seq: 4, content: 'lo' },
+      {
+        type: 'agent_response_end',
+        ...base,
+        seq: 4,
+        status: 'complete',
+        content: 'Hello',
+        reasoning: 'Let me think',
+        usage: USAGE,
+      },
+    ]);
+    expect(messages.finish.mock.calls).toEqual([
+      ['m1', { content: 'Hello', reasoning: 'Let me think', status: 'complete', seq: 4, usage: USAGE, error_code: null }],
+    ]);
+    expect(upstream.teardowns).toBe(1);
+    expect(service.runningCount).toBe(0);
+    expect(service.find('m1')?.status).toBe('complete');
+  });
+
+  it('frames carry no id when the request had none; the end frame has no reasoning or usage when there were none', async () => {
+    const generation = service.start(spec('m1', { requestId: undefined }));
+    llm.streams[0].content('Just text');
+    llm.streams[0].finish();
+    await generation.done;
+    for (const frame of fanout.frames()) expect(frame).not.toHaveProperty('id');
+    expect(fanout.frames()[2]).toEqual({
+      type: 'agent_response_end',
+      chat_id: 'c1',
+      message_id: 'm1',
+      seq: 1,
+      status: 'complete',
+      content: 'Just text',
+    });
+    expect(messages.finish).toHaveBeenCalledWith('m1', expect.objectContaining({ reasoning: null, usage: null }));
+  });
+
+  it('finish with complete=false ends as interrupted, keeping the text', async () => {
+    const generation = service.start(spec());
+    llm.streams[0].content('cut sh');
+    llm.streams[0].finish(false);
+    await generation.done;
+    expect(fanout.frames().at(-1)).toEqual(expect.objectContaining({ type: 'agent_response_end', status: 'interrupted', content: 'cut sh', seq: 1 }));
+    expect(messages.finish).toHaveBeenCalledWith('m1', expect.objectContaining({ status: 'interrupted', content: 'cut sh' }));
+  });
+
+  it('an upstream that completes without a finish event ends as interrupted', async () => {
+    const generation = service.start(spec());
+    llm.streams[0].content('a');
+    llm.streams[0].events.complete();
+    await generation.done;
+    expect(fanout.types()).toEqual(['agent_response_start', 'agent_response', 'agent_response_end']);
+    expect(fanout.frames().at(-1)?.status).toBe('interrupted');
+  });
+
+  it('events after finish are ignored and the generation ends exactly once', async () => {
+    const generation = service.start(spec());
+    const upstream = llm.streams[0];
+    upstream.content('one');
+    upstream.finish();
+    upstream.content('late'); // already unsubscribed: nobody listens
+    await generation.done;
+    expect(fanout.types()).toEqual(['agent_response_start', 'agent_response', 'agent_response_end']);
+    expect(messages.finish).toHaveBeenCalledTimes(1);
+    expect(service.stop('m1')).toBe(false);
+  });
+
+  it('an error before any content sends an error frame with its code, then ends with status error', async () => {
+    const generation = service.start(spec());
+    llm.streams[0].events.error(new AppError('upstream_auth', 'the model API refused the key'));
+    await generation.done;
+    const base = { chat_id: 'c1', message_id: 'm1', id: 'req-1' };
+    expect(fanout.frames()).toEqual([
+      { type: 'agent_response_start', ...base, model: 'fake-model' },
+      { type: 'error', ...base, code: 'upstream_auth', message: 'the model API refused the key' },
+      { type: 'agent_response_end', ...base, seq: 0, status: 'error', content: '' },
+    ]);
+    expect(messages.finish.mock.calls).toEqual([
+      ['m1', { content: '', reasoning: null, status: 'error', seq: 0, usage: null, error_code: 'upstream_auth' }],
+    ]);
+    expect(logError).not.toHaveBeenCalled();
+  });
+
+  it('an error after some content keeps it: error frame, then interrupted', async () => {
+    const generation = service.start(spec());
+    llm.streams[0].content('Half an ');
+    llm.streams[0].events.error(new AppError('upstream_interrupted', 'the stream broke off'));
+    await generation.done;
+    expect(fanout.types()).toEqual(['agent_response_start', 'agent_response', 'error', 'agent_response_end']);
+    expect(fanout.frames()[2]).toEqual(expect.objectContaining({ code: 'upstream_interrupted', message: 'the stream broke off' }));
+    expect(fanout.frames()[3]).toEqual(expect.objectContaining({ status: 'interrupted', content: 'Half an ', seq: 1 }));
+    expect(messages.finish).toHaveBeenCalledWith(
+      'm1',
+      expect.objectContaining({ status: 'interrupted', content: 'Half an ', error_code: 'upstream_interrupted' }),
+    );
+  });
+
+  it('an unexpected (non-AppError) failure becomes code internal, says nothing of the cause, and is logged', async () => {
+    const generation = service.start(spec());
+    llm.streams[0].events.error(new TypeError('secret detail'));
+    await generation.done;
+    expect(fanout.frames()[1]).toEqual(expect.objectContaining({ type: 'error', code: 'internal', message: 'the model call failed unexpectedly' }));
+    expect(JSON.stringify(fanout.frames())).not.toContain('secret detail');
+    expect(fanout.frames()[2]).toEqual(expect.objectContaining({ status: 'error' }));
+    expect(logError).toHaveBeenCalledTimes(1);
+  });
+
+  it('a stream that fails at once (synchronously, on subscribe) still ends in order', async () => {
+    llm.next = throwError(() => new AppError('model_not_configured', 'no key'));
+    const generation = service.start(spec());
+    await generation.done;
+    expect(fanout.types()).toEqual(['agent_response_start', 'error', 'agent_response_end']);
+    expect(fanout.frames()[2].status).toBe('error');
+    expect(service.runningCount).toBe(0);
+  });
+
+  it('stop() aborts upstream (unsubscribes), keeps exactly the published text, ends as stopped', async () => {
+    const generation = service.start(spec());
+    const upstream = llm.streams[0];
+    upstream.reasoning('hmm');
+    upstream.content('Hello', ' wor');
+
+    expect(service.stop('m1')).toBe(true);
+    expect(upstream.teardowns).toBe(1);
+    expect(upstream.events.observed).toBe(false);
+    upstream.content('ld!'); // arrives after the abort: must not show up anywhere
+    await generation.done;
+
+    const published = fanout.frames().filter((f) => f.type === 'agent_response').map((f) => f.content).join('');
+    expect(published).toBe('Hello wor');
+    expect(fanout.frames().at(-1)).toEqual({
+      type: 'agent_response_end',
+      chat_id: 'c1',
+      message_id: 'm1',
+      id: 'req-1',
+      seq: 3,
+      status: 'stopped',
+      content: 'Hello wor',
+      reasoning: 'hmm',
+    });
+    expect(messages.finish).toHaveBeenCalledWith('m1', expect.objectContaining({ status: 'stopped', content: 'Hello wor', seq: 3 }));
+    expect(service.stop('m1')).toBe(false);
+    expect(service.stop('no-such-message')).toBe(false);
+    expect(messages.finish).toHaveBeenCalledTimes(1);
+  });
+
+  it('stores the final message BEFORE publishing agent_response_end', async () => {
+    let release!: () => void;
+    messages.finish.mockImplementation(async (_id: string, final: FinalMessage) => {
+      order.push(`finish:${final.status}`);
+      await new Promise<void>((resolve) => (release = resolve));
+      order.push('finish:stored');
+    });
+    const generation = service.start(spec());
+    llm.streams[0].content('x');
+    llm.streams[0].finish();
+    await flush();
+    expect(messages.finish).toHaveBeenCalledTimes(1);
+    expect(fanout.types()).not.toContain('agent_response_end');
+    // a stop while the end is being written changes nothing
+    expect(service.stop('m1')).toBe(true);
+    release();
+    await generation.done;
+    expect(order).toEqual([
+      'publish:agent_response_start',
+      'publish:agent_response',
+      'finish:complete',
+      'finish:stored',
+      'publish:agent_response_end',
+    ]);
+    expect(fanout.frames().at(-1)?.status).toBe('complete');
+  });
+
+  it('still announces the end when storing it fails (and logs the failure)', async () => {
+    messages.finish.mockRejectedValue(new Error('disk full'));
+    const generation = service.start(spec());
+    llm.streams[0].content('x');
+    llm.streams[0].finish();
+    await generation.done;
+    expect(fanout.types().at(-1)).toBe('agent_response_end');
+    expect(logError).toHaveBeenCalledWith(expect.stringContaining('disk full'));
+  });
+
+  describe('snapshots', () => {
+    beforeEach(() => jest.useFakeTimers({ doNotFake: ['nextTick', 'setImmediate', 'queueMicrotask'] }));
+
+    it('writes no row per piece, at most one snapshot per interval, and only when the text changed', async () => {
+      const generation = service.start(spec());
+      const upstream = llm.streams[0];
+      upstream.content('a', 'b', 'c');
+      expect(messages.snapshot).not.toHaveBeenCalled();
+
+      await jest.advanceTimersByTimeAsync(SNAPSHOT_INTERVAL_MS - 1);
+      expect(messages.snapshot).not.toHaveBeenCalled();
+      await jest.advanceTimersByTimeAsync(1);
+      expect(messages.snapshot.mock.calls).toEqual([['m1', 'abc', null, 3]]);
+
+      // nothing new: no write, however long it waits
+      await jest.advanceTimersByTimeAsync(5 * SNAPSHOT_INTERVAL_MS);
+      expect(messages.snapshot).toHaveBeenCalledTimes(1);
+
+      // a piece every 100 ms for 3 intervals: exactly 3 writes
+      for (let i = 0; i < 30; i++) {
+        upstream.reasoning('r');
+        await jest.advanceTimersByTimeAsync(SNAPSHOT_INTERVAL_MS / 10);
+      }
+      expect(messages.snapshot).toHaveBeenCalledTimes(4);
+      expect(messages.snapshot.mock.calls[3]).toEqual(['m1', 'abc', 'r'.repeat(30), 33]);
+
+      upstream.content('d');
+      upstream.finish();
+      await generation.done;
+      await jest.advanceTimersByTimeAsync(10 * SNAPSHOT_INTERVAL_MS);
+      expect(messages.snapshot).toHaveBeenCalledTimes(4);
+      expect(messages.finish).toHaveBeenCalledWith('m1', expect.objectContaining({ content: 'abcd', seq: 34 }));
+    });
+
+    it('a failed snapshot is logged and the generation goes on', async () => {
+      messages.snapshot.mockRejectedValueOnce(new Error('locked'));
+      const generation = service.start(spec());
+      llm.streams[0].content('a');
+      await jest.advanceTimersByTimeAsync(SNAPSHOT_INTERVAL_MS);
+      expect(logWarn).toHaveBeenCalledWith(expect.stringContaining('locked'));
+      llm.streams[0].content('b');
+      await jest.advanceTimersByTimeAsync(SNAPSHOT_INTERVAL_MS);
+      expect(messages.snapshot.mock.calls).toEqual([
+        ['m1', 'a', null, 1],
+        ['m1', 'ab', null, 2],
+      ]);
+      llm.streams[0].finish();
+      await generation.done;
+      expect(fanout.frames().at(-1)?.content).toBe('ab');
+    });
+  });
+
+  describe('replay', () => {
+    const connect = () => {
+      const socket = { readyState: 1, send: jest.fn() };
+      const { id } = registry.add(socket as unknown as WebSocket);
+      const frames = () => socket.send.mock.calls.map(([data]) => JSON.parse(data as string) as Frame);
+      return { id, frames };
+    };
+
+    it('sends a running generation exactly the frames after afterSeq', () => {
+      service.start(spec());
+      llm.streams[0].reasoning('r');
+      llm.streams[0].content('a', 'b', 'c');
+      const viewer = connect();
+      expect(service.replay(viewer.id, 'm1', 2)).toBe(true);
+      expect(viewer.frames()).toEqual([
+        { type: 'agent_response', chat_id: 'c1', message_id: 'm1', id: 'req-1', seq: 3, content: 'b' },
+        { type: 'agent_response', chat_id: 'c1', message_id: 'm1', id: 'req-1', seq: 4, content: 'c' },
+      ]);
+    });
+
+    it('after the end: the missing frames then agent_response_end; at the last seq only the end', async () => {
+      const generation = service.start(spec());
+      llm.streams[0].content('a', 'b', 'c');
+      llm.streams[0].emit({ type: 'usage', usage: USAGE });
+      llm.streams[0].finish();
+      await generation.done;
+
+      const viewer = connect();
+      expect(service.replay(viewer.id, 'm1', 1)).toBe(true);
+      expect(viewer.frames().map((f) => [f.type, f.seq, f.content])).toEqual([
+        ['agent_response', 2, 'b'],
+        ['agent_response', 3, 'c'],
+        ['agent_response_end', 3, 'abc'],
+      ]);
+      expect(viewer.frames()[2]).toEqual(expect.objectContaining({ status: 'complete', usage: USAGE, id: 'req-1' }));
+
+      const caughtUp = connect();
+      expect(service.replay(caughtUp.id, 'm1', 3)).toBe(true);
+      expect(caughtUp.frames().map((f) => f.type)).toEqual(['agent_response_end']);
+    });
+
+    it('answers false (and sends nothing) for a message it does not hold', () => {
+      const viewer = connect();
+      expect(service.replay(viewer.id, 'unknown', 0)).toBe(false);
+      expect(viewer.frames()).toEqual([]);
+    });
+  });
+
+  describe('shutdown', () => {
+    beforeEach(() => jest.useFakeTimers({ doNotFake: ['nextTick', 'setImmediate', 'queueMicrotask'] }));
+
+    it('refuses new generations, waits up to DRAIN_TIMEOUT_MS, then ends the rest as interrupted', async () => {
+      const finishing = service.start(spec('m1'));
+      const hanging = service.start(spec('m2'));
+      llm.streams[1].content('partial');
+
+      let drained = false;
+      const drain = service.beforeApplicationShutdown().then(() => (drained = true));
+
+      expect(service.isAccepting).toBe(false);
+      const refused = caught(() => service.start(spec('m3')));
+      expect(refused).toBeInstanceOf(AppError);
+      expect((refused as AppError).code).toBe('shutting_down');
+      expect(llm.streams).toHaveLength(2);
+      expect(fanout.frames('m3')).toEqual([]);
+
+      llm.streams[0].content('done');
+      llm.streams[0].finish();
+      await finishing.done;
+
+      await jest.advanceTimersByTimeAsync(DRAIN_MS - 1);
+      expect(drained).toBe(false);
+      expect(fanout.types('m2')).toEqual(['agent_response_start', 'agent_response']);
+      expect(llm.streams[1].teardowns).toBe(0);
+
+      await jest.advanceTimersByTimeAsync(1);
+      await drain;
+      await hanging.done;
+      expect(drained).toBe(true);
+      expect(llm.streams[1].teardowns).toBe(1);
+      expect(fanout.frames('m1').at(-1)).toEqual(expect.objectContaining({ type: 'agent_response_end', status: 'complete', content: 'done' }));
+      expect(fanout.frames('m2').at(-1)).toEqual(
+        expect.objectContaining({ type: 'agent_response_end', status: 'interrupted', content: 'partial', seq: 1 }),
+      );
+      expect(messages.finish.mock.calls.map(([id, final]) => [id, final.status])).toEqual([
+        ['m1', 'complete'],
+        ['m2', 'interrupted'],
+      ]);
+      expect(service.runningCount).toBe(0);
+    });
+
+    it('returns as soon as every running generation has finished, without waiting for the timeout', async () => {
+      const generation = service.start(spec());
+      let drained = false;
+      const drain = service.beforeApplicationShutdown().then(() => (drained = true));
+      await flush();
+      expect(drained).toBe(false);
+      llm.streams[0].content('ok');
+      llm.streams[0].finish();
+      await generation.done;
+      await drain;
+      expect(drained).toBe(true);
+      expect(jest.getTimerCount()).toBeLessThanOrEqual(1); // only the unref'd keep-ended timer
+      expect(fanout.frames().at(-1)?.status).toBe('complete');
+    });
+
+    it('with nothing running it returns at once and still refuses new work', async () => {
+      await service.beforeApplicationShutdown();
+      expect((caught(() => service.start(spec())) as AppError).code).toBe('shutting_down');
+      expect(fanout.published).toEqual([]);
+    });
+  });
+
+  it('onModuleInit marks messages left streaming by a previous run as interrupted', async () => {
+    messages.interruptAllStreaming.mockResolvedValue(3);
+    await moduleRef.init();
+    expect(messages.interruptAllStreaming).toHaveBeenCalledTimes(1);
+    expect(logWarn).toHaveBeenCalledWith(expect.stringContaining('3 message(s)'));
+  });
+});
