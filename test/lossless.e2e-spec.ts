@@ -1,0 +1,215 @@
+import { ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import request from 'supertest';
+import { FakeDeepSeek } from './fakes/deepseek.fake';
+import { RunningApp, startApp, tempDatabaseUrl } from './support/app';
+import { AnyFrame, WsTestClient } from './support/ws-client';
+
+const ROOT = join(__dirname, '..');
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+const words = (n: number) => Array.from({ length: n }, (_, i) => `w${i} `);
+
+describe('lossless generations (e2e)', () => {
+  let fake: FakeDeepSeek;
+  let server: RunningApp;
+
+  beforeAll(async () => {
+    fake = await FakeDeepSeek.start();
+    server = await startApp({ DEEPSEEK_BASE_URL: fake.baseUrl, DEEPSEEK_API_KEY: 'test-key', WS_PING_INTERVAL_MS: '100' });
+  });
+  afterAll(async () => {
+    await server.close();
+    await fake.close();
+  });
+
+  it('a viewer that leaves mid-answer finds it complete in the database', async () => {
+    fake.enqueue({ kind: 'stream', content: words(30), delayMs: 10 });
+    const ws = await WsTestClient.connect(server.wsUrl);
+    ws.send({ type: 'user_message', id: 'l', content: 'leave early' });
+    const first = await ws.next((f) => f.type === 'agent_response');
+    ws.close();
+    for (let i = 0; i < 100; i++) {
+      const { body } = await request(server.url).get(`/api/chats/${first.chat_id}`);
+      if (body.messages[1].status !== 'streaming') break;
+      await sleep(50);
+    }
+    const { body } = await request(server.url).get(`/api/chats/${first.chat_id}`).expect(200);
+    expect(body.messages[1]).toMatchObject({ status: 'complete', content: words(30).join('') });
+  });
+
+  it('resume after a drop: head + replay is exactly the answer, replay starts at the next seq', async () => {
+    fake.enqueue({ kind: 'stream', content: words(40), delayMs: 10 });
+    const a = await WsTestClient.connect(server.wsUrl);
+    a.send({ type: 'user_message', id: 'r', content: 'resume me' });
+    const head: AnyFrame[] = [];
+    for (;;) {
+      const frame = await a.next((f) => f.type === 'agent_response');
+      head.push(frame);
+      if (frame.seq === 7) break;
+    }
+    a.close();
+    await sleep(60); // pieces go on while nobody watches
+    const b = await WsTestClient.connect(server.wsUrl);
+    b.send({ type: 'resume', id: 'again', message_id: head[0].message_id, after_seq: 7 });
+    const replay = await b.collect((f) => f.type === 'agent_response_end');
+    const pieces = replay.filter((f) => f.type === 'agent_response');
+    expect(pieces[0].seq).toBe(8);
+    expect(pieces.map((f) => f.seq)).toEqual(Array.from({ length: pieces.length }, (_, i) => 8 + i));
+    const end = replay[replay.length - 1];
+    expect(head.concat(pieces).map((f) => f.content).join('')).toBe(end.content);
+    expect(end).toMatchObject({ status: 'complete', id: 'r', content: words(40).join('') });
+    for (const frame of pieces) expect(frame.id).toBe('r'); // frames of a generation carry the starting id
+    b.close();
+  });
+
+  it('resume of an answer whose log is gone sends agent_response_end alone, after a restart too', async () => {
+    fake.enqueue({ kind: 'stream', content: ['kept ', 'answer'] });
+    const ws = await WsTestClient.connect(server.wsUrl);
+    ws.send({ type: 'user_message', id: 'k', content: 'keep' });
+    const end = await ws.nextOfType('agent_response_end');
+    ws.close();
+    const databaseUrl = (server.app.get(require('../src/config/environment').Environment) as { DATABASE_URL: string }).DATABASE_URL;
+    const other = await startApp({ DEEPSEEK_BASE_URL: fake.baseUrl, DEEPSEEK_API_KEY: 'test-key', DATABASE_URL: databaseUrl });
+    try {
+      const viewer = await WsTestClient.connect(other.wsUrl);
+      viewer.send({ type: 'resume', message_id: end.message_id, after_seq: 0 });
+      const frames = await viewer.collect((f) => f.type === 'agent_response_end');
+      expect(frames).toEqual([
+        { type: 'agent_response_end', id: 'k', chat_id: end.chat_id, message_id: end.message_id, seq: 2, status: 'complete', content: 'kept answer', usage: expect.any(Object) },
+      ]);
+      viewer.close();
+    } finally {
+      await other.close();
+    }
+  });
+
+  it('drops a socket that stops answering pings', async () => {
+    const WebSocket = (await import('ws')).default;
+    const socket = new WebSocket(server.wsUrl, { autoPong: false });
+    const code = await new Promise<number>((resolve) => socket.on('close', (c: number) => resolve(c)));
+    expect(code).toBe(1006); // terminated by the server, no close frame
+  });
+});
+
+/** The real server as a child process, as `npm start` runs it. */
+class ServerProcess {
+  private constructor(
+    readonly child: ChildProcess,
+    readonly url: string,
+  ) {}
+
+  static async start(env: Record<string, string>): Promise<ServerProcess> {
+    const child = spawn(process.execPath, [join(ROOT, 'dist', 'main.js')], {
+      cwd: mkdtempSync(join(tmpdir(), 'chat-proc-')),
+      env: { PATH: process.env.PATH ?? '', PORT: '0', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let output = '';
+    const url = await new Promise<string>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`server did not start:\n${output}`)), 15000);
+      const onData = (data: Buffer) => {
+        output += data;
+        const match = /listening on (http:\/\/\S+)/.exec(output);
+        if (match) {
+          clearTimeout(timer);
+          resolve(match[1]);
+        }
+      };
+      child.stdout!.on('data', onData);
+      child.stderr!.on('data', onData);
+      child.on('exit', (code) => reject(new Error(`server exited with ${code}:\n${output}`)));
+    });
+    return new ServerProcess(child, url);
+  }
+
+  get wsUrl(): string {
+    return `${this.url.replace('http', 'ws')}/ws`;
+  }
+
+  kill(signal: NodeJS.Signals): Promise<number | null> {
+    return new Promise((resolve) => {
+      this.child.once('exit', (code) => resolve(code));
+      this.child.kill(signal);
+    });
+  }
+}
+
+describe('restarts of a real server process (e2e)', () => {
+  let fake: FakeDeepSeek;
+
+  beforeAll(async () => {
+    execFileSync(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', join(ROOT, 'tsconfig.build.json')], { cwd: ROOT });
+    fake = await FakeDeepSeek.start();
+  }, 120_000);
+  afterAll(() => fake.close());
+
+  const env = (databaseUrl: string, drainMs = '10000') => ({
+    DATABASE_URL: databaseUrl,
+    DEEPSEEK_BASE_URL: fake.baseUrl,
+    DEEPSEEK_API_KEY: 'test-key',
+    DRAIN_TIMEOUT_MS: drainMs,
+  });
+
+  it('SIGTERM mid-answer: a short answer finishes within the drain, then the process exits', async () => {
+    const db = tempDatabaseUrl();
+    const proc = await ServerProcess.start(env(db));
+    fake.enqueue({ kind: 'stream', content: words(20), delayMs: 25 });
+    const ws = await WsTestClient.connect(proc.wsUrl);
+    ws.send({ type: 'user_message', id: 't', content: 'finish me' });
+    const first = await ws.next((f) => f.type === 'agent_response');
+    const exited = proc.kill('SIGTERM');
+    const end = await ws.nextOfType('agent_response_end', 10000);
+    expect(end).toMatchObject({ status: 'complete', content: words(20).join('') });
+    await exited;
+    const again = await ServerProcess.start(env(db));
+    const { body } = await request(again.url).get(`/api/chats/${first.chat_id}`).expect(200);
+    expect(body.messages[1]).toMatchObject({ status: 'complete', content: words(20).join('') });
+    await again.kill('SIGTERM');
+  }, 30_000);
+
+  it('SIGTERM with an answer longer than the drain: stored as interrupted with exactly what viewers saw', async () => {
+    const db = tempDatabaseUrl();
+    const proc = await ServerProcess.start(env(db, '300'));
+    fake.enqueue({ kind: 'stream', content: words(400), delayMs: 10 });
+    const ws = await WsTestClient.connect(proc.wsUrl);
+    ws.send({ type: 'user_message', id: 't', content: 'too long' });
+    const first = await ws.next((f) => f.type === 'agent_response');
+    const exited = proc.kill('SIGTERM');
+    const end = await ws.nextOfType('agent_response_end', 5000);
+    const seen = ws.frames.filter((f) => f.type === 'agent_response').map((f) => f.content).join('');
+    expect(end.status).toBe('interrupted');
+    expect(end.content).toBe(seen);
+    await exited;
+    const again = await ServerProcess.start(env(db));
+    const { body } = await request(again.url).get(`/api/chats/${first.chat_id}`).expect(200);
+    expect(body.messages[1]).toMatchObject({ status: 'interrupted', content: seen });
+    await again.kill('SIGTERM');
+  }, 30_000);
+
+  it('SIGKILL mid-answer: after restart the answer is interrupted, losing at most the snapshot interval', async () => {
+    const db = tempDatabaseUrl();
+    const proc = await ServerProcess.start(env(db));
+    const pieceMs = 20;
+    fake.enqueue({ kind: 'stream', content: words(400), delayMs: pieceMs });
+    const ws = await WsTestClient.connect(proc.wsUrl);
+    ws.send({ type: 'user_message', id: 't', content: 'crash me' });
+    const first = await ws.next((f) => f.type === 'agent_response');
+    await sleep(2500);
+    await proc.kill('SIGKILL');
+    const seen = ws.frames.filter((f) => f.type === 'agent_response').map((f) => f.content).join('');
+    const again = await ServerProcess.start(env(db));
+    const { body } = await request(again.url).get(`/api/chats/${first.chat_id}`).expect(200);
+    const stored = body.messages[1];
+    expect(stored.status).toBe('interrupted');
+    expect(seen.startsWith(stored.content)).toBe(true);
+    // At most about one snapshot interval (1 s) of pieces lost, with slack for a loaded machine.
+    const lostPieces = (seen.length - stored.content.length) / 'wNN '.length;
+    expect(stored.content.length).toBeGreaterThan(0);
+    expect(lostPieces).toBeLessThan(1500 / pieceMs);
+    const streaming = body.messages.filter((m: { status: string }) => m.status === 'streaming');
+    expect(streaming).toEqual([]);
+    await again.kill('SIGTERM');
+  }, 30_000);
+});
