@@ -1,17 +1,43 @@
 /*
  * The chat page's one script: a single WebSocket kept across HTMX swaps, rendering of streamed and
- * stored answers (marked + DOMPurify), the message box. Wire contract: PROTOCOL.md (WebSocket
- * frames and the page hooks). Plain ES2020, no build step, no inline code (the CSP forbids it).
+ * stored answers (marked + DOMPurify + highlight.js), the message box and the chat list. Wire
+ * contract: PROTOCOL.md (WebSocket frames and the page hooks). Plain ES2020, no build step, no
+ * inline code (the CSP forbids it).
  */
 (() => {
   'use strict';
 
-  const BACKOFF_BASE_MS = 500;
-  const BACKOFF_CAP_MS = 10000;
-  const PING_EVERY_MS = 25000;
-  const SILENCE_LIMIT_MS = 40000;
-  const ACK_TIMEOUT_MS = 60000;
+  /**
+   * Timings. Tests may shorten them by defining `window.__chatTuning` before this script runs
+   * (numbers only, unknown keys ignored).
+   */
+  const T = {
+    backoffBaseMs: 500,
+    backoffCapMs: 10000,
+    /** No frame for this long while idle: send a ping to check the socket. */
+    idlePingMs: 20000,
+    /** The same while an answer streams (a silent socket then is more likely a dead one). */
+    streamIdlePingMs: 8000,
+    /** A ping not answered (no frame at all) within this: the socket is stalled, reconnect. */
+    pongTimeoutMs: 6000,
+    /** After the page comes back (visible, pageshow, online): a frame must arrive within this. */
+    wakeTimeoutMs: 3000,
+    /** A socket that does not open within this is given up and retried. */
+    connectTimeoutMs: 10000,
+    watchdogTickMs: 1000,
+    ackTimeoutMs: 60000,
+    /** 1: re-parse only the open tail of a streaming answer per frame; 0: the whole text (for measuring). */
+    incrementalRender: 1,
+  };
+  if (window.__chatTuning && typeof window.__chatTuning === 'object') {
+    for (const [k, v] of Object.entries(window.__chatTuning)) if (k in T && typeof v === 'number') T[k] = v;
+  }
+
   const ANNOUNCE_MAX_CHARS = 600;
+  /** Code without a language is auto-detected only up to this size (highlightAuto tries them all). */
+  const AUTO_DETECT_MAX_CHARS = 20000;
+  /** While streaming, the last blocks stay open to change; everything before them is final. */
+  const OPEN_BLOCKS = 2;
 
   const ERROR_TEXT = {
     model_not_configured: 'No model API key is configured on the server (DEEPSEEK_API_KEY).',
@@ -31,6 +57,9 @@
     error: 'The model could not answer',
   };
 
+  /** Render costs, for tests and for measuring (read `window.__chat.stats` in the console). */
+  const stats = { frames: 0, renderMs: 0, maxFrameMs: 0, parsedChars: 0, fullRenders: 0, committedBlocks: 0 };
+
   // ---------------------------------------------------------------- Markdown
 
   const escapeHtml = (s) =>
@@ -38,7 +67,8 @@
 
   const SAFE_HREF = /^(https?:|mailto:)/i;
 
-  const md = (() => {
+  /** One Markdown setup for stored and streamed text alike: the same input gives the same HTML. */
+  const markdown = (() => {
     if (!window.marked || !window.DOMPurify) return null;
     const instance = new window.marked.Marked({ gfm: true, breaks: false, async: false });
     instance.use({
@@ -65,14 +95,179 @@
       USE_PROFILES: { html: true },
       FORBID_TAGS: ['style', 'img', 'form', 'input', 'button', 'textarea', 'select', 'iframe', 'svg', 'math'],
       FORBID_ATTR: ['style', 'id', 'name'],
+      RETURN_DOM_FRAGMENT: true,
     };
-    return (src) => purify.sanitize(instance.parse(src || ''), options);
+    return {
+      /** Markdown → sanitized DocumentFragment. */
+      fragment(src) {
+        stats.parsedChars += src.length;
+        return purify.sanitize(instance.parse(src || ''), options);
+      },
+      lex: (src) => instance.lexer(src),
+    };
   })();
 
-  const renderInto = (el, raw) => {
-    if (md) el.innerHTML = md(raw);
-    else el.textContent = raw;
-    el.dataset.md = 'rendered';
+  // ---------------------------------------------------------------- Code blocks
+
+  const hljs = window.hljs || null;
+  if (hljs) hljs.configure({ ignoreUnescapedHTML: true, throwUnescapedHTML: false });
+
+  const languageOf = (code) => {
+    const m = /(?:^|\s)language-([\w+#.-]+)/.exec(code.className);
+    return m ? m[1].toLowerCase() : '';
+  };
+
+  /** Highlights one `code` element in place; `auto` allows guessing a language that is not named. */
+  const highlight = (code, auto) => {
+    if (!hljs) return '';
+    const named = languageOf(code);
+    const text = code.textContent;
+    let result = null;
+    try {
+      if (named && hljs.getLanguage(named)) result = hljs.highlight(text, { language: named, ignoreIllegals: true });
+      else if (!named && auto && text.length <= AUTO_DETECT_MAX_CHARS) result = hljs.highlightAuto(text);
+    } catch (_) {
+      result = null;
+    }
+    // highlight.js escapes the text it is given; its output holds only its own spans.
+    if (result && result.value) code.innerHTML = result.value;
+    code.classList.add('hljs');
+    if (result && result.language && !named) code.classList.add(`language-${result.language}`);
+    return named || (result && result.relevance > 3 ? result.language : '') || '';
+  };
+
+  /** Wraps each `pre` with a header holding the language and a Copy button; highlights the code. */
+  const decorateCode = (root, auto) => {
+    for (const pre of Array.from(root.querySelectorAll('pre'))) {
+      const code = pre.querySelector('code');
+      if (!code || (pre.parentElement && pre.parentElement.classList.contains('code-block'))) continue;
+      const lang = highlight(code, auto);
+      const block = document.createElement('div');
+      block.className = 'code-block';
+      const head = document.createElement('div');
+      head.className = 'code-head';
+      const label = document.createElement('span');
+      label.className = 'code-lang';
+      label.textContent = lang || 'text';
+      const copy = document.createElement('button');
+      copy.type = 'button';
+      copy.className = 'code-copy';
+      copy.dataset.copyCode = '';
+      copy.setAttribute('aria-label', `Copy ${lang ? `${lang} ` : ''}code`);
+      copy.textContent = 'Copy';
+      head.append(label, copy);
+      pre.replaceWith(block);
+      block.append(head, pre);
+    }
+  };
+
+  const legacyCopy = (text) => {
+    const ta = document.createElement('textarea');
+    ta.value = text;
+    ta.setAttribute('readonly', '');
+    ta.style.position = 'fixed';
+    ta.style.opacity = '0';
+    document.body.appendChild(ta);
+    ta.select();
+    let ok = false;
+    try {
+      ok = document.execCommand('copy');
+    } catch (_) {
+      ok = false;
+    }
+    ta.remove();
+    return ok;
+  };
+
+  const copyCode = async (button) => {
+    const block = button.closest('.code-block');
+    const code = block && block.querySelector('pre code');
+    if (!code) return;
+    const text = code.textContent;
+    let ok = false;
+    try {
+      await navigator.clipboard.writeText(text);
+      ok = true;
+    } catch (_) {
+      ok = legacyCopy(text);
+    }
+    if (ok) api.lastCopied = text;
+    button.textContent = ok ? 'Copied' : 'Copy failed';
+    button.dataset.copyState = ok ? 'copied' : 'failed';
+    clearTimeout(button._copyTimer);
+    button._copyTimer = setTimeout(() => {
+      button.textContent = 'Copy';
+      delete button.dataset.copyState;
+    }, 2000);
+  };
+
+  // ---------------------------------------------------------------- Rendering
+
+  /** The whole text at once: stored messages, and every answer once it has ended. */
+  const renderFull = (content, raw) => {
+    if (!markdown) {
+      content.textContent = raw;
+      return;
+    }
+    const frag = markdown.fragment(raw);
+    decorateCode(frag, true);
+    content.replaceChildren(frag);
+    stats.fullRenders += 1;
+  };
+
+  /**
+   * An answer while it streams. The text is cut at block boundaries: blocks that can no longer change
+   * (all but the last OPEN_BLOCKS) are rendered once and kept; only the open tail is parsed again on
+   * each frame. The end frame renders the whole text with renderFull, so the final HTML is exactly the
+   * stored one even where a later block would have changed an earlier one (a list that resumes, a
+   * reference link defined further down).
+   */
+  const renderStreaming = (content, st) => {
+    if (!markdown) {
+      content.textContent = st.raw;
+      return;
+    }
+    const r = st.render;
+    if (content.childNodes.length < r.frozenNodes || r.committed > st.raw.length) {
+      r.committed = 0;
+      r.frozenNodes = 0;
+      content.replaceChildren();
+    }
+    while (content.childNodes.length > r.frozenNodes) content.lastChild.remove();
+    let tail = st.raw.slice(r.committed);
+    if (r.incremental && T.incrementalRender) {
+      const tokens = markdown.lex(tail);
+      if (tokens.links && Object.keys(tokens.links).length) {
+        // A reference definition changes text above it: render whole from now on.
+        r.incremental = false;
+      } else {
+        const blocks = [];
+        tokens.forEach((t, i) => t.type !== 'space' && blocks.push(i));
+        if (blocks.length > OPEN_BLOCKS) {
+          const upto = blocks[blocks.length - OPEN_BLOCKS];
+          const chunk = tokens.slice(0, upto).map((t) => t.raw).join('');
+          if (chunk && tail.startsWith(chunk)) {
+            const frag = markdown.fragment(chunk);
+            decorateCode(frag, true);
+            content.appendChild(frag);
+            r.frozenNodes = content.childNodes.length;
+            r.committed += chunk.length;
+            tail = tail.slice(chunk.length);
+            stats.committedBlocks += upto;
+          }
+        }
+      }
+    }
+    if (!r.incremental && r.committed) {
+      r.committed = 0;
+      r.frozenNodes = 0;
+      content.replaceChildren();
+      tail = st.raw;
+    }
+    const frag = markdown.fragment(tail);
+    // The open tail is re-rendered every frame: highlight named languages, guess only once it is final.
+    decorateCode(frag, false);
+    content.appendChild(frag);
   };
 
   // ---------------------------------------------------------------- DOM helpers
@@ -85,7 +280,7 @@
   const messageEl = (id) => (view() ? $(`[data-message-id="${cssEscape(id)}"]`, view()) : null);
   const isShown = (frame) => !!frame.chat_id && frame.chat_id === shownChatId();
 
-  /** Per message: its raw Markdown and reasoning text, the last seq applied, frames waiting for a gap. */
+  /** Per message: raw Markdown and reasoning, last seq applied, frames waiting for a gap, timings. */
   const states = new WeakMap();
 
   const stateOf = (el) => {
@@ -99,11 +294,30 @@
         seq: Number(el.dataset.seq || 0),
         waiting: new Map(),
         askedResume: 0,
-        dirty: false,
+        render: { committed: 0, frozenNodes: 0, incremental: true },
+        startedAt: 0,
+        thoughtMs: storedThought(el.dataset.messageId),
       };
       states.set(el, st);
     }
     return st;
+  };
+
+  // "Thought for N s" is measured from frame arrival times; kept for the tab so a reload shows it too.
+  const THOUGHT_KEY = 'chat.thought.';
+  const storedThought = (id) => {
+    try {
+      return id ? Number(sessionStorage.getItem(THOUGHT_KEY + id)) || 0 : 0;
+    } catch (_) {
+      return 0;
+    }
+  };
+  const keepThought = (id, ms) => {
+    try {
+      if (id) sessionStorage.setItem(THOUGHT_KEY + id, String(ms));
+    } catch (_) {
+      /* storage full or off: the summary just says "Thought" after a reload */
+    }
   };
 
   const createMessage = (role, id, status) => {
@@ -129,10 +343,30 @@
       details = document.createElement('details');
       details.className = 'reasoning';
       details.dataset.reasoning = '';
-      details.innerHTML = '<summary>Thinking</summary><div class="reasoning-text" data-reasoning-text></div>';
+      const summary = document.createElement('summary');
+      summary.dataset.reasoningSummary = '';
+      const text = document.createElement('div');
+      text.className = 'reasoning-text';
+      text.dataset.reasoningText = '';
+      details.append(summary, text);
       el.insertBefore(details, el.firstChild);
     }
-    return $('[data-reasoning-text]', details);
+    return details;
+  };
+
+  const thinkingNow = (el, st) => el.dataset.status === 'streaming' && !st.raw;
+
+  const renderReasoning = (el, st) => {
+    if (!st.reasoning) return;
+    const details = ensureReasoning(el);
+    const text = $('[data-reasoning-text]', details);
+    if (text.textContent !== st.reasoning) text.textContent = st.reasoning;
+    const summary = $('summary', details);
+    let label = 'Thought';
+    if (thinkingNow(el, st)) label = 'Thinking…';
+    else if (st.thoughtMs) label = `Thought for ${Math.max(1, Math.round(st.thoughtMs / 1000))} s`;
+    if (summary.textContent !== label) summary.textContent = label;
+    details.classList.toggle('thinking', label === 'Thinking…');
   };
 
   const renderStatusNote = (el) => {
@@ -153,24 +387,30 @@
 
   const renderMessage = (el) => {
     const st = stateOf(el);
-    st.dirty = false;
     const content = $('[data-content]', el);
-    if (el.dataset.role === 'assistant') renderInto(content, st.raw);
-    else content.textContent = st.raw;
-    if (st.reasoning) ensureReasoning(el).textContent = st.reasoning;
+    if (el.dataset.role !== 'assistant') content.textContent = st.raw;
+    else if (el.dataset.status === 'streaming') renderStreaming(content, st);
+    else renderFull(content, st.raw);
+    content.dataset.md = 'rendered';
+    renderReasoning(el, st);
     el.dataset.seq = String(st.seq);
     renderStatusNote(el);
   };
 
-  // Pieces arrive many times a second; render each touched message at most once per frame.
+  // Pieces arrive many times a second; render each touched message at most once per animation frame.
   const dirty = new Set();
   let renderScheduled = false;
   const flushRenders = () => {
     renderScheduled = false;
+    const t0 = performance.now();
     const stick = nearBottom();
     for (const el of dirty) if (el.isConnected) renderMessage(el);
     dirty.clear();
     if (stick) scrollToBottom();
+    const ms = performance.now() - t0;
+    stats.frames += 1;
+    stats.renderMs += ms;
+    stats.maxFrameMs = Math.max(stats.maxFrameMs, ms);
   };
   const scheduleRender = (el) => {
     dirty.add(el);
@@ -199,6 +439,8 @@
       region.textContent = text.length > ANNOUNCE_MAX_CHARS ? `${text.slice(0, ANNOUNCE_MAX_CHARS)}…` : text;
     }, 50);
   };
+  /** Message ids already announced: a replayed end frame is not read out twice. */
+  const announced = new Set();
 
   const showError = (text, el) => {
     if (el && el.isConnected) {
@@ -223,6 +465,7 @@
 
   // ---------------------------------------------------------------- Chat list
 
+  const chatItem = (id) => $(`[data-chat-list] [data-chat-item="${cssEscape(id)}"]`);
   const chatLink = (id) => $(`[data-chat-list] a[href="/chat/${cssEscape(id)}"]`);
 
   const markActiveChat = () => {
@@ -233,20 +476,38 @@
     }
   };
 
+  const labelItem = (li, title) => {
+    const name = title || 'Untitled chat';
+    const rename = $('[data-chat-rename]', li);
+    const del = $('[data-chat-delete]', li);
+    if (rename) rename.setAttribute('aria-label', `Rename chat: ${name}`);
+    if (del) del.setAttribute('aria-label', `Delete chat: ${name}`);
+  };
+
   const addChatToList = (id, title) => {
     const list = $('[data-chat-list]');
     if (!list || chatLink(id)) return;
-    const li = document.createElement('li');
-    const a = document.createElement('a');
+    const tpl = $('template[data-chat-item-template]');
+    let li;
+    let a;
+    if (tpl) {
+      li = tpl.content.firstElementChild.cloneNode(true);
+      a = $('a', li);
+    } else {
+      li = document.createElement('li');
+      a = document.createElement('a');
+      li.appendChild(a);
+      a.setAttribute('hx-target', '#chat-content');
+      a.setAttribute('hx-select', '#chat-content');
+      a.setAttribute('hx-swap', 'outerHTML');
+      a.setAttribute('hx-push-url', 'true');
+    }
     const url = `/chat/${id}`;
+    li.dataset.chatItem = id;
     a.href = url;
     a.setAttribute('hx-get', url);
-    a.setAttribute('hx-target', '#chat-content');
-    a.setAttribute('hx-select', '#chat-content');
-    a.setAttribute('hx-swap', 'outerHTML');
-    a.setAttribute('hx-push-url', 'true');
     a.textContent = title || 'Untitled chat';
-    li.appendChild(a);
+    labelItem(li, title);
     list.insertBefore(li, list.firstChild);
     if (window.htmx) window.htmx.process(li);
   };
@@ -255,11 +516,176 @@
     if (!title) return;
     const a = chatLink(id);
     if (a) a.textContent = title;
+    const li = chatItem(id);
+    if (li) labelItem(li, title);
     if (id === shownChatId()) {
       const h = $('[data-chat-title]', view());
       if (h) h.textContent = title;
+      view().dataset.pageTitle = title;
       document.title = title;
     }
+  };
+
+  const itemId = (li) => {
+    if (li.dataset.chatItem) return li.dataset.chatItem;
+    const a = $('a', li);
+    return a ? (a.getAttribute('href') || '').replace('/chat/', '') : '';
+  };
+
+  const api = {
+    stats,
+    lastCopied: null,
+    tuning: T,
+  };
+  window.__chat = api;
+
+  const request = async (method, url, body) => {
+    const res = await fetch(url, {
+      method,
+      credentials: 'same-origin',
+      headers: body ? { 'Content-Type': 'application/json', Accept: 'application/json' } : { Accept: 'application/json' },
+      body: body ? JSON.stringify(body) : undefined,
+    });
+    return res;
+  };
+
+  const itemNote = (li, text) => {
+    let note = $('[data-chat-item-error]', li);
+    if (!text) {
+      if (note) note.remove();
+      return;
+    }
+    if (!note) {
+      note = document.createElement('p');
+      note.className = 'chat-item-error';
+      note.setAttribute('role', 'alert');
+      note.dataset.chatItemError = '';
+      li.appendChild(note);
+    }
+    note.textContent = text;
+  };
+
+  // Rename: the link becomes a text field in place. Enter or leaving the field saves, Escape cancels.
+  const startRename = (li) => {
+    if ($('[data-rename-form]', li)) return;
+    cancelDelete(li, false);
+    itemNote(li, '');
+    const a = $('a', li);
+    const f = document.createElement('form');
+    f.className = 'chat-rename';
+    f.dataset.renameForm = '';
+    const input = document.createElement('input');
+    input.type = 'text';
+    input.maxLength = 200;
+    input.required = true;
+    input.value = a.textContent.trim();
+    input.dataset.renameInput = '';
+    input.dataset.original = input.value;
+    input.setAttribute('aria-label', 'Chat title (Enter saves, Escape cancels)');
+    f.appendChild(input);
+    li.classList.add('renaming');
+    li.insertBefore(f, li.firstChild);
+    input.focus();
+    input.select();
+  };
+
+  const endRename = (li, refocus) => {
+    const f = $('[data-rename-form]', li);
+    if (f) f.remove();
+    li.classList.remove('renaming');
+    if (refocus) {
+      const b = $('[data-chat-rename]', li);
+      if (b) b.focus();
+    }
+  };
+
+  const saveRename = async (li, refocus) => {
+    const input = $('[data-rename-input]', li);
+    if (!input || input.dataset.saving) return;
+    const title = input.value.trim();
+    if (!title || title === input.dataset.original) {
+      endRename(li, refocus);
+      return;
+    }
+    input.dataset.saving = '1';
+    input.disabled = true;
+    const id = itemId(li);
+    try {
+      const res = await request('PATCH', `/api/chats/${encodeURIComponent(id)}`, { title: title.slice(0, 200) });
+      if (!res.ok) throw new Error(String(res.status));
+      const body = await res.json().catch(() => ({}));
+      endRename(li, refocus);
+      setChatTitle(id, body.title || title);
+    } catch (_) {
+      endRename(li, refocus);
+      itemNote(li, 'Could not rename the chat. Please try again.');
+    }
+  };
+
+  // Delete: an inline "Delete this chat?" with Delete and Cancel; Escape cancels. No blocking dialog.
+  const askDelete = (li) => {
+    if ($('[data-delete-confirm]', li)) return;
+    endRename(li, false);
+    itemNote(li, '');
+    const box = document.createElement('div');
+    box.className = 'chat-confirm';
+    box.dataset.deleteConfirm = '';
+    box.setAttribute('role', 'group');
+    const title = ($('a', li) || {}).textContent || 'this chat';
+    box.setAttribute('aria-label', `Delete chat: ${title.trim()}?`);
+    const q = document.createElement('span');
+    q.className = 'chat-confirm-text';
+    q.textContent = 'Delete this chat?';
+    const yes = document.createElement('button');
+    yes.type = 'button';
+    yes.className = 'button-small button-danger';
+    yes.dataset.confirmDelete = '';
+    yes.textContent = 'Delete';
+    const no = document.createElement('button');
+    no.type = 'button';
+    no.className = 'button-small';
+    no.dataset.cancelDelete = '';
+    no.textContent = 'Cancel';
+    box.append(q, yes, no);
+    li.classList.add('confirming');
+    li.appendChild(box);
+    no.focus();
+  };
+
+  const cancelDelete = (li, refocus) => {
+    const box = $('[data-delete-confirm]', li);
+    if (box) box.remove();
+    li.classList.remove('confirming');
+    if (refocus) {
+      const b = $('[data-chat-delete]', li);
+      if (b) b.focus();
+    }
+  };
+
+  const confirmDelete = async (li) => {
+    const box = $('[data-delete-confirm]', li);
+    if (!box || box.dataset.busy) return;
+    box.dataset.busy = '1';
+    for (const b of $$('button', box)) b.disabled = true;
+    const id = itemId(li);
+    try {
+      const res = await request('DELETE', `/api/chats/${encodeURIComponent(id)}`);
+      if (!res.ok && res.status !== 404) throw new Error(String(res.status));
+    } catch (_) {
+      delete box.dataset.busy;
+      for (const b of $$('button', box)) b.disabled = false;
+      itemNote(li, 'Could not delete the chat. Please try again.');
+      return;
+    }
+    // Focus goes to a neighbour in the list (or "New chat"), never lost on a removed element.
+    const next = li.nextElementSibling || li.previousElementSibling;
+    const wasShown = id === shownChatId();
+    li.remove();
+    const newChat = $('[data-new-chat]');
+    const focusTarget = (next && $('a', next)) || newChat;
+    if (focusTarget) focusTarget.focus();
+    announce('Chat deleted');
+    if (wasShown && newChat) newChat.click();
   };
 
   // ---------------------------------------------------------------- Composer
@@ -318,7 +744,7 @@
     const st = stateOf(el);
     st.raw = content;
     renderMessage(el);
-    pendingSends.set(id, { chatId, el, content, acked: false, timer: setTimeout(() => giveUp(id), ACK_TIMEOUT_MS) });
+    pendingSends.set(id, { chatId, el, content, acked: false, timer: setTimeout(() => giveUp(id), T.ackTimeoutMs) });
     const frame = { type: 'user_message', id, content };
     if (chatId) frame.chat_id = chatId;
     socket.send(frame, true);
@@ -345,17 +771,53 @@
   };
 
   document.addEventListener('submit', (ev) => {
-    if (!ev.target.matches('form[data-chat-form]')) return;
-    ev.preventDefault();
-    sendMessage();
+    const t = ev.target;
+    if (t.matches('form[data-chat-form]')) {
+      ev.preventDefault();
+      sendMessage();
+    } else if (t.matches('[data-rename-form]')) {
+      ev.preventDefault();
+      void saveRename(t.closest('li'), true);
+    }
   });
 
   document.addEventListener('keydown', (ev) => {
     const t = ev.target;
-    if (!(t instanceof HTMLTextAreaElement) || !t.closest('form[data-chat-form]')) return;
-    if (ev.key === 'Enter' && !ev.shiftKey && !ev.isComposing && ev.keyCode !== 229) {
+    if (t instanceof HTMLTextAreaElement && t.closest('form[data-chat-form]')) {
+      if (ev.key === 'Enter' && !ev.shiftKey && !ev.isComposing && ev.keyCode !== 229) {
+        ev.preventDefault();
+        sendMessage();
+      }
+      return;
+    }
+    if (ev.key !== 'Escape') return;
+    if (t instanceof Element && t.matches('[data-rename-input]')) {
       ev.preventDefault();
-      sendMessage();
+      endRename(t.closest('li'), true);
+      return;
+    }
+    const confirm = t instanceof Element ? t.closest('[data-delete-confirm]') : null;
+    if (confirm) {
+      ev.preventDefault();
+      cancelDelete(confirm.closest('li'), true);
+      return;
+    }
+    const nav = $('#chat-nav');
+    if (nav && nav.dataset.open === 'true') {
+      setSidebarOpen(false);
+      const toggle = $('[data-sidebar-toggle]');
+      if (toggle) toggle.focus();
+    }
+  });
+
+  // Leaving the title field saves it (as Enter does).
+  document.addEventListener('focusout', (ev) => {
+    const t = ev.target;
+    if (t instanceof Element && t.matches('[data-rename-input]')) {
+      const li = t.closest('li');
+      setTimeout(() => {
+        if (li.isConnected && $('[data-rename-input]', li) === t && !t.dataset.saving) void saveRename(li, false);
+      }, 0);
     }
   });
 
@@ -371,18 +833,40 @@
       for (const el of streamingMessages()) socket.send({ type: 'stop', message_id: el.dataset.messageId }, true);
       return;
     }
+    const copy = t.closest('[data-copy-code]');
+    if (copy) {
+      void copyCode(copy);
+      return;
+    }
+    const item = t.closest('[data-chat-list] li');
+    if (item) {
+      if (t.closest('[data-chat-rename]')) return startRename(item);
+      if (t.closest('[data-chat-delete]')) return askDelete(item);
+      if (t.closest('[data-confirm-delete]')) return void confirmDelete(item);
+      if (t.closest('[data-cancel-delete]')) return cancelDelete(item, true);
+    }
     const toggle = t.closest('[data-sidebar-toggle]');
     if (toggle) {
       setSidebarOpen(toggle.getAttribute('aria-expanded') !== 'true');
       return;
     }
-    if (t.closest('#chat-nav a, [data-new-chat]')) setSidebarOpen(false);
+    if (t.closest('#chat-nav a, [data-new-chat]')) {
+      setSidebarOpen(false);
+      return;
+    }
+    // A click anywhere else closes the sidebar sheet on small screens.
+    const nav = $('#chat-nav');
+    if (nav && nav.dataset.open === 'true' && !t.closest('#chat-nav')) setSidebarOpen(false);
   });
 
   const setSidebarOpen = (open) => {
     const toggle = $('[data-sidebar-toggle]');
     const nav = $('#chat-nav');
-    if (toggle) toggle.setAttribute('aria-expanded', String(open));
+    if (toggle) {
+      toggle.setAttribute('aria-expanded', String(open));
+      const label = $('.visually-hidden', toggle);
+      if (label) label.textContent = open ? 'Hide chats' : 'Show chats';
+    }
     if (nav) nav.dataset.open = String(open);
   };
 
@@ -403,12 +887,22 @@
     let next = frame;
     while (next) {
       if (next.type === 'agent_reasoning') st.reasoning += next.content || '';
-      else st.raw += next.content || '';
+      else {
+        if (!st.raw && st.reasoning) markThoughtDone(el, st);
+        st.raw += next.content || '';
+      }
       st.seq = next.seq;
       st.waiting.delete(next.seq);
       next = st.waiting.get(st.seq + 1);
     }
     scheduleRender(el);
+  };
+
+  /** Thinking ended (the first answer piece, or the end): time it from the start frame we saw live. */
+  const markThoughtDone = (el, st) => {
+    if (st.thoughtMs || !st.startedAt || !st.reasoning) return;
+    st.thoughtMs = Math.max(1, Date.now() - st.startedAt);
+    keepThought(el.dataset.messageId, st.thoughtMs);
   };
 
   const assistantEl = (frame) => {
@@ -467,7 +961,9 @@
       if (frame.id) settleSend(frame.id);
       if (isShown(frame)) {
         const stick = nearBottom();
-        assistantEl(frame);
+        const el = assistantEl(frame);
+        const st = stateOf(el);
+        if (!st.startedAt && st.seq === 0) st.startedAt = Date.now();
         if (stick) scrollToBottom();
       }
       updateComposer();
@@ -486,8 +982,9 @@
       if (isShown(frame)) {
         const el = assistantEl(frame);
         const st = stateOf(el);
-        st.raw = frame.content || '';
         if (typeof frame.reasoning === 'string') st.reasoning = frame.reasoning;
+        if (!st.raw) markThoughtDone(el, st);
+        st.raw = frame.content || '';
         if (typeof frame.seq === 'number') st.seq = Math.max(st.seq, frame.seq);
         st.waiting.clear();
         dirty.delete(el);
@@ -495,9 +992,12 @@
         el.dataset.status = frame.status || 'complete';
         renderMessage(el);
         if (stick) scrollToBottom();
-        const text = $('[data-content]', el).textContent.trim();
-        const label = frame.status && frame.status !== 'complete' ? `Answer ${frame.status}` : 'Answer finished';
-        announce(text ? `${label}: ${text}` : label);
+        if (!announced.has(frame.message_id)) {
+          announced.add(frame.message_id);
+          const text = $('[data-content]', el).textContent.trim();
+          const label = frame.status && frame.status !== 'complete' ? `Answer ${frame.status}` : 'Answer finished';
+          announce(text ? `${label}: ${text}` : label);
+        }
       }
       updateComposer(true);
     },
@@ -530,11 +1030,18 @@
 
   // ---------------------------------------------------------------- Socket
 
+  /**
+   * One WebSocket for the page's life. Reconnects with jittered exponential backoff; a watchdog pings
+   * a silent socket and drops it when nothing comes back (a stalled connection never fires `close`);
+   * coming back to the page (`visibilitychange`, `pageshow`, `online`) checks the socket at once.
+   */
   const socket = (() => {
     let ws = null;
     let attempt = 0;
     let retryTimer = null;
     let lastRx = 0;
+    let openedAt = 0;
+    let probeDeadline = 0;
     let ready = false;
     const outbox = [];
 
@@ -555,12 +1062,19 @@
       retryTimer = null;
       if (ws) return;
       ready = false;
+      probeDeadline = 0;
       indicator(current());
       const url = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`;
       const s = new WebSocket(url);
       ws = s;
+      openedAt = Date.now();
       s.onmessage = (ev) => {
+        if (ws !== s) return;
         lastRx = Date.now();
+        if (probeDeadline) {
+          probeDeadline = 0;
+          indicator(current());
+        }
         let frame;
         try {
           frame = JSON.parse(ev.data);
@@ -583,32 +1097,81 @@
       };
     };
 
+    /** Gives up on the current socket without waiting for a close handshake that may never come. */
+    const drop = (reason) => {
+      const s = ws;
+      if (!s) return;
+      ws = null;
+      ready = false;
+      probeDeadline = 0;
+      s.onmessage = null;
+      s.onclose = null;
+      try {
+        s.close(4000, reason);
+      } catch (_) {
+        /* already closing */
+      }
+      indicator(current());
+      scheduleReconnect();
+    };
+
     const scheduleReconnect = () => {
       if (retryTimer || ws || !navigator.onLine) return;
-      const exp = Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** attempt);
+      const exp = Math.min(T.backoffCapMs, T.backoffBaseMs * 2 ** attempt);
       attempt += 1;
+      // "Equal jitter": half the step fixed, half random, so many tabs do not return in lockstep.
       const delay = exp / 2 + Math.random() * (exp / 2);
       retryTimer = setTimeout(connect, delay);
     };
 
-    setInterval(() => {
-      if (!ws || !ready) return;
-      if (Date.now() - lastRx > SILENCE_LIMIT_MS) {
-        ws.close(4000, 'silent');
+    /** Ask the server for a sign of life; no frame by the deadline means the socket is dead. */
+    const probe = (timeoutMs) => {
+      if (!ws || !ready || ws.readyState !== WebSocket.OPEN) return;
+      const deadline = Date.now() + timeoutMs;
+      probeDeadline = probeDeadline ? Math.min(probeDeadline, deadline) : deadline;
+      ws.send(JSON.stringify({ type: 'ping' }));
+    };
+
+    const watchdog = () => {
+      if (!ws) return;
+      const now = Date.now();
+      if (!ready) {
+        if (now - openedAt > T.connectTimeoutMs) drop('connect timeout');
         return;
       }
-      send({ type: 'ping' });
-    }, PING_EVERY_MS);
+      if (probeDeadline) {
+        if (now > probeDeadline) drop('stalled');
+        return;
+      }
+      const busy = streamingMessages().length > 0 || pendingSends.size > 0;
+      if (now - lastRx > (busy ? T.streamIdlePingMs : T.idlePingMs)) probe(T.pongTimeoutMs);
+    };
+    setInterval(watchdog, T.watchdogTickMs);
+
+    /**
+     * The page is back in front of the user: reconnect now, or make sure the open socket still works.
+     * After `online` the indicator says `connecting` until the socket has answered.
+     */
+    const wake = (ev) => {
+      if (!navigator.onLine) {
+        indicator('offline');
+        return;
+      }
+      attempt = 0;
+      if (!ws) connect();
+      else if (ready) {
+        if (ev && ev.type === 'online') indicator('connecting');
+        probe(T.wakeTimeoutMs);
+      } else indicator(current());
+    };
 
     window.addEventListener('offline', () => indicator('offline'));
-    window.addEventListener('online', () => {
-      attempt = 0;
-      if (ws && ready) {
-        indicator('connected');
-        send({ type: 'ping' });
-      } else {
-        connect();
-      }
+    window.addEventListener('online', wake);
+    window.addEventListener('pageshow', (ev) => {
+      if (ev.persisted) wake();
+    });
+    document.addEventListener('visibilitychange', () => {
+      if (document.visibilityState === 'visible') wake();
     });
 
     /** Queue frames that must not be lost (`keep`) until the socket is back; drop the rest. */
@@ -631,11 +1194,14 @@
     };
   })();
 
+  /** After (re)connecting or a swap: watch the shown chat and resume every answer still streaming. */
   const resubscribe = () => {
     const chatId = shownChatId();
     if (chatId) socket.send({ type: 'subscribe', chat_id: chatId });
     for (const el of streamingMessages()) {
-      socket.send({ type: 'resume', message_id: el.dataset.messageId, after_seq: stateOf(el).seq });
+      const st = stateOf(el);
+      st.askedResume = Date.now();
+      socket.send({ type: 'resume', message_id: el.dataset.messageId, after_seq: st.seq });
     }
   };
 

@@ -4,6 +4,7 @@ import type { Response } from 'express';
 import helmet from 'helmet';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { AuthService } from './auth/auth.service';
 import { HttpErrorFilter } from './common/http-error.filter';
 import { Environment } from './config/environment';
 import { ConnectionRegistry } from './transport/connection-registry';
@@ -30,6 +31,13 @@ function packageFile(pkg: string, file: string): string {
   return join(dir, file);
 }
 
+/** Template helpers (hbs keeps one global registry; registering twice is harmless). */
+function registerViewHelpers(): void {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const hbs = require('hbs') as { registerHelper(name: string, fn: (...args: unknown[]) => unknown): void };
+  hbs.registerHelper('eq', (a: unknown, b: unknown) => a === b);
+}
+
 /**
  * The one place that wires an app: WebSocket adapter, views, static files, error mapping. `main.ts`
  * and every end-to-end test call it, so tests run the real wiring.
@@ -40,6 +48,7 @@ export function configureApp(app: NestExpressApplication): NestExpressApplicatio
     new FrameWsAdapter(app, app.get(ConnectionRegistry), {
       maxPayload: env.WS_MAX_PAYLOAD,
       pingIntervalMs: env.WS_PING_INTERVAL_MS,
+      authenticate: app.get(AuthService).authenticateUpgrade,
     }),
   );
   app.disable('x-powered-by');
@@ -65,6 +74,7 @@ export function configureApp(app: NestExpressApplication): NestExpressApplicatio
   );
   app.setBaseViewsDir(join(ROOT_DIR, 'views'));
   app.setViewEngine('hbs');
+  registerViewHelpers();
   app.useStaticAssets(join(ROOT_DIR, 'public'), { prefix: '/static/', maxAge: '1h' });
   const express = app.getHttpAdapter().getInstance();
   for (const [name, [pkg, path]] of Object.entries(VENDOR_FILES)) {

@@ -150,6 +150,7 @@ describe('restarts of a real server process (e2e)', () => {
     DEEPSEEK_BASE_URL: fake.baseUrl,
     DEEPSEEK_API_KEY: 'test-key',
     DRAIN_TIMEOUT_MS: drainMs,
+    AUTH_MODE: 'none',
   });
 
   it('SIGTERM mid-answer: a short answer finishes within the drain, then the process exits', async () => {

@@ -1,5 +1,7 @@
 import { Controller, Get, Header, Param, Redirect, Req, Res } from '@nestjs/common';
 import type { Request, Response } from 'express';
+import { AuthUser } from '../auth/auth-user';
+import { CurrentUser, Public } from '../auth/auth.decorators';
 import { AppError } from '../common/app-error';
 import { LlmProvider } from '../llm/llm.provider';
 import { ChatService, ChatView, MessageView } from './chat.service';
@@ -18,26 +20,27 @@ export class ChatPagesController {
     private readonly llm: LlmProvider,
   ) {}
 
+  @Public()
   @Get()
   @Redirect('/chat', 302)
   root(): void {}
 
   @Get('chat')
   @Header('Vary', 'HX-Request')
-  async newChat(@Req() req: Request, @Res() res: Response): Promise<void> {
-    await this.render(req, res, null, []);
+  async newChat(@CurrentUser() user: AuthUser, @Req() req: Request, @Res() res: Response): Promise<void> {
+    await this.render(user, req, res, null, []);
   }
 
   @Get('chat/:uuid')
   @Header('Vary', 'HX-Request')
-  async showChat(@Param('uuid') id: string, @Req() req: Request, @Res() res: Response): Promise<void> {
+  async showChat(@CurrentUser() user: AuthUser, @Param('uuid') id: string, @Req() req: Request, @Res() res: Response): Promise<void> {
     assertUuid(id);
-    const { messages, ...chat } = await this.chat.getChat(id);
-    await this.render(req, res, chat, messages);
+    const { messages, ...chat } = await this.chat.getChat(id, user.id);
+    await this.render(user, req, res, chat, messages);
   }
 
-  private async render(req: Request, res: Response, chat: ChatView | null, messages: MessageView[]): Promise<void> {
-    const chats = (await this.chat.listChats()).map((c) => ({ id: c.id, title: c.title, active: c.id === chat?.id }));
+  private async render(user: AuthUser, req: Request, res: Response, chat: ChatView | null, messages: MessageView[]): Promise<void> {
+    const chats = (await this.chat.listChats(user.id)).map((c) => ({ id: c.id, title: c.title, active: c.id === chat?.id }));
     const model = {
       pageTitle: chat ? chat.title : 'New chat',
       chat: chat ? { id: chat.id, title: chat.title } : null,
@@ -45,6 +48,7 @@ export class ChatPagesController {
       messages: messages.map((m) => ({ ...m, reasoning: m.reasoning ?? null, seq: m.seq ?? null })),
       model: this.llm.defaultModel,
       modelConfigured: this.llm.isConfigured(),
+      user: user.sessionKey ? { username: user.username } : null,
     };
     res.render('layouts/chat_content', { ...model, layout: wantsPartial(req) ? false : 'layouts/chat_base' });
   }

@@ -6,12 +6,11 @@ import { FrameGateway } from '../transport/frame-gateway.decorator';
 import { Frame } from '../transport/frames';
 import { MessageHandler } from '../transport/message-handler';
 import { ChatService, chatRoom } from './chat.service';
-import { ResumeDto, StopDto, SubscribeDto } from './dto/control.dto';
+import { ResumeDto, SubscribeDto } from './dto/control.dto';
 import { UserMessageDto } from './dto/user-message.dto';
 
 type ChatFrame =
   | (UserMessageDto & { type: 'user_message' })
-  | (StopDto & { type: 'stop' })
   | (ResumeDto & { type: 'resume' })
   | (SubscribeDto & { type: 'subscribe' });
 
@@ -29,11 +28,6 @@ export class ChatGateway implements MessageHandler<ChatFrame> {
     return this.handleMessage({ ...dto, type: 'user_message' }, connectionIdOf(socket));
   }
 
-  @SubscribeMessage('stop')
-  onStop(@MessageBody() dto: StopDto, @ConnectedSocket() socket: WebSocket): Promise<void> {
-    return this.handleMessage({ ...dto, type: 'stop' }, connectionIdOf(socket));
-  }
-
   @SubscribeMessage('resume')
   onResume(@MessageBody() dto: ResumeDto, @ConnectedSocket() socket: WebSocket): Promise<void> {
     return this.handleMessage({ ...dto, type: 'resume' }, connectionIdOf(socket));
@@ -45,15 +39,14 @@ export class ChatGateway implements MessageHandler<ChatFrame> {
   }
 
   async handleMessage(msg: ChatFrame, connectionId: string): Promise<void> {
+    const userId = this.registry.userOf(connectionId).id;
     switch (msg.type) {
       case 'user_message':
-        return this.chat.userMessage(msg, connectionId);
-      case 'stop':
-        return this.chat.stop(msg);
+        return this.chat.userMessage(msg, connectionId, userId);
       case 'resume':
-        return this.chat.resume(msg, connectionId);
+        return this.chat.resume(msg, connectionId, userId);
       case 'subscribe':
-        this.registry.send(connectionId, await this.chat.subscribe(msg, connectionId));
+        this.registry.send(connectionId, await this.chat.subscribe(msg, connectionId, userId));
         return;
     }
   }

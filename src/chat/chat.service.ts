@@ -1,5 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
+import { RateLimits } from '../auth/rate-limits';
 import { AppError } from '../common/app-error';
 import { Environment } from '../config/environment';
 import { GenerationService } from '../generation/generation.service';
@@ -10,7 +11,7 @@ import { ConnectionRegistry } from '../transport/connection-registry';
 import { Fanout } from '../transport/fanout';
 import { Frame } from '../transport/frames';
 import { buildContext, ChatSettings, mergeSettings, titleFrom } from './context';
-import { ResumeDto, StopDto, SubscribeDto } from './dto/control.dto';
+import { ResumeDto, SubscribeDto } from './dto/control.dto';
 import { UserMessageDto } from './dto/user-message.dto';
 
 /** The fanout room of a chat: every connection watching it. */
@@ -46,15 +47,19 @@ export class ChatService {
     private readonly fanout: Fanout,
     private readonly registry: ConnectionRegistry,
     private readonly env: Environment,
+    private readonly limits: RateLimits,
   ) {}
 
-  async userMessage(dto: UserMessageDto, connectionId: string): Promise<void> {
+  async userMessage(dto: UserMessageDto, connectionId: string, userId: string): Promise<void> {
     if (!this.generations.isAccepting) throw new AppError('shutting_down', 'the server is shutting down; try again shortly');
     if (dto.attachments?.length) {
       throw new AppError('not_found', `attachment ${dto.attachments[0]} does not exist`, { field: 'attachments' });
     }
+    const existing = dto.chat_id ? await this.requireChat(dto.chat_id, userId) : undefined;
+    this.limits.checkRunning(this.generations.runningFor(userId));
+    this.limits.consumeMessage(userId);
     const requestId = dto.id;
-    const chat = dto.chat_id ? await this.requireChat(dto.chat_id) : await this.openChat(dto, connectionId);
+    const chat = existing ?? (await this.openChat(dto, connectionId, userId));
     const settings = mergeSettings(JSON.parse(chat.settings) as ChatSettings, dto.options);
     if (dto.options) await this.chats.update(chat.id, { settings });
     const room = chatRoom(chat.id);
@@ -85,6 +90,7 @@ export class ChatService {
       requestId,
       model,
       room,
+      ownerId: userId,
       request: {
         messages: context.messages,
         model,
@@ -95,16 +101,9 @@ export class ChatService {
     });
   }
 
-  /** Stops a generation of this user's; an ended one is left as it is. */
-  async stop(dto: StopDto): Promise<void> {
-    if (this.generations.stop(dto.message_id)) return;
-    const message = await this.messages.findById(dto.message_id);
-    if (!message || message.role !== 'assistant') throw new AppError('not_found', 'no such message', { message_id: dto.message_id });
-  }
-
   /** Replays what the viewer missed, then it watches the chat live. */
-  async resume(dto: ResumeDto, connectionId: string): Promise<void> {
-    const message = await this.messages.findById(dto.message_id);
+  async resume(dto: ResumeDto, connectionId: string, userId: string): Promise<void> {
+    const message = await this.messages.findOwned(dto.message_id, userId);
     if (!message || message.role !== 'assistant') throw new AppError('not_found', 'no such message', { message_id: dto.message_id });
     // Join and replay in one synchronous step, so no live frame can fall between them.
     this.registry.join(connectionId, chatRoom(message.chat_id));
@@ -113,33 +112,33 @@ export class ChatService {
     this.registry.send(connectionId, this.storedEndFrame(fresh));
   }
 
-  async subscribe(dto: SubscribeDto, connectionId: string): Promise<Frame> {
-    await this.requireChat(dto.chat_id);
+  async subscribe(dto: SubscribeDto, connectionId: string, userId: string): Promise<Frame> {
+    await this.requireChat(dto.chat_id, userId);
     this.registry.join(connectionId, chatRoom(dto.chat_id));
     return withId({ type: 'subscribed', chat_id: dto.chat_id }, dto.id);
   }
 
   // ---- reads and edits used by the HTTP side ----
 
-  async listChats(): Promise<ChatView[]> {
-    return (await this.chats.list()).map(toChatView);
+  async listChats(userId: string): Promise<ChatView[]> {
+    return (await this.chats.list(userId)).map(toChatView);
   }
 
-  async getChat(id: string): Promise<ChatView & { messages: MessageView[] }> {
-    const chat = await this.requireChat(id);
+  async getChat(id: string, userId: string): Promise<ChatView & { messages: MessageView[] }> {
+    const chat = await this.requireChat(id, userId);
     const rows = await this.messages.listByChat(id);
     return { ...toChatView(chat), messages: rows.map((row) => this.toMessageView(row)) };
   }
 
-  async renameChat(id: string, title: string): Promise<ChatView> {
-    await this.requireChat(id);
+  async renameChat(id: string, title: string, userId: string): Promise<ChatView> {
+    await this.requireChat(id, userId);
     const chat = (await this.chats.update(id, { title: title.trim() || 'Untitled' }))!;
     this.fanout.publish(chatRoom(id), { type: 'chat_updated', chat_id: id, title: chat.title });
     return toChatView(chat);
   }
 
-  async deleteChat(id: string): Promise<void> {
-    await this.requireChat(id);
+  async deleteChat(id: string, userId: string): Promise<void> {
+    await this.requireChat(id, userId);
     for (const row of await this.messages.listByChat(id)) {
       if (row.status === 'streaming') this.generations.stop(row.id);
     }
@@ -170,14 +169,15 @@ export class ChatService {
     return frame;
   }
 
-  private async requireChat(id: string): Promise<ChatRow> {
-    const chat = await this.chats.findById(id);
+  /** The chat when it is this user's; another user's chat is as unknown as a missing one. */
+  private async requireChat(id: string, userId: string): Promise<ChatRow> {
+    const chat = await this.chats.findOwned(id, userId);
     if (!chat) throw new AppError('not_found', 'no such chat', { chat_id: id });
     return chat;
   }
 
-  private async openChat(dto: UserMessageDto, connectionId: string): Promise<ChatRow> {
-    const chat = await this.chats.create({ id: randomUUID(), title: titleFrom(dto.content) });
+  private async openChat(dto: UserMessageDto, connectionId: string, userId: string): Promise<ChatRow> {
+    const chat = await this.chats.create({ id: randomUUID(), userId, title: titleFrom(dto.content) });
     this.registry.send(connectionId, withId({ type: 'chat_created', chat_id: chat.id, title: chat.title }, dto.id));
     return chat;
   }

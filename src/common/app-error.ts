@@ -18,6 +18,9 @@ export type ErrorCode =
   | 'upstream_bad_request'
   | 'github_error'
   | 'shutting_down'
+  | 'unauthorized'
+  | 'forbidden'
+  | 'conflict'
   | 'internal';
 
 export class AppError extends Error {

@@ -9,6 +9,9 @@ const STATUS: Partial<Record<ErrorCode, number>> = {
   rate_limited: 429,
   model_not_configured: 503,
   shutting_down: 503,
+  unauthorized: 401,
+  forbidden: 403,
+  conflict: 409,
   upstream_auth: 502,
   upstream_quota: 502,
   upstream_rate_limited: 502,
@@ -46,6 +49,15 @@ export class HttpErrorFilter implements ExceptionFilter {
     }
     if (response.headersSent) return;
     const wantsPage = request.method === 'GET' && !request.path.startsWith('/api/') && request.accepts(['json', 'html']) === 'html';
+    if (status === 401 && request.method === 'GET' && !request.path.startsWith('/api/')) {
+      // Pages send the browser to the login page; an htmx request is told to go there itself.
+      if (request.get('HX-Request') === 'true') {
+        response.status(401).set('HX-Redirect', '/login').json({ statusCode: 401, error: 'Unauthorized', message });
+      } else {
+        response.redirect(303, '/login');
+      }
+      return;
+    }
     if (wantsPage && status === 404) {
       response.status(404).render('not_found', { layout: false, message, pageTitle: 'Not found' });
       return;

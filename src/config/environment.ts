@@ -53,6 +53,14 @@ export class Environment {
   @IsOptional() @IsString()
   ALLOWED_ORIGINS?: string;
 
+  /** `false` closes sign-up (the first account can always be made). */
+  @IsIn(['true', 'false'])
+  ALLOW_SIGNUP: 'true' | 'false' = 'true';
+
+  /** Open WebSockets one user may hold at once. */
+  @Transform(toInt) @IsInt() @Min(1)
+  WS_MAX_SOCKETS_PER_USER = 20;
+
   /** No-progress timeout of a model request; `: keep-alive` comments do not count as progress. */
   @Transform(toInt) @IsInt() @Min(10)
   LLM_TIMEOUT_MS = 120_000;
@@ -64,6 +72,14 @@ export class Environment {
   @Transform(toInt) @IsInt() @Min(1)
   LLM_RETRY_BASE_MS = 500;
 
+  /** Where DeepSeek's `thinking` field is sent: `auto` (DeepSeek's host or model names), `deepseek` (always), `none`. */
+  @IsIn(['auto', 'deepseek', 'none'])
+  LLM_THINKING_FIELD: 'auto' | 'deepseek' | 'none' = 'auto';
+
+  /** `reasoning_effort` sent with requests that do not turn thinking off (DeepSeek: `high` or `max`); unset = not sent. */
+  @IsOptional() @IsString()
+  LLM_REASONING_EFFORT?: string;
+
   /** How long SIGTERM waits for running generations before storing them as `interrupted`. */
   @Transform(toInt) @IsInt() @Min(0)
   DRAIN_TIMEOUT_MS = 10_000;
@@ -73,7 +89,7 @@ export class Environment {
   WS_PING_INTERVAL_MS = 30_000;
 }
 
-const OPTIONAL = ['REDIS_URL', 'DEEPSEEK_API_KEY', 'SESSION_SECRET', 'GITHUB_TOKEN', 'ALLOWED_ORIGINS'];
+const OPTIONAL = ['REDIS_URL', 'DEEPSEEK_API_KEY', 'SESSION_SECRET', 'GITHUB_TOKEN', 'ALLOWED_ORIGINS', 'LLM_REASONING_EFFORT'];
 
 /** Validates raw variables; throws one readable error naming every bad variable. */
 export function validateEnvironment(raw: Record<string, unknown>): Environment {

@@ -1,5 +1,5 @@
-import { Logger } from '@nestjs/common';
-import { Test, TestingModule } from '@nestjs/testing';
+import { INestApplicationContext, Logger, Module, Provider } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
 import { Observable, Subject, throwError } from 'rxjs';
 import type { WebSocket } from 'ws';
 import { AppError } from '../common/app-error';
@@ -11,6 +11,7 @@ import { Fanout } from '../transport/fanout';
 import { Frame } from '../transport/frames';
 import { GenerationSpec } from './generation';
 import { GenerationService, SNAPSHOT_INTERVAL_MS } from './generation.service';
+import { StopRegistry } from './stop.registry';
 
 /** One upstream request, driven by hand; counts its teardowns (= the HTTP request aborted). */
 class FakeStream {
@@ -106,9 +107,21 @@ function spec(messageId = 'm1', overrides: Partial<GenerationSpec> = {}): Genera
     requestId: 'req-1',
     model: 'fake-model',
     room: 'chat:c1',
+    ownerId: 'user-1',
     request: { messages: [{ role: 'user', content: 'hi' }], model: 'fake-model' },
     ...overrides,
   };
+}
+
+/**
+ * The real Nest injector around the unit under test (`@nestjs/testing` is not a dependency of the
+ * project, so this is `Test.createTestingModule` by hand: every collaborator given as a value).
+ * Creating the context runs `onModuleInit`; closing it runs the shutdown hooks.
+ */
+async function createContext(providers: Provider[]): Promise<INestApplicationContext> {
+  @Module({ providers })
+  class UnitModule {}
+  return NestFactory.createApplicationContext(UnitModule, { logger: false, abortOnError: false });
 }
 
 const flush = () => new Promise<void>((resolve) => setImmediate(resolve));
@@ -123,11 +136,12 @@ function caught(fn: () => unknown): unknown {
 }
 
 describe('GenerationService', () => {
-  let moduleRef: TestingModule;
+  let moduleRef: INestApplicationContext;
   let service: GenerationService;
   let llm: FakeLlm;
   let fanout: RecordingFanout;
   let registry: ConnectionRegistry;
+  let stops: StopRegistry;
   let messages: jest.Mocked<MessagesRepository>;
   let order: string[];
   let logError: jest.SpyInstance;
@@ -142,22 +156,23 @@ describe('GenerationService', () => {
       order.push(`finish:${final.status}`);
     });
     messages.snapshot.mockResolvedValue(undefined);
+    messages.interruptAllStreaming.mockResolvedValue(0);
     logError = jest.spyOn(Logger.prototype, 'error').mockImplementation(() => undefined);
     logWarn = jest.spyOn(Logger.prototype, 'warn').mockImplementation(() => undefined);
     jest.spyOn(Logger.prototype, 'log').mockImplementation(() => undefined);
 
-    moduleRef = await Test.createTestingModule({
-      providers: [
-        GenerationService,
-        ConnectionRegistry,
-        { provide: LlmProvider, useValue: llm },
-        { provide: Fanout, useValue: fanout },
-        { provide: MessagesRepository, useValue: messages },
-        { provide: Environment, useValue: validateEnvironment({ DRAIN_TIMEOUT_MS: String(DRAIN_MS) }) },
-      ],
-    }).compile();
+    moduleRef = await createContext([
+      GenerationService,
+      ConnectionRegistry,
+      StopRegistry,
+      { provide: LlmProvider, useValue: llm },
+      { provide: Fanout, useValue: fanout },
+      { provide: MessagesRepository, useValue: messages },
+      { provide: Environment, useValue: validateEnvironment({ DRAIN_TIMEOUT_MS: String(DRAIN_MS) }) },
+    ]);
     service = moduleRef.get(GenerationService);
     registry = moduleRef.get(ConnectionRegistry);
+    stops = moduleRef.get(StopRegistry);
   });
 
   afterEach(async () => {
@@ -167,10 +182,11 @@ describe('GenerationService', () => {
   });
 
   it('publishes start, numbered pieces (reasoning and content share one seq) and a full end frame', async () => {
-    const generation = service.start(spec());
+    const given = spec();
+    const generation = service.start(given);
     const upstream = llm.streams[0];
-    expect(upstream.request).toBe(spec().request.constructor === Object ? upstream.request : undefined);
-    expect(upstream.request).toEqual({ messages: [{ role: 'user', content: 'hi' }], model: 'fake-model' });
+    expect(upstream.request).toBe(given.request);
+    expect(upstream.subscriptions).toBe(1);
 
     upstream.reasoning('Let me', ' think');
     upstream.content('Hel', 'lo');
@@ -328,6 +344,37 @@ describe('GenerationService', () => {
     expect(service.stop('m1')).toBe(false);
     expect(service.stop('no-such-message')).toBe(false);
     expect(messages.finish).toHaveBeenCalledTimes(1);
+  });
+
+  it('a stop frame (through the StopRegistry) from its owner stops it; anyone else gets not_found', async () => {
+    const generation = service.start(spec('m1', { ownerId: 'alice' }));
+    llm.streams[0].content('so far');
+    expect(stops.isRunning('m1')).toBe(true);
+
+    await expect(stops.stop('m1', 'mallory')).rejects.toMatchObject({ code: 'not_found', details: { message_id: 'm1' } });
+    expect(llm.streams[0].teardowns).toBe(0);
+    expect(generation.status).toBe('streaming');
+
+    await stops.stop('m1', 'alice');
+    await generation.done;
+    expect(llm.streams[0].teardowns).toBe(1);
+    expect(fanout.frames().at(-1)).toEqual(expect.objectContaining({ type: 'agent_response_end', status: 'stopped', content: 'so far' }));
+    expect(stops.isRunning('m1')).toBe(false);
+  });
+
+  it('a stop frame for an ended message of its owner does nothing; of an unknown or foreign one is not_found', async () => {
+    const generation = service.start(spec('m1', { ownerId: 'alice' }));
+    llm.streams[0].finish();
+    await generation.done;
+    messages.findOwned.mockImplementation(async (id: string, userId: string) =>
+      id === 'm1' && userId === 'alice' ? ({ id, role: 'assistant' } as never) : undefined,
+    );
+
+    await expect(stops.stop('m1', 'alice')).resolves.toBeUndefined();
+    await expect(stops.stop('m1', 'mallory')).rejects.toMatchObject({ code: 'not_found' });
+    await expect(stops.stop('ghost', 'alice')).rejects.toMatchObject({ code: 'not_found' });
+    expect(messages.finish).toHaveBeenCalledTimes(1);
+    expect(fanout.types().filter((t) => t === 'agent_response_end')).toHaveLength(1);
   });
 
   it('stores the final message BEFORE publishing agent_response_end', async () => {
@@ -532,10 +579,12 @@ describe('GenerationService', () => {
     });
   });
 
-  it('onModuleInit marks messages left streaming by a previous run as interrupted', async () => {
-    messages.interruptAllStreaming.mockResolvedValue(3);
-    await moduleRef.init();
+  it('onModuleInit (run when the app starts) marks messages left streaming by a previous run as interrupted', async () => {
     expect(messages.interruptAllStreaming).toHaveBeenCalledTimes(1);
+    expect(logWarn).not.toHaveBeenCalled();
+    messages.interruptAllStreaming.mockResolvedValue(3);
+    await service.onModuleInit();
+    expect(messages.interruptAllStreaming).toHaveBeenCalledTimes(2);
     expect(logWarn).toHaveBeenCalledWith(expect.stringContaining('3 message(s)'));
   });
 });

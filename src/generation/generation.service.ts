@@ -7,6 +7,7 @@ import { ConnectionRegistry } from '../transport/connection-registry';
 import { Fanout } from '../transport/fanout';
 import { Frame, MessageStatus } from '../transport/frames';
 import { Generation, GenerationSpec } from './generation';
+import { StopRegistry } from './stop.registry';
 
 /** Text of a streaming message reaches the database about this often, never per piece. */
 export const SNAPSHOT_INTERVAL_MS = 1000;
@@ -32,9 +33,11 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
     private readonly fanout: Fanout,
     private readonly registry: ConnectionRegistry,
     private readonly env: Environment,
+    private readonly stops: StopRegistry,
   ) {}
 
   async onModuleInit(): Promise<void> {
+    this.stops.addLookup(async (id, userId) => (await this.messages.findOwned(id, userId))?.role === 'assistant');
     const count = await this.messages.interruptAllStreaming();
     if (count > 0) this.logger.warn(`${count} message(s) left streaming by the last run marked interrupted`);
   }
@@ -47,6 +50,13 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
     return this.running.size;
   }
 
+  /** How many generations run for one user. */
+  runningFor(ownerId: string): number {
+    let count = 0;
+    for (const generation of this.running.values()) if (generation.spec.ownerId === ownerId) count++;
+    return count;
+  }
+
   /** The live state of a running or recently ended generation. */
   find(messageId: string): Generation | undefined {
     return this.running.get(messageId) ?? this.ended.get(messageId);
@@ -56,6 +66,7 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
     if (!this.accepting) throw new AppError('shutting_down', 'the server is shutting down; try again shortly');
     const generation = new Generation(spec);
     this.running.set(spec.messageId, generation);
+    generation.unregisterStop = this.stops.register(spec.messageId, spec.ownerId, () => void this.end(generation, 'stopped'));
     this.fanout.publish(spec.room, { ...generation.base('agent_response_start'), model: spec.model });
     generation.snapshotTimer = setInterval(() => void this.snapshot(generation), SNAPSHOT_INTERVAL_MS);
     generation.snapshotTimer.unref();
@@ -138,6 +149,7 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
     generation.status = status;
     clearInterval(generation.snapshotTimer);
     generation.subscription?.unsubscribe();
+    generation.unregisterStop?.();
     try {
       await this.messages.finish(generation.messageId, {
         content: generation.content,

@@ -12,6 +12,8 @@ export interface GenerationSpec {
   request: LlmRequest;
   /** Fanout room the frames go to. */
   room: string;
+  /** The user it runs for: only they may stop it. */
+  ownerId: string;
 }
 
 /** One assistant message being generated: its text so far, its numbered log and how it ended. */
@@ -25,6 +27,7 @@ export class Generation {
   /** Every frame with a seq, then `agent_response_end`: what a `resume` replays. */
   readonly log: Frame[] = [];
   subscription?: Subscription;
+  unregisterStop?: () => void;
   snapshotTimer?: NodeJS.Timeout;
   /** Text changed since the last snapshot. */
   dirty = false;

@@ -1,6 +1,7 @@
 import { Controller, Get, Res, ServiceUnavailableException } from '@nestjs/common';
 import { HealthCheck, HealthCheckService } from '@nestjs/terminus';
 import type { Response } from 'express';
+import { Public } from '../auth/auth.decorators';
 import { DatabaseHealthIndicator } from './database.health';
 
 @Controller('health')
@@ -11,6 +12,7 @@ export class HealthController {
   ) {}
 
   /** 200 `{status: "ok", …}` while the database answers, else 503 with the same shape. */
+  @Public()
   @Get()
   @HealthCheck()
   async check(@Res({ passthrough: true }) res: Response) {

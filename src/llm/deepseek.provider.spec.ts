@@ -3,7 +3,7 @@ import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Observable, Subscription } from 'rxjs';
 import { AppError } from '../common/app-error';
-import { FakeDeepSeek } from '../../test/fakes/deepseek.fake';
+import { Dialect, FakeDeepSeek, OPENAI_FIELDS, WireFormat } from '../../test/fakes/deepseek.fake';
 import { DeepSeekProvider } from './deepseek.provider';
 import { LlmEvent, LlmRequest, LlmSettings } from './llm.provider';
 
@@ -40,10 +40,13 @@ function codeOf(err: unknown): string | undefined {
 }
 
 /** A bare SSE server for shapes the fake does not script. `handler` gets the response after the body was read. */
-async function rawServer(handler: (res: http.ServerResponse) => void): Promise<{ url: string; close: () => Promise<void> }> {
+async function rawServer(
+  handler: (res: http.ServerResponse, req: http.IncomingMessage, body: string) => void,
+): Promise<{ url: string; close: () => Promise<void> }> {
   const server = http.createServer((req, res) => {
-    req.resume();
-    req.on('end', () => handler(res));
+    const parts: Buffer[] = [];
+    req.on('data', (c: Buffer) => parts.push(c));
+    req.on('end', () => handler(res, req, Buffer.concat(parts).toString('utf8')));
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
   const { port } = server.address() as AddressInfo;
@@ -60,6 +63,9 @@ const chunk = (delta: object, finish: string | null = null) =>
   `data: ${JSON.stringify({ id: 'x', object: 'chat.completion.chunk', created: 1, model: 'm', choices: [{ index: 0, delta, finish_reason: finish }], usage: null })}\n\n`;
 
 const hello: LlmRequest = { messages: [{ role: 'user', content: 'hello' }] };
+
+/** The usage event of a stream whose server reported none. */
+const ESTIMATED = { type: 'usage', usage: expect.objectContaining({ estimated: true }) };
 
 describe('DeepSeekProvider (against the fake DeepSeek server)', () => {
   let fake: FakeDeepSeek;
@@ -177,6 +183,7 @@ describe('DeepSeekProvider (against the fake DeepSeek server)', () => {
     expect(length.events.at(-1)).toEqual({ type: 'finish', reason: 'length', complete: true });
     expect(cut.events).toEqual([
       { type: 'content', text: 'b' },
+      ESTIMATED,
       { type: 'finish', reason: 'insufficient_system_resource', complete: false },
     ]);
   });
@@ -314,6 +321,7 @@ describe('DeepSeekProvider (against the fake DeepSeek server)', () => {
       const out = await collect(provider({ baseUrl: server.url }).stream(hello));
       expect(out.events).toEqual([
         { type: 'content', text: 'only' },
+        ESTIMATED,
         { type: 'finish', reason: null, complete: true },
       ]);
       expect(out.completed).toBe(true);
@@ -332,6 +340,7 @@ describe('DeepSeekProvider (against the fake DeepSeek server)', () => {
       expect(out.events).toEqual([
         { type: 'reasoning', text: 'think' },
         { type: 'content', text: 'say' },
+        ESTIMATED,
         { type: 'finish', reason: 'stop', complete: true },
       ]);
     } finally {
@@ -348,6 +357,7 @@ describe('DeepSeekProvider (against the fake DeepSeek server)', () => {
       const out = await collect(provider({ baseUrl: server.url }).stream(hello));
       expect(out.events).toEqual([
         { type: 'content', text: 'done' },
+        ESTIMATED,
         { type: 'finish', reason: 'stop', complete: true },
       ]);
     } finally {
@@ -645,5 +655,559 @@ describe('FakeDeepSeek wire format', () => {
     await body;
     expect(fake.openStreams).toBe(0);
     expect(fake.aborted).toBe(0);
+  });
+});
+
+
+// -------------------------------------------------------------------------------------------------
+// Other OpenAI-compatible servers: the same core expectations against every dialect and wire format.
+
+const REASONING = ['Let me ', 'think: is 2 < 3', '? Yes.'];
+const CONTENT = ['Hello', ', <b>wörld</b> ', '✓ 🎉', '!'];
+
+interface DialectCase {
+  name: string;
+  dialect: Dialect;
+  /** A model name as that kind of server has them. */
+  model: string;
+  tagSplit?: number;
+  /** The finish reason the provider reports. */
+  finish: string | null;
+  /** The server sends no usage: the provider estimates it. */
+  estimated: boolean;
+  /** `thinking` goes out with LLM_THINKING_FIELD=auto. */
+  thinkingSent: boolean;
+}
+
+const DIALECTS: DialectCase[] = [
+  { name: 'deepseek', dialect: 'deepseek', model: 'deepseek-v4-flash', finish: 'stop', estimated: false, thinkingSent: true },
+  { name: 'ollama (reasoning)', dialect: 'ollama', model: 'qwen3:8b', finish: 'stop', estimated: false, thinkingSent: false },
+  { name: 'think-tags', dialect: 'think-tags', model: 'DeepSeek-R1-Distill-Qwen-7B-Q4_K_M.gguf', finish: 'stop', estimated: false, thinkingSent: false },
+  { name: 'think-tags, tags split across chunks', dialect: 'think-tags', model: 'qwq-32b', tagSplit: 3, finish: 'stop', estimated: false, thinkingSent: false },
+  { name: 'strict-openai', dialect: 'strict-openai', model: 'gpt-oss-20b', finish: 'stop', estimated: false, thinkingSent: false },
+  { name: 'minimal', dialect: 'minimal', model: 'local-model', finish: null, estimated: true, thinkingSent: false },
+];
+
+const WIRES: Array<[string, WireFormat]> = [
+  ['LF, one event per write', {}],
+  ['CRLF line endings', { crlf: true }],
+  ['`data:` without a space', { noSpace: true }],
+  ['the whole response in one write', { batch: true }],
+  ['two events per write', { batch: 2 }],
+  ['each event split across writes (16 bytes)', { splitBytes: 16 }],
+  ['CRLF + no space + split (3 bytes)', { crlf: true, noSpace: true, splitBytes: 3 }],
+];
+
+const texts = (events: LlmEvent[], type: 'reasoning' | 'content') =>
+  events.filter((e) => e.type === type).map((e) => (e as { text: string }).text);
+
+describe.each(DIALECTS)('DeepSeekProvider against the $name dialect', (c) => {
+  let fake: FakeDeepSeek | undefined;
+  beforeAll(() => Logger.overrideLogger(false));
+  afterAll(() => Logger.overrideLogger(['log', 'error', 'warn', 'debug', 'verbose']));
+  afterEach(async () => {
+    await fake?.close();
+    fake = undefined;
+  });
+
+  const start = async (wire: WireFormat = {}) => {
+    fake = await FakeDeepSeek.start({ dialect: c.dialect, wire, models: [c.model, 'other-model:latest'] });
+    return new DeepSeekProvider(
+      Object.assign(new LlmSettings(), {
+        apiKey: 'test-key',
+        baseUrl: fake.baseUrl,
+        model: c.model,
+        timeoutMs: 5_000,
+        maxRetries: 0,
+        retryBaseMs: 5,
+      }),
+    );
+  };
+
+  it.each(WIRES)('%s: reasoning apart, content exact, usage, finish', async (_wireName, wire) => {
+    const p = await start(wire);
+    fake!.enqueue({ kind: 'stream', reasoning: REASONING, content: CONTENT, tagSplit: c.tagSplit });
+    const out = await collect(p.stream({ messages: [{ role: 'user', content: 'Say hello' }], thinking: true }));
+
+    expect(out.error).toBeUndefined();
+    expect(out.completed).toBe(true);
+    // Reasoning first, then the answer, then one usage and the finish.
+    const kinds = out.events.map((e) => e.type).join(',');
+    expect(kinds).toMatch(/^(reasoning,)+(content,)+usage,finish$/);
+    expect(texts(out.events, 'reasoning').join('')).toBe(REASONING.join(''));
+    expect(texts(out.events, 'content').join('')).toBe(CONTENT.join(''));
+    for (const piece of texts(out.events, 'content')) {
+      expect(piece).not.toMatch(/think|Let me|<\/?th/);
+    }
+    const usage = out.events.at(-2) as Extract<LlmEvent, { type: 'usage' }>;
+    expect(usage.usage.estimated === true).toBe(c.estimated);
+    expect(usage.usage.completion_tokens).toBeGreaterThan(0);
+    expect(usage.usage.total_tokens).toBe(usage.usage.prompt_tokens + usage.usage.completion_tokens);
+    expect(out.events.at(-1)).toEqual({ type: 'finish', reason: c.finish, complete: true });
+
+    expect(fake!.requests).toHaveLength(1);
+    const body = fake!.requests[0].body;
+    expect(body).toMatchObject({ model: c.model, stream: true, stream_options: { include_usage: true } });
+    expect('thinking' in body).toBe(c.thinkingSent);
+  });
+
+  it('an answer without thinking is all content', async () => {
+    const p = await start();
+    fake!.enqueue({ kind: 'stream', content: ['<b>No</b> ', 'thinking <think>here</think>'], tagSplit: c.tagSplit });
+    const out = await collect(p.stream({ messages: [{ role: 'user', content: 'hi' }] }));
+    expect(out.completed).toBe(true);
+    expect(texts(out.events, 'reasoning')).toEqual([]);
+    expect(texts(out.events, 'content').join('')).toBe('<b>No</b> thinking <think>here</think>');
+  });
+
+  it('a stream cut mid-answer keeps the pieces apart, then upstream_interrupted', async () => {
+    const p = await start();
+    fake!.enqueue({ kind: 'cut', reasoning: ['Hmm.'], content: ['par', 'tial'], tagSplit: c.tagSplit });
+    const out = await collect(p.stream({ messages: [{ role: 'user', content: 'hi' }] }));
+    expect(texts(out.events, 'reasoning').join('')).toBe('Hmm.');
+    expect(texts(out.events, 'content').join('')).toBe('partial');
+    expect(codeOf(out.error)).toBe('upstream_interrupted');
+  });
+
+  it('listModels: the server names as they are, the configured model first', async () => {
+    const p = await start();
+    const ids = await p.listModels();
+    expect(ids).toEqual(c.dialect === 'minimal' ? [c.model] : [c.model, 'other-model:latest']);
+  });
+});
+
+describe('DeepSeekProvider: inline <think> tags stream as they arrive', () => {
+  beforeAll(() => Logger.overrideLogger(false));
+  afterAll(() => Logger.overrideLogger(['log', 'error', 'warn', 'debug', 'verbose']));
+
+  const settings = (baseUrl: string) =>
+    Object.assign(new LlmSettings(), { apiKey: 'k', baseUrl, model: 'r1-distill', timeoutMs: 5_000, maxRetries: 0, retryBaseMs: 5 });
+
+  it('reasoning goes out before the closing tag arrives; only a possible tag is held back', async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const server = await rawServer((res) => {
+      res.writeHead(200, { 'Content-Type': 'text/event-stream' });
+      res.write(chunk({ role: 'assistant', content: '' }) + chunk({ content: '<thi' }) + chunk({ content: 'nk>\nStep one, step' }) + chunk({ content: ' two </th' }));
+      void gate.then(() => {
+        res.end(chunk({ content: 'ink>\n\nThe answer.' }, 'stop') + 'data: [DONE]\n\n');
+      });
+    });
+    try {
+      const events: LlmEvent[] = [];
+      const done = new Promise<void>((resolve, reject) => {
+        new DeepSeekProvider(settings(server.url)).stream(hello).subscribe({
+          next: (e) => {
+            events.push(e);
+            // Everything but the held-back tail arrived while the server still holds the rest.
+            if (texts(events, 'reasoning').join('') === 'Step one, step two') release();
+          },
+          error: reject,
+          complete: resolve,
+        });
+      });
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        done,
+        new Promise((_, reject) => {
+          timer = setTimeout(() => reject(new Error(`reasoning was buffered: ${JSON.stringify(events)}`)), 3_000);
+        }),
+      ]).finally(() => clearTimeout(timer));
+      expect(texts(events, 'reasoning').join('')).toBe('Step one, step two');
+      expect(texts(events, 'content')).toEqual(['The answer.']);
+      expect(events.at(-1)).toEqual({ type: 'finish', reason: 'stop', complete: true });
+    } finally {
+      release();
+      await server.close();
+    }
+  });
+
+  it('an answer that ends inside the think block is reasoning only', async () => {
+    const server = await rawServer((res) => {
+      res.writeHead(200, { 'Content-Type': 'text/event-stream' });
+      res.end(chunk({ content: '<think>\nstill thinking' }) + chunk({ content: ' when cut off' }, 'length') + 'data: [DONE]\n\n');
+    });
+    try {
+      const out = await collect(new DeepSeekProvider(settings(server.url)).stream(hello));
+      expect(texts(out.events, 'reasoning').join('')).toBe('still thinking when cut off');
+      expect(texts(out.events, 'content')).toEqual([]);
+      expect(out.events.at(-1)).toEqual({ type: 'finish', reason: 'length', complete: true });
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('`reasoning_content` and `reasoning` both present: the text is taken once', async () => {
+    const server = await rawServer((res) => {
+      res.writeHead(200, { 'Content-Type': 'text/event-stream' });
+      res.end(
+        chunk({ reasoning_content: 'a', reasoning: 'a' }) +
+          chunk({ reasoning_content: '', reasoning: 'b' }) +
+          chunk({ content: 'c' }, 'stop') +
+          'data: [DONE]\n\n',
+      );
+    });
+    try {
+      const out = await collect(new DeepSeekProvider(settings(server.url)).stream(hello));
+      expect(texts(out.events, 'reasoning')).toEqual(['a', 'b']);
+      expect(texts(out.events, 'content')).toEqual(['c']);
+    } finally {
+      await server.close();
+    }
+  });
+});
+
+describe('DeepSeekProvider: only what the server understands', () => {
+  let fake: FakeDeepSeek | undefined;
+  beforeAll(() => Logger.overrideLogger(false));
+  afterAll(() => Logger.overrideLogger(['log', 'error', 'warn', 'debug', 'verbose']));
+  afterEach(async () => {
+    await fake?.close();
+    fake = undefined;
+  });
+
+  const make = (baseUrl: string, over: Partial<LlmSettings> = {}) =>
+    new DeepSeekProvider(
+      Object.assign(new LlmSettings(), {
+        apiKey: 'test-key',
+        baseUrl,
+        model: 'gpt-oss-20b',
+        timeoutMs: 5_000,
+        maxRetries: 2,
+        retryBaseMs: 5,
+        ...over,
+      }),
+    );
+  const thinkingOn: LlmRequest = { ...hello, thinking: true };
+
+  it('LLM_THINKING_FIELD=none: a DeepSeek model name still gets no `thinking`', async () => {
+    fake = await FakeDeepSeek.start();
+    await collect(make(fake.baseUrl, { model: 'deepseek-v4-pro', thinkingField: 'none' }).stream(thinkingOn));
+    expect(fake.requests[0].body).not.toHaveProperty('thinking');
+  });
+
+  it('LLM_THINKING_FIELD=deepseek: any model gets it; auto: only DeepSeek model names', async () => {
+    fake = await FakeDeepSeek.start({ dialect: 'ollama' });
+    await collect(make(fake.baseUrl, { model: 'qwen3:8b', thinkingField: 'deepseek' }).stream({ ...hello, thinking: false }));
+    await collect(make(fake.baseUrl, { model: 'qwen3:8b', thinkingField: 'auto' }).stream(thinkingOn));
+    await collect(make(fake.baseUrl, { model: 'deepseek-r1:8b' }).stream(thinkingOn));
+    await collect(make(fake.baseUrl, { model: 'deepseek-v4-flash' }).stream(thinkingOn));
+    expect(fake.requests.map((r) => r.body.thinking)).toEqual([{ type: 'disabled' }, undefined, undefined, { type: 'enabled' }]);
+  });
+
+  it('strict server + LLM_THINKING_FIELD=deepseek: 400 naming `thinking` → retried once without it, then never sent again', async () => {
+    fake = await FakeDeepSeek.start({ dialect: 'strict-openai' });
+    fake.enqueue(
+      { kind: 'stream', reasoning: ['r'], content: ['first'] },
+      { kind: 'stream', reasoning: ['r'], content: ['second'] },
+    );
+    const p = make(fake.baseUrl, { thinkingField: 'deepseek' });
+    const first = await collect(p.stream(thinkingOn));
+    expect(first.error).toBeUndefined();
+    expect(texts(first.events, 'content')).toEqual(['first']);
+    expect(first.events.find((e) => e.type === 'usage')).toEqual({ type: 'usage', usage: expect.not.objectContaining({ estimated: true }) });
+    expect(fake.requests.map((r) => r.body.thinking)).toEqual([{ type: 'enabled' }, undefined]);
+
+    const second = await collect(p.stream(thinkingOn));
+    expect(texts(second.events, 'content')).toEqual(['second']);
+    expect(fake.requests).toHaveLength(3);
+    expect(fake.requests[2].body).not.toHaveProperty('thinking');
+    // The remembered field is only left out; everything else still goes.
+    expect(fake.requests[2].body).toMatchObject({ stream_options: { include_usage: true } });
+  });
+
+  it('each refused field is dropped once, in the order the server names them', async () => {
+    fake = await FakeDeepSeek.start({
+      dialect: 'strict-openai',
+      knownFields: OPENAI_FIELDS.filter((f) => f !== 'reasoning_effort' && f !== 'stream_options'),
+    });
+    const p = make(fake.baseUrl, { thinkingField: 'deepseek', reasoningEffort: 'high' });
+    const out = await collect(p.stream(thinkingOn));
+    expect(out.error).toBeUndefined();
+    expect(fake.requests.map((r) => Object.keys(r.body).filter((k) => ['thinking', 'reasoning_effort', 'stream_options'].includes(k)))).toEqual([
+      ['stream_options', 'thinking', 'reasoning_effort'],
+      ['thinking', 'reasoning_effort'],
+      ['reasoning_effort'],
+      [],
+    ]);
+    // No usage chunk without stream_options: estimated.
+    expect(out.events.find((e) => e.type === 'usage')).toEqual(ESTIMATED);
+    await collect(p.stream(thinkingOn));
+    expect(fake.requests).toHaveLength(5);
+    expect(Object.keys(fake.requests[4].body).sort()).toEqual(['messages', 'model', 'stream']);
+  });
+
+  it('a server that keeps refusing the same field: retried only once, then upstream_bad_request', async () => {
+    const bodies: any[] = [];
+    const server = await rawServer((res, _req, body) => {
+      bodies.push(JSON.parse(body));
+      res.writeHead(400, { 'Content-Type': 'application/json' });
+      res.end(JSON.stringify({ error: { message: 'Unrecognized request argument supplied: thinking', type: 'invalid_request_error', param: null, code: null } }));
+    });
+    try {
+      const out = await collect(make(server.url, { thinkingField: 'deepseek' }).stream(thinkingOn));
+      expect(codeOf(out.error)).toBe('upstream_bad_request');
+      expect((out.error as Error).message).toContain('Unrecognized request argument supplied: thinking');
+      expect(bodies).toHaveLength(2);
+      expect(bodies[1]).not.toHaveProperty('thinking');
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('FastAPI / pydantic 422 `extra fields not permitted` with loc [body, thinking] → dropped and retried', async () => {
+    const bodies: any[] = [];
+    const server = await rawServer((res, _req, raw) => {
+      const body = JSON.parse(raw);
+      bodies.push(body);
+      if ('thinking' in body) {
+        res.writeHead(422, { 'Content-Type': 'application/json' });
+        res.end(JSON.stringify({ detail: [{ loc: ['body', 'thinking'], msg: 'extra fields not permitted', type: 'value_error.extra' }] }));
+        return;
+      }
+      res.writeHead(200, { 'Content-Type': 'text/event-stream' });
+      res.end(chunk({ content: 'fine' }, 'stop') + 'data: [DONE]\n\n');
+    });
+    try {
+      const p = make(server.url, { thinkingField: 'deepseek' });
+      const out = await collect(p.stream(thinkingOn));
+      expect(out.error).toBeUndefined();
+      expect(texts(out.events, 'content')).toEqual(['fine']);
+      expect(bodies.map((b) => 'thinking' in b)).toEqual([true, false]);
+      await collect(p.stream(thinkingOn));
+      expect(bodies.map((b) => 'thinking' in b)).toEqual([true, false, false]);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('a refusal naming no field: retried without all optional fields, remembered only once that worked', async () => {
+    const bodies: any[] = [];
+    let refuseAlways = true;
+    const server = await rawServer((res, _req, raw) => {
+      const body = JSON.parse(raw);
+      bodies.push(body);
+      if (refuseAlways || 'thinking' in body) {
+        res.writeHead(400, { 'Content-Type': 'application/json' });
+        res.end(JSON.stringify({ object: 'error', message: 'Unrecognized request argument supplied', type: 'BadRequestError', param: null, code: 400 }));
+        return;
+      }
+      res.writeHead(200, { 'Content-Type': 'text/event-stream' });
+      res.end(chunk({ content: 'ok' }, 'stop') + 'data: [DONE]\n\n');
+    });
+    const optional = (b: any) => ['thinking', 'stream_options'].filter((k) => k in b);
+    try {
+      const p = make(server.url, { thinkingField: 'deepseek' });
+      // The server refuses everything: the drop did not help, so nothing is remembered.
+      const failed = await collect(p.stream(thinkingOn));
+      expect(codeOf(failed.error)).toBe('upstream_bad_request');
+      // vLLM's top-level error shape: the server's words reach the message.
+      expect((failed.error as Error).message).toContain('Unrecognized request argument supplied');
+      expect(bodies.map(optional)).toEqual([['thinking', 'stream_options'], []]);
+      refuseAlways = false;
+      const ok = await collect(p.stream(thinkingOn));
+      expect(texts(ok.events, 'content')).toEqual(['ok']);
+      await collect(p.stream(thinkingOn));
+      expect(bodies.map(optional)).toEqual([
+        ['thinking', 'stream_options'],
+        [],
+        ['thinking', 'stream_options'],
+        [],
+        [],
+      ]);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('a 400 about something else (a bad temperature) is not retried', async () => {
+    const bodies: any[] = [];
+    const server = await rawServer((res, _req, raw) => {
+      bodies.push(JSON.parse(raw));
+      res.writeHead(400, { 'Content-Type': 'application/json' });
+      res.end(JSON.stringify({ error: { message: "Unsupported value: 'temperature' does not support 5 with this model.", type: 'invalid_request_error', param: 'temperature', code: 'unsupported_value' } }));
+    });
+    try {
+      const out = await collect(make(server.url, { thinkingField: 'deepseek' }).stream({ ...thinkingOn, temperature: 5 }));
+      expect(codeOf(out.error)).toBe('upstream_bad_request');
+      expect(bodies).toHaveLength(1);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('plain-text error bodies keep their words', async () => {
+    const server = await rawServer((res) => {
+      res.writeHead(400, { 'Content-Type': 'text/plain' });
+      res.end('model "nope" not found, try pulling it first');
+    });
+    try {
+      const out = await collect(make(server.url).stream(hello));
+      expect(codeOf(out.error)).toBe('upstream_bad_request');
+      expect((out.error as Error).message).toContain('model "nope" not found');
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('LLM_REASONING_EFFORT goes out unless the request turns thinking off', async () => {
+    fake = await FakeDeepSeek.start();
+    const p = make(fake.baseUrl, { model: 'deepseek-v4-pro', reasoningEffort: 'max' });
+    await collect(p.stream(hello));
+    await collect(p.stream({ ...hello, thinking: false }));
+    await collect(p.stream({ ...hello, reasoningEffort: 'high' }));
+    expect(fake.requests.map((r) => r.body.reasoning_effort)).toEqual(['max', undefined, 'high']);
+    const plain = make(fake.baseUrl, { model: 'deepseek-v4-pro' });
+    await collect(plain.stream(thinkingOn));
+    expect(fake.requests[3].body).not.toHaveProperty('reasoning_effort');
+  });
+
+  it('no /models (404): the configured model only, and the server is not asked again at once', async () => {
+    let modelCalls = 0;
+    const server = await rawServer((res, req) => {
+      if (req.url?.endsWith('/models')) modelCalls++;
+      res.writeHead(404, { 'Content-Type': 'text/plain' });
+      res.end('404 page not found');
+    });
+    try {
+      const p = make(server.url, { model: 'my-local-model' });
+      expect(await p.listModels()).toEqual(['my-local-model']);
+      expect(await p.listModels()).toEqual(['my-local-model']);
+      expect(modelCalls).toBe(1);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('estimated usage: about four characters a token', async () => {
+    fake = await FakeDeepSeek.start({ dialect: 'minimal' });
+    fake.enqueue({ kind: 'stream', reasoning: ['12345678'], content: ['abcd', 'efghi'] });
+    const out = await collect(make(fake.baseUrl).stream({ messages: [{ role: 'system', content: 'abcd' }, { role: 'user', content: 'abcdefghi' }] }));
+    expect(out.events.find((e) => e.type === 'usage')).toEqual({
+      type: 'usage',
+      usage: { prompt_tokens: 4, completion_tokens: 2 + 3, total_tokens: 9, reasoning_tokens: 2, estimated: true },
+    });
+  });
+});
+
+
+describe('FakeDeepSeek dialects and wire switches (what the provider tests rely on)', () => {
+  let fake: FakeDeepSeek | undefined;
+  afterEach(async () => {
+    await fake?.close();
+    fake = undefined;
+  });
+
+  const streamBody = (extra: object = {}) => ({
+    model: 'm',
+    messages: [{ role: 'user', content: 'hi' }],
+    stream: true,
+    stream_options: { include_usage: true },
+    ...extra,
+  });
+
+  /** The raw response, and how many network reads it took. */
+  async function raw(body: object): Promise<{ status: number; text: string; reads: number }> {
+    const res = await fetch(`${fake!.baseUrl}/chat/completions`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', Authorization: 'Bearer test-key' },
+      body: JSON.stringify(body),
+    });
+    const reader = res.body!.getReader();
+    const parts: Uint8Array[] = [];
+    let reads = 0;
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      reads++;
+      parts.push(value);
+    }
+    return { status: res.status, text: Buffer.concat(parts).toString('utf8'), reads };
+  }
+
+  const dataOf = (text: string) =>
+    text
+      .split(/\r?\n\r?\n/)
+      .filter((b) => b.startsWith('data:'))
+      .map((b) => b.replace(/^data: ?/, ''));
+
+  it('ollama: `reasoning` deltas, no reasoning_content, usage chunk, [DONE]', async () => {
+    fake = await FakeDeepSeek.start({ dialect: 'ollama' });
+    fake.enqueue({ kind: 'stream', reasoning: ['r1'], content: ['c1'] });
+    const { text } = await raw(streamBody());
+    const data = dataOf(text);
+    expect(data.at(-1)).toBe('[DONE]');
+    const chunks = data.slice(0, -1).map((d) => JSON.parse(d));
+    expect(chunks.map((c) => c.choices[0]?.delta ?? null)).toEqual([
+      { role: 'assistant', content: '', reasoning: 'r1' },
+      { role: 'assistant', content: 'c1' },
+      null,
+    ]);
+    expect(text).not.toContain('reasoning_content');
+    expect(chunks.at(-1).usage).toMatchObject({ total_tokens: expect.any(Number) });
+  });
+
+  it('think-tags: the thinking inline in content; tagSplit cuts the tags across chunks; usage on the finish chunk', async () => {
+    fake = await FakeDeepSeek.start({ dialect: 'think-tags' });
+    fake.enqueue({ kind: 'stream', reasoning: ['r1'], content: ['c1'], tagSplit: 3 });
+    const chunks = dataOf((await raw(streamBody())).text).slice(0, -1).map((d) => JSON.parse(d));
+    const pieces = chunks.map((c) => c.choices[0]?.delta?.content).filter((p) => typeof p === 'string');
+    expect(pieces.join('')).toBe('<think>\nr1\n</think>\n\nc1');
+    expect(pieces.some((p: string) => p.includes('<think>') || p.includes('</think>'))).toBe(false);
+    expect(JSON.stringify(chunks.map((c) => c.choices))).not.toMatch(/reasoning/);
+    const last = chunks.at(-1);
+    expect(last.choices[0]).toMatchObject({ delta: {}, finish_reason: 'stop' });
+    expect(last.usage).toMatchObject({ total_tokens: expect.any(Number) });
+  });
+
+  it('strict-openai: 400 naming the unknown field, the scenario stays queued', async () => {
+    fake = await FakeDeepSeek.start({ dialect: 'strict-openai' });
+    fake.enqueue({ kind: 'stream', content: ['ok'] });
+    const refused = await raw(streamBody({ thinking: { type: 'enabled' } }));
+    expect(refused.status).toBe(400);
+    expect(JSON.parse(refused.text)).toEqual({
+      error: { message: 'Unrecognized request argument supplied: thinking', type: 'invalid_request_error', param: null, code: null },
+    });
+    const ok = await raw(streamBody({ reasoning_effort: 'high' }));
+    expect(ok.status).toBe(200);
+    expect(ok.text).toContain('"content":"ok"');
+    expect(fake.requests).toHaveLength(2);
+  });
+
+  it('minimal: bare chunks, no usage, no finish_reason, no [DONE]; 404 on /models', async () => {
+    fake = await FakeDeepSeek.start({ dialect: 'minimal' });
+    fake.enqueue({ kind: 'stream', reasoning: ['r1'], content: ['c1', 'c2'] });
+    const { text } = await raw(streamBody());
+    expect(text).not.toMatch(/DONE|finish_reason|usage|"id"/);
+    expect(dataOf(text).map((d) => JSON.parse(d))).toEqual([
+      { choices: [{ delta: { reasoning_content: 'r1' } }] },
+      { choices: [{ delta: { content: 'c1' } }] },
+      { choices: [{ delta: { content: 'c2' } }] },
+    ]);
+    const models = await fetch(`${fake.baseUrl}/models`, { headers: { Authorization: 'Bearer test-key' } });
+    expect(models.status).toBe(404);
+  });
+
+  it('wire: CRLF line endings and `data:` without a space', async () => {
+    fake = await FakeDeepSeek.start({ wire: { crlf: true, noSpace: true } });
+    fake.enqueue({ kind: 'stream', content: ['c1'], keepAlives: 1, keepAliveMs: 1 });
+    const { text } = await raw(streamBody());
+    expect(text.replace(/\r\n/g, '')).not.toContain('\n');
+    expect(text.startsWith(': keep-alive\r\n\r\ndata:{')).toBe(true);
+    expect(text.endsWith('data:[DONE]\r\n\r\n')).toBe(true);
+    expect(text).not.toContain('data: ');
+  });
+
+  it('wire: events split across writes arrive over more reads than there are events; batched in fewer', async () => {
+    fake = await FakeDeepSeek.start();
+    fake.enqueue({ kind: 'stream', content: ['a', 'b', 'c'], wire: { splitBytes: 16 } });
+    const split = await raw(streamBody());
+    const events = dataOf(split.text).length;
+    expect(events).toBe(6); // role, 3 content, usage, [DONE]
+    expect(split.reads).toBeGreaterThan(events);
+    fake.enqueue({ kind: 'stream', content: ['a', 'b', 'c'], wire: { batch: true } });
+    const batched = await raw(streamBody());
+    expect(batched.text.replace(/"(id|created)":("[^"]*"|\d+)/g, '')).toBe(split.text.replace(/"(id|created)":("[^"]*"|\d+)/g, ''));
+    expect(batched.reads).toBeLessThan(events);
   });
 });

@@ -9,6 +9,14 @@ import type { ChatCompletionChunk, ChatCompletionCreateParamsStreaming } from 'o
 import { Observable, Subscriber } from 'rxjs';
 import { AppError, ErrorCode } from '../common/app-error';
 import { LlmEvent, LlmProvider, LlmRequest, LlmSettings, LlmUsage } from './llm.provider';
+import {
+  estimateTokens,
+  normalizeErrorBody,
+  OptionalParam,
+  sendsThinkingField,
+  unsupportedParams,
+} from './openai-compat';
+import { ThinkTagSplitter } from './think-tags';
 
 /** Statuses worth another try (before the first piece only). */
 const RETRY_STATUSES = new Set([429, 500, 502, 503, 504]);
@@ -38,6 +46,8 @@ class AttemptFailure {
     readonly retryAfterMs?: number,
     /** For the failure log line (no secrets). */
     readonly detail?: string,
+    /** A 400/422 refusing optional fields of ours: retry once without them. */
+    readonly drop?: { params: OptionalParam[]; named: boolean },
   ) {}
 }
 
@@ -49,6 +59,16 @@ interface Run {
   emittedPiece: boolean;
   sleepTimer?: NodeJS.Timeout;
   wake?: () => void;
+  /** Fields left out after a generic "unknown field" answer: remembered once a retry is accepted. */
+  tentative: OptionalParam[];
+}
+
+/** What one attempt has seen, for the think-tag split and the usage estimate. */
+interface AttemptState {
+  splitter: ThinkTagSplitter;
+  reasoningChars: number;
+  contentChars: number;
+  sawUsage: boolean;
 }
 
 /**
@@ -62,6 +82,8 @@ export class DeepSeekProvider extends LlmProvider {
   private client?: OpenAI;
   private modelsCache?: { ids: string[]; expires: number };
   private modelsInFlight?: Promise<string[]>;
+  /** Optional fields this server refused (a 400 naming them): never sent again. */
+  private readonly unsupported = new Set<OptionalParam>();
 
   constructor(private readonly settings: LlmSettings) {
     super();
@@ -83,7 +105,7 @@ export class DeepSeekProvider extends LlmProvider {
         );
         return;
       }
-      const run: Run = { closed: false, emittedPiece: false };
+      const run: Run = { closed: false, emittedPiece: false, tentative: [] };
       this.runWithRetries(request, subscriber, run).catch((err: unknown) => {
         // Only reached for bugs in this class: every upstream failure is mapped inside.
         if (run.closed) return;
@@ -114,6 +136,9 @@ export class DeepSeekProvider extends LlmProvider {
       apiKey: this.settings.apiKey!.trim(),
       baseURL: this.settings.baseUrl.trim(),
       maxRetries: 0,
+      // Error answers come in several shapes (vLLM, Ollama, FastAPI, plain text): give the SDK
+      // OpenAI's, so the server's own words reach the error message and the unknown-field check.
+      fetch: normalizingFetch,
       // Never pick these up from OPENAI_* environment variables meant for something else.
       organization: null,
       project: null,
@@ -135,47 +160,79 @@ export class DeepSeekProvider extends LlmProvider {
       this.modelsCache = { ids, expires: Date.now() + MODELS_TTL_MS };
       return ids;
     } catch (err) {
-      this.logger.warn(`Could not list models: ${this.describeUpstream(err)}`);
-      this.modelsCache = { ids: fallback, expires: Date.now() + MODELS_FAILURE_TTL_MS };
+      // 404/405: the server has no model list (llama.cpp builds, minimal servers); no use asking often.
+      const absent = err instanceof APIError && (err.status === 404 || err.status === 405);
+      if (absent) this.logger.log(`The model API has no model list (${err.status}); offering ${this.defaultModel} only`);
+      else this.logger.warn(`Could not list models: ${this.describeUpstream(err)}`);
+      this.modelsCache = { ids: fallback, expires: Date.now() + (absent ? MODELS_TTL_MS : MODELS_FAILURE_TTL_MS) };
       return fallback;
     }
   }
 
-  private buildBody(request: LlmRequest): ChatCompletionCreateParamsStreaming {
+  /** The request body: only fields this server is known (or configured) to accept. */
+  private buildBody(request: LlmRequest): Record<string, unknown> {
+    const model = request.model || this.defaultModel;
     const body: Record<string, unknown> = {
-      model: request.model || this.defaultModel,
+      model,
       messages: request.messages.map((m) => ({ role: m.role, content: m.content })),
       stream: true,
-      stream_options: { include_usage: true },
     };
+    if (!this.unsupported.has('stream_options')) body.stream_options = { include_usage: true };
     if (request.temperature !== undefined && request.temperature !== null) body.temperature = request.temperature;
     if (request.maxTokens !== undefined && request.maxTokens !== null) body.max_tokens = request.maxTokens;
-    if (request.thinking !== undefined && request.thinking !== null) {
+    if (
+      request.thinking !== undefined &&
+      request.thinking !== null &&
+      !this.unsupported.has('thinking') &&
+      sendsThinkingField(this.settings.thinkingField, this.settings.baseUrl, model)
+    ) {
       body.thinking = { type: request.thinking ? 'enabled' : 'disabled' };
     }
-    // `thinking` is a DeepSeek field the SDK's types do not know; the SDK sends the body as is.
-    return body as unknown as ChatCompletionCreateParamsStreaming;
+    const effort = (request.reasoningEffort ?? this.settings.reasoningEffort)?.trim();
+    if (effort && request.thinking !== false && !this.unsupported.has('reasoning_effort')) {
+      body.reasoning_effort = effort;
+    }
+    return body;
   }
 
   private async runWithRetries(request: LlmRequest, subscriber: Subscriber<LlmEvent>, run: Run): Promise<void> {
     const body = this.buildBody(request);
     const maxRetries = Math.max(0, Math.floor(this.settings.maxRetries ?? 0));
-    for (let attempt = 0; ; attempt++) {
+    /** Optional fields already left out in this run: each is retried without once. */
+    const dropped = new Set<string>();
+    let attempts = 0;
+    for (let retry = 0; ; ) {
       let failure: AttemptFailure;
+      attempts++;
       try {
-        await this.attempt(body, subscriber, run);
+        await this.attempt(body, subscriber, run, dropped);
         return;
       } catch (err) {
         if (run.closed) return;
         failure = err instanceof AttemptFailure ? err : this.unexpected(err);
       }
-      if (failure.retryable && !run.emittedPiece && attempt < maxRetries) {
-        await this.backoff(run, attempt, failure.retryAfterMs);
+      if (failure.drop && !run.emittedPiece) {
+        for (const param of failure.drop.params) {
+          delete body[param];
+          dropped.add(param);
+          if (failure.drop.named) this.unsupported.add(param);
+          else run.tentative.push(param);
+        }
+        this.logger.warn(
+          `The model API refused ${failure.drop.params.join(', ')}` +
+            (failure.detail ? ` (${failure.detail})` : '') +
+            `; retrying without, and not sending it again`,
+        );
+        continue;
+      }
+      if (failure.retryable && !run.emittedPiece && retry < maxRetries) {
+        await this.backoff(run, retry, failure.retryAfterMs);
+        retry++;
         if (run.closed) return;
         continue;
       }
       this.logger.warn(
-        `Model request failed (${failure.error.code}) after ${attempt + 1} attempt(s)` +
+        `Model request failed (${failure.error.code}) after ${attempts} attempt(s)` +
           (failure.detail ? `: ${failure.detail}` : ''),
       );
       subscriber.error(failure.error);
@@ -184,7 +241,12 @@ export class DeepSeekProvider extends LlmProvider {
   }
 
   /** One HTTP request. Resolves when the stream finished (events emitted); throws AttemptFailure. */
-  private async attempt(body: ChatCompletionCreateParamsStreaming, subscriber: Subscriber<LlmEvent>, run: Run) {
+  private async attempt(
+    body: Record<string, unknown>,
+    subscriber: Subscriber<LlmEvent>,
+    run: Run,
+    dropped: ReadonlySet<string>,
+  ) {
     const controller = new AbortController();
     run.controller = controller;
     const timeoutMs = Math.max(1, this.settings.timeoutMs);
@@ -201,7 +263,10 @@ export class DeepSeekProvider extends LlmProvider {
     };
     let finishReason: string | null = null;
     let sawFinish = false;
+    const state: AttemptState = { splitter: new ThinkTagSplitter(), reasoningChars: 0, contentChars: 0, sawUsage: false };
     const finish = () => {
+      this.emitSplit(state.splitter.flush(), subscriber, run, state);
+      if (!state.sawUsage) subscriber.next({ type: 'usage', usage: this.estimateUsage(body, state) });
       subscriber.next({
         type: 'finish',
         reason: finishReason,
@@ -212,11 +277,17 @@ export class DeepSeekProvider extends LlmProvider {
 
     arm();
     try {
-      const stream = await this.getClient().chat.completions.create(body, { signal: controller.signal });
+      // `thinking` and friends are fields the SDK's types do not know; it sends the body as is.
+      const stream = await this.getClient().chat.completions.create(
+        body as unknown as ChatCompletionCreateParamsStreaming,
+        { signal: controller.signal },
+      );
+      // The server took the request: fields left out after a generic refusal were the trouble.
+      for (const param of run.tentative.splice(0)) this.unsupported.add(param);
       for await (const chunk of stream) {
         arm();
         if (run.closed) return;
-        const reason = this.handleChunk(chunk, subscriber, run);
+        const reason = this.handleChunk(chunk, subscriber, run, state);
         if (reason !== undefined) {
           finishReason = reason;
           sawFinish = true;
@@ -235,8 +306,10 @@ export class DeepSeekProvider extends LlmProvider {
         finish();
         return;
       }
+      // Whatever the think-tag split held back was received: keep it with the broken answer.
+      if (run.emittedPiece) this.emitSplit(state.splitter.flush(), subscriber, run, state);
       if (timedOut || err instanceof AttemptFailure) throw this.timeoutFailure(timeoutMs);
-      throw this.classify(err, run);
+      throw this.classify(err, run, body, dropped);
     } finally {
       if (timer) clearTimeout(timer);
       if (run.controller === controller) run.controller = undefined;
@@ -244,24 +317,32 @@ export class DeepSeekProvider extends LlmProvider {
   }
 
   /** Emits the events of one chunk; returns its finish_reason when it carries one. */
-  private handleChunk(chunk: ChatCompletionChunk, subscriber: Subscriber<LlmEvent>, run: Run): string | undefined {
+  private handleChunk(
+    chunk: ChatCompletionChunk,
+    subscriber: Subscriber<LlmEvent>,
+    run: Run,
+    state: AttemptState,
+  ): string | undefined {
     let reason: string | undefined;
-    const choice = chunk?.choices?.find((c) => (c?.index ?? 0) === 0) ?? chunk?.choices?.[0];
+    const choices = Array.isArray(chunk?.choices) ? chunk.choices : [];
+    const choice = choices.find((c) => (c?.index ?? 0) === 0) ?? choices[0];
     if (choice) {
       const delta = (choice.delta ?? {}) as ChatCompletionChunk.Choice.Delta & DeltaExtras;
-      const reasoning = delta.reasoning_content ?? delta.reasoning;
-      if (typeof reasoning === 'string' && reasoning.length > 0) {
+      // DeepSeek / vLLM: reasoning_content; Ollama / OpenRouter: reasoning (some send both).
+      const reasoning = nonEmpty(delta.reasoning_content) ?? nonEmpty(delta.reasoning);
+      if (reasoning) {
         run.emittedPiece = true;
+        state.reasoningChars += reasoning.length;
         subscriber.next({ type: 'reasoning', text: reasoning });
       }
-      if (typeof delta.content === 'string' && delta.content.length > 0) {
-        run.emittedPiece = true;
-        subscriber.next({ type: 'content', text: delta.content });
-      }
+      const content = nonEmpty(delta.content);
+      // Inline <think>…</think> at the start of the answer is reasoning too.
+      if (content) this.emitSplit(state.splitter.push(content), subscriber, run, state);
       if (choice.finish_reason) reason = choice.finish_reason;
     }
     const usage = chunk?.usage as (ChatCompletionChunk['usage'] & UsageExtras) | null | undefined;
-    if (usage) {
+    if (usage && typeof usage === 'object') {
+      state.sawUsage = true;
       const out: LlmUsage = {
         prompt_tokens: usage.prompt_tokens ?? 0,
         completion_tokens: usage.completion_tokens ?? 0,
@@ -272,6 +353,34 @@ export class DeepSeekProvider extends LlmProvider {
       subscriber.next({ type: 'usage', usage: out });
     }
     return reason;
+  }
+
+  private emitSplit(
+    pieces: { type: 'reasoning' | 'content'; text: string }[],
+    subscriber: Subscriber<LlmEvent>,
+    run: Run,
+    state: AttemptState,
+  ): void {
+    for (const piece of pieces) {
+      if (!piece.text) continue;
+      run.emittedPiece = true;
+      if (piece.type === 'reasoning') state.reasoningChars += piece.text.length;
+      else state.contentChars += piece.text.length;
+      subscriber.next({ type: piece.type, text: piece.text });
+    }
+  }
+
+  /** For servers that send no usage chunk: about four characters a token, marked as estimated. */
+  private estimateUsage(body: Record<string, unknown>, state: AttemptState): LlmUsage {
+    const messages = Array.isArray(body.messages) ? (body.messages as { content?: unknown }[]) : [];
+    const promptChars = messages.reduce((n, m) => n + (typeof m?.content === 'string' ? m.content.length : 0), 0);
+    const prompt = estimateTokens(promptChars);
+    const reasoning = estimateTokens(state.reasoningChars);
+    const completion = reasoning + estimateTokens(state.contentChars);
+    const usage: LlmUsage = { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion };
+    if (reasoning > 0) usage.reasoning_tokens = reasoning;
+    usage.estimated = true;
+    return usage;
   }
 
   private timeoutFailure(timeoutMs: number): AttemptFailure {
@@ -285,7 +394,7 @@ export class DeepSeekProvider extends LlmProvider {
   }
 
   /** Maps an SDK / network error of one attempt. */
-  private classify(err: unknown, run: Run): AttemptFailure {
+  private classify(err: unknown, run: Run, body: Record<string, unknown>, dropped: ReadonlySet<string>): AttemptFailure {
     const detail = this.describeUpstream(err);
     if (run.emittedPiece) {
       return new AttemptFailure(
@@ -337,7 +446,9 @@ export class DeepSeekProvider extends LlmProvider {
         );
       }
       if (status >= 400) {
-        return this.fail('upstream_bad_request', `The model API rejected the request (${status})${suffix}`, detail);
+        const failure = this.fail('upstream_bad_request', `The model API rejected the request (${status})${suffix}`, detail);
+        const drop = unsupportedParams(status, err.error, body, dropped);
+        return drop ? new AttemptFailure(failure.error, false, undefined, detail, drop) : failure;
       }
       return this.unexpected(err);
     }
@@ -397,6 +508,23 @@ export class DeepSeekProvider extends LlmProvider {
     if (key) out = out.split(key).join('***');
     return out.replace(/\bsk-[A-Za-z0-9_*-]{4,}/g, 'sk-***');
   }
+}
+
+function nonEmpty(value: unknown): string | undefined {
+  return typeof value === 'string' && value.length > 0 ? value : undefined;
+}
+
+/** `fetch` that rewrites error answers into OpenAI's error shape (see `normalizeErrorBody`). */
+async function normalizingFetch(input: string | URL | Request, init?: RequestInit): Promise<Response> {
+  const res = await fetch(input, init);
+  if (res.status < 400) return res;
+  const text = await res.text();
+  const headers = new Headers(res.headers);
+  headers.delete('content-length');
+  headers.delete('content-encoding');
+  const normalized = normalizeErrorBody(text);
+  if (normalized !== text) headers.set('content-type', 'application/json');
+  return new Response(normalized, { status: res.status, statusText: res.statusText, headers });
 }
 
 /** An undici / socket failure (connection reset, "terminated", "other side closed", ...). */

@@ -16,6 +16,8 @@ import { LlmProvider, LlmSettings } from './llm.provider';
         timeoutMs: env.LLM_TIMEOUT_MS,
         maxRetries: env.LLM_MAX_RETRIES,
         retryBaseMs: env.LLM_RETRY_BASE_MS,
+        thinkingField: env.LLM_THINKING_FIELD,
+        reasoningEffort: env.LLM_REASONING_EFFORT,
       }),
     },
     { provide: LlmProvider, useClass: DeepSeekProvider },

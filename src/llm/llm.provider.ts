@@ -13,6 +13,10 @@ export interface LlmRequest {
   thinking?: boolean;
   temperature?: number;
   maxTokens?: number;
+  /** `reasoning_effort` (e.g. DeepSeek's `high` / `max`); defaults to the configured one, if any. */
+  reasoningEffort?: string;
+  /** `json_object` asks for JSON mode (`response_format: {type: "json_object"}`); the prompt must say "json". */
+  responseFormat?: 'json_object';
 }
 
 export interface LlmUsage {
@@ -20,6 +24,8 @@ export interface LlmUsage {
   completion_tokens: number;
   total_tokens: number;
   reasoning_tokens?: number;
+  /** True when the server reported no usage and these are estimates (about 4 characters a token). */
+  estimated?: boolean;
 }
 
 /** Events of one streamed completion, in upstream order. */
@@ -61,4 +67,8 @@ export class LlmSettings {
   /** Retries of 429/500/503/connection refused, only before the first piece. */
   maxRetries: number;
   retryBaseMs: number;
+  /** Where DeepSeek's `thinking` field is sent (`LLM_THINKING_FIELD`); default `auto`. */
+  thinkingField?: 'auto' | 'deepseek' | 'none';
+  /** `reasoning_effort` sent with every request that does not turn thinking off (`LLM_REASONING_EFFORT`). */
+  reasoningEffort?: string;
 }

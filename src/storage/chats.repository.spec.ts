@@ -32,44 +32,63 @@ describe('ChatsRepository (SQLite file)', () => {
   });
 
   it('creates a chat with empty settings and finds it by id', async () => {
-    const row = await chats.create({ id: 'chat-1', title: 'First' });
-    expect(row).toEqual({ id: 'chat-1', title: 'First', settings: '{}', created_at: row.created_at, updated_at: row.created_at });
+    const row = await chats.create({ id: 'chat-1', userId: 'u1', title: 'First' });
+    expect(row).toEqual({
+      id: 'chat-1',
+      user_id: 'u1',
+      title: 'First',
+      settings: '{}',
+      created_at: row.created_at,
+      updated_at: row.created_at,
+    });
     expect(row.created_at).toMatch(ISO);
     expect(await chats.findById('chat-1')).toEqual(row);
     expect(await chats.findById('nope')).toBeUndefined();
   });
 
   it('stores settings given at creation as JSON', async () => {
-    await chats.create({ id: 'c', title: 't', settings: { model: 'm', temperature: 0.3 } });
+    await chats.create({ id: 'c', userId: 'u1', title: 't', settings: { model: 'm', temperature: 0.3 } });
     const row = await chats.findById('c');
     expect(row?.settings).toBe('{"model":"m","temperature":0.3}');
   });
 
   it('refuses a second chat with the same id', async () => {
-    await chats.create({ id: 'dup', title: 'a' });
-    await expect(chats.create({ id: 'dup', title: 'b' })).rejects.toThrow(/UNIQUE|PRIMARY/i);
+    await chats.create({ id: 'dup', userId: 'u1', title: 'a' });
+    await expect(chats.create({ id: 'dup', userId: 'u1', title: 'b' })).rejects.toThrow(/UNIQUE|PRIMARY/i);
     expect((await chats.findById('dup'))?.title).toBe('a');
   });
 
   it('lists newest activity first: creation, rename and touch all move a chat to the top', async () => {
-    await chats.create({ id: 'a', title: 'A' });
-    await chats.create({ id: 'b', title: 'B' });
-    await chats.create({ id: 'c', title: 'C' });
-    expect((await chats.list()).map((c) => c.id)).toEqual(['c', 'b', 'a']);
+    await chats.create({ id: 'a', userId: 'u1', title: 'A' });
+    await chats.create({ id: 'b', userId: 'u1', title: 'B' });
+    await chats.create({ id: 'c', userId: 'u1', title: 'C' });
+    expect((await chats.list('u1')).map((c) => c.id)).toEqual(['c', 'b', 'a']);
 
     await chats.update('a', { title: 'A2' });
-    expect((await chats.list()).map((c) => c.id)).toEqual(['a', 'c', 'b']);
+    expect((await chats.list('u1')).map((c) => c.id)).toEqual(['a', 'c', 'b']);
 
     await chats.touch('b');
-    expect((await chats.list()).map((c) => c.id)).toEqual(['b', 'a', 'c']);
-    expect((await chats.list(2)).map((c) => c.id)).toEqual(['b', 'a']);
+    expect((await chats.list('u1')).map((c) => c.id)).toEqual(['b', 'a', 'c']);
+    expect((await chats.list('u1', 2)).map((c) => c.id)).toEqual(['b', 'a']);
+  });
+
+  it("lists only the given user's chats, and findOwned finds a chat only for its owner", async () => {
+    await chats.create({ id: 'mine', userId: 'u1', title: 'Mine' });
+    await chats.create({ id: 'theirs', userId: 'u2', title: 'Theirs' });
+    expect((await chats.list('u1')).map((c) => c.id)).toEqual(['mine']);
+    expect((await chats.list('u2')).map((c) => c.id)).toEqual(['theirs']);
+    expect(await chats.list('nobody')).toEqual([]);
+    expect((await chats.findOwned('mine', 'u1'))?.title).toBe('Mine');
+    expect(await chats.findOwned('mine', 'u2')).toBeUndefined();
+    expect(await chats.findOwned('missing', 'u1')).toBeUndefined();
   });
 
   it('update renames without touching settings, and moves updated_at but not created_at', async () => {
-    const created = await chats.create({ id: 'c', title: 'Old', settings: { model: 'x' } });
+    const created = await chats.create({ id: 'c', userId: 'u1', title: 'Old', settings: { model: 'x' } });
     const renamed = await chats.update('c', { title: 'New' });
     expect(renamed).toEqual({
       id: 'c',
+      user_id: 'u1',
       title: 'New',
       settings: '{"model":"x"}',
       created_at: created.created_at,
@@ -79,21 +98,21 @@ describe('ChatsRepository (SQLite file)', () => {
   });
 
   it('update replaces settings with the given JSON and keeps the title', async () => {
-    await chats.create({ id: 'c', title: 'Keep', settings: { model: 'x', thinking: true } });
+    await chats.create({ id: 'c', userId: 'u1', title: 'Keep', settings: { model: 'x', thinking: true } });
     const row = await chats.update('c', { settings: { system_prompt: 'Be brief', max_tokens: 10 } });
     expect(row?.title).toBe('Keep');
     expect(JSON.parse(row!.settings)).toEqual({ system_prompt: 'Be brief', max_tokens: 10 });
   });
 
   it('update of an unknown chat changes nothing and answers undefined', async () => {
-    await chats.create({ id: 'c', title: 'T' });
+    await chats.create({ id: 'c', userId: 'u1', title: 'T' });
     expect(await chats.update('missing', { title: 'x' })).toBeUndefined();
-    expect((await chats.list()).map((c) => c.title)).toEqual(['T']);
+    expect((await chats.list('u1')).map((c) => c.title)).toEqual(['T']);
   });
 
   it('delete removes the chat and its messages, and leaves other chats alone', async () => {
-    await chats.create({ id: 'gone', title: 'G' });
-    await chats.create({ id: 'kept', title: 'K' });
+    await chats.create({ id: 'gone', userId: 'u1', title: 'G' });
+    await chats.create({ id: 'kept', userId: 'u1', title: 'K' });
     await messages.insert({ id: 'm1', chat_id: 'gone', role: 'user', content: 'hi', status: 'complete' });
     await messages.insert({ id: 'm2', chat_id: 'gone', role: 'assistant', content: 'yo', status: 'complete' });
     await messages.insert({ id: 'm3', chat_id: 'kept', role: 'user', content: 'stay', status: 'complete' });
@@ -108,7 +127,7 @@ describe('ChatsRepository (SQLite file)', () => {
   });
 
   it('the schema itself cascades: deleting a chat row removes its messages (foreign keys are on)', async () => {
-    await chats.create({ id: 'c', title: 'T' });
+    await chats.create({ id: 'c', userId: 'u1', title: 'T' });
     await messages.insert({ id: 'm', chat_id: 'c', role: 'user', content: 'x', status: 'complete' });
     await db.deleteFrom('chats').where('id', '=', 'c').execute();
     expect(await messages.findById('m')).toBeUndefined();
@@ -118,8 +137,11 @@ describe('ChatsRepository (SQLite file)', () => {
   });
 
   it('keeps its data when the same file is opened again (a restart), and migrations run again harmlessly', async () => {
-    await chats.create({ id: 'c', title: 'Survives', settings: { model: 'm' } });
+    await chats.create({ id: 'c', userId: 'u1', title: 'Survives', settings: { model: 'm' } });
     await messages.insert({ id: 'm', chat_id: 'c', role: 'user', content: 'hello', status: 'complete' });
+    const migrations = async () => (await db.selectFrom('kysely_migration' as never).selectAll().execute()).length;
+    const applied = await migrations();
+    expect(applied).toBeGreaterThan(0);
     await db.destroy();
 
     db = await openDatabase(`sqlite:${path}`);
@@ -127,8 +149,7 @@ describe('ChatsRepository (SQLite file)', () => {
     const reopened = new ChatsRepository(db);
     expect(await reopened.findById('c')).toEqual(expect.objectContaining({ title: 'Survives', settings: '{"model":"m"}' }));
     expect((await new MessagesRepository(db).listByChat('c')).map((m) => m.content)).toEqual(['hello']);
-    const applied = await db.selectFrom('kysely_migration' as never).selectAll().execute();
-    expect(applied).toHaveLength(1);
+    expect(await migrations()).toBe(applied);
   });
 
   it('creates the folder of the sqlite path when it is missing', async () => {
@@ -137,8 +158,8 @@ describe('ChatsRepository (SQLite file)', () => {
     const other = await openDatabase(`sqlite:${nested}`);
     try {
       expect(existsSync(nested)).toBe(true);
-      await new ChatsRepository(other).create({ id: 'x', title: 'in a new folder' });
-      expect((await new ChatsRepository(other).list()).map((c) => c.id)).toEqual(['x']);
+      await new ChatsRepository(other).create({ id: 'x', userId: 'u1', title: 'in a new folder' });
+      expect((await new ChatsRepository(other).list('u1')).map((c) => c.id)).toEqual(['x']);
     } finally {
       await other.destroy();
     }

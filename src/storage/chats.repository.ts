@@ -9,10 +9,11 @@ export type ChatRow = Selectable<ChatsTable>;
 export class ChatsRepository {
   constructor(private readonly db: Kysely<Database>) {}
 
-  async create(chat: { id: string; title: string; settings?: object }): Promise<ChatRow> {
+  async create(chat: { id: string; userId: string; title: string; settings?: object }): Promise<ChatRow> {
     const now = nowIso();
     const row: ChatRow = {
       id: chat.id,
+      user_id: chat.userId,
       title: chat.title,
       settings: JSON.stringify(chat.settings ?? {}),
       created_at: now,
@@ -26,9 +27,20 @@ export class ChatsRepository {
     return this.db.selectFrom('chats').selectAll().where('id', '=', id).executeTakeFirst();
   }
 
-  /** Newest activity first. */
-  list(limit = 500): Promise<ChatRow[]> {
-    return this.db.selectFrom('chats').selectAll().orderBy('updated_at', 'desc').limit(limit).execute();
+  /** The chat when it exists and belongs to `userId`. */
+  findOwned(id: string, userId: string): Promise<ChatRow | undefined> {
+    return this.db.selectFrom('chats').selectAll().where('id', '=', id).where('user_id', '=', userId).executeTakeFirst();
+  }
+
+  /** A user's chats, newest activity first. */
+  list(userId: string, limit = 500): Promise<ChatRow[]> {
+    return this.db
+      .selectFrom('chats')
+      .selectAll()
+      .where('user_id', '=', userId)
+      .orderBy('updated_at', 'desc')
+      .limit(limit)
+      .execute();
   }
 
   async update(id: string, changes: { title?: string; settings?: object }): Promise<ChatRow | undefined> {

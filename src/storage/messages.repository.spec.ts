@@ -21,8 +21,8 @@ describe('MessagesRepository (SQLite file)', () => {
     db = await openDatabase(`sqlite:${join(dir, 'chat.db')}`);
     messages = new MessagesRepository(db);
     chats = new ChatsRepository(db);
-    await chats.create({ id: 'chat', title: 'T' });
-    await chats.create({ id: 'other', title: 'O' });
+    await chats.create({ id: 'chat', userId: 'u1', title: 'T' });
+    await chats.create({ id: 'other', userId: 'u2', title: 'O' });
   });
   afterEach(async () => {
     jest.restoreAllMocks();
@@ -62,10 +62,17 @@ describe('MessagesRepository (SQLite file)', () => {
     );
   });
 
+  it("findOwned finds a message only for the owner of its chat", async () => {
+    await messages.insert({ id: 'mine', chat_id: 'chat', role: 'user', content: 'q', status: 'complete' });
+    expect((await messages.findOwned('mine', 'u1'))).toEqual(await messages.findById('mine'));
+    expect(await messages.findOwned('mine', 'u2')).toBeUndefined();
+    expect(await messages.findOwned('missing', 'u1')).toBeUndefined();
+  });
+
   it('lists a chat oldest first, even when every row is written in the same millisecond', async () => {
     jest.spyOn(Date, 'now').mockReturnValue(Date.parse('2030-01-01T00:00:00.000Z'));
-    // ids in reverse alphabetical order, so an order by id (or by rowid luck) would show
-    const ids = ['z', 'y', 'x', 'w', 'v', 'u'];
+    // ids in no alphabetical order either way, so an order by id would show
+    const ids = ['m', 'z', 'a', 'q', 'b', 'y'];
     for (const id of ids) await messages.insert({ id, chat_id: 'chat', role: 'user', content: id, status: 'complete' });
     await messages.insert({ id: 'elsewhere', chat_id: 'other', role: 'user', content: 'no', status: 'complete' });
 

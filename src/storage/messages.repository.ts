@@ -54,6 +54,17 @@ export class MessagesRepository {
     return this.db.selectFrom('messages').selectAll().where('id', '=', id).executeTakeFirst();
   }
 
+  /** The message when it exists and its chat belongs to `userId`. */
+  findOwned(id: string, userId: string): Promise<MessageRow | undefined> {
+    return this.db
+      .selectFrom('messages')
+      .innerJoin('chats', 'chats.id', 'messages.chat_id')
+      .selectAll('messages')
+      .where('messages.id', '=', id)
+      .where('chats.user_id', '=', userId)
+      .executeTakeFirst();
+  }
+
   /** Oldest first. */
   listByChat(chatId: string): Promise<MessageRow[]> {
     return this.db.selectFrom('messages').selectAll().where('chat_id', '=', chatId).orderBy('created_at', 'asc').execute();

@@ -33,6 +33,61 @@ const migrations: Record<string, Migration> = {
       await db.schema.createIndex('chats_updated').on('chats').column('updated_at').execute();
     },
   },
+  '0002_accounts': {
+    async up(db: Kysely<any>) {
+      await db.schema
+        .createTable('users')
+        .addColumn('id', 'varchar(36)', (c) => c.primaryKey())
+        .addColumn('username', 'varchar(64)', (c) => c.notNull())
+        .addColumn('username_key', 'varchar(64)', (c) => c.notNull().unique())
+        .addColumn('password_hash', 'text', (c) => c.notNull())
+        .addColumn('is_admin', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('created_at', 'varchar(32)', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable('sessions')
+        .addColumn('id_hash', 'varchar(64)', (c) => c.primaryKey())
+        .addColumn('user_id', 'varchar(36)', (c) => c.notNull().references('users.id').onDelete('cascade'))
+        .addColumn('created_at', 'varchar(32)', (c) => c.notNull())
+        .addColumn('expires_at', 'varchar(32)', (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('sessions_user').on('sessions').column('user_id').execute();
+      // Chats belong to a user; rows made before accounts belong to the single local user.
+      await db.schema.alterTable('chats').addColumn('user_id', 'varchar(36)', (c) => c.notNull().defaultTo('local')).execute();
+      await db.schema.createIndex('chats_user_updated').on('chats').columns(['user_id', 'updated_at']).execute();
+    },
+  },
+  '0003_solver_runs': {
+    async up(db: Kysely<any>) {
+      await db.schema
+        .createTable('solver_runs')
+        .addColumn('id', 'varchar(36)', (c) => c.primaryKey())
+        .addColumn('user_id', 'varchar(36)', (c) => c.notNull().defaultTo('local'))
+        .addColumn('issue_url', 'text', (c) => c.notNull())
+        .addColumn('repo', 'varchar(256)', (c) => c.notNull())
+        .addColumn('issue_number', 'integer', (c) => c.notNull())
+        .addColumn('issue_title', 'text')
+        .addColumn('open_pr', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('status', 'varchar(16)', (c) => c.notNull())
+        .addColumn('stage', 'varchar(16)', (c) => c.notNull())
+        .addColumn('progress', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('stages', 'text', (c) => c.notNull().defaultTo('[]'))
+        .addColumn('summary', 'text')
+        .addColumn('files', 'text', (c) => c.notNull().defaultTo('[]'))
+        .addColumn('patch', 'text')
+        .addColumn('applies', 'integer')
+        .addColumn('pr_url', 'text')
+        .addColumn('error_code', 'varchar(64)')
+        .addColumn('error_message', 'text')
+        .addColumn('usage', 'text')
+        .addColumn('request_id', 'varchar(256)')
+        .addColumn('created_at', 'varchar(32)', (c) => c.notNull())
+        .addColumn('updated_at', 'varchar(32)', (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('solver_runs_user_created').on('solver_runs').columns(['user_id', 'created_at']).execute();
+      await db.schema.createIndex('solver_runs_status').on('solver_runs').column('status').execute();
+    },
+  },
 };
 
 export const migrationProvider: MigrationProvider = {

@@ -2,6 +2,8 @@ import { Generated } from 'kysely';
 
 export interface ChatsTable {
   id: string;
+  /** Owner; `local` is the single user of AUTH_MODE=none. */
+  user_id: string;
   title: string;
   /** JSON of the chat's settings (model, thinking, temperature, max_tokens, system_prompt). */
   settings: string;
@@ -28,7 +30,61 @@ export interface MessagesTable {
   updated_at: string;
 }
 
+export interface UsersTable {
+  id: string;
+  username: string;
+  /** Lower-cased username: names are unique regardless of case. */
+  username_key: string;
+  password_hash: string;
+  is_admin: number;
+  created_at: string;
+}
+
+export interface SessionsTable {
+  /** SHA-256 of the cookie's secret: a leaked database does not leak live sessions. */
+  id_hash: string;
+  user_id: string;
+  created_at: string;
+  expires_at: string;
+}
+
+export interface SolverRunsTable {
+  id: string;
+  /** Who started it; `local` is the single user of AUTH_MODE=none. */
+  user_id: string;
+  issue_url: string;
+  /** `owner/repo`. */
+  repo: string;
+  issue_number: number;
+  issue_title: string | null;
+  open_pr: number;
+  status: 'running' | 'complete' | 'stopped' | 'error' | 'interrupted';
+  /** The stage reached last (PROTOCOL.md stage names). */
+  stage: string;
+  progress: number;
+  /** JSON array of `{stage, progress, message, at}`: the run's progress as it went. */
+  stages: string;
+  summary: string | null;
+  /** JSON array of paths. */
+  files: string;
+  patch: string | null;
+  /** 1/0 once verified; null before. */
+  applies: number | null;
+  pr_url: string | null;
+  error_code: string | null;
+  error_message: string | null;
+  /** JSON of the summed model usage of the run's calls. */
+  usage: string | null;
+  /** The client's `id` of the `solve` frame. */
+  request_id: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
 export interface Database {
+  users: UsersTable;
+  sessions: SessionsTable;
   chats: ChatsTable;
   messages: MessagesTable;
+  solver_runs: SolverRunsTable;
 }

@@ -4,11 +4,13 @@ import { ChatsRepository } from './chats.repository';
 import { databaseProvider } from './database.provider';
 import { MessagesRepository } from './messages.repository';
 import { Database } from './schema';
+import { SolverRunsRepository } from './solver-runs.repository';
+import { UsersRepository } from './users.repository';
 
 @Global()
 @Module({
-  providers: [databaseProvider, ChatsRepository, MessagesRepository],
-  exports: [Kysely, ChatsRepository, MessagesRepository],
+  providers: [databaseProvider, ChatsRepository, MessagesRepository, UsersRepository, SolverRunsRepository],
+  exports: [Kysely, ChatsRepository, MessagesRepository, UsersRepository, SolverRunsRepository],
 })
 export class StorageModule implements OnApplicationShutdown {
   constructor(@Inject(Kysely) private readonly db: Kysely<Database>) {}

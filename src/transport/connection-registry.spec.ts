@@ -40,6 +40,15 @@ describe('ConnectionRegistry', () => {
     expect([...registry.all()]).toEqual([ca, cb]);
   });
 
+  it('keeps the user the upgrade check found; userOf throws for a socket without one or a gone connection', () => {
+    const withUser = registry.add(asWs(fakeSocket()), { id: 'user-1', sessionKey: 'sess' });
+    const anonymous = registry.add(asWs(fakeSocket()));
+    expect(registry.userOf(withUser.id)).toEqual({ id: 'user-1', sessionKey: 'sess' });
+    expect(() => registry.userOf(anonymous.id)).toThrow(`connection ${anonymous.id} has no user`);
+    registry.remove(withUser.id);
+    expect(() => registry.userOf(withUser.id)).toThrow('has no user');
+  });
+
   it('publish serializes the frame once and sends it to every member of the room only', () => {
     const a = fakeSocket();
     const b = fakeSocket();

@@ -3,6 +3,13 @@ import { randomUUID } from 'node:crypto';
 import type { WebSocket } from 'ws';
 import { Frame } from './frames';
 
+/** Who a socket belongs to, as the upgrade check found it. */
+export interface ConnectionUser {
+  id: string;
+  /** Identifies the login session, so its sockets can be closed at logout. */
+  sessionKey?: string;
+}
+
 export interface Connection {
   readonly id: string;
   readonly socket: WebSocket;
@@ -12,7 +19,9 @@ export interface Connection {
   alive: boolean;
   /** Highest `seq` sent per message, so a connection never receives the same piece twice. */
   readonly sentSeq: Map<string, number>;
-  /** Free slot for modules that attach per-connection facts (e.g. the user). */
+  /** Set by the upgrade check; undefined only where no check is configured. */
+  user?: ConnectionUser;
+  /** Free slot for modules that attach per-connection facts. */
   readonly data: Record<string, unknown>;
 }
 
@@ -34,10 +43,11 @@ export class ConnectionRegistry {
   private readonly connections = new Map<string, Connection>();
   private readonly rooms = new Map<string, Set<Connection>>();
 
-  add(socket: WebSocket): Connection {
+  add(socket: WebSocket, user?: ConnectionUser): Connection {
     const connection: Connection = {
       id: randomUUID(),
       socket,
+      user,
       rooms: new Set(),
       alive: true,
       sentSeq: new Map(),
@@ -57,6 +67,13 @@ export class ConnectionRegistry {
 
   get(id: string): Connection | undefined {
     return this.connections.get(id);
+  }
+
+  /** The user of a connection; throws when the socket is gone or was never authenticated. */
+  userOf(id: string): ConnectionUser {
+    const user = this.connections.get(id)?.user;
+    if (!user) throw new Error(`connection ${id} has no user`);
+    return user;
   }
 
   get size(): number {

@@ -5,15 +5,22 @@ import type { IncomingMessage } from 'node:http';
 import { EMPTY, isObservable, Observable } from 'rxjs';
 import type { RawData, WebSocket, WebSocketServer } from 'ws';
 import { AppError, ErrorCode } from '../common/app-error';
-import { ConnectionRegistry } from './connection-registry';
+import { ConnectionRegistry, ConnectionUser } from './connection-registry';
 import { toErrorFrame } from './error-frames';
 import { Frame } from './frames';
 import { PROTOCOL_VERSION } from './ws-path';
 
+export type UpgradeVerdict = { ok: true; user: ConnectionUser } | { ok: false; status: number; message: string };
+
 export interface FrameAdapterOptions {
   maxPayload: number;
   pingIntervalMs: number;
+  /** Decides each upgrade (origin, session); without it every socket belongs to one local user. */
+  authenticate?: (request: IncomingMessage) => Promise<UpgradeVerdict>;
 }
+
+const UPGRADE_USER = Symbol('upgradeUser');
+type CheckedRequest = IncomingMessage & { [UPGRADE_USER]?: ConnectionUser };
 
 interface BoundHandler {
   callback: (...args: unknown[]) => unknown;
@@ -41,8 +48,13 @@ export class FrameWsAdapter extends WsAdapter {
   }
 
   create(port: number, options: Record<string, unknown> = {}): WebSocketServer {
-    const server: WebSocketServer = super.create(port, { ...options, maxPayload: this.options.maxPayload });
-    server.on('connection', (socket: WebSocket, request: IncomingMessage) => this.onConnection(socket, request));
+    const server: WebSocketServer = super.create(port, {
+      ...options,
+      maxPayload: this.options.maxPayload,
+      verifyClient: (info: { req: CheckedRequest }, done: (ok: boolean, status?: number, message?: string) => void) =>
+        this.verify(info.req, done),
+    });
+    server.on('connection', (socket: WebSocket, request: CheckedRequest) => this.onConnection(socket, request));
     const timer = setInterval(() => this.heartbeat(), this.options.pingIntervalMs);
     timer.unref();
     server.on('close', () => clearInterval(timer));
@@ -75,8 +87,26 @@ export class FrameWsAdapter extends WsAdapter {
     }
   }
 
-  private onConnection(socket: WebSocket, _request: IncomingMessage): void {
-    const connection = this.registry.add(socket);
+  private verify(request: CheckedRequest, done: (ok: boolean, status?: number, message?: string) => void): void {
+    if (!this.options.authenticate) {
+      request[UPGRADE_USER] = { id: 'local' };
+      return done(true);
+    }
+    this.options.authenticate(request).then(
+      (verdict) => {
+        if (!verdict.ok) return done(false, verdict.status, verdict.message);
+        request[UPGRADE_USER] = verdict.user;
+        done(true);
+      },
+      (error: unknown) => {
+        this.log.error(`upgrade check failed: ${String(error)}`);
+        done(false, 500, 'Internal Server Error');
+      },
+    );
+  }
+
+  private onConnection(socket: WebSocket, request: CheckedRequest): void {
+    const connection = this.registry.add(socket, request[UPGRADE_USER]);
     socket.on('pong', () => (connection.alive = true));
     socket.on('close', () => this.registry.remove(connection.id));
     socket.send(JSON.stringify({ type: 'connected', connection_id: connection.id, protocol: PROTOCOL_VERSION }));

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { Browser, BrowserContext, chromium, Page } from 'playwright-core';
 import { FakeDeepSeek } from '../fakes/deepseek.fake';
 import { startApp } from '../support/app';
+import { WsTestClient } from '../support/ws-client';
 
 const CHROMIUM = '/usr/bin/chromium';
 const UUID_PATH = /\/chat\/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
@@ -26,6 +27,8 @@ describe('chat page in Chromium', () => {
   let dataDir: string;
   /** Uncaught page errors and console errors (CSP violations show up here), per test. */
   let problems: string[];
+  /** Pages opened by the test: each is checked for `securitypolicyviolation` events afterwards. */
+  let pages: Page[];
 
   beforeAll(async () => {
     if (!existsSync(CHROMIUM)) {
@@ -57,22 +60,85 @@ describe('chat page in Chromium', () => {
 
   beforeEach(async () => {
     problems = [];
+    pages = [];
     context = await browser.newContext({ viewport: { width: 1200, height: 800 } });
   });
 
   afterEach(async () => {
+    // Every test also proves the strict CSP held: no violation event on any page it opened.
+    const violations: string[] = [];
+    for (const page of pages) {
+      if (page.isClosed()) continue;
+      violations.push(...(await page.evaluate(() => (window as unknown as { __csp?: string[] }).__csp ?? []).catch(() => [])));
+    }
     await context?.close();
+    expect(violations).toEqual([]);
   });
 
-  async function openPage(path: string): Promise<Page> {
-    const page = await context.newPage();
+  /**
+   * Opens a page of the app and waits for its socket. `tuning` shortens the page script's timings
+   * (window.__chatTuning); an init script records CSP violations before any page script runs.
+   */
+  async function openPage(path: string, opts: { tuning?: Record<string, number>; on?: BrowserContext } = {}): Promise<Page> {
+    const page = await (opts.on ?? context).newPage();
+    pages.push(page);
     page.on('pageerror', (err) => problems.push(`pageerror: ${err.message}`));
     page.on('console', (msg) => {
       if (msg.type() === 'error' && !msg.location().url.includes('favicon')) problems.push(`console: ${msg.text()}`);
     });
+    await page.addInitScript((tuning) => {
+      const w = window as unknown as { __csp: string[]; __conn: string[]; __chatTuning?: Record<string, number> };
+      w.__csp = [];
+      // Every state the connection indicator shows, in order (brief ones too).
+      w.__conn = [];
+      new MutationObserver((records) => {
+        for (const r of records) {
+          const v = (r.target as Element).getAttribute('data-connection') ?? '';
+          if (w.__conn[w.__conn.length - 1] !== v) w.__conn.push(v);
+        }
+      }).observe(document, { subtree: true, attributes: true, attributeFilter: ['data-connection'] });
+      document.addEventListener('securitypolicyviolation', (e) =>
+        w.__csp.push(`${e.violatedDirective} ${e.blockedURI} ${e.sourceFile}:${e.lineNumber}`),
+      );
+      if (tuning) w.__chatTuning = tuning;
+    }, opts.tuning ?? null);
     await page.goto(app.url + path);
     await page.locator('[data-connection="connected"]').waitFor({ state: 'attached' });
     return page;
+  }
+
+  /** A chat made over the protocol (the fake's default answer), for tests that need some in the list. */
+  async function makeChat(text: string): Promise<string> {
+    const ws = await WsTestClient.connect(app.wsUrl, { headers: { Origin: app.url } });
+    try {
+      ws.send({ type: 'user_message', id: 'mk', content: text });
+      const created = await ws.next((f) => f.type === 'chat_created');
+      await ws.next((f) => f.type === 'agent_response_end');
+      return created.chat_id as string;
+    } finally {
+      ws.socket.close();
+    }
+  }
+
+  /** Server-side sockets of the WebSocket upgrades, to cut or stall them. */
+  function trackUpgrades(): { sockets: import('node:net').Socket[]; stop: () => void } {
+    const sockets: import('node:net').Socket[] = [];
+    const server = app.app.getHttpServer() as import('node:http').Server;
+    const track = (_req: unknown, socket: import('node:net').Socket) => sockets.push(socket);
+    server.on('upgrade', track);
+    return { sockets, stop: () => server.off('upgrade', track) };
+  }
+
+  /**
+   * Turns live sockets into black holes: nothing they send arrives and nothing is read from them, and
+   * no close is ever seen by the browser — a stalled connection (a sleeping laptop, a dead Wi-Fi).
+   */
+  function stall(sockets: import('node:net').Socket[]): void {
+    for (const socket of sockets.splice(0)) {
+      socket.pause();
+      socket.write = (() => true) as typeof socket.write;
+      setTimeout(() => socket.destroy(), 15_000).unref();
+    }
   }
 
   /** Types into the message box with real keys and presses Enter. */
@@ -309,5 +375,339 @@ describe('chat page in Chromium', () => {
 
     expect(dialogs).toEqual([]);
     expect(problems).toEqual([]);
+  });
+
+  const connMark = (page: Page) => page.evaluate(() => (window as unknown as { __conn: string[] }).__conn.length);
+  /** The indicator went to `connecting` and came back to `connected` after `mark`. */
+  const reconnectedSince = (page: Page, mark: number, timeout: number) =>
+    page.waitForFunction(
+      (m) => {
+        const seen = (window as unknown as { __conn: string[] }).__conn.slice(m);
+        return seen.includes('connecting') && seen[seen.length - 1] === 'connected';
+      },
+      mark,
+      { timeout },
+    );
+
+  /** Splits text into pieces of `size` characters, as a model streams it. */
+  function pieces(text: string, size: number): string[] {
+    const out: string[] = [];
+    for (let i = 0; i < text.length; i += size) out.push(text.slice(i, i + size));
+    return out;
+  }
+
+  const CODE_ANSWER = [
+    'Here is a function:',
+    '',
+    '```js',
+    'function add(a, b) {',
+    '  return a + b; // sum',
+    '}',
+    '```',
+    '',
+    '| op | result |',
+    '|----|--------|',
+    '| add(1, 2) | 3 |',
+    '',
+    '- one',
+    '- two',
+    '',
+    '```python',
+    'def greet(name):',
+    '    return f"hi {name}"',
+    '```',
+    '',
+    'Done.',
+  ].join('\n');
+
+  it('highlights code with a working Copy button; streamed and stored HTML are the same; announced once', async () => {
+    await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: app.url });
+    const page = await openPage('/chat');
+    // Every value the polite live region takes.
+    await page.evaluate(() => {
+      const w = window as unknown as { __announced: string[] };
+      w.__announced = [];
+      const region = document.querySelector('[data-announcer]')!;
+      new MutationObserver(() => w.__announced.push(region.textContent ?? '')).observe(region, {
+        childList: true,
+        characterData: true,
+        subtree: true,
+      });
+    });
+
+    fake.enqueue({
+      kind: 'stream',
+      reasoning: ['Let me ', 'think ', 'about it.'],
+      content: pieces(CODE_ANSWER, 6),
+      delayMs: 12,
+    });
+    await ask(page, 'Write code');
+    await page.waitForURL(UUID_PATH);
+    // While it thinks, the folded thinking says so.
+    await page.locator('details[data-reasoning] summary', { hasText: 'Thinking' }).waitFor();
+    await page.locator(`${ASSISTANT}[data-status="complete"]`).waitFor();
+    const answer = lastAssistant(page);
+
+    // highlight.js ran on both blocks: named languages, keyword spans.
+    const codes = answer.locator('[data-content] pre code');
+    expect(await codes.count()).toBe(2);
+    expect(await codes.evaluateAll((els) => els.map((e) => e.className))).toEqual([
+      expect.stringMatching(/\bhljs\b/),
+      expect.stringMatching(/\bhljs\b/),
+    ]);
+    expect(await answer.locator('[data-content] pre code .hljs-keyword').count()).toBeGreaterThan(1);
+    expect(await answer.locator('[data-content] table td').count()).toBe(2);
+    expect(await answer.locator('[data-content] ul > li').count()).toBe(2);
+
+    // "Thought for N s", measured from the frames, folded.
+    const summary = answer.locator('details[data-reasoning] summary');
+    expect(await summary.textContent()).toMatch(/^Thought for \d+ s$/);
+    expect(await answer.locator('details[data-reasoning]').evaluate((d) => (d as HTMLDetailsElement).open)).toBe(false);
+
+    // The live region was given the finished answer once, not each piece.
+    await page.waitForFunction(() => /Here is a function/.test(document.querySelector('[data-announcer]')?.textContent ?? ''));
+    const announced = await page.evaluate(() =>
+      (window as unknown as { __announced: string[] }).__announced.filter((t) => t.trim() !== ''),
+    );
+    expect(announced).toHaveLength(1);
+    expect(announced[0]).toContain('Here is a function');
+    expect(announced[0]).toContain('Done.');
+
+    // The page rendered incrementally: far fewer characters parsed than re-parsing the text per frame.
+    const stats = await page.evaluate(() => (window as unknown as { __chat: { stats: Record<string, number> } }).__chat.stats);
+    expect(stats.committedBlocks).toBeGreaterThan(0);
+
+    const streamedHtml = await answer.locator('[data-content]').innerHTML();
+
+    // Copy puts exactly the code's text on the clipboard.
+    const copy = answer.locator('[data-copy-code]').first();
+    await copy.click();
+    await page.locator('[data-copy-code][data-copy-state="copied"]').waitFor();
+    const expected = 'function add(a, b) {\n  return a + b; // sum\n}\n';
+    expect(await page.evaluate(() => (window as unknown as { __chat: { lastCopied: string } }).__chat.lastCopied)).toBe(expected);
+    expect(await page.evaluate(() => navigator.clipboard.readText())).toBe(expected);
+
+    // After a reload the stored message renders to the very same HTML, thinking time included.
+    await page.reload();
+    await page.locator(`${ASSISTANT}[data-status="complete"] [data-content][data-md="rendered"]`).waitFor();
+    expect(await lastAssistant(page).locator('[data-content]').innerHTML()).toBe(streamedHtml);
+    expect(await lastAssistant(page).locator('details[data-reasoning] summary').textContent()).toMatch(/^Thought for \d+ s$/);
+    expect(problems).toEqual([]);
+  });
+
+  it('renames and deletes chats from the sidebar with the keyboard, without blocking dialogs', async () => {
+    const keep = await makeChat('Keep me');
+    const doomed = await makeChat('Delete me');
+    const page = await openPage(`/chat/${doomed}`);
+    page.on('dialog', (d) => {
+      problems.push(`dialog: ${d.message()}`);
+      void d.dismiss();
+    });
+    const item = (id: string) => page.locator(`[data-chat-list] li:has(a[href="/chat/${id}"])`);
+
+    // Rename the shown chat: Enter on its Rename button, type, Enter.
+    await item(doomed).locator('[data-chat-rename]').focus();
+    await page.keyboard.press('Enter');
+    const input = item(doomed).locator('input[data-rename-input]');
+    await input.waitFor();
+    expect(await input.evaluate((el) => el === document.activeElement)).toBe(true);
+    await page.keyboard.press('Control+A');
+    await page.keyboard.type('Renamed chat');
+    await page.keyboard.press('Enter');
+    await item(doomed).locator('a', { hasText: 'Renamed chat' }).waitFor();
+    expect(await page.locator('[data-chat-title]').textContent()).toBe('Renamed chat');
+    expect(await page.title()).toBe('Renamed chat');
+    expect(await item(doomed).locator('[data-chat-rename]').evaluate((el) => el === document.activeElement)).toBe(true);
+    const listed = async () => ((await (await fetch(`${app.url}/api/chats`)).json()) as { chats: { id: string; title: string }[] }).chats;
+    expect((await listed()).find((c) => c.id === doomed)?.title).toBe('Renamed chat');
+
+    // Escape cancels a rename.
+    await page.keyboard.press('Enter');
+    await input.waitFor();
+    await page.keyboard.type('not this');
+    await page.keyboard.press('Escape');
+    await input.waitFor({ state: 'detached' });
+    expect((await item(doomed).locator('a').textContent())?.trim()).toBe('Renamed chat');
+
+    // Delete asks in place; Escape says no.
+    await item(doomed).locator('[data-chat-delete]').focus();
+    await page.keyboard.press('Enter');
+    const confirm = item(doomed).locator('[data-delete-confirm]');
+    await confirm.waitFor();
+    expect(await page.locator('[data-cancel-delete]').evaluate((el) => el === document.activeElement)).toBe(true);
+    await page.keyboard.press('Escape');
+    await confirm.waitFor({ state: 'detached' });
+    expect((await listed()).some((c) => c.id === doomed)).toBe(true);
+
+    // Delete for real: the list drops it, and the page leaves the deleted chat for a new one.
+    await page.keyboard.press('Enter');
+    await confirm.waitFor();
+    await page.keyboard.press('Shift+Tab');
+    expect(await page.locator('[data-confirm-delete]').evaluate((el) => el === document.activeElement)).toBe(true);
+    await page.keyboard.press('Enter');
+    await item(doomed).waitFor({ state: 'detached' });
+    await page.waitForURL(/\/chat$/);
+    await page.waitForFunction(() => document.querySelector('#chat-content')?.getAttribute('data-chat-id') === '');
+    expect((await listed()).some((c) => c.id === doomed)).toBe(false);
+    expect(await item(keep).count()).toBe(1);
+    expect(await page.evaluate(() => document.activeElement?.tagName)).not.toBe('BODY');
+    expect(problems).toEqual([]);
+  });
+
+  it('works with the keyboard alone: Tab reaches chats, the box and Send, and focus is always visible', async () => {
+    await makeChat('A chat to reach');
+    const page = await openPage('/chat');
+    const seen: { hook: string; outline: string }[] = [];
+    for (let i = 0; i < 80; i++) {
+      await page.keyboard.press('Tab');
+      const info = await page.evaluate(() => {
+        const el = document.activeElement as HTMLElement | null;
+        if (!el || el === document.body) return null;
+        const cs = getComputedStyle(el);
+        const hook = el.matches('[data-chat-list] a')
+          ? 'chat-link'
+          : el.matches('textarea[name=content]')
+            ? 'box'
+            : el.matches('[data-send]')
+              ? 'send'
+              : el.tagName.toLowerCase();
+        return { hook, outline: `${cs.outlineStyle} ${cs.outlineWidth}` };
+      });
+      if (!info) continue;
+      seen.push(info);
+      if (info.hook === 'send') break;
+    }
+    const hooks = seen.map((s) => s.hook);
+    expect(hooks).toContain('chat-link');
+    expect(hooks).toContain('box');
+    expect(hooks).toContain('send');
+    for (const s of seen) {
+      expect(`${s.hook}: ${s.outline}`).not.toMatch(/: none|: \S+ 0px/);
+    }
+
+    // Back to the box with Shift+Tab, type, and send with Enter: no mouse anywhere.
+    await page.keyboard.press('Shift+Tab');
+    expect(await page.locator(BOX).evaluate((el) => el === document.activeElement)).toBe(true);
+    await page.keyboard.type('keys only');
+    await page.keyboard.press('Enter');
+    await page.locator(`${ASSISTANT}[data-status="complete"]`).waitFor();
+    expect((await lastAssistant(page).locator('[data-content]').textContent())?.trim()).toBe('Echo: keys only');
+    expect(await page.locator(BOX).evaluate((el) => el === document.activeElement)).toBe(true);
+    expect(problems).toEqual([]);
+  });
+
+  it('fits a 360 px phone without sideways scrolling, sidebar folded and openable; screenshots light, dark, phone', async () => {
+    const wide = 'x'.repeat(300);
+    const chatId = await makeChat(`Wide ${wide}`);
+    fake.enqueue({
+      kind: 'stream',
+      content: [`A long line \`${wide}\` and https://example.com/${wide}\n\n\`\`\`js\nconst s = "${wide}";\n\`\`\`\n\n| a | b | c | d |\n|---|---|---|---|\n| ${wide} | 2 | 3 | 4 |\n`],
+    });
+    const ws = await WsTestClient.connect(app.wsUrl, { headers: { Origin: app.url } });
+    ws.send({ type: 'user_message', chat_id: chatId, content: 'Wide content please' });
+    await ws.next((f) => f.type === 'agent_response_end');
+    ws.close();
+
+    const phone = await browser.newContext({ viewport: { width: 360, height: 740 }, isMobile: true, hasTouch: true });
+    try {
+      const page = await openPage(`/chat/${chatId}`, { on: phone });
+      await page.locator(`${ASSISTANT}[data-status="complete"] [data-content][data-md="rendered"]`).last().waitFor();
+      const overflow = () =>
+        page.evaluate(() => ({
+          scroll: document.scrollingElement!.scrollWidth,
+          inner: window.innerWidth,
+          body: document.body.scrollWidth,
+        }));
+      let o = await overflow();
+      expect(o.scroll).toBeLessThanOrEqual(o.inner);
+      expect(o.body).toBeLessThanOrEqual(o.inner);
+
+      // The chat list is folded away behind the toggle, and opens and closes again.
+      const link = page.locator(`[data-chat-list] a[href="/chat/${chatId}"]`);
+      expect(await link.isVisible()).toBe(false);
+      const toggle = page.locator('[data-sidebar-toggle]');
+      expect(await toggle.isVisible()).toBe(true);
+      await page.screenshot({ path: '/tmp/chat-phone.png' });
+      await toggle.click();
+      await link.waitFor({ state: 'visible' });
+      expect(await toggle.getAttribute('aria-expanded')).toBe('true');
+      o = await overflow();
+      expect(o.scroll).toBeLessThanOrEqual(o.inner);
+      await page.screenshot({ path: '/tmp/chat-phone-nav.png' });
+      await page.keyboard.press('Escape');
+      await link.waitFor({ state: 'hidden' });
+      expect(await toggle.getAttribute('aria-expanded')).toBe('false');
+    } finally {
+      await phone.close();
+    }
+
+    const dark = await browser.newContext({ viewport: { width: 1200, height: 800 }, colorScheme: 'dark' });
+    try {
+      const page = await openPage(`/chat/${chatId}`, { on: dark });
+      await page.locator(`${ASSISTANT} [data-content][data-md="rendered"]`).last().waitFor();
+      const bg = await page.evaluate(() => getComputedStyle(document.body).backgroundColor);
+      expect(bg).not.toBe('rgb(255, 255, 255)');
+      await page.screenshot({ path: '/tmp/chat-dark.png' });
+    } finally {
+      await dark.close();
+    }
+
+    const page = await openPage(`/chat/${chatId}`);
+    await page.locator(`${ASSISTANT} [data-content][data-md="rendered"]`).last().waitFor();
+    expect(await page.evaluate(() => getComputedStyle(document.body).backgroundColor)).toBe('rgb(255, 255, 255)');
+    await page.screenshot({ path: '/tmp/chat-light.png' });
+    expect(problems).toEqual([]);
+  });
+
+  it('notices a stalled socket on visibilitychange, on pageshow and by its watchdog, and resumes the answer', async () => {
+    const upgrades = trackUpgrades();
+    try {
+      // Watchdog slow here: only the page events can explain a quick recovery.
+      const page = await openPage('/chat', { tuning: { wakeTimeoutMs: 800, streamIdlePingMs: 60_000, idlePingMs: 60_000 } });
+      const words = Array.from({ length: 36 }, (_, i) => `v${i} `);
+      fake.enqueue({ kind: 'stream', content: words, delayMs: 100 });
+      await ask(page, 'Stall me');
+      await streamingShows(page, 'v2');
+
+      const recovers = async (event: () => Promise<void>) => {
+        const before = upgrades.sockets.length;
+        const mark = await connMark(page);
+        stall(upgrades.sockets);
+        const t0 = Date.now();
+        await event();
+        await reconnectedSince(page, mark, 5000);
+        expect(before).toBe(1);
+        return Date.now() - t0;
+      };
+      const afterVisible = await recovers(() =>
+        page.evaluate(() => void document.dispatchEvent(new Event('visibilitychange'))),
+      );
+      const seenAt = (await lastAssistant(page).locator('[data-content]').textContent()) ?? '';
+      const afterPageshow = await recovers(() =>
+        page.evaluate(() => void window.dispatchEvent(new PageTransitionEvent('pageshow', { persisted: true }))),
+      );
+      expect(afterVisible).toBeLessThan(4000);
+      expect(afterPageshow).toBeLessThan(4000);
+      await page.locator(`${ASSISTANT}[data-status="complete"]`).waitFor();
+      const text = (await lastAssistant(page).locator('[data-content]').textContent())?.trim();
+      expect(text).toBe(words.join('').trim());
+      expect(seenAt.length).toBeGreaterThan(0);
+
+      // A second page with a quick watchdog: a stall with no page event at all is found by itself.
+      const watched = await openPage('/chat', { tuning: { streamIdlePingMs: 700, pongTimeoutMs: 700, watchdogTickMs: 200 } });
+      upgrades.sockets.splice(0, upgrades.sockets.length - 1);
+      const more = Array.from({ length: 30 }, (_, i) => `k${i} `);
+      fake.enqueue({ kind: 'stream', content: more, delayMs: 100 });
+      await ask(watched, 'Stall me quietly');
+      await streamingShows(watched, 'k2');
+      const mark = await connMark(watched);
+      stall(upgrades.sockets);
+      await reconnectedSince(watched, mark, 5000);
+      await watched.locator(`${ASSISTANT}[data-status="complete"]`).waitFor();
+      expect((await lastAssistant(watched).locator('[data-content]').textContent())?.trim()).toBe(more.join('').trim());
+      expect(problems).toEqual([]);
+    } finally {
+      upgrades.stop();
+    }
   });
 });

@@ -3,13 +3,52 @@
  * wire format: SSE chunks `data: {json}\n\n`, `: keep-alive` comments, the usage chunk with
  * `choices: []`, `data: [DONE]`, and DeepSeek's JSON error bodies. Tests script it per request with
  * `enqueue` / `setDefault`; see /work/shared/UPSTREAM.md for the facts it follows.
+ *
+ * It also plays other OpenAI-compatible servers (`dialect`, per fake or per scenario):
+ * - `deepseek` (default): the above;
+ * - `ollama`: thinking in `delta.reasoning`, every delta with `role`, no `logprobs`, models owned by `library`;
+ * - `think-tags` (older llama.cpp builds, R1 distills): thinking inline as `<think>…</think>` at the
+ *   start of `content`; the usage rides on the finish chunk (llama.cpp style);
+ * - `strict-openai`: answers 400 with OpenAI's error body naming the first unknown top-level field
+ *   (`thinking`, …); otherwise streams like vLLM (`reasoning_content`);
+ * - `minimal`: bare chunks (`{"choices":[{"delta":{…}}]}`), no usage chunk, no finish_reason, no
+ *   `[DONE]` (the connection just ends), and 404 on `/models`.
+ * and wire-format switches (`wire`): CRLF line endings, `data:` without a space, several events in
+ * one write, one event split across writes.
  */
 import { randomUUID } from 'node:crypto';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 
+export type Dialect = 'deepseek' | 'ollama' | 'think-tags' | 'strict-openai' | 'minimal';
+
+export interface WireFormat {
+  /** `\r\n` line endings instead of `\n`. */
+  crlf?: boolean;
+  /** `data:{json}` without the space after the colon. */
+  noSpace?: boolean;
+  /** Several events in one write: this many per write; `true` = the whole response in one write. */
+  batch?: number | true;
+  /** Every write cut into slices of this many bytes (UTF-8 characters get cut too), each written
+   * on its own after a pause, so one event arrives over several network reads. */
+  splitBytes?: number;
+  /** Pause between those slices, default 1 ms. */
+  splitPauseMs?: number;
+}
+
+/** Shared by the scenarios that stream. */
+interface Wire {
+  /** Overrides the fake's dialect for this response. */
+  dialect?: Dialect;
+  /** Overrides the fake's wire format for this response. */
+  wire?: WireFormat;
+  /** think-tags only: re-cut the inline text into pieces of this many characters, so that the tags
+   * are split across chunks ('<th' + 'ink' + '>…'). Default: the tags are whole pieces. */
+  tagSplit?: number;
+}
+
 export type Scenario =
-  | {
+  | ({
       kind: 'stream';
       reasoning?: string[];
       content: string[];
@@ -26,11 +65,11 @@ export type Scenario =
       keepAliveMs?: number;
       /** If given, wait for it after the role chunk before sending pieces. */
       gate?: Promise<void>;
-    }
+    } & Wire)
   /** JSON body {"error":{"message","type","param":null,"code"}} as DeepSeek sends it. */
   | { kind: 'error'; status: number; message?: string }
   /** Streams those pieces, then destroys the socket (no finish_reason, no [DONE]). */
-  | { kind: 'cut'; reasoning?: string[]; content: string[]; delayMs?: number }
+  | ({ kind: 'cut'; reasoning?: string[]; content: string[]; delayMs?: number } & Wire)
   /** 200 + SSE headers, then only ': keep-alive' comments every keepAliveEveryMs (or nothing). */
   | { kind: 'hang'; keepAliveEveryMs?: number }
   /** Destroys the connection without any HTTP response. */
@@ -48,7 +87,21 @@ interface FakeOptions {
   apiKey?: string;
   /** Default ['deepseek-v4-flash', 'deepseek-v4-pro']. */
   models?: string[];
+  /** Default 'deepseek'. Scenarios may override it. */
+  dialect?: Dialect;
+  /** Default: `data: ` lines ending in `\n`, one event per write. Scenarios may override it. */
+  wire?: WireFormat;
+  /** strict-openai: the top-level request fields it accepts (default: OpenAI's chat completion fields). */
+  knownFields?: string[];
 }
+
+/** Top-level fields of OpenAI's chat completion request (what a strict server accepts). */
+export const OPENAI_FIELDS = [
+  'model', 'messages', 'stream', 'stream_options', 'temperature', 'top_p', 'n', 'stop', 'max_tokens',
+  'max_completion_tokens', 'presence_penalty', 'frequency_penalty', 'logit_bias', 'logprobs', 'top_logprobs',
+  'user', 'seed', 'tools', 'tool_choice', 'parallel_tool_calls', 'response_format', 'reasoning_effort',
+  'service_tier', 'store', 'metadata', 'modalities', 'audio', 'prediction', 'web_search_options',
+];
 
 /** Error bodies as DeepSeek sends them, by status. */
 const ERRORS: Record<number, { message: string; type: string; code: string | null }> = {
@@ -153,6 +206,9 @@ export class FakeDeepSeek {
     private readonly server: http.Server,
     private readonly apiKey: string,
     private readonly models: string[],
+    private readonly dialect: Dialect = 'deepseek',
+    private readonly wire: WireFormat = {},
+    private readonly knownFields: ReadonlySet<string> = new Set(OPENAI_FIELDS),
   ) {
     const { port } = server.address() as AddressInfo;
     this.baseUrl = `http://127.0.0.1:${port}`;
@@ -172,6 +228,9 @@ export class FakeDeepSeek {
       server,
       opts.apiKey ?? 'test-key',
       opts.models ?? ['deepseek-v4-flash', 'deepseek-v4-pro'],
+      opts.dialect ?? 'deepseek',
+      opts.wire ?? {},
+      new Set(opts.knownFields ?? OPENAI_FIELDS),
     );
     server.on('request', (req, res) => {
       fake.handle(req, res).catch(() => {
@@ -238,10 +297,16 @@ export class FakeDeepSeek {
     const raw = await readBody(req);
 
     if (req.method === 'GET' && (path === '/models' || path === '/v1/models')) {
+      if (this.dialect === 'minimal') {
+        res.writeHead(404, { 'Content-Type': 'text/plain' });
+        res.end('404 page not found');
+        return;
+      }
       if (!this.authorized(req)) return this.sendError(res, 401);
+      const ownedBy = this.dialect === 'ollama' ? 'library' : this.dialect === 'deepseek' ? 'deepseek' : 'system';
       return this.sendJson(res, 200, {
         object: 'list',
-        data: this.models.map((id) => ({ id, object: 'model', owned_by: 'deepseek' })),
+        data: this.models.map((id) => ({ id, object: 'model', owned_by: ownedBy })),
       });
     }
 
@@ -270,11 +335,40 @@ export class FakeDeepSeek {
       if (!parsed || typeof body !== 'object' || body === null) {
         return this.sendError(res, 400, 'Failed to deserialize the JSON body into the target type');
       }
+      // A strict server refuses unknown fields before anything else (the scenario stays queued).
+      if (this.dialectOf(this.peekScenario(body)) === 'strict-openai') {
+        const unknown = Object.keys(body).find((k) => !this.knownFields.has(k));
+        if (unknown !== undefined) {
+          return this.sendJson(res, 400, {
+            error: {
+              message: `Unrecognized request argument supplied: ${unknown}`,
+              type: 'invalid_request_error',
+              param: null,
+              code: null,
+            },
+          });
+        }
+      }
       const scenario = this.nextScenario(body);
       await this.play(ex, body, scenario);
     } finally {
       if (!ex.gone && !res.writableEnded && !res.destroyed) res.end();
     }
+  }
+
+  private peekScenario(body: any): Scenario {
+    if (this.queue.length) return this.queue[0];
+    const d = this.defaultScenario;
+    if (typeof d === 'function') return d(body);
+    return d ?? defaultScenario(body);
+  }
+
+  private dialectOf(s: Scenario): Dialect {
+    return ((s as Wire).dialect ?? this.dialect) as Dialect;
+  }
+
+  private wireOf(s: Scenario): WireFormat {
+    return (s as Wire).wire ?? this.wire;
   }
 
   private nextScenario(body: any): Scenario {
@@ -349,6 +443,7 @@ export class FakeDeepSeek {
         return;
 
       case 'hang': {
+        const nl = this.wire.crlf ? '\r\n' : '\n';
         startSse(res);
         const every = scenario.keepAliveEveryMs;
         if (!every || every <= 0) {
@@ -358,23 +453,26 @@ export class FakeDeepSeek {
         while (!ex.gone) {
           await Promise.race([sleep(every), ex.over]);
           if (ex.gone) return;
-          res.write(': keep-alive\n\n');
+          res.write(`: keep-alive${nl}${nl}`);
         }
         return;
       }
 
       case 'cut': {
-        const w = new ChunkWriter(body, scenario.reasoning !== undefined);
+        const w = new ChunkWriter(body, scenario.reasoning !== undefined, this.dialectOf(scenario));
+        const out = new SseWriter(ex, this.wireOf(scenario));
         startSse(res);
         const delay = scenario.delayMs ?? 0;
-        const send = async (payload: object) => {
-          if (ex.gone) return;
-          await writeAsync(ex, `data: ${JSON.stringify(payload)}\n\n`);
+        const send = async (payload: object | null) => {
+          if (ex.gone || !payload) return;
+          await out.data(JSON.stringify(payload));
           if (delay > 0) await Promise.race([sleep(delay), ex.over]);
         };
         await send(w.roleChunk());
-        for (const piece of scenario.reasoning ?? []) await send(w.reasoningChunk(piece));
-        for (const piece of scenario.content) await send(w.contentChunk(piece, null));
+        for (const piece of w.pieces(scenario.reasoning ?? [], scenario.content, scenario.tagSplit)) {
+          await send(piece.reasoning ? w.reasoningChunk(piece.text) : w.contentChunk(piece.text, null));
+        }
+        await out.flush();
         if (ex.gone) return;
         // Let the client read what was sent, then break the stream without a terminating chunk.
         await Promise.race([sleep(20), ex.over]);
@@ -390,11 +488,13 @@ export class FakeDeepSeek {
 
   private async playStream(ex: Exchange, body: any, s: Extract<Scenario, { kind: 'stream' }>): Promise<void> {
     const { res } = ex;
+    const dialect = this.dialectOf(s);
     const reasoning = s.reasoning ?? [];
     const thinking = s.reasoning !== undefined;
-    const w = new ChunkWriter(body, thinking);
+    const w = new ChunkWriter(body, thinking, dialect);
+    const out = new SseWriter(ex, this.wireOf(s));
     const finishReason = s.finishReason ?? 'stop';
-    const wantsUsage = body?.stream_options?.include_usage === true && s.usage !== false;
+    const wantsUsage = body?.stream_options?.include_usage === true && s.usage !== false && dialect !== 'minimal';
     const delay = s.delayMs ?? 0;
 
     if (body?.stream !== true) return this.playNonStreaming(ex, body, s);
@@ -402,32 +502,44 @@ export class FakeDeepSeek {
     startSse(res);
     for (let i = 0; i < (s.keepAlives ?? 0); i++) {
       if (ex.gone) return;
-      res.write(': keep-alive\n\n');
+      await out.comment('keep-alive');
+      await out.flush();
       await Promise.race([sleep(s.keepAliveMs ?? 10), ex.over]);
     }
 
     let first = true;
-    const send = async (payload: object) => {
-      if (ex.gone) return;
+    const send = async (payload: object | null) => {
+      if (ex.gone || !payload) return;
       if (!first && delay > 0) await Promise.race([sleep(delay), ex.over]);
       first = false;
       if (ex.gone) return;
-      await writeAsync(ex, `data: ${JSON.stringify(payload)}\n\n`);
+      await out.data(JSON.stringify(payload));
     };
 
     await send(w.roleChunk());
-    if (s.gate) await Promise.race([s.gate, ex.over]);
-    for (const piece of reasoning) await send(w.reasoningChunk(piece));
-    if (s.content.length === 0) {
-      await send(w.contentChunk('', finishReason));
-    } else {
-      for (let i = 0; i < s.content.length; i++) {
-        await send(w.contentChunk(s.content[i], i === s.content.length - 1 ? finishReason : null));
-      }
+    if (s.gate) {
+      await out.flush();
+      await Promise.race([s.gate, ex.over]);
     }
-    if (wantsUsage) await send(w.usageChunk(reasoning, s.content));
+    const pieces = w.pieces(reasoning, s.content, s.tagSplit);
+    // The finish reason rides on the last content piece (an empty one when there is none).
+    let lastContent = -1;
+    pieces.forEach((p, i) => {
+      if (!p.reasoning) lastContent = i;
+    });
+    for (let i = 0; i < pieces.length; i++) {
+      const p = pieces[i];
+      if (p.reasoning) await send(w.reasoningChunk(p.text));
+      else if (i === lastContent && !w.separateFinish) await send(w.contentChunk(p.text, finishReason));
+      else await send(w.contentChunk(p.text, null));
+    }
+    if (lastContent < 0 && !w.separateFinish) await send(w.contentChunk('', finishReason));
+    if (w.separateFinish) await send(w.finishChunk(finishReason, wantsUsage ? w.usage(reasoning, s.content) : null));
+    else if (wantsUsage) await send(w.usageChunk(reasoning, s.content));
     if (ex.gone) return;
-    await writeAsync(ex, 'data: [DONE]\n\n');
+    if (dialect !== 'minimal') await out.done();
+    await out.flush();
+    if (ex.gone) return;
     res.end();
   }
 
@@ -447,7 +559,7 @@ export class FakeDeepSeek {
   }
 }
 
-/** Builds DeepSeek-shaped chunks for one response. */
+/** Builds the chunks of one response, in the dialect's shape (DeepSeek's by default). */
 class ChunkWriter {
   private readonly id = randomUUID();
   private readonly created = Math.floor(Date.now() / 1000);
@@ -457,41 +569,128 @@ class ChunkWriter {
   constructor(
     body: any,
     private readonly thinking: boolean,
+    private readonly dialect: Dialect = 'deepseek',
   ) {
     this.model = typeof body?.model === 'string' ? body.model : 'deepseek-v4-flash';
     this.promptTokens = tokens(messageText(body).length);
   }
 
+  /** think-tags ends with its own finish chunk (empty delta), carrying the usage. */
+  get separateFinish(): boolean {
+    return this.dialect === 'think-tags';
+  }
+
+  /** The order of pieces on the wire; think-tags turns the reasoning into inline content. */
+  pieces(reasoning: string[], content: string[], tagSplit?: number): { reasoning: boolean; text: string }[] {
+    if (this.dialect !== 'think-tags') {
+      return [
+        ...reasoning.map((text) => ({ reasoning: true, text })),
+        ...content.map((text) => ({ reasoning: false, text })),
+      ];
+    }
+    const inline = this.thinking ? ['<think>\n', ...reasoning, '\n</think>\n\n', ...content] : [...content];
+    const texts = tagSplit && tagSplit > 0 ? splitPieces(inline.join(''), tagSplit) : inline;
+    return texts.map((text) => ({ reasoning: false, text }));
+  }
+
   private base(choices: object[], usage: object | null = null) {
-    return {
-      id: this.id,
-      object: 'chat.completion.chunk',
-      created: this.created,
-      model: this.model,
-      system_fingerprint: 'fp_fake_deepseek_v4',
-      choices,
-      usage,
-    };
+    switch (this.dialect) {
+      case 'minimal':
+        return usage ? { choices, usage } : { choices };
+      case 'ollama':
+        return {
+          id: `chatcmpl-${this.id.slice(0, 3)}`,
+          object: 'chat.completion.chunk',
+          created: this.created,
+          model: this.model,
+          system_fingerprint: 'fp_ollama',
+          choices,
+          ...(usage ? { usage } : {}),
+        };
+      case 'think-tags':
+        return {
+          choices,
+          created: this.created,
+          id: `chatcmpl-${this.id}`,
+          model: this.model,
+          system_fingerprint: 'b5000-fake',
+          object: 'chat.completion.chunk',
+          ...(usage ? { usage } : {}),
+        };
+      case 'strict-openai':
+        return { id: `chatcmpl-${this.id}`, object: 'chat.completion.chunk', created: this.created, model: this.model, choices, usage };
+      default:
+        return {
+          id: this.id,
+          object: 'chat.completion.chunk',
+          created: this.created,
+          model: this.model,
+          system_fingerprint: 'fp_fake_deepseek_v4',
+          choices,
+          usage,
+        };
+    }
   }
 
   private choice(delta: object, finishReason: string | null) {
-    return { index: 0, delta, logprobs: null, finish_reason: finishReason };
+    switch (this.dialect) {
+      case 'minimal':
+        return { delta };
+      case 'ollama':
+      case 'think-tags':
+        return { index: 0, delta, finish_reason: finishReason };
+      default:
+        return { index: 0, delta, logprobs: null, finish_reason: finishReason };
+    }
   }
 
-  roleChunk() {
-    const delta = this.thinking
-      ? { role: 'assistant', content: null, reasoning_content: '' }
-      : { role: 'assistant', content: '' };
-    return this.base([this.choice(delta, null)]);
+  /** The opening chunk; `null` for dialects that send none. */
+  roleChunk(): object | null {
+    switch (this.dialect) {
+      case 'minimal':
+      case 'ollama':
+        return null;
+      case 'think-tags':
+        return this.base([this.choice({ role: 'assistant', content: null }, null)]);
+      default: {
+        const delta = this.thinking
+          ? { role: 'assistant', content: null, reasoning_content: '' }
+          : { role: 'assistant', content: '' };
+        return this.base([this.choice(delta, null)]);
+      }
+    }
   }
 
   reasoningChunk(piece: string) {
-    return this.base([this.choice({ content: null, reasoning_content: piece }, null)]);
+    switch (this.dialect) {
+      case 'ollama':
+        return this.base([this.choice({ role: 'assistant', content: '', reasoning: piece }, null)]);
+      case 'minimal':
+      case 'strict-openai':
+        return this.base([this.choice({ reasoning_content: piece }, null)]);
+      default:
+        return this.base([this.choice({ content: null, reasoning_content: piece }, null)]);
+    }
   }
 
   contentChunk(piece: string, finishReason: string | null) {
-    const delta = this.thinking ? { content: piece, reasoning_content: null } : { content: piece };
-    return this.base([this.choice(delta, finishReason)]);
+    switch (this.dialect) {
+      case 'ollama':
+        return this.base([this.choice({ role: 'assistant', content: piece }, finishReason)]);
+      case 'minimal':
+      case 'think-tags':
+      case 'strict-openai':
+        return this.base([this.choice({ content: piece }, finishReason)]);
+      default: {
+        const delta = this.thinking ? { content: piece, reasoning_content: null } : { content: piece };
+        return this.base([this.choice(delta, finishReason)]);
+      }
+    }
+  }
+
+  /** A chunk with an empty delta that only finishes (and may carry the usage). */
+  finishChunk(finishReason: string, usage: object | null) {
+    return this.base([this.choice({}, finishReason)], usage);
   }
 
   usage(reasoning: string[], content: string[]) {
@@ -536,8 +735,59 @@ function startSse(res: http.ServerResponse): void {
   res.flushHeaders();
 }
 
+/** Writes SSE events in the wire format asked for (line endings, spacing, batching, splitting). */
+class SseWriter {
+  private readonly nl: string;
+  private readonly pending: string[] = [];
+
+  constructor(
+    private readonly ex: Exchange,
+    private readonly wire: WireFormat,
+  ) {
+    this.nl = wire.crlf ? '\r\n' : '\n';
+  }
+
+  data(text: string): Promise<void> {
+    return this.event(`data:${this.wire.noSpace ? '' : ' '}${text}${this.nl}${this.nl}`);
+  }
+
+  comment(text: string): Promise<void> {
+    return this.event(`: ${text}${this.nl}${this.nl}`);
+  }
+
+  done(): Promise<void> {
+    return this.data('[DONE]');
+  }
+
+  /** Writes what batching held back. */
+  async flush(): Promise<void> {
+    if (!this.pending.length) return;
+    const text = this.pending.join('');
+    this.pending.length = 0;
+    await this.write(text);
+  }
+
+  private async event(text: string): Promise<void> {
+    const batch = this.wire.batch;
+    if (!batch || batch === 1) return this.write(text);
+    this.pending.push(text);
+    if (batch !== true && this.pending.length >= batch) await this.flush();
+  }
+
+  private async write(text: string): Promise<void> {
+    const size = this.wire.splitBytes ?? 0;
+    if (size <= 0) return writeAsync(this.ex, text);
+    const bytes = Buffer.from(text, 'utf8');
+    for (let i = 0; i < bytes.length; i += size) {
+      if (this.ex.gone) return;
+      if (i > 0) await Promise.race([sleep(this.wire.splitPauseMs ?? 1), this.ex.over]);
+      await writeAsync(this.ex, bytes.subarray(i, i + size));
+    }
+  }
+}
+
 /** Writes and waits until the data is handed to the socket (or the exchange is over). */
-function writeAsync(ex: Exchange, text: string): Promise<void> {
+function writeAsync(ex: Exchange, text: string | Buffer): Promise<void> {
   const { res } = ex;
   if (ex.gone || res.destroyed || res.writableEnded) return Promise.resolve();
   return Promise.race([new Promise<void>((resolve) => res.write(text, () => resolve())), ex.over]);

@@ -1,13 +1,5 @@
 import { IsInt, IsOptional, IsString, IsUUID, Min } from 'class-validator';
 
-export class StopDto {
-  @IsOptional() @IsString()
-  id?: string;
-
-  @IsUUID('all')
-  message_id: string;
-}
-
 export class ResumeDto {
   @IsOptional() @IsString()
   id?: string;

@@ -1,0 +1,34 @@
+import { CanActivate, ExecutionContext, Injectable } from '@nestjs/common';
+import { Reflector } from '@nestjs/core';
+import type { Request } from 'express';
+import { AppError } from '../common/app-error';
+import { AuthUser } from './auth-user';
+import { IS_PUBLIC } from './auth.decorators';
+import { AuthService } from './auth.service';
+
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+
+/**
+ * Every HTTP route: a state-changing request from a foreign Origin is 403 (CSRF), then the session
+ * decides — pages go to /login, the API answers 401 (the error filter maps `unauthorized`).
+ */
+@Injectable()
+export class AuthGuard implements CanActivate {
+  constructor(
+    private readonly auth: AuthService,
+    private readonly reflector: Reflector,
+  ) {}
+
+  async canActivate(context: ExecutionContext): Promise<boolean> {
+    if (context.getType() !== 'http') return true;
+    const req = context.switchToHttp().getRequest<Request & { user?: AuthUser }>();
+    if (!SAFE_METHODS.has(req.method) && !this.auth.originAllowed(req)) {
+      throw new AppError('forbidden', 'cross-origin request refused');
+    }
+    const user = await this.auth.resolve(req.headers.cookie);
+    if (user) req.user = user;
+    const isPublic = this.reflector.getAllAndOverride<boolean>(IS_PUBLIC, [context.getHandler(), context.getClass()]);
+    if (isPublic || user) return true;
+    throw new AppError('unauthorized', 'sign in first');
+  }
+}

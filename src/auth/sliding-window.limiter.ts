@@ -1,0 +1,41 @@
+/**
+ * A sliding-window counter per key: at most `limit` events in any `windowMs`. Refused attempts do
+ * not count. Memory stays bounded: keys with no recent events are dropped as they are touched and
+ * by a periodic sweep.
+ */
+export class SlidingWindowLimiter {
+  private readonly events = new Map<string, number[]>();
+  private lastSweep = Date.now();
+
+  constructor(
+    private readonly limit: number,
+    private readonly windowMs: number,
+  ) {}
+
+  /** Counts one event; returns 0 when allowed, else the milliseconds until one is allowed again. */
+  consume(key: string, now = Date.now()): number {
+    if (this.limit <= 0) return 0;
+    this.sweep(now);
+    const since = now - this.windowMs;
+    const times = (this.events.get(key) ?? []).filter((t) => t > since);
+    if (times.length >= this.limit) {
+      this.events.set(key, times);
+      return Math.max(1, times[0] + this.windowMs - now);
+    }
+    times.push(now);
+    this.events.set(key, times);
+    return 0;
+  }
+
+  reset(key: string): void {
+    this.events.delete(key);
+  }
+
+  private sweep(now: number): void {
+    if (now - this.lastSweep < this.windowMs) return;
+    this.lastSweep = now;
+    for (const [key, times] of this.events) {
+      if (!times.length || times[times.length - 1] <= now - this.windowMs) this.events.delete(key);
+    }
+  }
+}

@@ -1,0 +1,419 @@
+import { INestApplicationContext, Module, Provider } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import type { WebSocket } from 'ws';
+import { AppError } from '../common/app-error';
+import { RateLimits } from '../auth/rate-limits';
+import { Environment, validateEnvironment } from '../config/environment';
+import { Generation } from '../generation/generation';
+import { GenerationService } from '../generation/generation.service';
+import { LlmProvider } from '../llm/llm.provider';
+import { ChatRow, ChatsRepository } from '../storage/chats.repository';
+import { MessageRow, MessagesRepository, NewMessage } from '../storage/messages.repository';
+import { ConnectionRegistry } from '../transport/connection-registry';
+import { Fanout } from '../transport/fanout';
+import { Frame } from '../transport/frames';
+import { ChatService, chatRoom } from './chat.service';
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+const T = '2030-01-01T00:00:00.000Z';
+const CHAT_ID = '11111111-1111-4111-8111-111111111111';
+const USAGE = { prompt_tokens: 3, completion_tokens: 4, total_tokens: 7 };
+const USER = 'user-1';
+
+/** A mock whose listed methods fail the test when called without being set up. */
+function strictMock<T extends object>(name: string, methods: (keyof T & string)[], extra: object = {}): jest.Mocked<T> {
+  const mock: Record<string, unknown> = { ...extra };
+  for (const key of methods) {
+    mock[key] = jest.fn((...args: unknown[]) => {
+      throw new Error(`unexpected call ${name}.${key}(${JSON.stringify(args)})`);
+    });
+  }
+  return mock as jest.Mocked<T>;
+}
+
+/** The real Nest injector around the unit (`@nestjs/testing` is not a dependency of the project). */
+async function createContext(providers: Provider[]): Promise<INestApplicationContext> {
+  @Module({ providers })
+  class UnitModule {}
+  return NestFactory.createApplicationContext(UnitModule, { logger: false, abortOnError: false });
+}
+
+function chatRow(settings: object = {}, id = CHAT_ID): ChatRow {
+  return { id, user_id: USER, title: 'A chat', settings: JSON.stringify(settings), created_at: T, updated_at: T };
+}
+
+function messageRow(fields: Partial<MessageRow> & Pick<MessageRow, 'id' | 'role' | 'content'>): MessageRow {
+  return {
+    chat_id: CHAT_ID,
+    reasoning: null,
+    status: 'complete',
+    model: null,
+    usage: null,
+    error_code: null,
+    request_id: null,
+    seq: 0,
+    created_at: T,
+    updated_at: T,
+    ...fields,
+  };
+}
+
+describe('ChatService', () => {
+  let context: INestApplicationContext;
+  let service: ChatService;
+  let chats: jest.Mocked<ChatsRepository>;
+  let messages: jest.Mocked<MessagesRepository>;
+  let generations: jest.Mocked<GenerationService> & { isAccepting: boolean };
+  let llm: jest.Mocked<LlmProvider>;
+  let limits: jest.Mocked<RateLimits>;
+  let fanout: jest.Mocked<Fanout>;
+  let registry: ConnectionRegistry;
+  let socket: { readyState: number; send: jest.Mock };
+  let connectionId: string;
+  /** Rows the mocked repository "stored", in order. */
+  let stored: MessageRow[];
+
+  const sentToConnection = (): Frame[] => socket.send.mock.calls.map(([data]) => JSON.parse(data as string) as Frame);
+
+  beforeEach(async () => {
+    chats = strictMock<ChatsRepository>('ChatsRepository', ['create', 'findById', 'findOwned', 'list', 'update', 'touch', 'delete']);
+    messages = strictMock<MessagesRepository>('MessagesRepository', [
+      'insert',
+      'findById',
+      'findOwned',
+      'listByChat',
+      'snapshot',
+      'finish',
+      'interruptAllStreaming',
+    ]);
+    generations = strictMock<GenerationService>('GenerationService', ['start', 'stop', 'replay', 'find', 'runningFor'], {
+      isAccepting: true,
+    }) as typeof generations;
+    llm = strictMock<LlmProvider>('LlmProvider', ['isConfigured', 'stream', 'listModels'], { defaultModel: 'fake-model' });
+    fanout = { publish: jest.fn() } as jest.Mocked<Fanout>;
+    limits = strictMock<RateLimits>('RateLimits', ['checkRunning', 'consumeMessage']);
+    limits.checkRunning.mockReturnValue(undefined);
+    limits.consumeMessage.mockReturnValue(undefined);
+    generations.runningFor.mockReturnValue(0);
+
+    stored = [];
+    messages.insert.mockImplementation(async (m: NewMessage) => {
+      const row = messageRow({ ...m, model: m.model ?? null, request_id: m.request_id ?? null });
+      stored.push(row);
+      return row;
+    });
+    messages.listByChat.mockImplementation(async () => [...stored]);
+    chats.touch.mockResolvedValue(undefined);
+    llm.isConfigured.mockReturnValue(true);
+    generations.start.mockReturnValue({} as Generation);
+
+    context = await createContext([
+      ChatService,
+      ConnectionRegistry,
+      { provide: ChatsRepository, useValue: chats },
+      { provide: MessagesRepository, useValue: messages },
+      { provide: GenerationService, useValue: generations },
+      { provide: LlmProvider, useValue: llm },
+      { provide: Fanout, useValue: fanout },
+      { provide: RateLimits, useValue: limits },
+      { provide: Environment, useValue: validateEnvironment({ CONTEXT_TOKENS: '4096' }) },
+    ]);
+    service = context.get(ChatService);
+    registry = context.get(ConnectionRegistry);
+    socket = { readyState: 1, send: jest.fn() };
+    connectionId = registry.add(socket as unknown as WebSocket, { id: USER }).id;
+  });
+
+  afterEach(() => context.close());
+
+  describe('userMessage', () => {
+    it('in a new chat: chat_created to the sender, user message stored and published before the generation starts', async () => {
+      chats.create.mockImplementation(async ({ id, title }) => ({ ...chatRow({}, id), title }));
+
+      await service.userMessage({ id: 'req-1', content: '  Hello\n there  ' }, connectionId, USER);
+
+      const chatId = chats.create.mock.calls[0][0].id;
+      expect(chatId).toMatch(UUID);
+      expect(chats.create.mock.calls).toEqual([[{ id: chatId, userId: USER, title: 'Hello there' }]]);
+      expect(limits.consumeMessage.mock.calls).toEqual([[USER]]);
+      expect(sentToConnection()).toEqual([{ type: 'chat_created', chat_id: chatId, title: 'Hello there', id: 'req-1' }]);
+      expect(registry.isInRoom(connectionId, chatRoom(chatId))).toBe(true);
+
+      const [userRow, assistantRow] = stored;
+      expect(messages.insert.mock.calls).toEqual([
+        [{ id: userRow.id, chat_id: chatId, role: 'user', content: '  Hello\n there  ', status: 'complete' }],
+        [{ id: assistantRow.id, chat_id: chatId, role: 'assistant', content: '', status: 'streaming', model: 'fake-model', request_id: 'req-1' }],
+      ]);
+      expect(userRow.id).toMatch(UUID);
+      expect(assistantRow.id).toMatch(UUID);
+      expect(fanout.publish.mock.calls).toEqual([
+        [
+          `chat:${chatId}`,
+          { type: 'user_message', chat_id: chatId, message_id: userRow.id, content: '  Hello\n there  ', created_at: T, id: 'req-1' },
+        ],
+      ]);
+      expect(chats.touch).toHaveBeenCalledWith(chatId);
+      expect(generations.start.mock.calls).toEqual([
+        [
+          {
+            chatId,
+            messageId: assistantRow.id,
+            requestId: 'req-1',
+            model: 'fake-model',
+            room: `chat:${chatId}`,
+            ownerId: USER,
+            request: {
+              messages: [{ role: 'user', content: '  Hello\n there  ' }],
+              model: 'fake-model',
+              thinking: undefined,
+              temperature: undefined,
+              maxTokens: undefined,
+            },
+          },
+        ],
+      ]);
+
+      const [storeUser, storeAssistant] = messages.insert.mock.invocationCallOrder;
+      const published = fanout.publish.mock.invocationCallOrder[0];
+      const started = generations.start.mock.invocationCallOrder[0];
+      expect(storeUser).toBeLessThan(published);
+      expect(published).toBeLessThan(storeAssistant);
+      expect(storeAssistant).toBeLessThan(started);
+    });
+
+    it('in an existing chat: merges options into its settings, stores them, and the turn uses them', async () => {
+      chats.findOwned.mockResolvedValue(chatRow({ model: 'm1', thinking: true, temperature: 0.5 }));
+      chats.update.mockResolvedValue(undefined);
+      stored.push(
+        messageRow({ id: 'u0', role: 'user', content: 'first question' }),
+        messageRow({ id: 'a0', role: 'assistant', content: 'first answer', reasoning: 'not sent' }),
+      );
+
+      await service.userMessage(
+        { content: 'Next', chat_id: CHAT_ID, options: { temperature: null, max_tokens: 100, system_prompt: 'Be brief' } },
+        connectionId,
+        USER,
+      );
+      expect(chats.findOwned).toHaveBeenCalledWith(CHAT_ID, USER);
+
+      expect(socket.send).not.toHaveBeenCalled(); // no chat_created
+      expect(chats.update.mock.calls).toEqual([
+        [CHAT_ID, { settings: { model: 'm1', thinking: true, max_tokens: 100, system_prompt: 'Be brief' } }],
+      ]);
+      expect(chats.update.mock.invocationCallOrder[0]).toBeLessThan(generations.start.mock.invocationCallOrder[0]);
+      const spec = generations.start.mock.calls[0][0];
+      expect(spec.requestId).toBeUndefined();
+      expect(spec.model).toBe('m1');
+      expect(spec.request).toEqual({
+        messages: [
+          { role: 'system', content: 'Be brief' },
+          { role: 'user', content: 'first question' },
+          { role: 'assistant', content: 'first answer' },
+          { role: 'user', content: 'Next' },
+        ],
+        model: 'm1',
+        thinking: true,
+        temperature: undefined,
+        maxTokens: 100,
+      });
+      expect(fanout.publish.mock.calls[0][1]).not.toHaveProperty('id');
+      expect(messages.insert.mock.calls[1][0]).toEqual(expect.objectContaining({ model: 'm1', request_id: null }));
+    });
+
+    it('without options leaves the stored settings alone', async () => {
+      chats.findOwned.mockResolvedValue(chatRow({ temperature: 1.5 }));
+      await service.userMessage({ content: 'Hi', chat_id: CHAT_ID }, connectionId, USER);
+      expect(chats.update).not.toHaveBeenCalled();
+      expect(generations.start.mock.calls[0][0].request.temperature).toBe(1.5);
+    });
+
+    it("an unknown (or another user's) chat_id is not_found; nothing is stored, published, started or counted", async () => {
+      chats.findOwned.mockResolvedValue(undefined);
+      const attempt = service.userMessage({ id: 'r', content: 'Hi', chat_id: CHAT_ID }, connectionId, USER);
+      await expect(attempt).rejects.toBeInstanceOf(AppError);
+      await expect(attempt).rejects.toMatchObject({ code: 'not_found', details: { chat_id: CHAT_ID } });
+      expect(messages.insert).not.toHaveBeenCalled();
+      expect(fanout.publish).not.toHaveBeenCalled();
+      expect(generations.start).not.toHaveBeenCalled();
+      expect(limits.consumeMessage).not.toHaveBeenCalled();
+      expect(registry.isInRoom(connectionId, chatRoom(CHAT_ID))).toBe(false);
+      expect(socket.send).not.toHaveBeenCalled();
+    });
+
+    it('over the rate limit: refused before a chat or message is made', async () => {
+      limits.consumeMessage.mockImplementation(() => {
+        throw new AppError('rate_limited', 'too many messages', { retry_after_ms: 1234 });
+      });
+      await expect(service.userMessage({ content: 'Hi' }, connectionId, USER)).rejects.toMatchObject({
+        code: 'rate_limited',
+        details: { retry_after_ms: 1234 },
+      });
+      expect(chats.create).not.toHaveBeenCalled();
+      expect(messages.insert).not.toHaveBeenCalled();
+      expect(socket.send).not.toHaveBeenCalled();
+    });
+
+    it('checks how many answers the user already has running', async () => {
+      generations.runningFor.mockReturnValue(3);
+      limits.checkRunning.mockImplementation((running: number) => {
+        if (running >= 3) throw new AppError('rate_limited', 'at most 3 answers may stream at once');
+      });
+      await expect(service.userMessage({ content: 'Hi' }, connectionId, USER)).rejects.toMatchObject({ code: 'rate_limited' });
+      expect(generations.runningFor).toHaveBeenCalledWith(USER);
+      expect(limits.checkRunning).toHaveBeenCalledWith(3);
+      expect(limits.consumeMessage).not.toHaveBeenCalled();
+      expect(messages.insert).not.toHaveBeenCalled();
+    });
+
+    it('without a configured model: stores and publishes the user message, then model_not_configured, no generation', async () => {
+      llm.isConfigured.mockReturnValue(false);
+      chats.findOwned.mockResolvedValue(chatRow());
+      const attempt = service.userMessage({ id: 'r', content: 'Hi', chat_id: CHAT_ID }, connectionId, USER);
+      await expect(attempt).rejects.toMatchObject({ code: 'model_not_configured', details: { chat_id: CHAT_ID } });
+      expect(stored.map((m) => [m.role, m.content])).toEqual([['user', 'Hi']]);
+      expect(fanout.publish.mock.calls.map(([room, frame]) => [room, frame.type])).toEqual([[chatRoom(CHAT_ID), 'user_message']]);
+      expect(generations.start).not.toHaveBeenCalled();
+      expect(messages.listByChat).not.toHaveBeenCalled();
+    });
+
+    it('while shutting down refuses before storing anything', async () => {
+      generations.isAccepting = false;
+      await expect(service.userMessage({ content: 'Hi' }, connectionId, USER)).rejects.toMatchObject({ code: 'shutting_down' });
+      expect(chats.create).not.toHaveBeenCalled();
+      expect(messages.insert).not.toHaveBeenCalled();
+    });
+  });
+
+  describe('resume', () => {
+    const ended = messageRow({
+      id: 'a1',
+      role: 'assistant',
+      content: 'Full answer',
+      reasoning: 'thought',
+      usage: JSON.stringify(USAGE),
+      status: 'complete',
+      seq: 7,
+      request_id: 'orig-req',
+    });
+
+    it('of an ended message no longer in memory sends the stored agent_response_end with the original request id', async () => {
+      messages.findOwned.mockResolvedValue(ended);
+      messages.findById.mockResolvedValue(ended);
+      generations.replay.mockImplementation(() => {
+        expect(registry.isInRoom(connectionId, chatRoom(CHAT_ID))).toBe(true); // joined before replaying
+        return false;
+      });
+
+      await service.resume({ id: 'resume-req', message_id: 'a1', after_seq: 3 }, connectionId, USER);
+
+      expect(messages.findOwned).toHaveBeenCalledWith('a1', USER);
+
+      expect(generations.replay.mock.calls).toEqual([[connectionId, 'a1', 3]]);
+      expect(sentToConnection()).toEqual([
+        {
+          type: 'agent_response_end',
+          chat_id: CHAT_ID,
+          message_id: 'a1',
+          seq: 7,
+          status: 'complete',
+          content: 'Full answer',
+          reasoning: 'thought',
+          usage: USAGE,
+          id: 'orig-req',
+        },
+      ]);
+      expect(registry.isInRoom(connectionId, chatRoom(CHAT_ID))).toBe(true);
+    });
+
+    it('the stored end frame has no id, reasoning or usage when the message has none', async () => {
+      const failed = messageRow({ id: 'a2', role: 'assistant', content: '', status: 'error', seq: 0 });
+      messages.findOwned.mockResolvedValue(failed);
+      messages.findById.mockResolvedValue(failed);
+      generations.replay.mockReturnValue(false);
+      await service.resume({ message_id: 'a2', after_seq: 0 }, connectionId, USER);
+      expect(sentToConnection()).toEqual([
+        { type: 'agent_response_end', chat_id: CHAT_ID, message_id: 'a2', seq: 0, status: 'error', content: '' },
+      ]);
+    });
+
+    it('of a message still in memory lets the generation replay it and sends nothing itself', async () => {
+      messages.findOwned.mockResolvedValue(ended);
+      generations.replay.mockReturnValue(true);
+      await service.resume({ message_id: 'a1', after_seq: 2 }, connectionId, USER);
+      expect(generations.replay).toHaveBeenCalledWith(connectionId, 'a1', 2);
+      expect(socket.send).not.toHaveBeenCalled();
+      expect(messages.findOwned).toHaveBeenCalledTimes(1);
+      expect(messages.findById).not.toHaveBeenCalled();
+    });
+
+    it("of an unknown (or another user's) message, or of a user message, is not_found and joins nothing", async () => {
+      messages.findOwned.mockResolvedValueOnce(undefined);
+      await expect(service.resume({ message_id: 'nope', after_seq: 0 }, connectionId, USER)).rejects.toMatchObject({
+        code: 'not_found',
+        details: { message_id: 'nope' },
+      });
+      messages.findOwned.mockResolvedValueOnce(messageRow({ id: 'u1', role: 'user', content: 'q' }));
+      await expect(service.resume({ message_id: 'u1', after_seq: 0 }, connectionId, USER)).rejects.toMatchObject({ code: 'not_found' });
+      expect(generations.replay).not.toHaveBeenCalled();
+      expect(registry.get(connectionId)!.rooms.size).toBe(0);
+    });
+  });
+
+  describe('subscribe', () => {
+    it('joins the chat room and answers subscribed with the request id', async () => {
+      chats.findOwned.mockResolvedValue(chatRow());
+      await expect(service.subscribe({ id: 's1', chat_id: CHAT_ID }, connectionId, USER)).resolves.toEqual({
+        type: 'subscribed',
+        chat_id: CHAT_ID,
+        id: 's1',
+      });
+      expect(registry.isInRoom(connectionId, chatRoom(CHAT_ID))).toBe(true);
+    });
+
+    it('to an unknown chat is not_found and joins nothing', async () => {
+      chats.findOwned.mockResolvedValue(undefined);
+      await expect(service.subscribe({ chat_id: CHAT_ID }, connectionId, USER)).rejects.toMatchObject({ code: 'not_found' });
+      expect(chats.findOwned).toHaveBeenCalledWith(CHAT_ID, USER);
+      expect(registry.isInRoom(connectionId, chatRoom(CHAT_ID))).toBe(false);
+    });
+  });
+
+  describe('reads and edits', () => {
+    it('getChat shows a message still streaming here with its live text, status and seq', async () => {
+      chats.findOwned.mockResolvedValue(chatRow());
+      stored.push(
+        messageRow({ id: 'u1', role: 'user', content: 'q' }),
+        messageRow({ id: 'a1', role: 'assistant', content: 'old snapshot', status: 'streaming', seq: 2, model: 'fake-model' }),
+      );
+      generations.find.mockReturnValue({ content: 'live text', reasoning: '', status: 'streaming', seq: 5 } as Generation);
+      const view = await service.getChat(CHAT_ID, USER);
+      expect(generations.find).toHaveBeenCalledWith('a1');
+      expect(view.messages).toEqual([
+        { id: 'u1', role: 'user', content: 'q', status: 'complete', created_at: T },
+        { id: 'a1', role: 'assistant', content: 'live text', reasoning: null, status: 'streaming', seq: 5, model: 'fake-model', created_at: T },
+      ]);
+    });
+
+    it('renameChat trims the title, stores it and tells the chat viewers', async () => {
+      chats.findOwned.mockResolvedValue(chatRow());
+      chats.update.mockImplementation(async (id, changes) => ({ ...chatRow({}, id), title: changes.title! }));
+      await expect(service.renameChat(CHAT_ID, '  New name ', USER)).resolves.toEqual({ id: CHAT_ID, title: 'New name', created_at: T, updated_at: T });
+      expect(chats.update).toHaveBeenCalledWith(CHAT_ID, { title: 'New name' });
+      expect(fanout.publish.mock.calls).toEqual([[chatRoom(CHAT_ID), { type: 'chat_updated', chat_id: CHAT_ID, title: 'New name' }]]);
+    });
+
+    it('deleteChat stops the generations still streaming in it, then deletes it', async () => {
+      chats.findOwned.mockResolvedValue(chatRow());
+      chats.delete.mockResolvedValue(true);
+      generations.stop.mockReturnValue(true);
+      stored.push(
+        messageRow({ id: 'a-done', role: 'assistant', content: 'x' }),
+        messageRow({ id: 'a-live', role: 'assistant', content: '', status: 'streaming' }),
+      );
+      await service.deleteChat(CHAT_ID, USER);
+      expect(generations.stop.mock.calls).toEqual([['a-live']]);
+      expect(generations.stop.mock.invocationCallOrder[0]).toBeLessThan(chats.delete.mock.invocationCallOrder[0]);
+      expect(chats.delete).toHaveBeenCalledWith(CHAT_ID);
+    });
+  });
+});

@@ -1,0 +1,147 @@
+/**
+ * Small, pure helpers for the differences between OpenAI-compatible servers (DeepSeek, vLLM,
+ * Ollama, llama.cpp server, OpenRouter, strict proxies). See docs/providers.md.
+ */
+
+/** `LLM_THINKING_FIELD`: where DeepSeek's `thinking` request field is sent. */
+export type ThinkingFieldMode = 'auto' | 'deepseek' | 'none';
+
+/** DeepSeek's own API model names (deepseek-v4-flash, deepseek-v4-pro, the retired chat/reasoner). */
+const DEEPSEEK_API_MODEL = /^deepseek-(v\d[\w.-]*|chat|reasoner)$/i;
+
+/**
+ * Whether DeepSeek's `thinking` field goes out with a request.
+ * - `deepseek`: always (when the request sets thinking); `none`: never;
+ * - `auto` (the default): when the base URL's host is DeepSeek's (`*.deepseek.com`), or when the model
+ *   has one of DeepSeek's own API names (`deepseek-v4-flash`, …: DeepSeek behind a proxy, or a test
+ *   double). Any other server, e.g. Ollama's `deepseek-r1:8b` or vLLM's `deepseek-ai/…`, does not
+ *   get it.
+ */
+export function sendsThinkingField(mode: ThinkingFieldMode | undefined, baseUrl: string, model: string): boolean {
+  if (mode === 'deepseek') return true;
+  if (mode === 'none') return false;
+  return isDeepSeekHost(baseUrl) || DEEPSEEK_API_MODEL.test(model.trim());
+}
+
+export function isDeepSeekHost(baseUrl: string): boolean {
+  try {
+    const host = new URL(baseUrl.trim()).hostname.toLowerCase();
+    return host === 'deepseek.com' || host.endsWith('.deepseek.com');
+  } catch {
+    return false;
+  }
+}
+
+/** Request fields we add ourselves, and may leave out when a server refuses them. */
+export const OPTIONAL_PARAMS = ['thinking', 'reasoning_effort', 'stream_options'] as const;
+export type OptionalParam = (typeof OPTIONAL_PARAMS)[number];
+
+/** The wording servers use for a field they do not accept. */
+const UNSUPPORTED_WORDING =
+  /unrecogni[sz]ed|unknown (request )?(field|param|argument|key|name|propert)|unsupported|not supported|not permitted|extra[ _](fields?|inputs?|keys?|param|arguments?|forbidden)|not allowed|additional ?propert|unexpected (keyword|field|argument|param|propert)/i;
+
+function mentions(text: string, name: string): boolean {
+  return new RegExp(`(^|[^A-Za-z0-9_])${name}([^A-Za-z0-9_]|$)`, 'i').test(text);
+}
+
+export interface UnsupportedVerdict {
+  /** Fields to leave out on the retry. */
+  params: OptionalParam[];
+  /** The server named them (remember at once), or only said "unknown field" (remember once the retry worked). */
+  named: boolean;
+}
+
+/**
+ * Reads a 400/422 answer: does it refuse one of our optional fields that `body` carries?
+ * `errorBody` is the OpenAI-shaped `error` object (see `normalizeErrorBody`).
+ */
+export function unsupportedParams(
+  status: number | undefined,
+  errorBody: unknown,
+  body: Record<string, unknown>,
+  skip: ReadonlySet<string> = new Set(),
+): UnsupportedVerdict | undefined {
+  if (status !== 400 && status !== 422) return undefined;
+  const candidates = OPTIONAL_PARAMS.filter((p) => p in body && !skip.has(p));
+  if (candidates.length === 0) return undefined;
+  const e = (errorBody && typeof errorBody === 'object' ? errorBody : {}) as Record<string, unknown>;
+  const param = typeof e.param === 'string' ? e.param.replace(/^body\./, '') : undefined;
+  let text = '';
+  try {
+    text = typeof errorBody === 'string' ? errorBody : JSON.stringify(errorBody ?? '');
+  } catch {
+    text = String(errorBody);
+  }
+  const wording = UNSUPPORTED_WORDING.test(text);
+
+  const named = candidates.filter((p) => param === p || (wording && mentions(text, p)));
+  if (named.length) return { params: named, named: true };
+  if (!wording) return undefined;
+  // "Unrecognized request argument" without a name: only ours are unusual, unless the text names
+  // another field (of the request, or one of ours already left out): then nothing of ours helps.
+  const others = [...Object.keys(body), ...OPTIONAL_PARAMS].filter((k) => !(candidates as string[]).includes(k));
+  if (others.some((k) => mentions(text, k)) || (param && !candidates.includes(param as OptionalParam))) {
+    return undefined;
+  }
+  return { params: candidates, named: false };
+}
+
+/**
+ * Rewrites an error answer into OpenAI's `{"error":{"message","type","param","code"}}`, so the SDK
+ * keeps the server's words: vLLM's top-level `{"object":"error","message":…}`, Ollama's
+ * `{"error":"…"}`, FastAPI's `{"detail":[{"loc","msg"}]}`, plain text.
+ */
+export function normalizeErrorBody(text: string): string {
+  if (!text.trim()) return text;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    return JSON.stringify({ error: { message: text.trim().slice(0, 1000), type: null, param: null, code: null } });
+  }
+  if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) {
+    return JSON.stringify({ error: { message: String(text).trim().slice(0, 1000), type: null, param: null, code: null } });
+  }
+  const o = parsed as Record<string, unknown>;
+  const e = o.error;
+  if (e && typeof e === 'object' && !Array.isArray(e)) {
+    const inner = e as Record<string, unknown>;
+    if (typeof inner.message === 'string') return text;
+    return JSON.stringify({ ...o, error: { ...inner, message: JSON.stringify(inner.message ?? inner).slice(0, 1000) } });
+  }
+  const field = (k: string) => (o[k] === undefined ? null : o[k]);
+  if (typeof e === 'string') {
+    return JSON.stringify({ error: { message: e, type: field('type'), param: field('param'), code: field('code') } });
+  }
+  if (typeof o.message === 'string') {
+    return JSON.stringify({ error: { message: o.message, type: field('type'), param: field('param'), code: field('code') } });
+  }
+  if (o.detail !== undefined) {
+    const { message, param } = describeDetail(o.detail);
+    return JSON.stringify({ error: { message, type: 'invalid_request_error', param, code: null } });
+  }
+  return JSON.stringify({ error: { message: text.trim().slice(0, 1000), type: null, param: null, code: null } });
+}
+
+/** FastAPI / pydantic `detail`: a string, or `[{loc: ['body', 'thinking'], msg}]`. */
+function describeDetail(detail: unknown): { message: string; param: string | null } {
+  if (typeof detail === 'string') return { message: detail, param: null };
+  if (Array.isArray(detail)) {
+    let param: string | null = null;
+    const parts = detail.map((d) => {
+      if (!d || typeof d !== 'object') return String(d);
+      const item = d as { loc?: unknown; msg?: unknown };
+      const loc = Array.isArray(item.loc) ? item.loc.filter((x) => x !== 'body').map(String) : [];
+      if (loc.length && param === null) param = loc.join('.');
+      const msg = typeof item.msg === 'string' ? item.msg : JSON.stringify(item);
+      return loc.length ? `${loc.join('.')}: ${msg}` : msg;
+    });
+    return { message: parts.join('; ').slice(0, 1000), param };
+  }
+  return { message: JSON.stringify(detail).slice(0, 1000), param: null };
+}
+
+/** About four characters a token: for servers that report no usage. */
+export function estimateTokens(chars: number): number {
+  return Math.ceil(Math.max(0, chars) / 4);
+}

@@ -1,0 +1,101 @@
+import { LlmUsage } from '../llm/llm.provider';
+import { Frame } from '../transport/frames';
+import { IssueRef } from './issue-url';
+
+export type SolverStage = 'issue' | 'repomap' | 'files' | 'solution' | 'verify' | 'pr' | 'complete';
+
+/** The fanout room of a run: every connection watching it. */
+export const runRoom = (runId: string): string => `run:${runId}`;
+
+/** Thrown into the run's flow when it was stopped (or ended otherwise) while waiting. */
+export class RunEnded extends Error {
+  constructor() {
+    super('run ended');
+    this.name = 'RunEnded';
+  }
+}
+
+export interface StageRecord {
+  stage: SolverStage;
+  progress: number;
+  message: string;
+  at: string;
+}
+
+/**
+ * One Solver run's live state: its frames (one `seq` for reasoning and solution, progress that never
+ * falls), what it has produced so far, and the abort signal that cancels its GitHub and model calls.
+ */
+export class SolverRun {
+  seq = 0;
+  progress = 0;
+  stage: SolverStage = 'issue';
+  readonly stages: StageRecord[] = [];
+  /** Set once, by the first of complete / stop / failure. */
+  ended = false;
+  readonly controller = new AbortController();
+  /** Paths given to the model (the `files` of a run without a patch). */
+  filesRead: string[] = [];
+  /** Text of the current solution answer, as streamed. */
+  solution = '';
+  /** The diff so far: the model's, then the checked one. */
+  patch = '';
+  /** Blob paths of the default branch, once read. */
+  paths?: Set<string>;
+  usage: LlmUsage = { prompt_tokens: 0, completion_tokens: 0, total_tokens: 0 };
+  usageSeen = false;
+  unregisterStop?: () => void;
+  readonly done: Promise<void>;
+  resolveDone!: () => void;
+
+  constructor(
+    readonly id: string,
+    readonly ref: IssueRef,
+    readonly issueUrl: string,
+    readonly openPr: boolean,
+    readonly requestId: string | undefined,
+    readonly userId: string,
+  ) {
+    this.done = new Promise((resolve) => (this.resolveDone = resolve));
+  }
+
+  get signal(): AbortSignal {
+    return this.controller.signal;
+  }
+
+  get room(): string {
+    return runRoom(this.id);
+  }
+
+  throwIfEnded(): void {
+    if (this.ended) throw new RunEnded();
+  }
+
+  /** A frame of this run: `run_id`, and the `solve`'s `id` when it had one. */
+  frame(type: string, fields: Record<string, unknown> = {}): Frame {
+    const frame: Frame = { type, run_id: this.id, ...fields };
+    if (this.requestId !== undefined) frame.id = this.requestId;
+    return frame;
+  }
+
+  /** `solver_progress`, with progress clamped so it never falls. */
+  progressFrame(stage: SolverStage, progress: number, message: string): Frame {
+    this.stage = stage;
+    this.progress = Math.min(100, Math.max(this.progress, Math.round(progress)));
+    this.stages.push({ stage, progress: this.progress, message, at: new Date().toISOString() });
+    return this.frame('solver_progress', { stage, progress: this.progress, message });
+  }
+
+  piece(kind: 'reasoning' | 'solution', content: string): Frame {
+    this.seq += 1;
+    return this.frame(kind === 'reasoning' ? 'solver_reasoning' : 'solver_solution', { seq: this.seq, content });
+  }
+
+  addUsage(usage: LlmUsage): void {
+    this.usageSeen = true;
+    this.usage.prompt_tokens += usage.prompt_tokens;
+    this.usage.completion_tokens += usage.completion_tokens;
+    this.usage.total_tokens += usage.total_tokens;
+    if (usage.reasoning_tokens !== undefined) this.usage.reasoning_tokens = (this.usage.reasoning_tokens ?? 0) + usage.reasoning_tokens;
+  }
+}

@@ -1,0 +1,15 @@
+import { Module } from '@nestjs/common';
+import { GenerationModule } from '../generation/generation.module';
+import { GithubClient } from './github.client';
+import { SolverRunsController } from './solver-runs.controller';
+import { SolverGateway } from './solver.gateway';
+import { SolverService } from './solver.service';
+
+/** The Solver: a GitHub issue in, a checked patch (and optionally a pull request) out, over `/ws`. */
+@Module({
+  imports: [GenerationModule],
+  controllers: [SolverRunsController],
+  providers: [SolverGateway, SolverService, GithubClient],
+  exports: [SolverService],
+})
+export class SolverModule {}
