@@ -111,10 +111,9 @@ describe('extractDiff / explanationOf', () => {
     expect(extractDiff('I cannot fix this.\n```js\nconsole.log(1)\n```')).toBeUndefined();
   });
 
-  it('keeps the unclosed block of a stopped answer only when asked for the partial diff', () => {
+  it('keeps the unclosed block of a stopped answer', () => {
     const cut = `Because.\n\`\`\`diff\n--- a/src/math.js\n+++ b/src/math.js\n@@ -4,7 +4,7 @@\n function average(values) {`;
-    expect(extractDiff(cut)).toBeUndefined();
-    expect(extractDiff(cut, true)).toBe('--- a/src/math.js\n+++ b/src/math.js\n@@ -4,7 +4,7 @@\n function average(values) {\n');
+    expect(extractDiff(cut)).toBe('--- a/src/math.js\n+++ b/src/math.js\n@@ -4,7 +4,7 @@\n function average(values) {\n');
   });
 });
 

@@ -46,11 +46,11 @@ const FENCE = /^\s*(`{3,}|~{3,})\s*([\w+-]*)/;
 
 /**
  * The unified diff in a model's answer: the ```diff (or ```patch) blocks, else any fenced block that
- * looks like a diff, else everything from the first `diff --git`/`---` header. With `partial`, an
- * unclosed block at the end counts (a stopped answer).
+ * looks like a diff, else everything from the first `diff --git`/`---` header. An unclosed block at
+ * the end counts (a stopped answer, or a model that forgot the closing fence).
  */
-export function extractDiff(text: string, partial = false): string | undefined {
-  const blocks = fencedBlocks(text, partial);
+export function extractDiff(text: string): string | undefined {
+  const blocks = fencedBlocks(text);
   const diffs = blocks.filter((b) => /^(diff|patch|udiff)$/i.test(b.info)).map((b) => b.body);
   if (diffs.length) return joinBlocks(diffs);
   const looking = blocks.filter((b) => looksLikeDiff(b.body)).map((b) => b.body);
@@ -93,7 +93,7 @@ function looksLikeDiff(body: string): boolean {
   return /^@@ /m.test(body) && /^(\+\+\+ |--- )/m.test(body);
 }
 
-function fencedBlocks(text: string, partial: boolean): Array<{ info: string; body: string }> {
+function fencedBlocks(text: string): Array<{ info: string; body: string }> {
   const blocks: Array<{ info: string; body: string }> = [];
   let open: { fence: string; info: string; lines: string[] } | undefined;
   for (const line of text.split('\n')) {
@@ -110,7 +110,7 @@ function fencedBlocks(text: string, partial: boolean): Array<{ info: string; bod
     }
     open.lines.push(line);
   }
-  if (open && partial) blocks.push({ info: open.info, body: open.lines.join('\n') });
+  if (open) blocks.push({ info: open.info, body: open.lines.join('\n') });
   return blocks;
 }
 

@@ -396,7 +396,7 @@ export class SolverService implements OnModuleInit, BeforeApplicationShutdown {
 
   private stop(run: SolverRun): void {
     if (run.ended) return;
-    const patch = run.patch || extractDiff(run.solution, true) || '';
+    const patch = run.patch || extractDiff(run.solution) || '';
     const paths = patch ? pathsOfDiff(patch, (p) => run.paths?.has(p) ?? false) : [];
     void this.end(run, 'stopped', {
       summary: `Stopped during the ${run.stage} stage.`,

@@ -1,0 +1,183 @@
+import request from 'supertest';
+import WebSocket from 'ws';
+import { FakeDeepSeek } from './fakes/deepseek.fake';
+import { RunningApp, startApp } from './support/app';
+import { WsTestClient } from './support/ws-client';
+
+/** The HTTP status a WebSocket upgrade gets (101 when it is accepted). */
+function upgradeStatus(url: string, headers: Record<string, string>): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const socket = new WebSocket(url, { headers });
+    socket.on('open', () => {
+      socket.close();
+      resolve(101);
+    });
+    socket.on('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0));
+    socket.on('error', (error) => reject(error));
+  });
+}
+
+describe('accounts, ownership and limits (e2e)', () => {
+  let fake: FakeDeepSeek;
+  let server: RunningApp;
+
+  beforeAll(async () => {
+    fake = await FakeDeepSeek.start();
+    server = await startApp({ AUTH_MODE: 'local', DEEPSEEK_BASE_URL: fake.baseUrl, DEEPSEEK_API_KEY: 'test-key', RATE_LIMIT_PER_MINUTE: '4' });
+  });
+  afterAll(async () => {
+    await server.close();
+    await fake.close();
+  });
+
+  async function signup(username: string, password = 'correct horse battery'): Promise<string> {
+    const res = await request(server.url).post('/auth/signup').send({ username, password }).expect(201);
+    expect(res.body).toEqual({ id: expect.any(String), username });
+    return cookieOf(res.headers['set-cookie']);
+  }
+  const cookieOf = (setCookie: string | string[] | undefined) => String([setCookie].flat()[0]).split(';')[0];
+  const connect = (cookie: string) => WsTestClient.connect(server.wsUrl, { headers: { cookie } });
+
+  let alice = '';
+  let bob = '';
+
+  it('signs up with a session cookie that is HttpOnly and SameSite=Lax', async () => {
+    const res = await request(server.url).post('/auth/signup').send({ username: 'alice', password: 'correct horse battery' }).expect(201);
+    const setCookie = String([res.headers['set-cookie']].flat()[0]);
+    expect(setCookie).toMatch(/^chat_session=[A-Za-z0-9_-]{40,};/);
+    expect(setCookie).toMatch(/HttpOnly/i);
+    expect(setCookie).toMatch(/SameSite=Lax/i);
+    expect(setCookie).toMatch(/Path=\//);
+    expect(setCookie).not.toMatch(/Secure/); // plain http here; behind https the flag is set
+    alice = cookieOf(res.headers['set-cookie']);
+    bob = await signup('bob');
+  });
+
+  it('refuses a taken name (any case), a short password and a bad name', async () => {
+    await request(server.url).post('/auth/signup').send({ username: 'ALICE', password: 'another long one' }).expect(409);
+    const short = await request(server.url).post('/auth/signup').send({ username: 'carol', password: 'short' }).expect(400);
+    expect(short.body.message).toMatch(/password/);
+    await request(server.url).post('/auth/signup').send({ username: '<script>', password: 'long enough pass' }).expect(400);
+  });
+
+  it('answers a wrong password and an unknown user the same', async () => {
+    const wrong = await request(server.url).post('/auth/login').send({ username: 'alice', password: 'not the password' }).expect(401);
+    const unknown = await request(server.url).post('/auth/login').send({ username: 'nobody', password: 'not the password' }).expect(401);
+    expect(wrong.body).toEqual(unknown.body);
+    const ok = await request(server.url).post('/auth/login').send({ username: 'Alice', password: 'correct horse battery' }).expect(200);
+    expect(ok.body.username).toBe('alice');
+  });
+
+  it('signs in with a form and is sent to /chat', async () => {
+    const res = await request(server.url).post('/auth/login').type('form').send({ username: 'bob', password: 'correct horse battery' }).expect(303);
+    expect(res.headers.location).toBe('/chat');
+    const page = await request(server.url).get('/chat').set('Cookie', cookieOf(res.headers['set-cookie'])).expect(200);
+    expect(page.text).toContain('data-chat-form');
+  });
+
+  it('keeps everything but login, health and static files behind a session', async () => {
+    await request(server.url).get('/chat').expect(303).expect('Location', '/login');
+    const htmx = await request(server.url).get('/chat').set('HX-Request', 'true').expect(401);
+    expect(htmx.headers['hx-redirect']).toBe('/login');
+    await request(server.url).get('/api/chats').expect(401);
+    await request(server.url).get('/login').expect(200);
+    await request(server.url).get('/signup').expect(200);
+    await request(server.url).get('/health').expect(200);
+    await request(server.url).get('/static/chat.css').expect(200);
+    expect(await upgradeStatus(server.wsUrl, {})).toBe(401);
+    expect(await upgradeStatus(server.wsUrl, { cookie: 'chat_session=forged' })).toBe(401);
+    expect(await upgradeStatus(server.wsUrl, { cookie: alice })).toBe(101);
+  });
+
+  it('refuses a hostile Origin on the upgrade and on state-changing requests', async () => {
+    const own = server.url;
+    expect(await upgradeStatus(server.wsUrl, { cookie: alice, origin: 'https://evil.example' })).toBe(403);
+    expect(await upgradeStatus(server.wsUrl, { cookie: alice, origin: own })).toBe(101);
+    await request(server.url).post('/auth/logout').set('Cookie', alice).set('Origin', 'https://evil.example').expect(403);
+    await request(server.url).post('/auth/login').set('Origin', 'https://evil.example').send({ username: 'alice', password: 'correct horse battery' }).expect(403);
+  });
+
+  it("never lets one user reach another's chat, over HTTP or WS", async () => {
+    const a = await connect(alice);
+    fake.enqueue({ kind: 'stream', content: ['private ', 'answer'], delayMs: 5 });
+    a.send({ type: 'user_message', id: 'm', content: 'alice secret' });
+    const end = await a.nextOfType('agent_response_end');
+    const chat = end.chat_id;
+    a.close();
+
+    for (const [method, path] of [['get', `/api/chats/${chat}`], ['patch', `/api/chats/${chat}`], ['delete', `/api/chats/${chat}`], ['get', `/chat/${chat}`]] as const) {
+      await request(server.url)[method](path).set('Cookie', bob).send({ title: 'mine now' }).expect(404);
+    }
+    const list = await request(server.url).get('/api/chats').set('Cookie', bob).expect(200);
+    expect(list.body.chats.map((c: { id: string }) => c.id)).not.toContain(chat);
+
+    const b = await connect(bob);
+    const before = fake.requests.length;
+    for (const frame of [
+      { type: 'subscribe', chat_id: chat },
+      { type: 'resume', message_id: end.message_id, after_seq: 0 },
+      { type: 'stop', message_id: end.message_id },
+      { type: 'user_message', content: 'let me in', chat_id: chat },
+    ]) {
+      b.send({ ...frame, id: frame.type });
+      expect(await b.nextOfType('error')).toMatchObject({ code: 'not_found', id: frame.type });
+    }
+    expect(fake.requests.length).toBe(before);
+    expect(b.frames.some((f) => f.type === 'agent_response_end' || f.type === 'subscribed')).toBe(false);
+    b.close();
+    // Alice still sees her chat.
+    const mine = await request(server.url).get(`/api/chats/${chat}`).set('Cookie', alice).expect(200);
+    expect(mine.body.messages[1].content).toBe('private answer');
+  });
+
+  it('rate-limits messages per user with retry_after_ms, per user', async () => {
+    const carol = await signup('carol');
+    const ws = await connect(carol);
+    for (let i = 0; i < 4; i++) {
+      ws.send({ type: 'user_message', id: `ok${i}`, content: `hello ${i}` });
+      await ws.next((f) => f.type === 'agent_response_end' && f.id === `ok${i}`);
+    }
+    ws.send({ type: 'user_message', id: 'over', content: 'one too many' });
+    const limited = await ws.nextOfType('error');
+    expect(limited).toMatchObject({ code: 'rate_limited', id: 'over' });
+    expect(limited.retry_after_ms).toBeGreaterThan(0);
+    expect(limited.retry_after_ms).toBeLessThanOrEqual(60_000);
+    // Another user is not affected.
+    const d = await connect(await signup('dave'));
+    d.send({ type: 'user_message', id: 'd', content: 'fine' });
+    await d.next((f) => f.type === 'agent_response_end' && f.id === 'd');
+    d.close();
+    ws.close();
+  });
+
+  it('limits login attempts per name', async () => {
+    let last = 0;
+    for (let i = 0; i < 12; i++) {
+      last = (await request(server.url).post('/auth/login').send({ username: 'bob', password: `wrong ${i} attempt` })).status;
+    }
+    expect(last).toBe(429);
+  });
+
+  it('logout ends the session on the server and closes its sockets', async () => {
+    const session = await signup('erin');
+    const ws = await connect(session);
+    await request(server.url).post('/auth/logout').set('Cookie', session).expect(204);
+    expect(await ws.closed).toBe(4401);
+    await request(server.url).get('/api/chats').set('Cookie', session).expect(401);
+    expect(await upgradeStatus(server.wsUrl, { cookie: session })).toBe(401);
+    // Alice's session is untouched.
+    await request(server.url).get('/api/chats').set('Cookie', alice).expect(200);
+  });
+});
+
+describe('closed sign-up (e2e)', () => {
+  it('lets the first account (the admin) in, then refuses sign-up', async () => {
+    const server = await startApp({ AUTH_MODE: 'local', ALLOW_SIGNUP: 'false' });
+    try {
+      await request(server.url).post('/auth/signup').send({ username: 'admin', password: 'correct horse battery' }).expect(201);
+      await request(server.url).post('/auth/signup').send({ username: 'other', password: 'correct horse battery' }).expect(403);
+    } finally {
+      await server.close();
+    }
+  });
+});
