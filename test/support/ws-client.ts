@@ -35,8 +35,8 @@ export class WsTestClient {
     return client;
   }
 
-  send(frame: object | string): void {
-    this.socket.send(typeof frame === 'string' ? frame : JSON.stringify(frame));
+  send(frame: object | string | Buffer): void {
+    this.socket.send(typeof frame === 'string' || Buffer.isBuffer(frame) ? frame : JSON.stringify(frame));
   }
 
   /** The next frame (after those already consumed) matching `match`; frames before it are consumed too. */
