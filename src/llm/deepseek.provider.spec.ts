@@ -837,6 +837,20 @@ describe('DeepSeekProvider: inline <think> tags stream as they arrive', () => {
     }
   });
 
+  it('what was held back as a possible tag is content when the answer ends there', async () => {
+    const server = await rawServer((res) => {
+      res.writeHead(200, { 'Content-Type': 'text/event-stream' });
+      res.end(chunk({ content: ' <' }) + chunk({ content: 'th' }, 'stop') + 'data: [DONE]\n\n');
+    });
+    try {
+      const out = await collect(new DeepSeekProvider(settings(server.url)).stream(hello));
+      expect(texts(out.events, 'content').join('')).toBe(' <th');
+      expect(out.events.map((e) => e.type)).toEqual(['content', 'usage', 'finish']);
+    } finally {
+      await server.close();
+    }
+  });
+
   it('`reasoning_content` and `reasoning` both present: the text is taken once', async () => {
     const server = await rawServer((res) => {
       res.writeHead(200, { 'Content-Type': 'text/event-stream' });

@@ -221,7 +221,7 @@ export class DeepSeekProvider extends LlmProvider {
         this.logger.warn(
           `The model API refused ${failure.drop.params.join(', ')}` +
             (failure.detail ? ` (${failure.detail})` : '') +
-            `; retrying without, and not sending it again`,
+            (failure.drop.named ? '; retrying without, and not sending it again' : '; retrying without (remembered if that works)'),
         );
         continue;
       }

@@ -296,7 +296,8 @@ export class FakeDeepSeek {
     const path = (req.url ?? '/').split('?')[0].replace(/\/+$/, '') || '/';
     const raw = await readBody(req);
 
-    if (req.method === 'GET' && (path === '/models' || path === '/v1/models')) {
+    // Any base path: /chat/completions, /v1/…, OpenRouter's /api/v1/…
+    if (req.method === 'GET' && (path === '/models' || path.endsWith('/v1/models'))) {
       if (this.dialect === 'minimal') {
         res.writeHead(404, { 'Content-Type': 'text/plain' });
         res.end('404 page not found');
@@ -310,7 +311,7 @@ export class FakeDeepSeek {
       });
     }
 
-    if (path !== '/chat/completions' && path !== '/v1/chat/completions') {
+    if (path !== '/chat/completions' && !path.endsWith('/v1/chat/completions')) {
       return this.sendError(res, 404);
     }
     if (req.method !== 'POST') {
