@@ -6,11 +6,12 @@ import { FrameGateway } from '../transport/frame-gateway.decorator';
 import { Frame } from '../transport/frames';
 import { MessageHandler } from '../transport/message-handler';
 import { ChatService, chatRoom } from './chat.service';
-import { ResumeDto, SubscribeDto } from './dto/control.dto';
+import { RegenerateDto, ResumeDto, SubscribeDto } from './dto/control.dto';
 import { UserMessageDto } from './dto/user-message.dto';
 
 type ChatFrame =
   | (UserMessageDto & { type: 'user_message' })
+  | (RegenerateDto & { type: 'regenerate' })
   | (ResumeDto & { type: 'resume' })
   | (SubscribeDto & { type: 'subscribe' });
 
@@ -28,6 +29,11 @@ export class ChatGateway implements MessageHandler<ChatFrame> {
     return this.handleMessage({ ...dto, type: 'user_message' }, connectionIdOf(socket));
   }
 
+  @SubscribeMessage('regenerate')
+  onRegenerate(@MessageBody() dto: RegenerateDto, @ConnectedSocket() socket: WebSocket): Promise<void> {
+    return this.handleMessage({ ...dto, type: 'regenerate' }, connectionIdOf(socket));
+  }
+
   @SubscribeMessage('resume')
   onResume(@MessageBody() dto: ResumeDto, @ConnectedSocket() socket: WebSocket): Promise<void> {
     return this.handleMessage({ ...dto, type: 'resume' }, connectionIdOf(socket));
@@ -43,6 +49,8 @@ export class ChatGateway implements MessageHandler<ChatFrame> {
     switch (msg.type) {
       case 'user_message':
         return this.chat.userMessage(msg, connectionId, userId);
+      case 'regenerate':
+        return this.chat.regenerate(msg, connectionId, userId);
       case 'resume':
         return this.chat.resume(msg, connectionId, userId);
       case 'subscribe':

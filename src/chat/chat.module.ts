@@ -4,10 +4,13 @@ import { ChatPagesController } from './chat-pages.controller';
 import { ChatGateway } from './chat.gateway';
 import { ChatService } from './chat.service';
 import { ChatsApiController } from './chats-api.controller';
+import { FilesController } from './files.controller';
+import { InfoController } from './info.controller';
+import { SharePageController } from './share-page.controller';
 
 @Module({
   imports: [GenerationModule],
-  controllers: [ChatPagesController, ChatsApiController],
+  controllers: [ChatPagesController, ChatsApiController, FilesController, InfoController, SharePageController],
   providers: [ChatGateway, ChatService],
   exports: [ChatService],
 })

@@ -8,6 +8,7 @@ import { Generation } from '../generation/generation';
 import { GenerationService } from '../generation/generation.service';
 import { LlmProvider } from '../llm/llm.provider';
 import { ChatRow, ChatsRepository } from '../storage/chats.repository';
+import { FilesRepository } from '../storage/files.repository';
 import { MessageRow, MessagesRepository, NewMessage } from '../storage/messages.repository';
 import { ConnectionRegistry } from '../transport/connection-registry';
 import { Fanout } from '../transport/fanout';
@@ -31,9 +32,38 @@ function strictMock<T extends object>(name: string, methods: (keyof T & string)[
   return mock as jest.Mocked<T>;
 }
 
-/** The real Nest injector around the unit (`@nestjs/testing` is not a dependency of the project). */
-async function createContext(providers: Provider[]): Promise<INestApplicationContext> {
-  @Module({ providers })
+/** Hooks Nest looks for on every provider, and `then` (promise check): absent on an automatic mock. */
+const NOT_MOCKED = new Set(['then', 'onModuleInit', 'onApplicationBootstrap', 'onModuleDestroy', 'beforeApplicationShutdown', 'onApplicationShutdown']);
+
+/** A mock of a collaborator the test does not set up: any method call on it fails the test. */
+function automaticMock(name: string): unknown {
+  const methods = new Map<string, jest.Mock>();
+  return new Proxy(
+    {},
+    {
+      get(_target, key) {
+        if (typeof key === 'symbol' || NOT_MOCKED.has(key)) return undefined;
+        if (!methods.has(key)) {
+          methods.set(key, jest.fn((...args: unknown[]) => {
+            throw new Error(`unexpected call ${name}.${key}(${JSON.stringify(args)})`);
+          }));
+        }
+        return methods.get(key);
+      },
+    },
+  );
+}
+
+/**
+ * The real Nest injector around `unit` (this is `Test.createTestingModule(...).useMocker(...)` by hand:
+ * `@nestjs/testing` is not a dependency of the project). Every constructor dependency not given in
+ * `providers` gets an automatic mock.
+ */
+async function createContext(unit: abstract new (...args: never[]) => unknown, providers: Provider[]): Promise<INestApplicationContext> {
+  const given = new Set(providers.map((p) => (typeof p === 'function' ? p : (p as { provide: unknown }).provide)));
+  const deps = (Reflect.getMetadata('design:paramtypes', unit) as (abstract new () => unknown)[] | undefined) ?? [];
+  const automatic = deps.filter((dep) => !given.has(dep)).map((dep) => ({ provide: dep, useValue: automaticMock(dep.name) }));
+  @Module({ providers: [unit as Provider, ...providers, ...automatic] })
   class UnitModule {}
   return NestFactory.createApplicationContext(UnitModule, { logger: false, abortOnError: false });
 }
@@ -54,6 +84,9 @@ function messageRow(fields: Partial<MessageRow> & Pick<MessageRow, 'id' | 'role'
     seq: 0,
     created_at: T,
     updated_at: T,
+    replaced_by: null,
+    previous_versions: null,
+    attachments: null,
     ...fields,
   };
 }
@@ -66,6 +99,7 @@ describe('ChatService', () => {
   let generations: jest.Mocked<GenerationService> & { isAccepting: boolean };
   let llm: jest.Mocked<LlmProvider>;
   let limits: jest.Mocked<RateLimits>;
+  let files: jest.Mocked<FilesRepository>;
   let fanout: jest.Mocked<Fanout>;
   let registry: ConnectionRegistry;
   let socket: { readyState: number; send: jest.Mock };
@@ -95,10 +129,20 @@ describe('ChatService', () => {
     limits.checkRunning.mockReturnValue(undefined);
     limits.consumeMessage.mockReturnValue(undefined);
     generations.runningFor.mockReturnValue(0);
+    files = strictMock<FilesRepository>('FilesRepository', ['findFiles']);
+    files.findFiles.mockResolvedValue([]);
 
     stored = [];
     messages.insert.mockImplementation(async (m: NewMessage) => {
-      const row = messageRow({ ...m, model: m.model ?? null, request_id: m.request_id ?? null });
+      // as the repository stores it: lists as JSON, empty ones as null
+      const json = (list?: string[]) => (list?.length ? JSON.stringify(list) : null);
+      const row = messageRow({
+        ...m,
+        model: m.model ?? null,
+        request_id: m.request_id ?? null,
+        attachments: json(m.attachments),
+        previous_versions: json(m.previous_versions),
+      });
       stored.push(row);
       return row;
     });
@@ -107,8 +151,7 @@ describe('ChatService', () => {
     llm.isConfigured.mockReturnValue(true);
     generations.start.mockReturnValue({} as Generation);
 
-    context = await createContext([
-      ChatService,
+    context = await createContext(ChatService, [
       ConnectionRegistry,
       { provide: ChatsRepository, useValue: chats },
       { provide: MessagesRepository, useValue: messages },
@@ -116,6 +159,7 @@ describe('ChatService', () => {
       { provide: LlmProvider, useValue: llm },
       { provide: Fanout, useValue: fanout },
       { provide: RateLimits, useValue: limits },
+      { provide: FilesRepository, useValue: files },
       { provide: Environment, useValue: validateEnvironment({ CONTEXT_TOKENS: '4096' }) },
     ]);
     service = context.get(ChatService);
@@ -141,7 +185,7 @@ describe('ChatService', () => {
 
       const [userRow, assistantRow] = stored;
       expect(messages.insert.mock.calls).toEqual([
-        [{ id: userRow.id, chat_id: chatId, role: 'user', content: '  Hello\n there  ', status: 'complete' }],
+        [{ id: userRow.id, chat_id: chatId, role: 'user', content: '  Hello\n there  ', status: 'complete', attachments: [] }],
         [{ id: assistantRow.id, chat_id: chatId, role: 'assistant', content: '', status: 'streaming', model: 'fake-model', request_id: 'req-1' }],
       ]);
       expect(userRow.id).toMatch(UUID);
@@ -162,6 +206,7 @@ describe('ChatService', () => {
             model: 'fake-model',
             room: `chat:${chatId}`,
             ownerId: USER,
+            startFields: {},
             request: {
               messages: [{ role: 'user', content: '  Hello\n there  ' }],
               model: 'fake-model',
@@ -273,7 +318,7 @@ describe('ChatService', () => {
       expect(stored.map((m) => [m.role, m.content])).toEqual([['user', 'Hi']]);
       expect(fanout.publish.mock.calls.map(([room, frame]) => [room, frame.type])).toEqual([[chatRoom(CHAT_ID), 'user_message']]);
       expect(generations.start).not.toHaveBeenCalled();
-      expect(messages.listByChat).not.toHaveBeenCalled();
+      expect(messages.insert).toHaveBeenCalledTimes(1); // no assistant message left streaming
     });
 
     it('while shutting down refuses before storing anything', async () => {

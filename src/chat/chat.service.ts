@@ -1,17 +1,20 @@
 import { Injectable } from '@nestjs/common';
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { nowIso } from '../common/clock';
 import { RateLimits } from '../auth/rate-limits';
 import { AppError } from '../common/app-error';
 import { Environment } from '../config/environment';
 import { GenerationService } from '../generation/generation.service';
 import { LlmProvider } from '../llm/llm.provider';
 import { ChatRow, ChatsRepository } from '../storage/chats.repository';
+import { FilesRepository } from '../storage/files.repository';
 import { MessageRow, MessagesRepository } from '../storage/messages.repository';
 import { ConnectionRegistry } from '../transport/connection-registry';
 import { Fanout } from '../transport/fanout';
 import { Frame } from '../transport/frames';
+import { ImportedMessage } from './chat-transfer';
 import { buildContext, ChatSettings, mergeSettings, titleFrom } from './context';
-import { ResumeDto, SubscribeDto } from './dto/control.dto';
+import { RegenerateDto, ResumeDto, SubscribeDto } from './dto/control.dto';
 import { UserMessageDto } from './dto/user-message.dto';
 
 /** The fanout room of a chat: every connection watching it. */
@@ -34,6 +37,9 @@ export interface MessageView {
   /** Last seq included in `content`/`reasoning` (assistant messages). */
   seq?: number;
   model?: string | null;
+  /** Ids of the answers this regenerated one replaced, oldest first. */
+  previous_versions?: string[];
+  attachments?: { id: string; name: string; size: number }[];
 }
 
 /** The rules of a chat turn; transports (gateway, controllers) only call in. */
@@ -48,12 +54,15 @@ export class ChatService {
     private readonly registry: ConnectionRegistry,
     private readonly env: Environment,
     private readonly limits: RateLimits,
+    private readonly files: FilesRepository,
   ) {}
 
   async userMessage(dto: UserMessageDto, connectionId: string, userId: string): Promise<void> {
     if (!this.generations.isAccepting) throw new AppError('shutting_down', 'the server is shutting down; try again shortly');
     if (dto.attachments?.length) {
-      throw new AppError('not_found', `attachment ${dto.attachments[0]} does not exist`, { field: 'attachments' });
+      const owned = new Set((await this.files.findFiles(dto.attachments, userId)).map((f) => f.id));
+      const missing = dto.attachments.find((id) => !owned.has(id));
+      if (missing) throw new AppError('not_found', `attachment ${missing} does not exist`, { field: 'attachments' });
     }
     const existing = dto.chat_id ? await this.requireChat(dto.chat_id, userId) : undefined;
     this.limits.checkRunning(this.generations.runningFor(userId));
@@ -65,32 +74,86 @@ export class ChatService {
     const room = chatRoom(chat.id);
     this.registry.join(connectionId, room);
 
-    const user = await this.messages.insert({ id: randomUUID(), chat_id: chat.id, role: 'user', content: dto.content, status: 'complete' });
-    this.publish(room, requestId, { type: 'user_message', chat_id: chat.id, message_id: user.id, content: user.content, created_at: user.created_at });
+    const files = await this.files.findFiles(dto.attachments ?? [], userId);
+    const user = await this.messages.insert({
+      id: randomUUID(),
+      chat_id: chat.id,
+      role: 'user',
+      content: dto.content,
+      status: 'complete',
+      attachments: files.map((f) => f.id),
+    });
+    const userFrame: Frame = { type: 'user_message', chat_id: chat.id, message_id: user.id, content: user.content, created_at: user.created_at };
+    if (files.length) userFrame.attachments = files.map((f) => ({ id: f.id, name: f.name, size: f.size }));
+    this.publish(room, requestId, userFrame);
     await this.chats.touch(chat.id);
+    await this.startAnswer({ chatId: chat.id, settings, history: await this.messages.listByChat(chat.id), userId, requestId });
+  }
 
+  /**
+   * `regenerate`: answers the same user turn again. The new answer takes the old one's place (in the
+   * chat and in later context); the old one stays readable as a previous version.
+   */
+  async regenerate(dto: RegenerateDto, connectionId: string, userId: string): Promise<void> {
+    if (!this.generations.isAccepting) throw new AppError('shutting_down', 'the server is shutting down; try again shortly');
+    const old = await this.messages.findOwned(dto.message_id, userId);
+    if (!old || old.role !== 'assistant' || old.replaced_by) throw new AppError('not_found', 'no such answer', { message_id: dto.message_id });
+    if (old.status === 'streaming') throw new AppError('invalid_message', 'message_id: that answer is still streaming', { message_id: old.id });
+    this.limits.checkRunning(this.generations.runningFor(userId));
+    this.limits.consumeMessage(userId);
+    const chat = await this.requireChat(old.chat_id, userId);
+    this.registry.join(connectionId, chatRoom(chat.id));
+    const all = await this.messages.listByChat(chat.id);
+    const history = all.slice(0, all.findIndex((m) => m.id === old.id));
+    const previous = [...(old.previous_versions ? (JSON.parse(old.previous_versions) as string[]) : []), old.id];
+    await this.startAnswer({
+      chatId: chat.id,
+      settings: JSON.parse(chat.settings) as ChatSettings,
+      history,
+      userId,
+      requestId: dto.id,
+      previousVersions: previous,
+    });
+  }
+
+  /** Creates the assistant message for the newest turn of `history` and starts its generation. */
+  private async startAnswer(turn: {
+    chatId: string;
+    settings: ChatSettings;
+    history: MessageRow[];
+    userId: string;
+    requestId?: string;
+    previousVersions?: string[];
+  }): Promise<void> {
+    const { chatId, settings, userId, requestId } = turn;
     if (!this.llm.isConfigured()) {
-      throw new AppError('model_not_configured', 'no model API key is configured (set DEEPSEEK_API_KEY)', { chat_id: chat.id });
+      throw new AppError('model_not_configured', 'no model API key is configured (set DEEPSEEK_API_KEY)', { chat_id: chatId });
     }
-    const history = await this.messages.listByChat(chat.id);
+    const history = await this.withAttachments(turn.history, userId);
     const context = buildContext(history, settings.system_prompt, this.env.CONTEXT_TOKENS);
     const model = settings.model ?? this.llm.defaultModel;
     const assistant = await this.messages.insert({
       id: randomUUID(),
-      chat_id: chat.id,
+      chat_id: chatId,
       role: 'assistant',
       content: '',
       status: 'streaming',
       model,
       request_id: requestId ?? null,
+      previous_versions: turn.previousVersions,
     });
+    if (turn.previousVersions?.length) await this.messages.markReplaced(turn.previousVersions, assistant.id);
     this.generations.start({
-      chatId: chat.id,
+      chatId,
       messageId: assistant.id,
       requestId,
       model,
-      room,
+      room: chatRoom(chatId),
       ownerId: userId,
+      startFields: {
+        ...(context.omittedTurns ? { omitted_turns: context.omittedTurns } : {}),
+        ...(turn.previousVersions?.length ? { previous_versions: turn.previousVersions } : {}),
+      },
       request: {
         messages: context.messages,
         model,
@@ -98,6 +161,19 @@ export class ChatService {
         temperature: settings.temperature,
         maxTokens: settings.max_tokens,
       },
+    });
+  }
+
+  /** Messages whose attachments' text is appended, as the model sees them (now and in later turns). */
+  private async withAttachments(rows: MessageRow[], userId: string): Promise<MessageRow[]> {
+    const ids = rows.flatMap((row) => (row.attachments ? (JSON.parse(row.attachments) as string[]) : []));
+    if (!ids.length) return rows;
+    const files = new Map((await this.files.findFiles(ids, userId)).map((f) => [f.id, f]));
+    return rows.map((row) => {
+      if (!row.attachments) return row;
+      const parts = (JSON.parse(row.attachments) as string[]).map((id) => files.get(id)).filter((f) => f !== undefined);
+      const text = parts.map((f) => `\n\n--- Attached file: ${f.name} ---\n${f.content}\n--- End of ${f.name} ---`).join('');
+      return { ...row, content: row.content + text };
     });
   }
 
@@ -127,7 +203,64 @@ export class ChatService {
   async getChat(id: string, userId: string): Promise<ChatView & { messages: MessageView[] }> {
     const chat = await this.requireChat(id, userId);
     const rows = await this.messages.listByChat(id);
+    const fileIds = rows.flatMap((row) => (row.attachments ? (JSON.parse(row.attachments) as string[]) : []));
+    const files = new Map((await this.files.findFiles(fileIds, userId)).map((f) => [f.id, { id: f.id, name: f.name, size: f.size }]));
+    const messages = rows.map((row) => {
+      const view = this.toMessageView(row);
+      if (row.attachments) view.attachments = (JSON.parse(row.attachments) as string[]).flatMap((fid) => files.get(fid) ?? []);
+      return view;
+    });
+    return { ...toChatView(chat), messages };
+  }
+
+  /** One message of the user's, current or a previous version. */
+  async getMessage(id: string, userId: string): Promise<MessageView & { chat_id: string; replaced_by: string | null }> {
+    const row = await this.messages.findOwned(id, userId);
+    if (!row) throw new AppError('not_found', 'no such message', { message_id: id });
+    return { ...this.toMessageView(row), chat_id: row.chat_id, replaced_by: row.replaced_by };
+  }
+
+  /** A new chat holding an export's messages, written in one transaction. */
+  async importChat(data: { title: string; messages: ImportedMessage[] }, userId: string): Promise<{ id: string }> {
+    const id = randomUUID();
+    const created = nowIso();
+    const rows = data.messages.map((m) => {
+      const at = nowIso();
+      return {
+        id: randomUUID(), chat_id: id, role: m.role, content: m.content, reasoning: m.reasoning,
+        status: m.role === 'user' ? 'complete' : m.status, model: null, usage: null, error_code: null,
+        request_id: null, seq: 0, created_at: at, updated_at: at, replaced_by: null, previous_versions: null, attachments: null,
+      };
+    });
+    await this.chats.importChat({ id, user_id: userId, title: data.title, settings: '{}', created_at: created, updated_at: nowIso() }, rows);
+    return { id };
+  }
+
+  /** A read-only link to one chat; every call makes a new one. */
+  async share(chatId: string, userId: string): Promise<{ token: string; url: string }> {
+    await this.requireChat(chatId, userId);
+    const token = randomBytes(24).toString('base64url');
+    await this.files.insertShare({ token, chat_id: chatId });
+    return { token, url: `/share/${token}` };
+  }
+
+  async unshare(chatId: string, userId: string): Promise<void> {
+    await this.requireChat(chatId, userId);
+    await this.files.deleteShares(chatId);
+  }
+
+  /** The chat behind a share link, for anyone holding it; nothing else of the owner's. */
+  async sharedChat(token: string): Promise<ChatView & { messages: MessageView[] }> {
+    const share = /^[A-Za-z0-9_-]{16,64}$/.test(token) ? await this.files.findShare(token) : undefined;
+    const chat = share ? await this.chats.findById(share.chat_id) : undefined;
+    if (!chat) throw new AppError('not_found', 'no such shared chat');
+    const rows = await this.messages.listByChat(chat.id);
     return { ...toChatView(chat), messages: rows.map((row) => this.toMessageView(row)) };
+  }
+
+  async search(query: string, userId: string) {
+    const hits = await this.messages.search(userId, query);
+    return hits.map(({ chat_id, message_id, title, snippet }) => ({ chat_id, message_id, title, snippet }));
   }
 
   async renameChat(id: string, title: string, userId: string): Promise<ChatView> {
@@ -148,6 +281,7 @@ export class ChatService {
   /** A message as stored, with the live text where it is still streaming in this process. */
   private toMessageView(row: MessageRow): MessageView {
     const view: MessageView = { id: row.id, role: row.role, content: row.content, status: row.status, created_at: row.created_at };
+    if (row.previous_versions) view.previous_versions = JSON.parse(row.previous_versions) as string[];
     if (row.role === 'assistant') {
       const live = row.status === 'streaming' ? this.generations.find(row.id) : undefined;
       view.content = live ? live.content : row.content;

@@ -1,35 +1,80 @@
-import { Body, Controller, Delete, Get, HttpCode, Param, Patch } from '@nestjs/common';
+import { Body, Controller, Delete, Get, HttpCode, Param, Patch, Post, Query, Res } from '@nestjs/common';
+import type { Response } from 'express';
 import { AuthUser } from '../auth/auth-user';
 import { CurrentUser } from '../auth/auth.decorators';
+import { AppError } from '../common/app-error';
+import { parseImport, toExport, toMarkdown } from './chat-transfer';
 import { assertUuid } from './chat-pages.controller';
 import { ChatService } from './chat.service';
 import { RenameChatDto } from './dto/rename-chat.dto';
 
-@Controller('api/chats')
+@Controller('api')
 export class ChatsApiController {
   constructor(private readonly chat: ChatService) {}
 
-  @Get()
+  @Get('chats')
   async list(@CurrentUser() user: AuthUser) {
     return { chats: await this.chat.listChats(user.id) };
   }
 
-  @Get(':uuid')
+  @Post('chats/import')
+  importChat(@CurrentUser() user: AuthUser, @Body() body: unknown) {
+    return this.chat.importChat(parseImport(body), user.id);
+  }
+
+  @Get('chats/:uuid')
   get(@CurrentUser() user: AuthUser, @Param('uuid') id: string) {
     assertUuid(id);
     return this.chat.getChat(id, user.id);
   }
 
-  @Patch(':uuid')
+  @Patch('chats/:uuid')
   rename(@CurrentUser() user: AuthUser, @Param('uuid') id: string, @Body() dto: RenameChatDto) {
     assertUuid(id);
     return this.chat.renameChat(id, dto.title, user.id);
   }
 
-  @Delete(':uuid')
+  @Delete('chats/:uuid')
   @HttpCode(204)
   async remove(@CurrentUser() user: AuthUser, @Param('uuid') id: string): Promise<void> {
     assertUuid(id);
     await this.chat.deleteChat(id, user.id);
+  }
+
+  /** The chat as a download: `format=json` (re-importable) or `format=md`. */
+  @Get('chats/:uuid/export')
+  async export(@CurrentUser() user: AuthUser, @Param('uuid') id: string, @Query('format') format: string, @Res() res: Response) {
+    assertUuid(id);
+    if (format !== 'json' && format !== 'md') throw new AppError('invalid_message', 'format must be json or md');
+    const chat = await this.chat.getChat(id, user.id);
+    res.attachment(`chat-${id}.${format}`);
+    if (format === 'json') res.type('application/json').send(JSON.stringify(toExport(chat), null, 2));
+    else res.type('text/markdown; charset=utf-8').send(toMarkdown(chat));
+  }
+
+  @Post('chats/:uuid/share')
+  share(@CurrentUser() user: AuthUser, @Param('uuid') id: string) {
+    assertUuid(id);
+    return this.chat.share(id, user.id);
+  }
+
+  @Delete('chats/:uuid/share')
+  @HttpCode(204)
+  async unshare(@CurrentUser() user: AuthUser, @Param('uuid') id: string): Promise<void> {
+    assertUuid(id);
+    await this.chat.unshare(id, user.id);
+  }
+
+  /** One message, current or a previous version of a regenerated answer. */
+  @Get('messages/:uuid')
+  message(@CurrentUser() user: AuthUser, @Param('uuid') id: string) {
+    assertUuid(id, 'message');
+    return this.chat.getMessage(id, user.id);
+  }
+
+  @Get('search')
+  async search(@CurrentUser() user: AuthUser, @Query('q') q: unknown) {
+    if (typeof q !== 'string' || !q.trim()) throw new AppError('invalid_message', 'q: a search text is required');
+    return { results: await this.chat.search(q.slice(0, 500), user.id) };
   }
 }

@@ -21,6 +21,8 @@ export type ErrorCode =
   | 'unauthorized'
   | 'forbidden'
   | 'conflict'
+  | 'unsupported_media'
+  | 'payload_too_large'
   | 'internal';
 
 export class AppError extends Error {

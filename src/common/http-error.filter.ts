@@ -12,6 +12,8 @@ const STATUS: Partial<Record<ErrorCode, number>> = {
   unauthorized: 401,
   forbidden: 403,
   conflict: 409,
+  unsupported_media: 415,
+  payload_too_large: 413,
   upstream_auth: 502,
   upstream_quota: 502,
   upstream_rate_limited: 502,

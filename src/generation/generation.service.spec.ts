@@ -362,17 +362,21 @@ describe('GenerationService', () => {
     expect(stops.isRunning('m1')).toBe(false);
   });
 
-  it('a stop frame for an ended message of its owner does nothing; of an unknown or foreign one is not_found', async () => {
+  it('a stop frame for an ended answer of its owner does nothing; of an unknown, foreign or user message is not_found', async () => {
     const generation = service.start(spec('m1', { ownerId: 'alice' }));
     llm.streams[0].finish();
     await generation.done;
-    messages.findOwned.mockImplementation(async (id: string, userId: string) =>
-      id === 'm1' && userId === 'alice' ? ({ id, role: 'assistant' } as never) : undefined,
-    );
+    messages.findOwned.mockImplementation(async (id: string, userId: string) => {
+      if (userId !== 'alice') return undefined;
+      if (id === 'm1') return { id, role: 'assistant' } as never;
+      if (id === 'question') return { id, role: 'user' } as never;
+      return undefined;
+    });
 
     await expect(stops.stop('m1', 'alice')).resolves.toBeUndefined();
     await expect(stops.stop('m1', 'mallory')).rejects.toMatchObject({ code: 'not_found' });
     await expect(stops.stop('ghost', 'alice')).rejects.toMatchObject({ code: 'not_found' });
+    await expect(stops.stop('question', 'alice')).rejects.toMatchObject({ code: 'not_found' }); // a user message is no job
     expect(messages.finish).toHaveBeenCalledTimes(1);
     expect(fanout.types().filter((t) => t === 'agent_response_end')).toHaveLength(1);
   });

@@ -67,7 +67,7 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
     const generation = new Generation(spec);
     this.running.set(spec.messageId, generation);
     generation.unregisterStop = this.stops.register(spec.messageId, spec.ownerId, () => void this.end(generation, 'stopped'));
-    this.fanout.publish(spec.room, { ...generation.base('agent_response_start'), model: spec.model });
+    this.fanout.publish(spec.room, { ...generation.base('agent_response_start'), model: spec.model, ...spec.startFields });
     generation.snapshotTimer = setInterval(() => void this.snapshot(generation), SNAPSHOT_INTERVAL_MS);
     generation.snapshotTimer.unref();
     generation.subscription = this.llm.stream(spec.request).subscribe({

@@ -14,6 +14,8 @@ export interface GenerationSpec {
   room: string;
   /** The user it runs for: only they may stop it. */
   ownerId: string;
+  /** Extra fields for `agent_response_start` (e.g. `omitted_turns`, `previous_versions`). */
+  startFields?: Record<string, unknown>;
 }
 
 /** One assistant message being generated: its text so far, its numbered log and how it ended. */

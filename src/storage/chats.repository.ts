@@ -51,12 +51,21 @@ export class ChatsRepository {
     return this.findById(id);
   }
 
+  /** A whole chat with its messages in one transaction: nothing is half-imported. */
+  async importChat(chat: ChatRow, messages: Array<Record<string, unknown>>): Promise<void> {
+    await this.db.transaction().execute(async (trx) => {
+      await trx.insertInto('chats').values(chat).execute();
+      for (const message of messages) await trx.insertInto('messages').values(message as never).execute();
+    });
+  }
+
   async touch(id: string): Promise<void> {
     await this.db.updateTable('chats').set({ updated_at: nowIso() }).where('id', '=', id).execute();
   }
 
   async delete(id: string): Promise<boolean> {
     await this.db.deleteFrom('messages').where('chat_id', '=', id).execute();
+    await this.db.deleteFrom('shares').where('chat_id', '=', id).execute();
     const result = await this.db.deleteFrom('chats').where('id', '=', id).executeTakeFirst();
     return Number(result.numDeletedRows) > 0;
   }

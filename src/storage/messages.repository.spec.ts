@@ -49,6 +49,9 @@ describe('MessagesRepository (SQLite file)', () => {
       seq: 0,
       created_at: row.created_at,
       updated_at: row.created_at,
+      replaced_by: null,
+      previous_versions: null,
+      attachments: null,
     };
     expect(row).toEqual(expected);
     expect(await messages.findById('u1')).toEqual(expected);
@@ -80,6 +83,19 @@ describe('MessagesRepository (SQLite file)', () => {
     expect(rows.map((r) => r.id)).toEqual(ids);
     expect(new Set(rows.map((r) => r.created_at)).size).toBe(ids.length);
     expect(await messages.listByChat('nobody')).toEqual([]);
+  });
+
+  it('a replaced answer leaves the chat\'s main line but stays in the full list; lists stay JSON', async () => {
+    await messages.insert({ id: 'q', chat_id: 'chat', role: 'user', content: 'q', status: 'complete', attachments: ['f1', 'f2'] });
+    await messages.insert({ id: 'old', chat_id: 'chat', role: 'assistant', content: 'first try', status: 'complete' });
+    await messages.insert({ id: 'new', chat_id: 'chat', role: 'assistant', content: '', status: 'streaming', previous_versions: ['old'] });
+    await messages.markReplaced(['old'], 'new');
+
+    expect((await messages.listByChat('chat')).map((m) => m.id)).toEqual(['q', 'new']);
+    expect((await messages.listAllByChat('chat')).map((m) => m.id)).toEqual(['q', 'old', 'new']);
+    expect((await messages.findById('old'))?.replaced_by).toBe('new');
+    expect((await messages.findById('new'))?.previous_versions).toBe('["old"]');
+    expect((await messages.findById('q'))?.attachments).toBe('["f1","f2"]');
   });
 
   it('snapshot writes text, reasoning and seq of a streaming message', async () => {

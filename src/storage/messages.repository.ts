@@ -1,9 +1,26 @@
 import { Injectable } from '@nestjs/common';
-import { Kysely, Selectable } from 'kysely';
+import { Kysely, Selectable, sql } from 'kysely';
 import { nowIso } from '../common/clock';
 import { Database, MessagesTable } from './schema';
 
 export type MessageRow = Selectable<MessagesTable>;
+
+export interface SearchHit {
+  chat_id: string;
+  message_id: string | null;
+  title: string;
+  snippet: string;
+  rank: number;
+}
+
+/** The user's words as an FTS5 query: each word a quoted prefix term, all required. */
+export function ftsQuery(text: string): string {
+  const words = text.match(/[\p{L}\p{N}_]+/gu) ?? [];
+  return words
+    .slice(0, 16)
+    .map((word) => `"${word}"*`)
+    .join(' ');
+}
 export type MessageStatus = MessagesTable['status'];
 
 export interface NewMessage {
@@ -14,6 +31,8 @@ export interface NewMessage {
   status: MessageStatus;
   model?: string | null;
   request_id?: string | null;
+  attachments?: string[];
+  previous_versions?: string[];
 }
 
 export interface FinalMessage {
@@ -45,6 +64,9 @@ export class MessagesRepository {
       seq: 0,
       created_at: now,
       updated_at: now,
+      replaced_by: null,
+      previous_versions: message.previous_versions?.length ? JSON.stringify(message.previous_versions) : null,
+      attachments: message.attachments?.length ? JSON.stringify(message.attachments) : null,
     };
     await this.db.insertInto('messages').values(row).execute();
     return row;
@@ -65,9 +87,45 @@ export class MessagesRepository {
       .executeTakeFirst();
   }
 
-  /** Oldest first. */
+  /** The chat's current messages, oldest first (answers replaced by a regenerated one left out). */
   listByChat(chatId: string): Promise<MessageRow[]> {
+    return this.db
+      .selectFrom('messages')
+      .selectAll()
+      .where('chat_id', '=', chatId)
+      .where('replaced_by', 'is', null)
+      .orderBy('created_at', 'asc')
+      .execute();
+  }
+
+  /** Every message of the chat, replaced versions included (export). */
+  listAllByChat(chatId: string): Promise<MessageRow[]> {
     return this.db.selectFrom('messages').selectAll().where('chat_id', '=', chatId).orderBy('created_at', 'asc').execute();
+  }
+
+  /** Marks `oldIds` as replaced by `newId`. */
+  async markReplaced(oldIds: string[], newId: string): Promise<void> {
+    if (!oldIds.length) return;
+    await this.db.updateTable('messages').set({ replaced_by: newId }).where('id', 'in', oldIds).execute();
+  }
+
+  /** Full-text search over a user's messages and chat titles, best first. */
+  async search(userId: string, query: string, limit = 50): Promise<SearchHit[]> {
+    const match = ftsQuery(query);
+    if (!match) return [];
+    const messages = await sql<SearchHit>`
+      SELECT f.chat_id AS chat_id, f.message_id AS message_id, c.title AS title,
+             snippet(messages_fts, 0, '[', ']', '…', 12) AS snippet, bm25(messages_fts) AS rank
+      FROM messages_fts f JOIN chats c ON c.id = f.chat_id JOIN messages m ON m.id = f.message_id
+      WHERE messages_fts MATCH ${match} AND c.user_id = ${userId} AND m.replaced_by IS NULL
+      ORDER BY rank LIMIT ${limit}`.execute(this.db);
+    const titles = await sql<SearchHit>`
+      SELECT f.chat_id AS chat_id, NULL AS message_id, c.title AS title,
+             snippet(chats_fts, 0, '[', ']', '…', 12) AS snippet, bm25(chats_fts) - 10 AS rank
+      FROM chats_fts f JOIN chats c ON c.id = f.chat_id
+      WHERE chats_fts MATCH ${match} AND c.user_id = ${userId}
+      ORDER BY rank LIMIT ${limit}`.execute(this.db);
+    return [...titles.rows, ...messages.rows].sort((a, b) => a.rank - b.rank).slice(0, limit);
   }
 
   /** The text so far of a message still streaming (called about once a second, never per piece). */

@@ -1,4 +1,4 @@
-import { Kysely, Migration, MigrationProvider } from 'kysely';
+import { Kysely, Migration, MigrationProvider, sql } from 'kysely';
 
 /** Migrations in code (no files to find at run time, so they work from `dist/` and in tests alike). */
 const migrations: Record<string, Migration> = {
@@ -86,6 +86,47 @@ const migrations: Record<string, Migration> = {
         .execute();
       await db.schema.createIndex('solver_runs_user_created').on('solver_runs').columns(['user_id', 'created_at']).execute();
       await db.schema.createIndex('solver_runs_status').on('solver_runs').column('status').execute();
+    },
+  },
+  '0004_chat_features': {
+    async up(db: Kysely<any>) {
+      // Regenerate: an answer that was replaced stays readable, hidden from the chat's main line.
+      await db.schema.alterTable('messages').addColumn('replaced_by', 'varchar(36)').execute();
+      await db.schema.alterTable('messages').addColumn('previous_versions', 'text').execute();
+      await db.schema.alterTable('messages').addColumn('attachments', 'text').execute();
+      await db.schema
+        .createTable('files')
+        .addColumn('id', 'varchar(36)', (c) => c.primaryKey())
+        .addColumn('user_id', 'varchar(36)', (c) => c.notNull())
+        .addColumn('name', 'varchar(255)', (c) => c.notNull())
+        .addColumn('size', 'integer', (c) => c.notNull())
+        .addColumn('content', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'varchar(32)', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable('shares')
+        .addColumn('token', 'varchar(64)', (c) => c.primaryKey())
+        .addColumn('chat_id', 'varchar(36)', (c) => c.notNull().references('chats.id').onDelete('cascade'))
+        .addColumn('created_at', 'varchar(32)', (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('shares_chat').on('shares').column('chat_id').execute();
+      // Full-text search (SQLite FTS5), kept in step by triggers.
+      await sql`CREATE VIRTUAL TABLE messages_fts USING fts5(content, message_id UNINDEXED, chat_id UNINDEXED, tokenize = 'unicode61 remove_diacritics 2')`.execute(db);
+      await sql`CREATE VIRTUAL TABLE chats_fts USING fts5(title, chat_id UNINDEXED, tokenize = 'unicode61 remove_diacritics 2')`.execute(db);
+      await sql`INSERT INTO messages_fts (content, message_id, chat_id) SELECT content, id, chat_id FROM messages`.execute(db);
+      await sql`INSERT INTO chats_fts (title, chat_id) SELECT title, id FROM chats`.execute(db);
+      await sql`CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages BEGIN
+        INSERT INTO messages_fts (content, message_id, chat_id) VALUES (new.content, new.id, new.chat_id); END`.execute(db);
+      await sql`CREATE TRIGGER messages_fts_update AFTER UPDATE OF content ON messages BEGIN
+        UPDATE messages_fts SET content = new.content WHERE message_id = new.id; END`.execute(db);
+      await sql`CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages BEGIN
+        DELETE FROM messages_fts WHERE message_id = old.id; END`.execute(db);
+      await sql`CREATE TRIGGER chats_fts_insert AFTER INSERT ON chats BEGIN
+        INSERT INTO chats_fts (title, chat_id) VALUES (new.title, new.id); END`.execute(db);
+      await sql`CREATE TRIGGER chats_fts_update AFTER UPDATE OF title ON chats BEGIN
+        UPDATE chats_fts SET title = new.title WHERE chat_id = new.id; END`.execute(db);
+      await sql`CREATE TRIGGER chats_fts_delete AFTER DELETE ON chats BEGIN
+        DELETE FROM chats_fts WHERE chat_id = old.id; END`.execute(db);
     },
   },
 };

@@ -28,6 +28,27 @@ export interface MessagesTable {
   seq: Generated<number>;
   created_at: string;
   updated_at: string;
+  /** Set on an answer that a regenerated one replaced. */
+  replaced_by: string | null;
+  /** JSON array of the ids this answer replaced, oldest first. */
+  previous_versions: string | null;
+  /** JSON array of file ids sent with a user message. */
+  attachments: string | null;
+}
+
+export interface FilesTable {
+  id: string;
+  user_id: string;
+  name: string;
+  size: number;
+  content: string;
+  created_at: string;
+}
+
+export interface SharesTable {
+  token: string;
+  chat_id: string;
+  created_at: string;
 }
 
 export interface UsersTable {
@@ -82,6 +103,8 @@ export interface SolverRunsTable {
 }
 
 export interface Database {
+  files: FilesTable;
+  shares: SharesTable;
   users: UsersTable;
   sessions: SessionsTable;
   chats: ChatsTable;

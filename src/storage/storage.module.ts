@@ -6,11 +6,13 @@ import { MessagesRepository } from './messages.repository';
 import { Database } from './schema';
 import { SolverRunsRepository } from './solver-runs.repository';
 import { UsersRepository } from './users.repository';
+import { FilesRepository } from './files.repository';
+import { UsageRepository } from './usage.repository';
 
 @Global()
 @Module({
-  providers: [databaseProvider, ChatsRepository, MessagesRepository, UsersRepository, SolverRunsRepository],
-  exports: [Kysely, ChatsRepository, MessagesRepository, UsersRepository, SolverRunsRepository],
+  providers: [databaseProvider, ChatsRepository, MessagesRepository, UsersRepository, SolverRunsRepository, FilesRepository, UsageRepository],
+  exports: [Kysely, ChatsRepository, MessagesRepository, UsersRepository, SolverRunsRepository, FilesRepository, UsageRepository],
 })
 export class StorageModule implements OnApplicationShutdown {
   constructor(@Inject(Kysely) private readonly db: Kysely<Database>) {}

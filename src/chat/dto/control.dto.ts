@@ -18,3 +18,11 @@ export class SubscribeDto {
   @IsUUID('all')
   chat_id: string;
 }
+
+export class RegenerateDto {
+  @IsOptional() @IsString()
+  id?: string;
+
+  @IsUUID('all')
+  message_id: string;
+}

@@ -1,0 +1,53 @@
+import { AppError } from '../common/app-error';
+import { ChatView, MessageView } from './chat.service';
+
+export type ChatExport = ChatView & { format: 'chat-export'; version: 1; messages: MessageView[] };
+
+export function toExport(chat: ChatView & { messages: MessageView[] }): ChatExport {
+  return { format: 'chat-export', version: 1, ...chat };
+}
+
+export function toMarkdown(chat: ChatView & { messages: MessageView[] }): string {
+  const lines = [`# ${chat.title}`, '', `_Exported ${new Date().toISOString()} · created ${chat.created_at}_`, ''];
+  for (const message of chat.messages) {
+    lines.push(`## ${message.role === 'user' ? 'You' : 'Assistant'}`, '');
+    if (message.reasoning) lines.push('<details><summary>Thinking</summary>', '', message.reasoning, '', '</details>', '');
+    lines.push(message.content, '');
+    if (message.role === 'assistant' && message.status !== 'complete') lines.push(`_(${message.status})_`, '');
+  }
+  return lines.join('\n');
+}
+
+export interface ImportedMessage {
+  role: 'user' | 'assistant';
+  content: string;
+  reasoning: string | null;
+  status: 'complete' | 'stopped' | 'interrupted' | 'error';
+}
+
+const ENDED = new Set(['complete', 'stopped', 'interrupted', 'error']);
+
+/** Checks a JSON export completely before anything is written. */
+export function parseImport(body: unknown): { title: string; messages: ImportedMessage[] } {
+  const bad = (why: string) => new AppError('invalid_message', `not a chat export: ${why}`);
+  if (!body || typeof body !== 'object' || Array.isArray(body)) throw bad('the body is not a JSON object');
+  const data = body as Record<string, unknown>;
+  if (data.format !== 'chat-export') throw bad('format must be "chat-export"');
+  if (data.version !== 1) throw bad('version must be 1');
+  if (!Array.isArray(data.messages)) throw bad('messages must be an array');
+  if (data.messages.length > 10_000) throw bad('too many messages');
+  const messages = data.messages.map((raw: unknown, index: number): ImportedMessage => {
+    if (!raw || typeof raw !== 'object') throw bad(`messages[${index}] is not an object`);
+    const m = raw as Record<string, unknown>;
+    if (m.role !== 'user' && m.role !== 'assistant') throw bad(`messages[${index}].role must be user or assistant`);
+    if (typeof m.content !== 'string') throw bad(`messages[${index}].content must be a string`);
+    return {
+      role: m.role,
+      content: m.content,
+      reasoning: typeof m.reasoning === 'string' ? m.reasoning : null,
+      status: typeof m.status === 'string' && ENDED.has(m.status) ? (m.status as ImportedMessage['status']) : 'complete',
+    };
+  });
+  const title = typeof data.title === 'string' && data.title.trim() ? data.title.trim().slice(0, 200) : 'Imported chat';
+  return { title, messages };
+}

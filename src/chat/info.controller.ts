@@ -1,0 +1,34 @@
+import { Controller, Get } from '@nestjs/common';
+import { AuthUser } from '../auth/auth-user';
+import { CurrentUser } from '../auth/auth.decorators';
+import { LlmProvider } from '../llm/llm.provider';
+import { UsageRepository } from '../storage/usage.repository';
+
+@Controller('api')
+export class InfoController {
+  constructor(
+    private readonly llm: LlmProvider,
+    private readonly usage: UsageRepository,
+  ) {}
+
+  /** The model API's own list (cached by the provider), the configured default first. */
+  @Get('models')
+  async models() {
+    const ids = await this.llm.listModels();
+    return { default: this.llm.defaultModel, models: ids.map((id) => ({ id })) };
+  }
+
+  /** Totals of the model's own usage figures for every call made for the caller. */
+  @Get('usage')
+  async totals(@CurrentUser() user: AuthUser) {
+    const totals = { prompt_tokens: 0, completion_tokens: 0, total_tokens: 0, messages: 0 };
+    for (const json of await this.usage.usageOf(user.id)) {
+      const usage = JSON.parse(json) as Partial<Record<'prompt_tokens' | 'completion_tokens' | 'total_tokens', number>>;
+      totals.prompt_tokens += usage.prompt_tokens ?? 0;
+      totals.completion_tokens += usage.completion_tokens ?? 0;
+      totals.total_tokens += usage.total_tokens ?? 0;
+      totals.messages += 1;
+    }
+    return totals;
+  }
+}

@@ -1,0 +1,37 @@
+import { Injectable } from '@nestjs/common';
+import { Kysely, Selectable } from 'kysely';
+import { nowIso } from '../common/clock';
+import { Database, FilesTable, SharesTable } from './schema';
+
+export type FileRow = Selectable<FilesTable>;
+export type ShareRow = Selectable<SharesTable>;
+
+/** Uploaded text files and chat share links. */
+@Injectable()
+export class FilesRepository {
+  constructor(private readonly db: Kysely<Database>) {}
+
+  async insertFile(file: Omit<FileRow, 'created_at'>): Promise<FileRow> {
+    const row = { ...file, created_at: nowIso() };
+    await this.db.insertInto('files').values(row).execute();
+    return row;
+  }
+
+  /** The files with these ids that belong to `userId`. */
+  findFiles(ids: string[], userId: string): Promise<FileRow[]> {
+    if (!ids.length) return Promise.resolve([]);
+    return this.db.selectFrom('files').selectAll().where('id', 'in', ids).where('user_id', '=', userId).execute();
+  }
+
+  async insertShare(share: Omit<ShareRow, 'created_at'>): Promise<void> {
+    await this.db.insertInto('shares').values({ ...share, created_at: nowIso() }).execute();
+  }
+
+  findShare(token: string): Promise<ShareRow | undefined> {
+    return this.db.selectFrom('shares').selectAll().where('token', '=', token).executeTakeFirst();
+  }
+
+  async deleteShares(chatId: string): Promise<void> {
+    await this.db.deleteFrom('shares').where('chat_id', '=', chatId).execute();
+  }
+}
