@@ -3,6 +3,7 @@ import { AuthModule } from './auth/auth.module';
 import { ChatModule } from './chat/chat.module';
 import { AppConfigModule, ConfigOptions } from './config/app-config.module';
 import { HealthModule } from './health/health.module';
+import { MetricsModule } from './metrics/metrics.module';
 import { LlmModule } from './llm/llm.module';
 import { SolverModule } from './solver/solver.module';
 import { StorageModule } from './storage/storage.module';
@@ -13,7 +14,7 @@ export class AppModule {
   static forRoot(config: ConfigOptions = {}): DynamicModule {
     return {
       module: AppModule,
-      imports: [AppConfigModule.forRoot(config), StorageModule, TransportModule, AuthModule, LlmModule, ChatModule, HealthModule, SolverModule],
+      imports: [AppConfigModule.forRoot(config), StorageModule, TransportModule, MetricsModule, AuthModule, LlmModule, ChatModule, HealthModule, SolverModule],
     };
   }
 }

@@ -150,6 +150,13 @@ describe('accounts, ownership and limits (e2e)', () => {
     ws.close();
   });
 
+  it('shows /metrics to the admin (the first account) only', async () => {
+    await request(server.url).get('/metrics').expect(401);
+    await request(server.url).get('/metrics').set('Cookie', bob).expect(403);
+    const res = await request(server.url).get('/metrics').set('Cookie', alice).expect(200);
+    expect(res.text).toContain('chat_open_sockets');
+  });
+
   it('limits login attempts per name', async () => {
     let last = 0;
     for (let i = 0; i < 12; i++) {

@@ -172,4 +172,19 @@ describe('chat features: models, settings, context, search, export, sharing, fil
     expect(after.total_tokens - before.total_tokens).toBe(t.end.usage.total_tokens);
     expect(after.prompt_tokens - before.prompt_tokens).toBe(t.end.usage.prompt_tokens);
   });
+
+  it('exposes Prometheus metrics: sockets, generations, pieces, tokens, latency, errors', async () => {
+    fake.enqueue({ kind: 'error', status: 401 });
+    await turn({ content: 'fail once' });
+    const res = await request(server.url).get('/metrics').expect(200);
+    expect(res.headers['content-type']).toMatch(/text\/plain/);
+    const value = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(res.text)?.[1]);
+    expect(value('chat_open_sockets')).toBe(1);
+    expect(value('chat_running_generations')).toBe(0);
+    expect(value('chat_pieces_total')).toBeGreaterThan(10);
+    expect(res.text).toMatch(/^chat_tokens_total\{kind="completion"\} [1-9]/m);
+    expect(res.text).toMatch(/^chat_errors_total\{code="upstream_auth"\} 1$/m);
+    expect(res.text).toMatch(/^chat_time_to_first_piece_seconds_count [1-9]/m);
+    expect(res.text).toMatch(/^chat_generations_total\{status="complete"\} [1-9]/m);
+  });
 });

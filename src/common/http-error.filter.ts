@@ -51,7 +51,8 @@ export class HttpErrorFilter implements ExceptionFilter {
     }
     if (response.headersSent) return;
     const wantsPage = request.method === 'GET' && !request.path.startsWith('/api/') && request.accepts(['json', 'html']) === 'html';
-    if (status === 401 && request.method === 'GET' && !request.path.startsWith('/api/')) {
+    const machineRoute = request.path.startsWith('/api/') || request.path === '/metrics';
+    if (status === 401 && request.method === 'GET' && !machineRoute) {
       // Pages send the browser to the login page; an htmx request is told to go there itself.
       if (request.get('HX-Request') === 'true') {
         response.status(401).set('HX-Redirect', '/login').json({ statusCode: 401, error: 'Unauthorized', message });

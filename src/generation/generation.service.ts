@@ -7,6 +7,7 @@ import { ConnectionRegistry } from '../transport/connection-registry';
 import { Fanout } from '../transport/fanout';
 import { Frame, MessageStatus } from '../transport/frames';
 import { Generation, GenerationSpec } from './generation';
+import { MetricsService } from '../metrics/metrics.service';
 import { StopRegistry } from './stop.registry';
 
 /** Text of a streaming message reaches the database about this often, never per piece. */
@@ -34,6 +35,7 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
     private readonly registry: ConnectionRegistry,
     private readonly env: Environment,
     private readonly stops: StopRegistry,
+    private readonly metrics: MetricsService,
   ) {}
 
   async onModuleInit(): Promise<void> {
@@ -68,6 +70,7 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
     this.running.set(spec.messageId, generation);
     generation.unregisterStop = this.stops.register(spec.messageId, spec.ownerId, () => void this.end(generation, 'stopped'));
     this.fanout.publish(spec.room, { ...generation.base('agent_response_start'), model: spec.model, ...spec.startFields });
+    this.metrics.generationStarted();
     generation.snapshotTimer = setInterval(() => void this.snapshot(generation), SNAPSHOT_INTERVAL_MS);
     generation.snapshotTimer.unref();
     generation.subscription = this.llm.stream(spec.request).subscribe({
@@ -116,6 +119,7 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
       case 'reasoning':
       case 'content':
         this.fanout.publish(generation.spec.room, generation.piece(event.type, event.text));
+        if (generation.seq === 1) this.metrics.firstPieceAfter(Date.now() - generation.startedAt);
         break;
       case 'usage':
         generation.usage = event.usage;
@@ -132,6 +136,7 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
       error instanceof AppError ? error : new AppError('internal', 'the model call failed unexpectedly');
     if (!(error instanceof AppError)) this.logger.error(`generation ${generation.messageId}: ${String(error)}`);
     generation.errorCode = appError.code;
+    this.metrics.error(appError.code);
     const frame: Frame = {
       ...generation.base('error'),
       code: appError.code,
@@ -162,6 +167,7 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
     } catch (error) {
       this.logger.error(`could not store the end of message ${generation.messageId}: ${String(error)}`);
     }
+    this.metrics.generationEnded(status, generation.seq, Date.now() - generation.startedAt, generation.usage);
     const frame = generation.endFrame();
     generation.log.push(frame);
     this.running.delete(generation.messageId);
