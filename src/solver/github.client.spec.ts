@@ -50,10 +50,10 @@ describe('GithubClient against the fake GitHub', () => {
     const tree = await gh.tree(target, 'trunk');
     expect(tree.truncated).toBe(false);
     expect(tree.entries.map((e) => [e.path, e.type])).toEqual([
-      ['img', 'tree'],
-      ['src', 'tree'],
       ['README.md', 'blob'],
+      ['img', 'tree'],
       ['img/logo.png', 'blob'],
+      ['src', 'tree'],
       ['src/math.js', 'blob'],
     ]);
     const math = tree.entries.find((e) => e.path === 'src/math.js')!;
@@ -65,6 +65,12 @@ describe('GithubClient against the fake GitHub', () => {
     expect(github.calls()).toContain('GET /repos/octo/calc/git/trees/trunk');
     expect(github.requests.find((r) => r.path.endsWith('/git/trees/trunk'))!.query.get('recursive')).toBe('1');
     expect(github.requests[0].headers.authorization).toBeUndefined();
+  });
+
+  it('passes on GitHub\'s truncated flag of a huge tree', async () => {
+    github.addRepo({ owner: 'octo', name: 'huge', truncateTree: true, files: { 'a/b.ts': 'x' } });
+    const tree = await client(github.url).tree({ owner: 'octo', repo: 'huge' }, 'main');
+    expect(tree).toMatchObject({ truncated: true, entries: [{ path: 'a', type: 'tree' }, { path: 'a/b.ts', type: 'blob', size: 1 }] });
   });
 
   it('sends the token when one is set, and then learns whether it may push', async () => {
@@ -144,7 +150,7 @@ describe('GithubClient against the fake GitHub', () => {
     expect(github.fileText('octo', 'calc', 'src/math.js')).toBe('export const x = 1;\n');
     // a stale sha is refused as GitHub does
     const stale = await failure(gh.putFile(target, { path: 'src/math.js', text: 'x', branch: 'fix-7', message: 'again', sha }));
-    expect(stale.message).toMatch(/\(409: src\/math.js does not match/);
+    expect(stale.message).toMatch(/^GitHub answered 409 for a commit of src\/math.js to octo\/calc@fix-7: src\/math.js does not match/);
   });
 });
 
@@ -161,7 +167,7 @@ describe('githubError', () => {
 
   it('maps a 422 with GitHub\'s message, and a failure without a response as unreachable', () => {
     expect(githubError(response(422, {}, 'Reference already exists'), 'a new branch b', context).message).toBe(
-      'GitHub could not give a new branch b (422: Reference already exists).',
+      'GitHub answered 422 for a new branch b: Reference already exists.',
     );
     expect(githubError({ status: 500, message: 'connect ECONNREFUSED 127.0.0.1:1' }, 'it', context).message).toBe(
       'GitHub is unreachable at https://api.github.com (connect ECONNREFUSED 127.0.0.1:1).',

@@ -271,5 +271,5 @@ export function githubError(
   if (status !== undefined && status >= 500) {
     return new AppError('github_error', `GitHub failed while reading ${what} (${status}); try again later.`, { github_status: status });
   }
-  return new AppError('github_error', `GitHub could not give ${what} (${status}${upstream ? `: ${upstream}` : ''}).`, { github_status: status });
+  return new AppError('github_error', `GitHub answered ${status} for ${what}${upstream ? `: ${upstream}` : ''}.`, { github_status: status });
 }

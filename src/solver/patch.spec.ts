@@ -1,32 +1,6 @@
 import { applyPatch, parsePatch } from 'diff';
-import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { CALC_FIX_DIFF, CALC_INDEX as INDEX, CALC_MATH as MATH, CALC_MATH_FIXED as FIXED, gitApply, gitAvailable } from '../../test/fakes/github.fake';
 import { applyDiff, explanationOf, extractDiff, parseDiffLenient, pathsOfDiff } from './patch';
-
-const MATH = [
-  "'use strict';",
-  '',
-  '/** Mean of a list of numbers. */',
-  'function average(values) {',
-  '  let sum = 0;',
-  '  for (let i = 0; i <= values.length; i++) {',
-  '    sum += values[i];',
-  '  }',
-  '  return sum / values.length;',
-  '}',
-  '',
-  'function median(values) {',
-  '  const sorted = [...values].sort();',
-  '  return sorted[Math.floor(sorted.length / 2)];',
-  '}',
-  '',
-  'module.exports = { average, median };',
-  '',
-].join('\n');
-
-const INDEX = "const { average } = require('./math');\n\nconsole.log(average([1, 2, 3]));\n";
 
 const sources = () =>
   new Map([
@@ -34,22 +8,7 @@ const sources = () =>
     ['src/index.js', INDEX],
   ]);
 
-const GOOD = [
-  '--- a/src/math.js',
-  '+++ b/src/math.js',
-  '@@ -4,7 +4,7 @@',
-  ' function average(values) {',
-  '   let sum = 0;',
-  '-  for (let i = 0; i <= values.length; i++) {',
-  '+  for (let i = 0; i < values.length; i++) {',
-  '     sum += values[i];',
-  '   }',
-  '   return sum / values.length;',
-  '',
-].join('\n');
-
-/** The fixed file, for comparison. */
-const FIXED = MATH.replace('i <= values.length', 'i < values.length');
+const GOOD = CALC_FIX_DIFF;
 
 /** Every re-made patch must apply without fuzz with jsdiff's strict parser, and give `after`. */
 function expectClean(patch: string, before: Map<string, string>, after: Map<string, string | null>) {
@@ -60,35 +19,6 @@ function expectClean(patch: string, before: Map<string, string>, after: Map<stri
     const result = applyPatch(before.get(name) ?? '', file, { fuzzFactor: 0 });
     const expected = after.get(name);
     expect(result).toBe(expected === null ? '' : expected);
-  }
-}
-
-const git = (() => {
-  try {
-    execFileSync('git', ['--version'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-})();
-
-/** `git apply --check` in a scratch work tree holding `files`; true when git accepts the patch. */
-function gitApplies(patch: string, files: Map<string, string>): boolean {
-  const dir = mkdtempSync(join(tmpdir(), 'solver-patch-'));
-  try {
-    for (const [path, text] of files) {
-      mkdirSync(dirname(join(dir, path)), { recursive: true });
-      writeFileSync(join(dir, path), text);
-    }
-    writeFileSync(join(dir, 'fix.patch'), patch);
-    execFileSync('git', ['init', '-q'], { cwd: dir });
-    execFileSync('git', ['apply', '--check', 'fix.patch'], { cwd: dir, stdio: 'pipe' });
-    execFileSync('git', ['apply', 'fix.patch'], { cwd: dir, stdio: 'pipe' });
-    return readFileSync(join(dir, [...files.keys()][0]), 'utf8') !== files.get([...files.keys()][0]);
-  } catch {
-    return false;
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
   }
 }
 
@@ -164,33 +94,22 @@ describe('applyDiff', () => {
     expect(result.files).toEqual([expect.objectContaining({ path: 'src/math.js', ok: true, fuzzy: false, after: FIXED })]);
     expect(result.patch.startsWith('diff --git a/src/math.js b/src/math.js\n--- a/src/math.js\n+++ b/src/math.js\n@@ -3,7 +3,7 @@')).toBe(true);
     expectClean(result.patch, sources(), new Map([['src/math.js', FIXED]]));
-    if (git) expect(gitApplies(result.patch, new Map([['src/math.js', MATH]]))).toBe(true);
+    if (gitAvailable) expect(gitApply(result.patch, { 'src/math.js': MATH }, 'src/math.js')).toBe(FIXED);
   });
 
   it('fuzzy: wrong line numbers and counts, blank context without its space, trailing spaces — placed, then re-made clean', () => {
-    const sloppy = [
-      '--- src/math.js',
-      '+++ src/math.js',
-      '@@ -40,2 +40,9 @@',
-      ' function average(values) {   ',
-      '   let sum = 0;',
-      '-  for (let i = 0; i <= values.length; i++) {',
-      '+  for (let i = 0; i < values.length; i++) {',
-      '     sum += values[i];',
-      '   }',
-      '   return sum / values.length;',
-      ' }',
-      '',
-      ' function median(values) {',
-      '',
-    ].join('\n');
+    const sloppy =
+      GOOD.replace(
+        '--- a/src/math.js\n+++ b/src/math.js\n@@ -4,7 +4,7 @@\n function average(values) {',
+        '--- src/math.js\n+++ src/math.js\n@@ -40,2 +40,9 @@\n function average(values) {   ',
+      ) + ' }\n\n function median(values) {\n';
     expect(() => parsePatch(sloppy)).toThrow(); // the strict parser refuses it
     const result = applyDiff(sloppy, sources());
     expect(result.applies).toBe(true);
     expect(result.files[0]).toMatchObject({ path: 'src/math.js', fuzzy: true, after: FIXED });
     expect(result.patch).not.toBe(sloppy);
     expectClean(result.patch, sources(), new Map([['src/math.js', FIXED]]));
-    if (git) expect(gitApplies(result.patch, new Map([['src/math.js', MATH]]))).toBe(true);
+    if (gitAvailable) expect(gitApply(result.patch, { 'src/math.js': MATH }, 'src/math.js')).toBe(FIXED);
   });
 
   it('fuzzy: a hunk header without numbers is placed by its content', () => {

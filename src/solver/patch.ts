@@ -377,10 +377,15 @@ export function applyDiff(diff: string | undefined, sources: Map<string, string>
   }
 
   const files = [...outcomes.values()];
-  const changed = files.filter((f) => f.ok && (f.deleted || f.created || f.after !== f.before));
+  const changed = changedFiles({ files });
   if (!reasons.length && !changed.length) reasons.push('the diff changes nothing');
   const applies = reasons.length === 0;
   return { applies, files, reasons, patch: applies ? cleanPatch(changed) : '' };
+}
+
+/** The files a result really changes (applied, and different from before). */
+export function changedFiles(result: Pick<ApplyResult, 'files'>): FileOutcome[] {
+  return result.files.filter((f) => f.ok && (f.deleted || f.created || f.after !== f.before));
 }
 
 /** A git-style unified diff of before/after texts, 3 lines of context, applying without fuzz. */
@@ -397,10 +402,4 @@ export function cleanPatch(files: FileOutcome[]): string {
       return `diff --git a/${f.path} b/${f.path}\n${mode}${body}`;
     })
     .join('');
-}
-
-/** Paths a diff changes, as the repository names them. */
-export function changedPaths(result: ApplyResult, diff: string | undefined, exists: (path: string) => boolean): string[] {
-  if (result.files.length) return result.files.map((f) => f.path);
-  return diff ? pathsOfDiff(diff, exists) : [];
 }

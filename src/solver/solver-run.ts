@@ -38,8 +38,10 @@ export class SolverRun {
   filesRead: string[] = [];
   /** Text of the current solution answer, as streamed. */
   solution = '';
-  /** The diff so far: the model's, then the checked one. */
+  /** The model's last complete diff. */
   patch = '';
+  /** The run's patch once verified (clean when it applies). */
+  checkedPatch?: string;
   /** Blob paths of the default branch, once read. */
   paths?: Set<string>;
   usage: LlmUsage = { prompt_tokens: 0, completion_tokens: 0, total_tokens: 0 };

@@ -3,13 +3,14 @@ import { GenerationModule } from '../generation/generation.module';
 import { GithubClient } from './github.client';
 import { SolverRunsController } from './solver-runs.controller';
 import { SolverGateway } from './solver.gateway';
+import { SolverPipeline } from './solver.pipeline';
 import { SolverService } from './solver.service';
 
 /** The Solver: a GitHub issue in, a checked patch (and optionally a pull request) out, over `/ws`. */
 @Module({
   imports: [GenerationModule],
   controllers: [SolverRunsController],
-  providers: [SolverGateway, SolverService, GithubClient],
+  providers: [SolverGateway, SolverService, SolverPipeline, GithubClient],
   exports: [SolverService],
 })
 export class SolverModule {}

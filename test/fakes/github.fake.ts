@@ -6,9 +6,13 @@
  * `Bad credentials`, 403 rate limit with `x-ratelimit-remaining: 0` and `x-ratelimit-reset`. Each
  * test defines its small in-memory repositories. See /work/shared/UPSTREAM.md.
  */
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
 
 export interface FakeIssue {
   number: number;
@@ -76,7 +80,6 @@ export class FakeGithub {
   private readonly repos = new Map<string, Repo>();
   private token?: string;
   private remaining: number;
-  private readonly limit: number;
   private reset: number;
   private readonly failures: Array<{ match: RegExp; status: number; body?: object; times: number }> = [];
   private readonly sockets = new Set<import('node:net').Socket>();
@@ -88,7 +91,6 @@ export class FakeGithub {
     const { port } = server.address() as AddressInfo;
     this.url = `http://127.0.0.1:${port}`;
     this.token = options.token;
-    this.limit = options.rateLimit !== undefined ? 60 : 5000;
     this.remaining = options.rateLimit ?? Number.POSITIVE_INFINITY;
     this.reset = options.rateLimitReset ?? Math.floor(Date.now() / 1000) + 3600;
   }
@@ -292,7 +294,7 @@ export class FakeGithub {
       const content = branch?.files.get(m[1]);
       if (!branch || !content) return this.notFound(res);
       if (String(req.headers.accept ?? '').includes('application/vnd.github.raw')) {
-        res.writeHead(200, { 'Content-Type': 'text/plain; charset=utf-8', ...this.rateHeaders() });
+        res.writeHead(200, { 'Content-Type': 'text/plain; charset=utf-8', ...this.rateHeaders(req) });
         return void res.end(content);
       }
       return this.json(res, 200, this.contentJson(repo, m[1], content, true));
@@ -378,24 +380,42 @@ export class FakeGithub {
     return repo.branches.get(ref) ?? [...repo.branches.values()].find((b) => b.head === ref);
   }
 
+  /** Entries in GitHub's order: depth first, names in byte order (a directory sorts as `name/`). */
   private treeEntries(repo: Repo, branch: Branch, recursive: boolean) {
     const api = `${this.url}/repos/${repo.spec.owner}/${repo.spec.name}`;
-    const dirs = new Set<string>();
-    for (const path of branch.files.keys()) {
+    interface Dir {
+      dirs: Map<string, Dir>;
+      files: Map<string, Buffer>;
+    }
+    const root: Dir = { dirs: new Map(), files: new Map() };
+    for (const [path, content] of branch.files) {
       const parts = path.split('/');
-      for (let i = 1; i < parts.length; i++) dirs.add(parts.slice(0, i).join('/'));
+      let dir = root;
+      for (const part of parts.slice(0, -1)) {
+        if (!dir.dirs.has(part)) dir.dirs.set(part, { dirs: new Map(), files: new Map() });
+        dir = dir.dirs.get(part)!;
+      }
+      dir.files.set(parts[parts.length - 1], content);
     }
     const entries: object[] = [];
-    for (const dir of [...dirs].sort()) {
-      if (!recursive && dir.includes('/')) continue;
-      const sha = gitSha('tree', Buffer.from(dir));
-      entries.push({ path: dir, mode: '040000', type: 'tree', sha, url: `${api}/git/trees/${sha}` });
-    }
-    for (const [path, content] of [...branch.files].sort(([a], [b]) => a.localeCompare(b))) {
-      if (!recursive && path.includes('/')) continue;
-      const sha = gitSha('blob', content);
-      entries.push({ path, mode: '100644', type: 'blob', sha, size: content.length, url: `${api}/git/blobs/${sha}` });
-    }
+    const walk = (dir: Dir, prefix: string) => {
+      const names = [...[...dir.dirs.keys()].map((n) => `${n}/`), ...dir.files.keys()].sort((a, b) =>
+        Buffer.compare(Buffer.from(a), Buffer.from(b)),
+      );
+      for (const name of names) {
+        if (name.endsWith('/')) {
+          const path = prefix + name.slice(0, -1);
+          const sha = gitSha('tree', Buffer.from(path));
+          entries.push({ path, mode: '040000', type: 'tree', sha, url: `${api}/git/trees/${sha}` });
+          if (recursive) walk(dir.dirs.get(name.slice(0, -1))!, `${path}/`);
+        } else {
+          const content = dir.files.get(name)!;
+          const sha = gitSha('blob', content);
+          entries.push({ path: prefix + name, mode: '100644', type: 'blob', sha, size: content.length, url: `${api}/git/blobs/${sha}` });
+        }
+      }
+    };
+    walk(root, '');
     return entries;
   }
 
@@ -446,13 +466,15 @@ export class FakeGithub {
     return 'ok';
   }
 
-  private rateHeaders(): Record<string, string> {
-    const remaining = Number.isFinite(this.remaining) ? Math.max(0, this.remaining) : this.limit;
+  /** GitHub allows 60 requests an hour without a token, 5,000 with one. */
+  private rateHeaders(req: http.IncomingMessage): Record<string, string> {
+    const limit = this.authorize(req) === 'ok' ? 5000 : 60;
+    const remaining = Number.isFinite(this.remaining) ? Math.max(0, Math.min(limit, this.remaining)) : limit;
     return {
-      'x-ratelimit-limit': String(this.limit),
+      'x-ratelimit-limit': String(limit),
       'x-ratelimit-remaining': String(remaining),
       'x-ratelimit-reset': String(this.reset),
-      'x-ratelimit-used': String(Math.max(0, this.limit - remaining)),
+      'x-ratelimit-used': String(limit - remaining),
       'x-ratelimit-resource': 'core',
       'x-github-api-version-selected': '2022-11-28',
     };
@@ -463,7 +485,7 @@ export class FakeGithub {
     res.writeHead(status, {
       'Content-Type': 'application/json; charset=utf-8',
       'Content-Length': Buffer.byteLength(text),
-      ...this.rateHeaders(),
+      ...this.rateHeaders(res.req),
     });
     res.end(text);
   }
@@ -484,4 +506,96 @@ function readBody(req: http.IncomingMessage): Promise<string> {
     req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
     req.on('error', reject);
   });
+}
+
+// ---- a sample repository with a real bug, for Solver tests ----
+
+/** `average` reads one element past the end of the array, so it returns NaN. */
+export const CALC_MATH = [
+  "'use strict';",
+  '',
+  '/** Mean of a list of numbers. */',
+  'function average(values) {',
+  '  let sum = 0;',
+  '  for (let i = 0; i <= values.length; i++) {',
+  '    sum += values[i];',
+  '  }',
+  '  return sum / values.length;',
+  '}',
+  '',
+  'function median(values) {',
+  '  const sorted = [...values].sort();',
+  '  return sorted[Math.floor(sorted.length / 2)];',
+  '}',
+  '',
+  'module.exports = { average, median };',
+  '',
+].join('\n');
+export const CALC_MATH_FIXED = CALC_MATH.replace('i <= values.length', 'i < values.length');
+/** The fix of the bug as an exact unified diff. */
+export const CALC_FIX_DIFF = [
+  '--- a/src/math.js',
+  '+++ b/src/math.js',
+  '@@ -4,7 +4,7 @@',
+  ' function average(values) {',
+  '   let sum = 0;',
+  '-  for (let i = 0; i <= values.length; i++) {',
+  '+  for (let i = 0; i < values.length; i++) {',
+  '     sum += values[i];',
+  '   }',
+  '   return sum / values.length;',
+  '',
+].join('\n');
+export const CALC_INDEX = "const { average } = require('./math');\n\nconsole.log(average([1, 2, 3]));\n";
+
+/** The whole default branch: sources, a test, and files the repository map must skip. */
+export const CALC_FILES: Record<string, string | Buffer> = {
+  'package.json': '{ "name": "calc", "main": "src/index.js" }\n',
+  'README.md': '# calc\n\nAverage and median.\n',
+  'src/math.js': CALC_MATH,
+  'src/index.js': CALC_INDEX,
+  'test/math.test.js': "const { average } = require('../src/math');\ntest('average', () => expect(average([2, 4])).toBe(3));\n",
+  'node_modules/left-pad/index.js': 'module.exports = function leftPad(s) { return s; };\n',
+  'dist/calc.min.js': 'function average(n){for(var s=0,i=0;i<=n.length;i++)s+=n[i];return s/n.length}\n',
+  'docs/logo.png': Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 0x0d]),
+};
+
+export const CALC_ISSUE: FakeIssue = {
+  number: 7,
+  title: 'average() returns NaN',
+  body: 'Calling `average([1, 2, 3])` from src/index.js prints NaN instead of 2.',
+  author: 'alice',
+  comments: [{ author: 'bob', body: 'Looks like an off-by-one in the loop.' }],
+};
+
+export const gitAvailable = (() => {
+  try {
+    execFileSync('git', ['--version'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+})();
+
+/**
+ * `git apply` of a patch onto `files` in a scratch work tree: the text of `path` afterwards, or
+ * undefined when git refuses the patch. The outside judge of "applies without fuzz".
+ */
+export function gitApply(patch: string, files: Record<string, string | Buffer>, path: string): string | undefined {
+  const dir = mkdtempSync(join(tmpdir(), 'solver-git-apply-'));
+  try {
+    for (const [p, content] of Object.entries(files)) {
+      mkdirSync(dirname(join(dir, p)), { recursive: true });
+      writeFileSync(join(dir, p), content);
+    }
+    writeFileSync(join(dir, 'fix.patch'), patch);
+    execFileSync('git', ['init', '-q'], { cwd: dir });
+    execFileSync('git', ['apply', '--check', 'fix.patch'], { cwd: dir, stdio: 'pipe' });
+    execFileSync('git', ['apply', 'fix.patch'], { cwd: dir, stdio: 'pipe' });
+    return readFileSync(join(dir, path), 'utf8');
+  } catch {
+    return undefined;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }

@@ -1,0 +1,142 @@
+import { Logger } from '@nestjs/common';
+import { RateLimits } from '../auth/rate-limits';
+import { AppError } from '../common/app-error';
+import { Environment } from '../config/environment';
+import { StopRegistry } from '../generation/stop.registry';
+import { SolverRunsRepository } from '../storage/solver-runs.repository';
+import { ConnectionRegistry } from '../transport/connection-registry';
+import { Fanout } from '../transport/fanout';
+import { Frame } from '../transport/frames';
+import { SolverRun } from './solver-run';
+import { Outcome, RunChannel, SolverPipeline } from './solver.pipeline';
+import { SolverService } from './solver.service';
+
+const URL = 'https://github.com/octo/calc/issues/7';
+const tick = () => new Promise((resolve) => setImmediate(resolve));
+
+/** The run's life around a scripted pipeline: stop, failures, shutdown, limits. */
+describe('SolverService', () => {
+  let frames: Frame[];
+  let rows: Map<string, Record<string, unknown>>;
+  let stops: StopRegistry;
+  let pipeline: { run: jest.Mock<Promise<Outcome>, [SolverRun, RunChannel]> };
+  let limits: { consumeMessage: jest.Mock };
+  let service: SolverService;
+
+  beforeAll(() => Logger.overrideLogger(false));
+  beforeEach(async () => {
+    frames = [];
+    rows = new Map();
+    stops = new StopRegistry();
+    pipeline = { run: jest.fn() };
+    limits = { consumeMessage: jest.fn() };
+    const runs = {
+      insert: async (row: { id: string }) => void rows.set(row.id, { ...row, status: 'running' }),
+      update: async (id: string, changes: Record<string, unknown>) => void rows.set(id, { ...rows.get(id), ...changes }),
+      findById: async (id: string) => rows.get(id),
+      interruptAllRunning: async () => 0,
+    };
+    const fanout = { publish: (_room: string, frame: Frame) => frames.push(frame) };
+    const registry = { userOf: () => ({ id: 'u1' }), join: jest.fn() };
+    service = new SolverService(
+      pipeline as unknown as SolverPipeline,
+      runs as unknown as SolverRunsRepository,
+      stops,
+      fanout as unknown as Fanout,
+      registry as unknown as ConnectionRegistry,
+      { DRAIN_TIMEOUT_MS: 30 } as Environment,
+      limits as unknown as RateLimits,
+    );
+    await service.onModuleInit();
+  });
+
+  /** A pipeline step that waits until the run is aborted, like a GitHub request in flight. */
+  const hangUntilAborted = (seen: { signal?: AbortSignal }) =>
+    pipeline.run.mockImplementation(
+      (run) =>
+        new Promise((_resolve, reject) => {
+          seen.signal = run.signal;
+          run.signal.addEventListener('abort', () => reject(Object.assign(new Error('aborted'), { name: 'AbortError' })));
+        }),
+    );
+
+  it('stop while a GitHub call is in flight aborts it and ends with solver_complete stopped; a second stop does nothing', async () => {
+    const seen: { signal?: AbortSignal } = {};
+    hangUntilAborted(seen);
+    service.solve({ id: 'r1', issue_url: URL }, 'c1');
+    await tick();
+    const runId = frames[0].run_id as string;
+    expect(frames[0]).toEqual({ type: 'solver_started', id: 'r1', run_id: runId, issue_url: URL });
+    await expect(stops.stop(runId, 'someone-else', 'run_id')).rejects.toMatchObject({ code: 'not_found' });
+    await stops.stop(runId, 'u1', 'run_id');
+    await tick();
+    expect(seen.signal?.aborted).toBe(true);
+    expect(frames.slice(1)).toEqual([
+      { type: 'solver_complete', id: 'r1', run_id: runId, status: 'stopped', summary: 'Stopped during the issue stage.', files: [], patch: '', applies: false },
+    ]);
+    expect(rows.get(runId)).toMatchObject({ status: 'stopped', applies: 0 });
+    await stops.stop(runId, 'u1', 'run_id');
+    await tick();
+    expect(frames.length).toBe(2);
+    expect(service.runningCount).toBe(0);
+  });
+
+  it('an unexpected failure is an internal error frame with the run_id; an AppError keeps its code and fields', async () => {
+    pipeline.run.mockRejectedValueOnce(new TypeError('boom'));
+    service.solve({ issue_url: URL }, 'c1');
+    await tick();
+    await tick();
+    expect(frames[1]).toEqual({ type: 'error', run_id: frames[0].run_id, code: 'internal', message: 'the Solver failed unexpectedly' });
+
+    pipeline.run.mockRejectedValueOnce(new AppError('github_error', 'nope', { github_status: 404 }));
+    service.solve({ id: 'r2', issue_url: URL }, 'c1');
+    await tick();
+    await tick();
+    expect(frames[3]).toEqual({ type: 'error', id: 'r2', run_id: frames[2].run_id, code: 'github_error', message: 'nope', github_status: 404 });
+    expect(rows.get(frames[2].run_id as string)).toMatchObject({ status: 'error', error_code: 'github_error' });
+  });
+
+  it('a refused solve (rate limit) starts nothing', () => {
+    limits.consumeMessage.mockImplementation(() => {
+      throw new AppError('rate_limited', 'too many', { retry_after_ms: 5 });
+    });
+    expect(() => service.solve({ issue_url: URL }, 'c1')).toThrow('too many');
+    expect(frames).toEqual([]);
+    expect(pipeline.run).not.toHaveBeenCalled();
+  });
+
+  it('on shutdown: waits for runs up to DRAIN_TIMEOUT_MS, then ends the rest with an error; takes no new runs', async () => {
+    const seen: { signal?: AbortSignal } = {};
+    hangUntilAborted(seen);
+    service.solve({ issue_url: URL }, 'c1');
+    await tick();
+    const runId = frames[0].run_id as string;
+    const started = Date.now();
+    await service.beforeApplicationShutdown();
+    expect(Date.now() - started).toBeGreaterThanOrEqual(25);
+    expect(seen.signal?.aborted).toBe(true);
+    expect(frames[frames.length - 1]).toMatchObject({ type: 'error', run_id: runId, code: 'shutting_down' });
+    expect(rows.get(runId)).toMatchObject({ status: 'interrupted' });
+    expect(() => service.solve({ issue_url: URL }, 'c1')).toThrow(expect.objectContaining({ code: 'shutting_down' }));
+  });
+
+  it('a completed run sends progress complete/100 then solver_complete, and stores the result first', async () => {
+    pipeline.run.mockImplementation(async (_run, io) => {
+      io.progress('verify', 88, 'ok');
+      io.progress('verify', 50, 'a lower number never goes out');
+      return { summary: 'S', files: ['a.ts'], patch: 'P', applies: true, prUrl: 'https://x/pull/1' };
+    });
+    service.solve({ issue_url: URL }, 'c1');
+    await tick();
+    await tick();
+    const runId = frames[0].run_id as string;
+    expect(frames.slice(1).map((f) => [f.type, f.stage, f.progress])).toEqual([
+      ['solver_progress', 'verify', 88],
+      ['solver_progress', 'verify', 88],
+      ['solver_progress', 'complete', 100],
+      ['solver_complete', undefined, undefined],
+    ]);
+    expect(frames[4]).toMatchObject({ status: 'complete', summary: 'S', files: ['a.ts'], patch: 'P', applies: true, pr_url: 'https://x/pull/1' });
+    expect(rows.get(runId)).toMatchObject({ status: 'complete', patch: 'P', applies: 1, pr_url: 'https://x/pull/1', progress: 100 });
+  });
+});
