@@ -180,6 +180,7 @@ export class DeepSeekProvider extends LlmProvider {
     if (!this.unsupported.has('stream_options')) body.stream_options = { include_usage: true };
     if (request.temperature !== undefined && request.temperature !== null) body.temperature = request.temperature;
     if (request.maxTokens !== undefined && request.maxTokens !== null) body.max_tokens = request.maxTokens;
+    if (request.responseFormat && !this.unsupported.has('response_format')) body.response_format = { type: request.responseFormat };
     if (
       request.thinking !== undefined &&
       request.thinking !== null &&

@@ -33,7 +33,7 @@ export function isDeepSeekHost(baseUrl: string): boolean {
 }
 
 /** Request fields we add ourselves, and may leave out when a server refuses them. */
-export const OPTIONAL_PARAMS = ['thinking', 'reasoning_effort', 'stream_options'] as const;
+export const OPTIONAL_PARAMS = ['thinking', 'reasoning_effort', 'stream_options', 'response_format'] as const;
 export type OptionalParam = (typeof OPTIONAL_PARAMS)[number];
 
 /** The wording servers use for a field they do not accept. */
