@@ -103,7 +103,16 @@
         stats.parsedChars += src.length;
         return purify.sanitize(instance.parse(src || ''), options);
       },
-      lex: (src) => instance.lexer(src),
+      /** Tokens from `lex` → sanitized DocumentFragment (no second lexing pass). */
+      fromTokens(tokens, links) {
+        const list = tokens.slice();
+        list.links = links || Object.create(null);
+        return purify.sanitize(instance.parser(list), options);
+      },
+      lex(src) {
+        stats.parsedChars += src.length;
+        return instance.lexer(src);
+      },
     };
   })();
 
@@ -234,37 +243,42 @@
       content.replaceChildren();
     }
     while (content.childNodes.length > r.frozenNodes) content.lastChild.remove();
-    let tail = st.raw.slice(r.committed);
-    if (r.incremental && T.incrementalRender) {
-      const tokens = markdown.lex(tail);
-      if (tokens.links && Object.keys(tokens.links).length) {
-        // A reference definition changes text above it: render whole from now on.
-        r.incremental = false;
-      } else {
-        const blocks = [];
-        tokens.forEach((t, i) => t.type !== 'space' && blocks.push(i));
-        if (blocks.length > OPEN_BLOCKS) {
-          const upto = blocks[blocks.length - OPEN_BLOCKS];
-          const chunk = tokens.slice(0, upto).map((t) => t.raw).join('');
-          if (chunk && tail.startsWith(chunk)) {
-            const frag = markdown.fragment(chunk);
-            decorateCode(frag, true);
-            content.appendChild(frag);
-            r.frozenNodes = content.childNodes.length;
-            r.committed += chunk.length;
-            tail = tail.slice(chunk.length);
-            stats.committedBlocks += upto;
-          }
-        }
+    if (!(r.incremental && T.incrementalRender)) {
+      if (r.committed) {
+        r.committed = 0;
+        r.frozenNodes = 0;
+        content.replaceChildren();
+      }
+      const frag = markdown.fragment(st.raw);
+      decorateCode(frag, false);
+      content.appendChild(frag);
+      return;
+    }
+    const tail = st.raw.slice(r.committed);
+    let tokens = markdown.lex(tail);
+    if (tokens.links && Object.keys(tokens.links).length) {
+      // A reference definition changes text above it: render the whole text from now on.
+      r.incremental = false;
+      renderStreaming(content, st);
+      return;
+    }
+    const blocks = [];
+    tokens.forEach((t, i) => t.type !== 'space' && blocks.push(i));
+    if (blocks.length > OPEN_BLOCKS) {
+      const upto = blocks[blocks.length - OPEN_BLOCKS];
+      const done = tokens.slice(0, upto);
+      const chunk = done.map((t) => t.raw).join('');
+      if (chunk && tail.startsWith(chunk)) {
+        const frag = markdown.fromTokens(done, tokens.links);
+        decorateCode(frag, true);
+        content.appendChild(frag);
+        r.frozenNodes = content.childNodes.length;
+        r.committed += chunk.length;
+        stats.committedBlocks += blocks.filter((i) => i < upto).length;
+        tokens = tokens.slice(upto);
       }
     }
-    if (!r.incremental && r.committed) {
-      r.committed = 0;
-      r.frozenNodes = 0;
-      content.replaceChildren();
-      tail = st.raw;
-    }
-    const frag = markdown.fragment(tail);
+    const frag = markdown.fromTokens(tokens, null);
     // The open tail is re-rendered every frame: highlight named languages, guess only once it is final.
     decorateCode(frag, false);
     content.appendChild(frag);
@@ -1086,11 +1100,14 @@
       };
       s.onclose = (ev) => {
         if (ws !== s) return;
+        const wasReady = ready;
         ws = null;
         ready = false;
         if (ev.code === 1009) showError('That message was too large for the server.');
         indicator(current());
         scheduleReconnect();
+        // Refused again and again before any frame: maybe the session ended (the upgrade got 401).
+        if (!wasReady && attempt >= 3 && attempt % 3 === 0) void checkSession();
       };
       s.onerror = () => {
         /* onclose follows and reconnects */
@@ -1113,6 +1130,16 @@
       }
       indicator(current());
       scheduleReconnect();
+    };
+
+    /** An ended session sends the page to the sign-in form instead of retrying forever. */
+    const checkSession = async () => {
+      try {
+        const res = await fetch('/api/chats', { credentials: 'same-origin', headers: { Accept: 'application/json' } });
+        if (res.status === 401) location.assign('/login');
+      } catch (_) {
+        /* the server is away: keep retrying */
+      }
     };
 
     const scheduleReconnect = () => {
@@ -1233,6 +1260,11 @@
   document.addEventListener('htmx:load', queueHydrate);
 
   const start = () => {
+    // A read-only page (a shared chat) only renders what it was given: no socket, no history marks.
+    if (document.body.hasAttribute('data-readonly')) {
+      for (const el of $$('[data-message-id]')) renderMessage(el);
+      return;
+    }
     // htmx only restores history entries it marked; mark the first one so Back returns here.
     if (!history.state) history.replaceState({ htmx: true }, document.title, location.href);
     hydrate();

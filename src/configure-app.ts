@@ -18,11 +18,20 @@ const VENDOR_FILES: Record<string, [string, string]> = {
   'htmx.min.js': ['htmx.org', 'dist/htmx.min.js'],
   'marked.umd.js': ['marked', 'lib/marked.umd.js'],
   'purify.min.js': ['dompurify', 'dist/purify.min.js'],
+  'highlight.min.js': ['@highlightjs/cdn-assets', 'highlight.min.js'],
+  'highlight-github.min.css': ['@highlightjs/cdn-assets', 'styles/github.min.css'],
+  'highlight-github-dark.min.css': ['@highlightjs/cdn-assets', 'styles/github-dark.min.css'],
 };
 
 /** A file inside an installed package, whatever its `exports` map allows. */
 function packageFile(pkg: string, file: string): string {
-  let dir = dirname(require.resolve(pkg));
+  let entry: string;
+  try {
+    entry = require.resolve(pkg);
+  } catch {
+    entry = require.resolve(`${pkg}/package.json`); // a package of assets only: no main, no exports
+  }
+  let dir = dirname(entry);
   while (!existsSync(join(dir, 'package.json')) || !dir.endsWith(pkg)) {
     const up = dirname(dir);
     if (up === dir) throw new Error(`package ${pkg} not found`);

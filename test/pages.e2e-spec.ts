@@ -107,7 +107,7 @@ describe('pages, JSON API, health and restarts (e2e)', () => {
   it('serves health and the browser libraries locally', async () => {
     const health = await request(server.url).get('/health').expect(200);
     expect(health.body.status).toBe('ok');
-    for (const file of ['/vendor/htmx.min.js', '/vendor/marked.umd.js', '/vendor/purify.min.js', '/static/chat.js', '/static/chat.css']) {
+    for (const file of ['/vendor/htmx.min.js', '/vendor/marked.umd.js', '/vendor/purify.min.js', '/vendor/highlight.min.js', '/vendor/highlight-github-dark.min.css', '/static/chat.js', '/static/chat.css']) {
       await request(server.url).get(file).expect(200);
     }
   });
