@@ -118,7 +118,7 @@ describe('pages, JSON API, health and restarts (e2e)', () => {
     const db = await openDatabase(databaseUrl);
     await db
       .insertInto('messages')
-      .values({ id: '11111111-1111-4111-8111-111111111111', chat_id: end.chat_id, role: 'assistant', content: 'half an ans', reasoning: null, status: 'streaming', model: 'm', usage: null, error_code: null, request_id: null, seq: 3, created_at: '2999-01-01T00:00:00.000Z', updated_at: '2999-01-01T00:00:00.000Z' })
+      .values({ id: '11111111-1111-4111-8111-111111111111', chat_id: end.chat_id, role: 'assistant', content: 'half an ans', reasoning: null, status: 'streaming', model: 'm', usage: null, error_code: null, request_id: null, seq: 3, created_at: '2999-01-01T00:00:00.000Z', updated_at: '2999-01-01T00:00:00.000Z', replaced_by: null, previous_versions: null, attachments: null })
       .execute();
     await db.destroy();
     await server.close();

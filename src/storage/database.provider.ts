@@ -1,6 +1,7 @@
 import { Logger, Provider } from '@nestjs/common';
 import SqliteDatabase from 'better-sqlite3';
-import { Kysely, Migrator, SqliteDialect } from 'kysely';
+import { Kysely, Migrator, PostgresAdapter, PostgresDialect, SqliteDialect, sql } from 'kysely';
+import { Pool } from 'pg';
 import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { Environment } from '../config/environment';
@@ -16,9 +17,20 @@ export function sqlitePath(url: string): string {
   return path === ':memory:' ? path : resolve(path);
 }
 
+/** The URL without its password, for messages and logs. */
+export function redactUrl(url: string): string {
+  return url.replace(/(\/\/[^:/@]*):[^@]*@/, '$1:***@');
+}
+
+/** True when this database speaks PostgreSQL (migrations and search differ there). */
+export function isPostgres(db: Kysely<any>): boolean {
+  return db.getExecutor().adapter instanceof PostgresAdapter;
+}
+
 export async function openDatabase(url: string): Promise<Kysely<Database>> {
+  if (/^postgres(ql)?:\/\//.test(url)) return openPostgres(url);
   if (!url.startsWith('sqlite:')) {
-    throw new Error(`DATABASE_URL "${url.replace(/\/\/[^@]*@/, '//***@')}": only sqlite:<path> is supported in this build`);
+    throw new Error(`DATABASE_URL "${redactUrl(url)}": use sqlite:<path> or postgres://…`);
   }
   const path = sqlitePath(url);
   if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
@@ -31,8 +43,36 @@ export async function openDatabase(url: string): Promise<Kysely<Database>> {
   return db;
 }
 
-export async function migrate(db: Kysely<Database>): Promise<void> {
-  const { error, results } = await new Migrator({ db, provider: migrationProvider }).migrateToLatest();
+/**
+ * PostgreSQL through a pool. A `schema` query parameter (e.g. `?schema=tenant_a`) keeps all tables in
+ * that schema, created when missing: several apps (or test runs) can share one database.
+ */
+async function openPostgres(url: string): Promise<Kysely<Database>> {
+  const parsed = new URL(url);
+  const schema = parsed.searchParams.get('schema');
+  parsed.searchParams.delete('schema');
+  if (schema && !/^[a-z_][a-z0-9_]{0,62}$/.test(schema)) throw new Error(`DATABASE_URL schema "${schema}" must be a plain lower-case identifier`);
+  const pool = new Pool({
+    connectionString: parsed.toString(),
+    max: 10,
+    connectionTimeoutMillis: 5000,
+    ...(schema ? { options: `-c search_path=${schema}` } : {}),
+  });
+  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  try {
+    if (schema) await sql`CREATE SCHEMA IF NOT EXISTS ${sql.id(schema)}`.execute(db);
+    else await sql`select 1`.execute(db);
+  } catch (error) {
+    await db.destroy().catch(() => undefined);
+    throw new Error(`cannot reach PostgreSQL at ${redactUrl(url)}: ${(error as Error).message}`);
+  }
+  await migrate(db, schema ?? undefined);
+  return db;
+}
+
+export async function migrate(db: Kysely<Database>, schema?: string): Promise<void> {
+  const migrator = new Migrator({ db, provider: migrationProvider, ...(schema ? { migrationTableSchema: schema } : {}) });
+  const { error, results } = await migrator.migrateToLatest();
   for (const result of results ?? []) {
     if (result.status === 'Success') logger.log(`migration ${result.migrationName} applied`);
   }

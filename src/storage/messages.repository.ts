@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { Kysely, Selectable, sql } from 'kysely';
 import { nowIso } from '../common/clock';
+import { isPostgres } from './database.provider';
 import { Database, MessagesTable } from './schema';
 
 export type MessageRow = Selectable<MessagesTable>;
@@ -13,13 +14,9 @@ export interface SearchHit {
   rank: number;
 }
 
-/** The user's words as an FTS5 query: each word a quoted prefix term, all required. */
-export function ftsQuery(text: string): string {
-  const words = text.match(/[\p{L}\p{N}_]+/gu) ?? [];
-  return words
-    .slice(0, 16)
-    .map((word) => `"${word}"*`)
-    .join(' ');
+/** The user's words (letters, digits, _), at most 16: each becomes a required prefix term. */
+export function searchWords(text: string): string[] {
+  return (text.match(/[\p{L}\p{N}_]+/gu) ?? []).slice(0, 16).map((word) => word.toLowerCase());
 }
 export type MessageStatus = MessagesTable['status'];
 
@@ -109,10 +106,15 @@ export class MessagesRepository {
     await this.db.updateTable('messages').set({ replaced_by: newId }).where('id', 'in', oldIds).execute();
   }
 
-  /** Full-text search over a user's messages and chat titles, best first. */
+  /** Full-text search over a user's messages and chat titles, best first (FTS5 or PostgreSQL). */
   async search(userId: string, query: string, limit = 50): Promise<SearchHit[]> {
-    const match = ftsQuery(query);
-    if (!match) return [];
+    const words = searchWords(query);
+    if (!words.length) return [];
+    return isPostgres(this.db) ? this.searchPostgres(userId, words, limit) : this.searchSqlite(userId, words, limit);
+  }
+
+  private async searchSqlite(userId: string, words: string[], limit: number): Promise<SearchHit[]> {
+    const match = words.map((word) => `"${word}"*`).join(' ');
     const messages = await sql<SearchHit>`
       SELECT f.chat_id AS chat_id, f.message_id AS message_id, c.title AS title,
              snippet(messages_fts, 0, '[', ']', '…', 12) AS snippet, bm25(messages_fts) AS rank
@@ -127,6 +129,25 @@ export class MessagesRepository {
       ORDER BY rank LIMIT ${limit}`.execute(this.db);
     return [...titles.rows, ...messages.rows].sort((a, b) => a.rank - b.rank).slice(0, limit);
   }
+
+  private async searchPostgres(userId: string, words: string[], limit: number): Promise<SearchHit[]> {
+    const tsquery = words.map((word) => `${word}:*`).join(' & ');
+    const headline = 'StartSel=[, StopSel=], MaxWords=24, MinWords=6, MaxFragments=1, FragmentDelimiter=…';
+    const messages = await sql<SearchHit>`
+      SELECT m.chat_id AS chat_id, m.id AS message_id, c.title AS title,
+             ts_headline('simple', m.content, q, ${headline}) AS snippet, -ts_rank(m.content_tsv, q) AS rank
+      FROM messages m JOIN chats c ON c.id = m.chat_id, to_tsquery('simple', ${tsquery}) q
+      WHERE m.content_tsv @@ q AND c.user_id = ${userId} AND m.replaced_by IS NULL
+      ORDER BY rank LIMIT ${limit}`.execute(this.db);
+    const titles = await sql<SearchHit>`
+      SELECT c.id AS chat_id, NULL AS message_id, c.title AS title,
+             ts_headline('simple', c.title, q, ${headline}) AS snippet, -ts_rank(c.title_tsv, q) - 10 AS rank
+      FROM chats c, to_tsquery('simple', ${tsquery}) q
+      WHERE c.title_tsv @@ q AND c.user_id = ${userId}
+      ORDER BY rank LIMIT ${limit}`.execute(this.db);
+    return [...titles.rows, ...messages.rows].sort((a, b) => Number(a.rank) - Number(b.rank)).slice(0, limit);
+  }
+
 
   /** The text so far of a message still streaming (called about once a second, never per piece). */
   async snapshot(id: string, content: string, reasoning: string | null, seq: number): Promise<void> {

@@ -1,4 +1,5 @@
 import { Kysely, Migration, MigrationProvider, sql } from 'kysely';
+import { isPostgres } from './database.provider';
 
 /** Migrations in code (no files to find at run time, so they work from `dist/` and in tests alike). */
 const migrations: Record<string, Migration> = {
@@ -110,6 +111,14 @@ const migrations: Record<string, Migration> = {
         .addColumn('created_at', 'varchar(32)', (c) => c.notNull())
         .execute();
       await db.schema.createIndex('shares_chat').on('shares').column('chat_id').execute();
+      if (isPostgres(db)) {
+        // Full-text search (PostgreSQL): generated tsvector columns with GIN indexes.
+        await sql`ALTER TABLE messages ADD COLUMN content_tsv tsvector GENERATED ALWAYS AS (to_tsvector('simple', content)) STORED`.execute(db);
+        await sql`ALTER TABLE chats ADD COLUMN title_tsv tsvector GENERATED ALWAYS AS (to_tsvector('simple', title)) STORED`.execute(db);
+        await sql`CREATE INDEX messages_content_tsv ON messages USING gin (content_tsv)`.execute(db);
+        await sql`CREATE INDEX chats_title_tsv ON chats USING gin (title_tsv)`.execute(db);
+        return;
+      }
       // Full-text search (SQLite FTS5), kept in step by triggers.
       await sql`CREATE VIRTUAL TABLE messages_fts USING fts5(content, message_id UNINDEXED, chat_id UNINDEXED, tokenize = 'unicode61 remove_diacritics 2')`.execute(db);
       await sql`CREATE VIRTUAL TABLE chats_fts USING fts5(title, chat_id UNINDEXED, tokenize = 'unicode61 remove_diacritics 2')`.execute(db);

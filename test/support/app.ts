@@ -1,10 +1,8 @@
 import { INestApplication } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { NestExpressApplication } from '@nestjs/platform-express';
-import { mkdtempSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { tempDatabaseUrl } from './databases';
 import { AppModule } from '../../src/app.module';
 import { configureApp } from '../../src/configure-app';
 
@@ -15,10 +13,7 @@ export interface RunningApp {
   close(): Promise<void>;
 }
 
-/** A fresh SQLite file in its own temp folder. */
-export function tempDatabaseUrl(): string {
-  return `sqlite:${join(mkdtempSync(join(tmpdir(), 'chat-test-')), 'chat.db')}`;
-}
+export { tempDatabaseUrl } from './databases';
 
 /**
  * Boots the real server (same `configureApp` as main.ts) on a free port. `env` are the only settings:
