@@ -33,6 +33,11 @@
     for (const [k, v] of Object.entries(window.__chatTuning)) if (k in T && typeof v === 'number') T[k] = v;
   }
 
+  /** Where the server mounted the chat ('' when it owns the site), its socket and its sign-in page. */
+  const BASE = document.documentElement.dataset.basePath || '';
+  const WS_PATH = document.documentElement.dataset.wsPath || '/ws';
+  const LOGIN_PATH = document.documentElement.dataset.loginPath || '';
+
   const ANNOUNCE_MAX_CHARS = 600;
   /** Code without a language is auto-detected only up to this size (highlightAuto tries them all). */
   const AUTO_DETECT_MAX_CHARS = 20000;
@@ -480,12 +485,12 @@
   // ---------------------------------------------------------------- Chat list
 
   const chatItem = (id) => $(`[data-chat-list] [data-chat-item="${cssEscape(id)}"]`);
-  const chatLink = (id) => $(`[data-chat-list] a[href="/chat/${cssEscape(id)}"]`);
+  const chatLink = (id) => $(`[data-chat-list] a[href="${BASE}/chat/${cssEscape(id)}"]`);
 
   const markActiveChat = () => {
     const id = shownChatId();
     for (const a of $$('[data-chat-list] a')) {
-      if (id && a.getAttribute('href') === `/chat/${id}`) a.setAttribute('aria-current', 'page');
+      if (id && a.getAttribute('href') === `${BASE}/chat/${id}`) a.setAttribute('aria-current', 'page');
       else a.removeAttribute('aria-current');
     }
   };
@@ -516,7 +521,7 @@
       a.setAttribute('hx-swap', 'outerHTML');
       a.setAttribute('hx-push-url', 'true');
     }
-    const url = `/chat/${id}`;
+    const url = `${BASE}/chat/${id}`;
     li.dataset.chatItem = id;
     a.href = url;
     a.setAttribute('hx-get', url);
@@ -543,7 +548,7 @@
   const itemId = (li) => {
     if (li.dataset.chatItem) return li.dataset.chatItem;
     const a = $('a', li);
-    return a ? (a.getAttribute('href') || '').replace('/chat/', '') : '';
+    return a ? (a.getAttribute('href') || '').replace(`${BASE}/chat/`, '') : '';
   };
 
   const api = {
@@ -625,7 +630,7 @@
     input.disabled = true;
     const id = itemId(li);
     try {
-      const res = await request('PATCH', `/api/chats/${encodeURIComponent(id)}`, { title: title.slice(0, 200) });
+      const res = await request('PATCH', `${BASE}/api/chats/${encodeURIComponent(id)}`, { title: title.slice(0, 200) });
       if (!res.ok) throw new Error(String(res.status));
       const body = await res.json().catch(() => ({}));
       endRename(li, refocus);
@@ -683,7 +688,7 @@
     for (const b of $$('button', box)) b.disabled = true;
     const id = itemId(li);
     try {
-      const res = await request('DELETE', `/api/chats/${encodeURIComponent(id)}`);
+      const res = await request('DELETE', `${BASE}/api/chats/${encodeURIComponent(id)}`);
       if (!res.ok && res.status !== 404) throw new Error(String(res.status));
     } catch (_) {
       delete box.dataset.busy;
@@ -941,7 +946,7 @@
       if (p && p.chatId === '' && p.el.isConnected && shownChatId() === '') {
         p.chatId = frame.chat_id;
         view().dataset.chatId = frame.chat_id;
-        const url = `/chat/${frame.chat_id}`;
+        const url = `${BASE}/chat/${frame.chat_id}`;
         // htmx restores history entries only when they carry its marker.
         history.replaceState({ htmx: true }, document.title, location.href);
         history.pushState({ htmx: true }, '', url);
@@ -1078,7 +1083,7 @@
       ready = false;
       probeDeadline = 0;
       indicator(current());
-      const url = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`;
+      const url = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}${WS_PATH}`;
       const s = new WebSocket(url);
       ws = s;
       openedAt = Date.now();
@@ -1135,8 +1140,8 @@
     /** An ended session sends the page to the sign-in form instead of retrying forever. */
     const checkSession = async () => {
       try {
-        const res = await fetch('/api/chats', { credentials: 'same-origin', headers: { Accept: 'application/json' } });
-        if (res.status === 401) location.assign('/login');
+        const res = await fetch(`${BASE}/api/chats`, { credentials: 'same-origin', headers: { Accept: 'application/json' } });
+        if (res.status === 401 && LOGIN_PATH) location.assign(LOGIN_PATH);
       } catch (_) {
         /* the server is away: keep retrying */
       }

@@ -1,20 +1,14 @@
 import { DynamicModule, Module } from '@nestjs/common';
-import { AuthModule } from './auth/auth.module';
-import { ChatModule } from './chat/chat.module';
-import { AppConfigModule, ConfigOptions } from './config/app-config.module';
-import { HealthModule } from './health/health.module';
-import { MetricsModule } from './metrics/metrics.module';
-import { LlmModule } from './llm/llm.module';
-import { SolverModule } from './solver/solver.module';
-import { StorageModule } from './storage/storage.module';
-import { TransportModule } from './transport/transport.module';
+import { ChatSystemModule } from './chat-system.module';
+import { ConfigOptions } from './config/app-config.module';
 
+/** The standalone server: a host of ChatSystemModule that owns the whole app (see `configureApp`). */
 @Module({})
 export class AppModule {
   static forRoot(config: ConfigOptions = {}): DynamicModule {
     return {
       module: AppModule,
-      imports: [AppConfigModule.forRoot(config), StorageModule, TransportModule, MetricsModule, AuthModule, LlmModule, ChatModule, HealthModule, SolverModule],
+      imports: [ChatSystemModule.forRoot({ settings: config.overrides, isolated: config.isolated, envFile: config.envFile })],
     };
   }
 }

@@ -1,11 +1,11 @@
-import { ValidationPipe } from '@nestjs/common';
 import { NestExpressApplication } from '@nestjs/platform-express';
 import type { Response } from 'express';
 import helmet from 'helmet';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { AuthService } from './auth/auth.service';
+import { UpgradeAuth } from './auth/upgrade-auth';
 import { HttpErrorFilter } from './common/http-error.filter';
+import { MountPoint } from './common/mount';
 import { Environment } from './config/environment';
 import { ConnectionRegistry } from './transport/connection-registry';
 import { FrameWsAdapter } from './transport/frame-ws.adapter';
@@ -47,51 +47,92 @@ function registerViewHelpers(): void {
   hbs.registerHelper('eq', (a: unknown, b: unknown) => a === b);
 }
 
+/** The security headers of our pages: same-origin resources only, no inline script, no framing. */
+function securityHeaders() {
+  return helmet({
+    contentSecurityPolicy: {
+      useDefaults: false,
+      directives: {
+        defaultSrc: ["'self'"],
+        scriptSrc: ["'self'"],
+        styleSrc: ["'self'"],
+        imgSrc: ["'self'", 'data:'],
+        connectSrc: ["'self'"],
+        objectSrc: ["'none'"],
+        baseUri: ["'none'"],
+        frameAncestors: ["'none'"],
+        formAction: ["'self'"],
+      },
+    },
+    // Pages load only same-origin resources; COEP would only get in the way of embedding hosts.
+    crossOriginEmbedderPolicy: false,
+  });
+}
+
+/** Where our pages and assets live when we share the server and have no prefix of our own. */
+const OWN_PATHS = ['/chat', '/share', '/login', '/signup', '/static', '/vendor'];
+
 /**
- * The one place that wires an app: WebSocket adapter, views, static files, error mapping. `main.ts`
- * and every end-to-end test call it, so tests run the real wiring.
+ * Wires the chat system into an app that has routes of its own: the WebSocket adapter (one per app,
+ * so the host's gateways go through it too), our views (added after the host's), static and vendor
+ * files and security headers under the route prefix. Unlike `configureApp`, it sets no global
+ * filter, pipe or header: the host's routes stay as they were.
+ */
+export function configureChatSystem(app: NestExpressApplication): NestExpressApplication {
+  return wire(app, false);
+}
+
+/**
+ * The one place that wires the standalone server, where the chat system owns the whole app:
+ * `configureChatSystem` plus app-wide headers, the error page for unknown routes and the favicon.
+ * `main.ts` and every end-to-end test call it, so tests run the real wiring.
  */
 export function configureApp(app: NestExpressApplication): NestExpressApplication {
+  wire(app, true);
+  app.disable('x-powered-by');
+  const express = app.getHttpAdapter().getInstance();
+  express.get('/favicon.ico', (_req: unknown, res: Response) => res.status(204).end());
+  // Our controllers carry the filter (and guard and validation) themselves; the global one is for
+  // what no route matched: the 404 page.
+  app.useGlobalFilters(new HttpErrorFilter(app.get(MountPoint)));
+  return app;
+}
+
+function wire(app: NestExpressApplication, ownsApp: boolean): NestExpressApplication {
   const env = app.get(Environment);
+  const mount = app.get(MountPoint);
   app.useWebSocketAdapter(
     new FrameWsAdapter(app, app.get(ConnectionRegistry), {
       maxPayload: env.WS_MAX_PAYLOAD,
       pingIntervalMs: env.WS_PING_INTERVAL_MS,
-      authenticate: app.get(AuthService).authenticateUpgrade,
+      authenticate: app.get(UpgradeAuth).authenticate,
+      path: mount.wsPath,
     }),
   );
-  app.disable('x-powered-by');
-  app.use(
-    helmet({
-      contentSecurityPolicy: {
-        useDefaults: false,
-        directives: {
-          defaultSrc: ["'self'"],
-          scriptSrc: ["'self'"],
-          styleSrc: ["'self'"],
-          imgSrc: ["'self'", 'data:'],
-          connectSrc: ["'self'"],
-          objectSrc: ["'none'"],
-          baseUri: ["'none'"],
-          frameAncestors: ["'none'"],
-          formAction: ["'self'"],
-        },
-      },
-      // Pages load only same-origin resources; COEP would only get in the way of embedding hosts.
-      crossOriginEmbedderPolicy: false,
-    }),
-  );
-  app.setBaseViewsDir(join(ROOT_DIR, 'views'));
-  app.setViewEngine('hbs');
-  registerViewHelpers();
-  app.useStaticAssets(join(ROOT_DIR, 'public'), { prefix: '/static/', maxAge: '1h' });
+  const base = mount.basePath;
+  if (ownsApp) app.use(securityHeaders());
+  else app.use(base ? [base] : OWN_PATHS.map((path) => mount.path(path)), securityHeaders());
+
   const express = app.getHttpAdapter().getInstance();
+  const views = join(ROOT_DIR, 'views');
+  if (ownsApp) {
+    app.setBaseViewsDir(views);
+    app.setViewEngine('hbs');
+  } else {
+    // The host's own views come first; its view engine stays the default when it has one.
+    const current = express.get('views') as string | string[] | undefined;
+    express.set('views', [...[current ?? []].flat().filter((dir) => dir !== views), views]);
+    if (!express.get('view engine')) app.setViewEngine('hbs');
+  }
+  // Every page of ours renders these: templates and the page script build their URLs from them.
+  express.locals.basePath = base;
+  express.locals.wsPath = mount.wsPath;
+  express.locals.loginPath = mount.loginPath ?? '';
+  registerViewHelpers();
+  app.useStaticAssets(join(ROOT_DIR, 'public'), { prefix: mount.path('/static/'), maxAge: '1h' });
   for (const [name, [pkg, path]] of Object.entries(VENDOR_FILES)) {
     const file = packageFile(pkg, path);
-    express.get(`/vendor/${name}`, (_req: unknown, res: Response) => res.sendFile(file, { maxAge: '1d' }));
+    express.get(mount.path(`/vendor/${name}`), (_req: unknown, res: Response) => res.sendFile(file, { maxAge: '1d' }));
   }
-  express.get('/favicon.ico', (_req: unknown, res: Response) => res.status(204).end());
-  app.useGlobalFilters(new HttpErrorFilter());
-  app.useGlobalPipes(new ValidationPipe({ whitelist: true, transform: true }));
   return app;
 }

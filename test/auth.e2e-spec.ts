@@ -1,21 +1,7 @@
 import request from 'supertest';
-import WebSocket from 'ws';
 import { FakeDeepSeek } from './fakes/deepseek.fake';
 import { RunningApp, startApp } from './support/app';
-import { WsTestClient } from './support/ws-client';
-
-/** The HTTP status a WebSocket upgrade gets (101 when it is accepted). */
-function upgradeStatus(url: string, headers: Record<string, string>): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const socket = new WebSocket(url, { headers });
-    socket.on('open', () => {
-      socket.close();
-      resolve(101);
-    });
-    socket.on('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0));
-    socket.on('error', (error) => reject(error));
-  });
-}
+import { upgradeStatus, WsTestClient } from './support/ws-client';
 
 describe('accounts, ownership and limits (e2e)', () => {
   let fake: FakeDeepSeek;

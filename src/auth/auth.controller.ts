@@ -1,6 +1,7 @@
 import { Body, Controller, Get, HttpCode, Post, Req, Res } from '@nestjs/common';
 import type { Request, Response } from 'express';
 import { AppError } from '../common/app-error';
+import { MountPoint } from '../common/mount';
 import { Environment } from '../config/environment';
 import { AuthUser, SESSION_COOKIE } from './auth-user';
 import { CurrentUser, Public } from './auth.decorators';
@@ -13,6 +14,7 @@ export class AuthController {
   constructor(
     private readonly auth: AuthService,
     private readonly env: Environment,
+    private readonly mount: MountPoint,
   ) {}
 
   @Public()
@@ -44,7 +46,7 @@ export class AuthController {
   async logout(@CurrentUser() user: AuthUser, @Req() req: Request, @Res() res: Response): Promise<void> {
     await this.auth.logout(user);
     res.clearCookie(SESSION_COOKIE, { path: '/' });
-    if (isForm(req)) res.redirect(303, '/login');
+    if (isForm(req)) res.redirect(303, this.mount.path('/login'));
     else res.status(204).end();
   }
 
@@ -65,7 +67,7 @@ export class AuthController {
       path: '/',
       maxAge: SESSION_TTL_MS,
     });
-    if (isForm(req)) res.redirect(303, '/chat');
+    if (isForm(req)) res.redirect(303, this.mount.path('/chat'));
     else res.status(status).json({ id: session.user.id, username: session.user.username });
   }
 }

@@ -5,17 +5,21 @@ import { AppError } from '../common/app-error';
 import { AuthUser } from './auth-user';
 import { IS_PUBLIC } from './auth.decorators';
 import { AuthService } from './auth.service';
+import { UserResolver } from './user-resolver';
 
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 
 /**
- * Every HTTP route: a state-changing request from a foreign Origin is 403 (CSRF), then the session
- * decides — pages go to /login, the API answers 401 (the error filter maps `unauthorized`).
+ * Every HTTP route of the chat system (ChatSystemModule puts it on each of its controllers; it is not
+ * an APP_GUARD, so an embedding host's own routes stay its own): a state-changing request from a
+ * foreign Origin is 403 (CSRF), then the UserResolver decides — pages go to the login page, the API
+ * answers 401 (the error filter maps `unauthorized`). A host may put it on its own controllers too.
  */
 @Injectable()
 export class AuthGuard implements CanActivate {
   constructor(
     private readonly auth: AuthService,
+    private readonly users: UserResolver,
     private readonly reflector: Reflector,
   ) {}
 
@@ -25,7 +29,7 @@ export class AuthGuard implements CanActivate {
     if (!SAFE_METHODS.has(req.method) && !this.auth.originAllowed(req)) {
       throw new AppError('forbidden', 'cross-origin request refused');
     }
-    const user = await this.auth.resolve(req.headers.cookie);
+    const user = await this.users.resolve(req);
     if (user) req.user = user;
     const isPublic = this.reflector.getAllAndOverride<boolean>(IS_PUBLIC, [context.getHandler(), context.getClass()]);
     if (isPublic || user) return true;

@@ -1,14 +1,24 @@
-import { Global, Module } from '@nestjs/common';
-import { APP_GUARD } from '@nestjs/core';
+import { DynamicModule, Global, Module } from '@nestjs/common';
 import { AuthController } from './auth.controller';
 import { AuthGuard } from './auth.guard';
 import { AuthService } from './auth.service';
 import { RateLimits } from './rate-limits';
+import { UpgradeAuth } from './upgrade-auth';
 
+/**
+ * Accounts, sessions and the checks of HTTP routes and WebSocket upgrades. `accounts: false` (a host
+ * brings its own UserResolver) leaves out our sign-up/login pages. The `UserResolver` port itself is
+ * bound by ChatSystemModule.
+ */
 @Global()
-@Module({
-  controllers: [AuthController],
-  providers: [AuthService, RateLimits, { provide: APP_GUARD, useClass: AuthGuard }],
-  exports: [AuthService, RateLimits],
-})
-export class AuthModule {}
+@Module({})
+export class AuthModule {
+  static forRoot(options: { accounts?: boolean } = {}): DynamicModule {
+    return {
+      module: AuthModule,
+      controllers: options.accounts === false ? [] : [AuthController],
+      providers: [AuthService, RateLimits, UpgradeAuth, AuthGuard],
+      exports: [AuthService, RateLimits, UpgradeAuth, AuthGuard],
+    };
+  }
+}

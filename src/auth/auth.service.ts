@@ -9,7 +9,6 @@ import { Environment } from '../config/environment';
 import { sqlitePath } from '../storage/database.provider';
 import { UserRow, UsersRepository } from '../storage/users.repository';
 import { ConnectionRegistry } from '../transport/connection-registry';
-import { UpgradeVerdict } from '../transport/frame-ws.adapter';
 import { AuthUser, LOCAL_USER, SESSION_COOKIE } from './auth-user';
 import { CredentialsDto, LoginDto } from './dto/credentials.dto';
 import { isAllowedOrigin, parseAllowedOrigins, readCookie } from './origin';
@@ -102,17 +101,6 @@ export class AuthService implements OnModuleInit {
   originAllowed(req: IncomingMessage): boolean {
     return isAllowedOrigin(req, this.allowedOrigins);
   }
-
-  /** The WebSocket upgrade check: Origin, then session, then the per-user socket cap. */
-  readonly authenticateUpgrade = async (req: IncomingMessage): Promise<UpgradeVerdict> => {
-    if (!this.originAllowed(req)) return { ok: false, status: 403, message: 'Forbidden origin' };
-    const user = await this.resolve(req.headers.cookie);
-    if (!user) return { ok: false, status: 401, message: 'Unauthorized' };
-    let open = 0;
-    for (const connection of this.registry.all()) if (connection.user?.id === user.id) open++;
-    if (open >= this.env.WS_MAX_SOCKETS_PER_USER) return { ok: false, status: 429, message: 'Too many connections' };
-    return { ok: true, user };
-  };
 
   private async issue(user: UserRow): Promise<IssuedSession> {
     const token = randomBytes(32).toString('base64url');

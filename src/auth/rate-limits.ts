@@ -1,26 +1,51 @@
 import { Injectable } from '@nestjs/common';
+import { randomUUID } from 'node:crypto';
 import { AppError } from '../common/app-error';
 import { Environment } from '../config/environment';
+import { RedisService } from '../redis/redis.service';
 import { SlidingWindowLimiter } from './sliding-window.limiter';
 
 /** Answers a user may have streaming at once. */
 export const MAX_RUNNING_PER_USER = 3;
+const WINDOW_MS = 60_000;
+
+/**
+ * The sliding window in Redis (a sorted set of timestamps per user), atomic in one script: prune,
+ * count, then add only when allowed, so refused attempts do not count. Returns 0 or the wait in ms.
+ */
+const SLIDING_WINDOW_LUA = `
+local key, now, window, limit, member = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
+redis.call('ZREMRANGEBYSCORE', key, 0, now - window)
+if redis.call('ZCARD', key) >= limit then
+  local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+  return math.max(1, tonumber(oldest[2]) + window - now)
+end
+redis.call('ZADD', key, now, member)
+redis.call('PEXPIRE', key, window)
+return 0`;
 
 /**
  * Per-user limits on what costs model money: `RATE_LIMIT_PER_MINUTE` messages (`user_message`,
- * `regenerate`, `solve`) in a sliding minute. Refused frames do not count.
+ * `regenerate`, `solve`) in a sliding minute, shared by all instances when Redis is set.
  */
 @Injectable()
 export class RateLimits {
   private readonly messages: SlidingWindowLimiter;
 
-  constructor(env: Environment) {
-    this.messages = new SlidingWindowLimiter(env.RATE_LIMIT_PER_MINUTE, 60_000);
+  constructor(
+    private readonly env: Environment,
+    private readonly redis: RedisService,
+  ) {
+    this.messages = new SlidingWindowLimiter(env.RATE_LIMIT_PER_MINUTE, WINDOW_MS);
   }
 
   /** Counts one message of `userId`, or throws `rate_limited` with `retry_after_ms`. */
-  consumeMessage(userId: string): void {
-    const wait = this.messages.consume(userId);
+  async consumeMessage(userId: string): Promise<void> {
+    const limit = this.env.RATE_LIMIT_PER_MINUTE;
+    if (limit <= 0) return;
+    const wait = this.redis.enabled
+      ? Number(await this.redis.client.eval(SLIDING_WINDOW_LUA, 1, this.redis.key('rate', userId), Date.now(), WINDOW_MS, limit, randomUUID()))
+      : this.messages.consume(userId);
     if (wait > 0) {
       throw new AppError('rate_limited', `too many messages; try again in ${Math.ceil(wait / 1000)} s`, { retry_after_ms: wait });
     }

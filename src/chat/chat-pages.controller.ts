@@ -3,6 +3,7 @@ import type { Request, Response } from 'express';
 import { AuthUser } from '../auth/auth-user';
 import { CurrentUser, Public } from '../auth/auth.decorators';
 import { AppError } from '../common/app-error';
+import { MountPoint } from '../common/mount';
 import { LlmProvider } from '../llm/llm.provider';
 import { ChatService, ChatView, MessageView } from './chat.service';
 
@@ -18,12 +19,15 @@ export class ChatPagesController {
   constructor(
     private readonly chat: ChatService,
     private readonly llm: LlmProvider,
+    private readonly mount: MountPoint,
   ) {}
 
   @Public()
   @Get()
-  @Redirect('/chat', 302)
-  root(): void {}
+  @Redirect()
+  root(): { url: string; statusCode: number } {
+    return { url: this.mount.path('/chat'), statusCode: 302 };
+  }
 
   @Get('chat')
   @Header('Vary', 'HX-Request')

@@ -87,6 +87,7 @@ function messageRow(fields: Partial<MessageRow> & Pick<MessageRow, 'id' | 'role'
     replaced_by: null,
     previous_versions: null,
     attachments: null,
+    instance_id: null,
     ...fields,
   };
 }
@@ -124,10 +125,11 @@ describe('ChatService', () => {
       isAccepting: true,
     }) as typeof generations;
     llm = strictMock<LlmProvider>('LlmProvider', ['isConfigured', 'stream', 'listModels'], { defaultModel: 'fake-model' });
-    fanout = { publish: jest.fn() } as jest.Mocked<Fanout>;
+    // joins go to the real registry, as the in-memory fan-out does
+    fanout = { publish: jest.fn(), join: jest.fn(async (id: string, room: string) => registry.join(id, room)) } as unknown as jest.Mocked<Fanout>;
     limits = strictMock<RateLimits>('RateLimits', ['checkRunning', 'consumeMessage']);
     limits.checkRunning.mockReturnValue(undefined);
-    limits.consumeMessage.mockReturnValue(undefined);
+    limits.consumeMessage.mockResolvedValue(undefined);
     generations.runningFor.mockReturnValue(0);
     files = strictMock<FilesRepository>('FilesRepository', ['findFiles']);
     files.findFiles.mockResolvedValue([]);
@@ -286,9 +288,7 @@ describe('ChatService', () => {
     });
 
     it('over the rate limit: refused before a chat or message is made', async () => {
-      limits.consumeMessage.mockImplementation(() => {
-        throw new AppError('rate_limited', 'too many messages', { retry_after_ms: 1234 });
-      });
+      limits.consumeMessage.mockRejectedValue(new AppError('rate_limited', 'too many messages', { retry_after_ms: 1234 }));
       await expect(service.userMessage({ content: 'Hi' }, connectionId, USER)).rejects.toMatchObject({
         code: 'rate_limited',
         details: { retry_after_ms: 1234 },
@@ -344,7 +344,7 @@ describe('ChatService', () => {
     it('of an ended message no longer in memory sends the stored agent_response_end with the original request id', async () => {
       messages.findOwned.mockResolvedValue(ended);
       messages.findById.mockResolvedValue(ended);
-      generations.replay.mockImplementation(() => {
+      generations.replay.mockImplementation(async () => {
         expect(registry.isInRoom(connectionId, chatRoom(CHAT_ID))).toBe(true); // joined before replaying
         return false;
       });
@@ -374,7 +374,7 @@ describe('ChatService', () => {
       const failed = messageRow({ id: 'a2', role: 'assistant', content: '', status: 'error', seq: 0 });
       messages.findOwned.mockResolvedValue(failed);
       messages.findById.mockResolvedValue(failed);
-      generations.replay.mockReturnValue(false);
+      generations.replay.mockResolvedValue(false);
       await service.resume({ message_id: 'a2', after_seq: 0 }, connectionId, USER);
       expect(sentToConnection()).toEqual([
         { type: 'agent_response_end', chat_id: CHAT_ID, message_id: 'a2', seq: 0, status: 'error', content: '' },
@@ -383,7 +383,7 @@ describe('ChatService', () => {
 
     it('of a message still in memory lets the generation replay it and sends nothing itself', async () => {
       messages.findOwned.mockResolvedValue(ended);
-      generations.replay.mockReturnValue(true);
+      generations.replay.mockResolvedValue(true);
       await service.resume({ message_id: 'a1', after_seq: 2 }, connectionId, USER);
       expect(generations.replay).toHaveBeenCalledWith(connectionId, 'a1', 2);
       expect(socket.send).not.toHaveBeenCalled();

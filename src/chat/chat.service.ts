@@ -66,13 +66,13 @@ export class ChatService {
     }
     const existing = dto.chat_id ? await this.requireChat(dto.chat_id, userId) : undefined;
     this.limits.checkRunning(this.generations.runningFor(userId));
-    this.limits.consumeMessage(userId);
+    await this.limits.consumeMessage(userId);
     const requestId = dto.id;
     const chat = existing ?? (await this.openChat(dto, connectionId, userId));
     const settings = mergeSettings(JSON.parse(chat.settings) as ChatSettings, dto.options);
     if (dto.options) await this.chats.update(chat.id, { settings });
     const room = chatRoom(chat.id);
-    this.registry.join(connectionId, room);
+    await this.fanout.join(connectionId, room);
 
     const files = await this.files.findFiles(dto.attachments ?? [], userId);
     const user = await this.messages.insert({
@@ -100,9 +100,9 @@ export class ChatService {
     if (!old || old.role !== 'assistant' || old.replaced_by) throw new AppError('not_found', 'no such answer', { message_id: dto.message_id });
     if (old.status === 'streaming') throw new AppError('invalid_message', 'message_id: that answer is still streaming', { message_id: old.id });
     this.limits.checkRunning(this.generations.runningFor(userId));
-    this.limits.consumeMessage(userId);
+    await this.limits.consumeMessage(userId);
     const chat = await this.requireChat(old.chat_id, userId);
-    this.registry.join(connectionId, chatRoom(chat.id));
+    await this.fanout.join(connectionId, chatRoom(chat.id));
     const all = await this.messages.listByChat(chat.id);
     const history = all.slice(0, all.findIndex((m) => m.id === old.id));
     const previous = [...(old.previous_versions ? (JSON.parse(old.previous_versions) as string[]) : []), old.id];
@@ -181,16 +181,21 @@ export class ChatService {
   async resume(dto: ResumeDto, connectionId: string, userId: string): Promise<void> {
     const message = await this.messages.findOwned(dto.message_id, userId);
     if (!message || message.role !== 'assistant') throw new AppError('not_found', 'no such message', { message_id: dto.message_id });
-    // Join and replay in one synchronous step, so no live frame can fall between them.
-    this.registry.join(connectionId, chatRoom(message.chat_id));
-    if (this.generations.replay(connectionId, message.id, dto.after_seq)) return;
-    const fresh = (await this.messages.findById(message.id)) ?? message;
-    this.registry.send(connectionId, this.storedEndFrame(fresh));
+    // Live frames of this message wait while the replay is read, then follow it in order.
+    this.registry.hold(connectionId, message.id);
+    try {
+      await this.fanout.join(connectionId, chatRoom(message.chat_id));
+      if (await this.generations.replay(connectionId, message.id, dto.after_seq)) return;
+      const fresh = (await this.messages.findById(message.id)) ?? message;
+      this.registry.sendReplay(connectionId, this.storedEndFrame(fresh));
+    } finally {
+      this.registry.release(connectionId, message.id);
+    }
   }
 
   async subscribe(dto: SubscribeDto, connectionId: string, userId: string): Promise<Frame> {
     await this.requireChat(dto.chat_id, userId);
-    this.registry.join(connectionId, chatRoom(dto.chat_id));
+    await this.fanout.join(connectionId, chatRoom(dto.chat_id));
     return withId({ type: 'subscribed', chat_id: dto.chat_id }, dto.id);
   }
 
@@ -229,7 +234,7 @@ export class ChatService {
       return {
         id: randomUUID(), chat_id: id, role: m.role, content: m.content, reasoning: m.reasoning,
         status: m.role === 'user' ? 'complete' : m.status, model: null, usage: null, error_code: null,
-        request_id: null, seq: 0, created_at: at, updated_at: at, replaced_by: null, previous_versions: null, attachments: null,
+        request_id: null, seq: 0, created_at: at, updated_at: at, replaced_by: null, previous_versions: null, attachments: null, instance_id: null,
       };
     });
     await this.chats.importChat({ id, user_id: userId, title: data.title, settings: '{}', created_at: created, updated_at: nowIso() }, rows);

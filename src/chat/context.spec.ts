@@ -21,6 +21,10 @@ function row(role: 'user' | 'assistant', content: string, extra: Partial<Message
     seq: 0,
     created_at: new Date(1_700_000_000_000 + counter).toISOString(),
     updated_at: new Date(1_700_000_000_000 + counter).toISOString(),
+    replaced_by: null,
+    previous_versions: null,
+    attachments: null,
+    instance_id: null,
     ...extra,
   };
 }

@@ -1,6 +1,7 @@
-import { ArgumentsHost, Catch, ExceptionFilter, HttpException, HttpStatus, Logger } from '@nestjs/common';
+import { ArgumentsHost, Catch, ExceptionFilter, HttpException, HttpStatus, Logger, Optional } from '@nestjs/common';
 import type { Request, Response } from 'express';
 import { AppError, ErrorCode } from './app-error';
+import { MountPoint } from './mount';
 
 const STATUS: Partial<Record<ErrorCode, number>> = {
   invalid_json: 400,
@@ -32,6 +33,9 @@ const STATUS: Partial<Record<ErrorCode, number>> = {
 export class HttpErrorFilter implements ExceptionFilter {
   private readonly logger = new Logger(HttpErrorFilter.name);
 
+  /** Without a mount point (a bare `new HttpErrorFilter()`): the standalone server's paths. */
+  constructor(@Optional() private readonly mount: MountPoint = new MountPoint()) {}
+
   catch(exception: unknown, host: ArgumentsHost): void {
     const http = host.switchToHttp();
     const response = http.getResponse<Response>();
@@ -50,14 +54,16 @@ export class HttpErrorFilter implements ExceptionFilter {
       this.logger.error(`unhandled error on ${request.method} ${request.path}: ${(exception as Error)?.stack ?? exception}`);
     }
     if (response.headersSent) return;
-    const wantsPage = request.method === 'GET' && !request.path.startsWith('/api/') && request.accepts(['json', 'html']) === 'html';
-    const machineRoute = request.path.startsWith('/api/') || request.path === '/metrics';
-    if (status === 401 && request.method === 'GET' && !machineRoute) {
+    const api = this.mount.path('/api/');
+    const wantsPage = request.method === 'GET' && !request.path.startsWith(api) && request.accepts(['json', 'html']) === 'html';
+    const machineRoute = request.path.startsWith(api) || request.path === this.mount.path('/metrics');
+    const login = this.mount.loginPath;
+    if (status === 401 && request.method === 'GET' && !machineRoute && login) {
       // Pages send the browser to the login page; an htmx request is told to go there itself.
       if (request.get('HX-Request') === 'true') {
-        response.status(401).set('HX-Redirect', '/login').json({ statusCode: 401, error: 'Unauthorized', message });
+        response.status(401).set('HX-Redirect', login).json({ statusCode: 401, error: 'Unauthorized', message });
       } else {
-        response.redirect(303, '/login');
+        response.redirect(303, login);
       }
       return;
     }

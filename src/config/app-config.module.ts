@@ -1,4 +1,4 @@
-import { DynamicModule, Global, Module } from '@nestjs/common';
+import { DynamicModule, FactoryProvider, Global, Module, ModuleMetadata } from '@nestjs/common';
 import { existsSync, readFileSync } from 'node:fs';
 import { parse } from 'dotenv';
 import { Environment, validateEnvironment } from './environment';
@@ -30,6 +30,26 @@ export class AppConfigModule {
     return {
       module: AppConfigModule,
       providers: [{ provide: Environment, useValue: loadEnvironment(options) }],
+      exports: [Environment],
+    };
+  }
+
+  /** The same, with options made by a factory (e.g. from the host's `ConfigService`). */
+  static forRootAsync(options: {
+    imports?: ModuleMetadata['imports'];
+    inject?: FactoryProvider['inject'];
+    useFactory: (...args: any[]) => ConfigOptions | Promise<ConfigOptions>;
+  }): DynamicModule {
+    return {
+      module: AppConfigModule,
+      imports: options.imports ?? [],
+      providers: [
+        {
+          provide: Environment,
+          inject: options.inject ?? [],
+          useFactory: async (...args: unknown[]) => loadEnvironment(await options.useFactory(...args)),
+        },
+      ],
       exports: [Environment],
     };
   }

@@ -20,6 +20,14 @@ export class Environment {
   @IsOptional() @IsString()
   REDIS_URL?: string;
 
+  /** Prefix of every Redis key and channel (several deployments can share one Redis). */
+  @IsString()
+  REDIS_PREFIX = 'chat:';
+
+  /** With Redis: how often an instance says it is alive; one silent for 3 beats is dead. */
+  @Transform(toInt) @IsInt() @Min(50)
+  INSTANCE_HEARTBEAT_MS = 10_000;
+
   @IsOptional() @IsString()
   DEEPSEEK_API_KEY?: string;
 

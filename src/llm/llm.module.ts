@@ -1,8 +1,11 @@
 import { Global, Module } from '@nestjs/common';
 import { Environment } from '../config/environment';
-import { DeepSeekProvider } from './deepseek.provider';
-import { LlmProvider, LlmSettings } from './llm.provider';
+import { LlmSettings } from './llm.provider';
 
+/**
+ * The model settings from the environment. The `LlmProvider` port is bound by ChatSystemModule
+ * (`DeepSeekProvider` unless the host brings its own), where the host's modules can serve its class.
+ */
 @Global()
 @Module({
   providers: [
@@ -20,8 +23,7 @@ import { LlmProvider, LlmSettings } from './llm.provider';
         reasoningEffort: env.LLM_REASONING_EFFORT,
       }),
     },
-    { provide: LlmProvider, useClass: DeepSeekProvider },
   ],
-  exports: [LlmProvider, LlmSettings],
+  exports: [LlmSettings],
 })
 export class LlmModule {}

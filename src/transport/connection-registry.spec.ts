@@ -176,6 +176,68 @@ describe('ConnectionRegistry', () => {
     });
   });
 
+  describe('hold while a replay is read', () => {
+    let socket: FakeSocket;
+    let id: string;
+    const end = { type: 'agent_response_end', chat_id: 'c1', message_id: 'm1', seq: 4, status: 'complete', content: 'p1p2p3p4' };
+
+    beforeEach(() => {
+      socket = fakeSocket();
+      id = registry.add(asWs(socket)).id;
+      registry.join(id, 'room');
+    });
+
+    it('live frames of the held message wait, the replay passes, and release sends only what the replay lacked', () => {
+      registry.hold(id, 'm1');
+      registry.publish('room', piece(3));
+      registry.publish('room', piece(4));
+      registry.publish('room', piece(1, 'other')); // another message is not held
+      expect(sent(socket).map((f) => `${f.message_id}:${f.seq}`)).toEqual(['other:1']);
+
+      registry.sendReplay(id, piece(2));
+      registry.sendReplay(id, piece(3));
+      registry.release(id, 'm1');
+      registry.publish('room', piece(5));
+      expect(sent(socket).map((f) => `${f.message_id}:${f.seq}`)).toEqual(['other:1', 'm1:2', 'm1:3', 'm1:4', 'm1:5']);
+    });
+
+    it('a replay that ends the message is final: held live frames are not sent after its agent_response_end', () => {
+      registry.hold(id, 'm1');
+      registry.publish('room', piece(4)); // live, while the replay is read
+      registry.publish('room', end);
+      for (const seq of [2, 3, 4]) registry.sendReplay(id, piece(seq));
+      registry.sendReplay(id, end);
+      registry.release(id, 'm1');
+      expect(sent(socket).map((f) => `${f.type}:${f.seq}`)).toEqual([
+        'agent_response:2',
+        'agent_response:3',
+        'agent_response:4',
+        'agent_response_end:4',
+      ]);
+    });
+
+    it('release without hold, or of a gone connection, does nothing', () => {
+      expect(() => registry.release(id, 'm1')).not.toThrow();
+      expect(() => registry.release('gone', 'm1')).not.toThrow();
+      registry.publish('room', piece(1));
+      expect(sent(socket).map((f) => f.seq)).toEqual([1]);
+    });
+  });
+
+  it('tells the room listener when a room gets its first member here and loses its last', () => {
+    const events: string[] = [];
+    registry.onRoomActivity((room, active) => events.push(`${room}:${active ? 'on' : 'off'}`));
+    const a = registry.add(asWs(fakeSocket())).id;
+    const b = registry.add(asWs(fakeSocket())).id;
+    registry.join(a, 'r');
+    registry.join(b, 'r');
+    expect(registry.hasRoom('r')).toBe(true);
+    registry.leave(a, 'r');
+    registry.remove(b);
+    expect(registry.hasRoom('r')).toBe(false);
+    expect(events).toEqual(['r:on', 'r:off']);
+  });
+
   it('remove() takes the connection out of every room and forgets it', () => {
     const a = fakeSocket();
     const b = fakeSocket();

@@ -19,6 +19,11 @@ export interface Connection {
   alive: boolean;
   /** Highest `seq` sent per message, so a connection never receives the same piece twice. */
   readonly sentSeq: Map<string, number>;
+  /**
+   * Messages being replayed to this connection: their live frames wait here until the replay is done
+   * (`null` once the replay sent the message's end: that is the whole answer, later live frames are dropped).
+   */
+  held?: Map<string, Array<{ frame: Frame; data: string | undefined }> | null>;
   /** Set by the upgrade check; undefined only where no check is configured. */
   user?: ConnectionUser;
   /** Free slot for modules that attach per-connection facts. */
@@ -42,6 +47,17 @@ const OPEN = 1;
 export class ConnectionRegistry {
   private readonly connections = new Map<string, Connection>();
   private readonly rooms = new Map<string, Set<Connection>>();
+  /** Told when a room gets its first member here and when it loses its last (Redis subscriptions). */
+  private roomListener?: (room: string, active: boolean) => void;
+
+  onRoomActivity(listener: (room: string, active: boolean) => void): void {
+    this.roomListener = listener;
+  }
+
+  /** True when some connection of this process watches the room. */
+  hasRoom(room: string): boolean {
+    return this.rooms.has(room);
+  }
 
   add(socket: WebSocket, user?: ConnectionUser): Connection {
     const connection: Connection = {
@@ -89,7 +105,10 @@ export class ConnectionRegistry {
     if (!connection || connection.rooms.has(room)) return;
     connection.rooms.add(room);
     let members = this.rooms.get(room);
-    if (!members) this.rooms.set(room, (members = new Set()));
+    if (!members) {
+      this.rooms.set(room, (members = new Set()));
+      this.roomListener?.(room, true);
+    }
     members.add(connection);
   }
 
@@ -100,7 +119,10 @@ export class ConnectionRegistry {
     const members = this.rooms.get(room);
     if (!members) return;
     members.delete(connection);
-    if (members.size === 0) this.rooms.delete(room);
+    if (members.size === 0) {
+      this.rooms.delete(room);
+      this.roomListener?.(room, false);
+    }
   }
 
   isInRoom(id: string, room: string): boolean {
@@ -114,11 +136,17 @@ export class ConnectionRegistry {
     return this.deliver(connection, frame, undefined);
   }
 
-  /** Sends one frame to every connection in the room, serialized once. */
-  publish(room: string, frame: Frame): void {
+  /** Sends a replayed frame, past any hold on its message. */
+  sendReplay(id: string, frame: Frame): boolean {
+    const connection = this.connections.get(id);
+    if (!connection) return false;
+    return this.deliver(connection, frame, undefined, true);
+  }
+
+  /** Sends one frame to every connection in the room, serialized once (or already, as `data`). */
+  publish(room: string, frame: Frame, data?: string): void {
     const members = this.rooms.get(room);
     if (!members) return;
-    let data: string | undefined;
     for (const connection of members) {
       data ??= JSON.stringify(frame);
       this.deliver(connection, frame, data);
@@ -131,13 +159,37 @@ export class ConnectionRegistry {
     for (const connection of this.connections.values()) this.deliver(connection, frame, data);
   }
 
-  private deliver(connection: Connection, frame: Frame, data: string | undefined): boolean {
+  /** Live frames of `messageId` to this connection wait until `release` (a replay is being read). */
+  hold(id: string, messageId: string): void {
+    const connection = this.connections.get(id);
+    if (!connection) return;
+    connection.held ??= new Map();
+    if (!connection.held.has(messageId)) connection.held.set(messageId, []);
+  }
+
+  /** Sends what waited, in order; the seq guard drops what the replay already gave. */
+  release(id: string, messageId: string): void {
+    const connection = this.connections.get(id);
+    if (!connection?.held?.has(messageId)) return;
+    const waiting = connection.held.get(messageId);
+    connection.held.delete(messageId);
+    if (connection.held.size === 0) connection.held = undefined;
+    for (const { frame, data } of waiting ?? []) this.deliver(connection, frame, data);
+  }
+
+  private deliver(connection: Connection, frame: Frame, data: string | undefined, replay = false): boolean {
     if (connection.socket.readyState !== OPEN) return false;
     const messageId = frame.message_id as string | undefined;
+    if (messageId !== undefined && !replay && connection.held?.has(messageId)) {
+      connection.held.get(messageId)?.push({ frame, data });
+      return true;
+    }
     if (messageId !== undefined) {
       const seq = frame.seq as number | undefined;
       if (frame.type === 'agent_response_end') {
         connection.sentSeq.delete(messageId);
+        // The end clears the seq guard, so held live frames would pass it again: drop them instead.
+        if (replay && connection.held?.has(messageId)) connection.held.set(messageId, null);
       } else if (seq !== undefined) {
         if (seq <= (connection.sentSeq.get(messageId) ?? 0)) return false;
         connection.sentSeq.set(messageId, seq);

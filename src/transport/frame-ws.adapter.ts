@@ -8,7 +8,7 @@ import { AppError, ErrorCode } from '../common/app-error';
 import { ConnectionRegistry, ConnectionUser } from './connection-registry';
 import { toErrorFrame } from './error-frames';
 import { Frame } from './frames';
-import { PROTOCOL_VERSION } from './ws-path';
+import { PROTOCOL_VERSION, WS_PATH } from './ws-path';
 
 export type UpgradeVerdict = { ok: true; user: ConnectionUser } | { ok: false; status: number; message: string };
 
@@ -17,6 +17,11 @@ export interface FrameAdapterOptions {
   pingIntervalMs: number;
   /** Decides each upgrade (origin, session); without it every socket belongs to one local user. */
   authenticate?: (request: IncomingMessage) => Promise<UpgradeVerdict>;
+  /**
+   * Where the socket of every gateway declared on `WS_PATH` is served (default `WS_PATH`). Gateways
+   * keep naming `WS_PATH`; the mapping happens here, so they all follow it together.
+   */
+  path?: string;
 }
 
 const UPGRADE_USER = Symbol('upgradeUser');
@@ -48,8 +53,10 @@ export class FrameWsAdapter extends WsAdapter {
   }
 
   create(port: number, options: Record<string, unknown> = {}): WebSocketServer {
+    const path = options.path === WS_PATH && this.options.path ? this.options.path : (options.path as string | undefined);
     const server: WebSocketServer = super.create(port, {
       ...options,
+      path,
       maxPayload: this.options.maxPayload,
       verifyClient: (info: { req: CheckedRequest }, done: (ok: boolean, status?: number, message?: string) => void) =>
         this.verify(info.req, done),

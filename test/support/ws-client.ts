@@ -2,6 +2,19 @@ import WebSocket from 'ws';
 
 export type AnyFrame = Record<string, any> & { type: string };
 
+/** The HTTP status a WebSocket upgrade gets (101 when it is accepted, 0 when the server drops it). */
+export function upgradeStatus(url: string, headers: Record<string, string>): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const socket = new WebSocket(url, { headers });
+    socket.on('open', () => {
+      socket.close();
+      resolve(101);
+    });
+    socket.on('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0));
+    socket.on('error', (error: Error & { code?: string }) => (error.code === 'ECONNRESET' ? resolve(0) : reject(error)));
+  });
+}
+
 /**
  * A protocol client for tests: records every frame and waits for the ones a test expects, in order.
  * `next` consumes frames, so a test reads the stream exactly as it arrived.

@@ -1,0 +1,35 @@
+import { Module } from '@nestjs/common';
+import { ConfigModule, ConfigService } from '@nestjs/config';
+import { ChatSystemModule } from 'nest-chat-system';
+import { OrdersModule } from './orders/orders.module';
+import { SummarizeModule } from './summarize/summarize.module';
+import { HostUserResolver } from './users/host-user.resolver';
+import { UsersModule } from './users/users.module';
+
+@Module({
+  imports: [
+    ConfigModule.forRoot({ isGlobal: true }),
+    UsersModule,
+    OrdersModule,
+    // The chat: pages and APIs under /assistant, its socket at /assistant/ws, our users.
+    ChatSystemModule.forRootAsync({
+      routePrefix: '/assistant',
+      wsPath: '/assistant/ws',
+      userResolver: HostUserResolver,
+      imports: [UsersModule],
+      inject: [ConfigService],
+      useFactory: (config: ConfigService) => ({
+        isolated: true, // our DATABASE_URL is not the chat's
+        settings: {
+          DATABASE_URL: config.get<string>('ASSISTANT_DATABASE_URL', 'sqlite:./data/assistant.db'),
+          DEEPSEEK_BASE_URL: config.get<string>('ASSISTANT_BASE_URL', 'https://api.deepseek.com'),
+          DEEPSEEK_API_KEY: config.get<string>('ASSISTANT_API_KEY'),
+          DEEPSEEK_MODEL: config.get<string>('ASSISTANT_MODEL', 'deepseek-v4-flash'),
+        },
+      }),
+    }),
+    // A message type of our own on the same socket.
+    SummarizeModule,
+  ],
+})
+export class AppModule {}

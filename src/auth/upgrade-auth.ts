@@ -1,0 +1,28 @@
+import { Injectable } from '@nestjs/common';
+import type { IncomingMessage } from 'node:http';
+import { Environment } from '../config/environment';
+import { ConnectionRegistry } from '../transport/connection-registry';
+import { UpgradeVerdict } from '../transport/frame-ws.adapter';
+import { AuthService } from './auth.service';
+import { UserResolver } from './user-resolver';
+
+/** The WebSocket upgrade check: Origin, then the user (through the UserResolver port), then the per-user socket cap. */
+@Injectable()
+export class UpgradeAuth {
+  constructor(
+    private readonly auth: AuthService,
+    private readonly users: UserResolver,
+    private readonly registry: ConnectionRegistry,
+    private readonly env: Environment,
+  ) {}
+
+  readonly authenticate = async (req: IncomingMessage): Promise<UpgradeVerdict> => {
+    if (!this.auth.originAllowed(req)) return { ok: false, status: 403, message: 'Forbidden origin' };
+    const user = await this.users.resolve(req);
+    if (!user) return { ok: false, status: 401, message: 'Unauthorized' };
+    let open = 0;
+    for (const connection of this.registry.all()) if (connection.user?.id === user.id) open++;
+    if (open >= this.env.WS_MAX_SOCKETS_PER_USER) return { ok: false, status: 429, message: 'Too many connections' };
+    return { ok: true, user };
+  };
+}

@@ -1,0 +1,157 @@
+import {
+  DynamicModule,
+  FactoryProvider,
+  Module,
+  ModuleMetadata,
+  Provider,
+  Type,
+  UseFilters,
+  UseGuards,
+  UsePipes,
+  ValidationPipe,
+} from '@nestjs/common';
+import { MODULE_METADATA } from '@nestjs/common/constants';
+import { RouterModule } from '@nestjs/core';
+import { AuthGuard } from './auth/auth.guard';
+import { AuthModule } from './auth/auth.module';
+import { SessionUserResolver, UserResolver } from './auth/user-resolver';
+import { ChatModule } from './chat/chat.module';
+import { HttpErrorFilter } from './common/http-error.filter';
+import { MountPoint } from './common/mount';
+import { AppConfigModule, ConfigOptions } from './config/app-config.module';
+import { Environment } from './config/environment';
+import { HealthModule } from './health/health.module';
+import { DeepSeekProvider } from './llm/deepseek.provider';
+import { LlmModule } from './llm/llm.module';
+import { LlmProvider } from './llm/llm.provider';
+import { MetricsModule } from './metrics/metrics.module';
+import { RedisModule } from './redis/redis.module';
+import { SolverModule } from './solver/solver.module';
+import { StorageModule } from './storage/storage.module';
+import { TransportModule } from './transport/transport.module';
+
+/** The settings of `Environment` as plain values (numbers may be numbers). */
+export type ChatSystemSettings = { [K in keyof Environment]?: Environment[K] | string };
+
+/** Runtime configuration: what `forRootAsync`'s factory returns. */
+export interface ChatSystemConfig {
+  /** Win over `.env` and the process environment; the same names as the environment variables. */
+  settings?: ChatSystemSettings;
+  /** Ignore the process environment and `.env`: only `settings` and defaults count. */
+  isolated?: boolean;
+  envFile?: string;
+}
+
+/** How the chat system sits in the host app: fixed when the module is built. */
+export interface ChatSystemMounting {
+  /** Prefix of every page, API route and asset, e.g. `'/assistant'`; default none. */
+  routePrefix?: string;
+  /** Where the socket is served; default `WS_PATH` (`/ws`). Handlers keep declaring `WS_PATH`. */
+  wsPath?: string;
+  /** The model client bound to the `LlmProvider` port (class or instance); default DeepSeekProvider. */
+  llmProvider?: Type<LlmProvider> | LlmProvider;
+  /** Who sends a request (class or instance); default our accounts (session cookie). When given,
+   * our sign-up/login routes are left out and `AUTH_MODE` is not used. */
+  userResolver?: Type<UserResolver> | UserResolver;
+  /** Modules that the classes given above (and the async factory) inject from. */
+  imports?: ModuleMetadata['imports'];
+}
+
+export interface ChatSystemOptions extends ChatSystemConfig, ChatSystemMounting {}
+
+export interface ChatSystemAsyncOptions extends ChatSystemMounting {
+  inject?: FactoryProvider['inject'];
+  useFactory: (...args: any[]) => ChatSystemConfig | Promise<ChatSystemConfig>;
+}
+
+/**
+ * The whole chat system as one module: `/ws` with the chat, stop and Solver gateways, the pages, the
+ * JSON APIs, health and metrics. The standalone server (`AppModule`) is just a host of it.
+ *
+ * Global: a host's own modules can inject `ConnectionRegistry`, `Fanout`, `LlmProvider`,
+ * `ChatService`, … and add gateways on `WS_PATH` without touching this package.
+ */
+@Module({})
+export class ChatSystemModule {
+  static forRoot(options: ChatSystemOptions = {}): DynamicModule {
+    const { settings, isolated, envFile } = options;
+    return ChatSystemModule.build(AppConfigModule.forRoot(toConfigOptions({ settings, isolated, envFile })), options);
+  }
+
+  /** Settings from a factory (e.g. `ConfigService`); the mounting options stay static (Nest builds routes before factories run). */
+  static forRootAsync(options: ChatSystemAsyncOptions): DynamicModule {
+    const config = AppConfigModule.forRootAsync({
+      imports: options.imports,
+      inject: options.inject,
+      useFactory: async (...args: unknown[]) => toConfigOptions(await options.useFactory(...args)),
+    });
+    return ChatSystemModule.build(config, options);
+  }
+
+  private static build(config: DynamicModule, options: ChatSystemMounting): DynamicModule {
+    const accounts = !options.userResolver;
+    const mount = new MountPoint({ routePrefix: options.routePrefix, wsPath: options.wsPath, accounts });
+    const features = [AuthModule.forRoot({ accounts }), ChatModule, SolverModule, HealthModule, MetricsModule];
+    const withRoutes = modulesWithControllers(features);
+    for (const controllers of withRoutes.values()) controllers.forEach(scopeToChatSystem);
+    const routes = mount.basePath ? [RouterModule.register([...withRoutes.keys()].map((module) => ({ path: mount.basePath, module })))] : [];
+    return {
+      module: ChatSystemModule,
+      global: true,
+      imports: [config, StorageModule, RedisModule, TransportModule, LlmModule, ...features, ...routes, ...(options.imports ?? [])],
+      providers: [
+        { provide: MountPoint, useValue: mount },
+        bind(LlmProvider, options.llmProvider ?? DeepSeekProvider),
+        bind(UserResolver, options.userResolver ?? SessionUserResolver),
+      ],
+      exports: [MountPoint, LlmProvider, UserResolver, ChatModule, SolverModule],
+    };
+  }
+}
+
+function toConfigOptions(config: ChatSystemConfig): ConfigOptions {
+  const overrides: Record<string, string | undefined> = {};
+  for (const [key, value] of Object.entries(config.settings ?? {})) overrides[key] = value === undefined ? undefined : String(value);
+  return { overrides, isolated: config.isolated, envFile: config.envFile };
+}
+
+function bind<T extends object>(port: abstract new (...args: never[]) => T, given: Type<T> | T): Provider {
+  return typeof given === 'function' ? { provide: port, useClass: given } : { provide: port, useValue: given };
+}
+
+type ModuleLike = Type | DynamicModule;
+
+/** Every module class under `roots` (following imports) that declares controllers, with them. */
+function modulesWithControllers(roots: ModuleLike[]): Map<Type, Type[]> {
+  const found = new Map<Type, Type[]>();
+  const seen = new Set<unknown>();
+  const visit = (entry: unknown): void => {
+    if (!entry || seen.has(entry)) return;
+    seen.add(entry);
+    const dynamic = typeof entry === 'object' && 'module' in entry ? (entry as DynamicModule) : undefined;
+    const type = (dynamic?.module ?? entry) as Type;
+    if (typeof type !== 'function') return; // forwardRef or a promise: not ours
+    const meta = <T>(key: string): T[] => (Reflect.getMetadata(key, type) as T[] | undefined) ?? [];
+    const controllers = [...meta<Type>(MODULE_METADATA.CONTROLLERS), ...((dynamic?.controllers as Type[]) ?? [])];
+    if (controllers.length) found.set(type, [...(found.get(type) ?? []), ...controllers]);
+    for (const child of [...meta(MODULE_METADATA.IMPORTS), ...(dynamic?.imports ?? [])]) visit(child);
+  };
+  roots.forEach(visit);
+  return found;
+}
+
+const scoped = new WeakSet<Type>();
+
+/**
+ * Puts our guard, error filter and validation on a controller of ours, instead of app-wide
+ * (APP_GUARD, global filters and pipes would also hold an embedding host's own routes). Decorators are
+ * functions: applying them here, before Nest scans, is what `@UseGuards(AuthGuard)` on the class does.
+ * Once per class, whatever the number of apps built in this process.
+ */
+function scopeToChatSystem(controller: Type): void {
+  if (scoped.has(controller)) return;
+  scoped.add(controller);
+  UseGuards(AuthGuard)(controller);
+  UseFilters(HttpErrorFilter)(controller);
+  UsePipes(new ValidationPipe({ whitelist: true, transform: true }))(controller);
+}
