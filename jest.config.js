@@ -16,6 +16,8 @@ module.exports = {
       displayName: 'sqlite',
       roots: ['<rootDir>/src', '<rootDir>/test'],
       testRegex: '.*\\.(spec|e2e-spec)\\.ts$',
+      // Many instances need PostgreSQL and Redis: that suite runs in the postgres project only.
+      testPathIgnorePatterns: ['/node_modules/', '/test/scale\\.e2e-spec\\.ts$'],
     },
     {
       ...base,

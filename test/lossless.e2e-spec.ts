@@ -1,10 +1,9 @@
-import { ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import request from 'supertest';
 import { FakeDeepSeek } from './fakes/deepseek.fake';
 import { RunningApp, startApp, tempDatabaseUrl } from './support/app';
+import { ServerProcess } from './support/server-process';
 import { AnyFrame, WsTestClient } from './support/ws-client';
 
 const ROOT = join(__dirname, '..');
@@ -92,49 +91,6 @@ describe('lossless generations (e2e)', () => {
     expect(code).toBe(1006); // terminated by the server, no close frame
   });
 });
-
-/** The real server as a child process, as `npm start` runs it. */
-class ServerProcess {
-  private constructor(
-    readonly child: ChildProcess,
-    readonly url: string,
-  ) {}
-
-  static async start(env: Record<string, string>): Promise<ServerProcess> {
-    const child = spawn(process.execPath, [join(ROOT, 'dist', 'main.js')], {
-      cwd: mkdtempSync(join(tmpdir(), 'chat-proc-')),
-      env: { PATH: process.env.PATH ?? '', PORT: '0', ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let output = '';
-    const url = await new Promise<string>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`server did not start:\n${output}`)), 15000);
-      const onData = (data: Buffer) => {
-        output += data;
-        const match = /listening on (http:\/\/\S+)/.exec(output);
-        if (match) {
-          clearTimeout(timer);
-          resolve(match[1]);
-        }
-      };
-      child.stdout!.on('data', onData);
-      child.stderr!.on('data', onData);
-      child.on('exit', (code) => reject(new Error(`server exited with ${code}:\n${output}`)));
-    });
-    return new ServerProcess(child, url);
-  }
-
-  get wsUrl(): string {
-    return `${this.url.replace('http', 'ws')}/ws`;
-  }
-
-  kill(signal: NodeJS.Signals): Promise<number | null> {
-    return new Promise((resolve) => {
-      this.child.once('exit', (code) => resolve(code));
-      this.child.kill(signal);
-    });
-  }
-}
 
 describe('restarts of a real server process (e2e)', () => {
   let fake: FakeDeepSeek;

@@ -141,6 +141,7 @@ export class ChatService {
       model,
       request_id: requestId ?? null,
       previous_versions: turn.previousVersions,
+      instance_id: this.generations.instanceId,
     });
     if (turn.previousVersions?.length) await this.messages.markReplaced(turn.previousVersions, assistant.id);
     this.generations.start({

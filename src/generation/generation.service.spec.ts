@@ -5,6 +5,8 @@ import type { WebSocket } from 'ws';
 import { AppError } from '../common/app-error';
 import { Environment, validateEnvironment } from '../config/environment';
 import { LlmEvent, LlmProvider, LlmRequest, LlmUsage } from '../llm/llm.provider';
+import { MetricsService } from '../metrics/metrics.service';
+import { RedisService } from '../redis/redis.service';
 import { FinalMessage, MessagesRepository } from '../storage/messages.repository';
 import { ConnectionRegistry } from '../transport/connection-registry';
 import { Fanout } from '../transport/fanout';
@@ -76,6 +78,9 @@ class RecordingFanout extends Fanout {
   publish(room: string, frame: Frame): void {
     this.published.push({ room, frame: structuredClone(frame) });
     this.order.push(`publish:${frame.type}`);
+  }
+  join(connectionId: string, room: string): Promise<void> {
+    throw new Error(`unexpected call Fanout.join(${connectionId}, ${room})`);
   }
   frames(messageId?: string): Frame[] {
     return this.published.map((p) => p.frame).filter((f) => messageId === undefined || f.message_id === messageId);
@@ -165,6 +170,8 @@ describe('GenerationService', () => {
       GenerationService,
       ConnectionRegistry,
       StopRegistry,
+      MetricsService,
+      RedisService, // without REDIS_URL: one instance, in-memory logs
       { provide: LlmProvider, useValue: llm },
       { provide: Fanout, useValue: fanout },
       { provide: MessagesRepository, useValue: messages },
@@ -478,12 +485,12 @@ describe('GenerationService', () => {
       return { id, frames };
     };
 
-    it('sends a running generation exactly the frames after afterSeq', () => {
+    it('sends a running generation exactly the frames after afterSeq', async () => {
       service.start(spec());
       llm.streams[0].reasoning('r');
       llm.streams[0].content('a', 'b', 'c');
       const viewer = connect();
-      expect(service.replay(viewer.id, 'm1', 2)).toBe(true);
+      expect(await service.replay(viewer.id, 'm1', 2)).toBe(true);
       expect(viewer.frames()).toEqual([
         { type: 'agent_response', chat_id: 'c1', message_id: 'm1', id: 'req-1', seq: 3, content: 'b' },
         { type: 'agent_response', chat_id: 'c1', message_id: 'm1', id: 'req-1', seq: 4, content: 'c' },
@@ -498,7 +505,7 @@ describe('GenerationService', () => {
       await generation.done;
 
       const viewer = connect();
-      expect(service.replay(viewer.id, 'm1', 1)).toBe(true);
+      expect(await service.replay(viewer.id, 'm1', 1)).toBe(true);
       expect(viewer.frames().map((f) => [f.type, f.seq, f.content])).toEqual([
         ['agent_response', 2, 'b'],
         ['agent_response', 3, 'c'],
@@ -507,13 +514,13 @@ describe('GenerationService', () => {
       expect(viewer.frames()[2]).toEqual(expect.objectContaining({ status: 'complete', usage: USAGE, id: 'req-1' }));
 
       const caughtUp = connect();
-      expect(service.replay(caughtUp.id, 'm1', 3)).toBe(true);
+      expect(await service.replay(caughtUp.id, 'm1', 3)).toBe(true);
       expect(caughtUp.frames().map((f) => f.type)).toEqual(['agent_response_end']);
     });
 
-    it('answers false (and sends nothing) for a message it does not hold', () => {
+    it('answers false (and sends nothing) for a message it does not hold', async () => {
       const viewer = connect();
-      expect(service.replay(viewer.id, 'unknown', 0)).toBe(false);
+      expect(await service.replay(viewer.id, 'unknown', 0)).toBe(false);
       expect(viewer.frames()).toEqual([]);
     });
   });

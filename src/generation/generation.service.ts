@@ -1,4 +1,4 @@
-import { BeforeApplicationShutdown, Injectable, Logger, OnModuleInit } from '@nestjs/common';
+import { BeforeApplicationShutdown, Injectable, Logger, OnApplicationShutdown, OnModuleInit } from '@nestjs/common';
 import { AppError } from '../common/app-error';
 import { Environment } from '../config/environment';
 import { LlmEvent, LlmProvider } from '../llm/llm.provider';
@@ -8,10 +8,15 @@ import { Fanout } from '../transport/fanout';
 import { Frame, MessageStatus } from '../transport/frames';
 import { Generation, GenerationSpec } from './generation';
 import { MetricsService } from '../metrics/metrics.service';
+import { RedisService } from '../redis/redis.service';
 import { StopRegistry } from './stop.registry';
 
 /** Text of a streaming message reaches the database about this often, never per piece. */
 export const SNAPSHOT_INTERVAL_MS = 1000;
+/** With Redis: pieces kept per generation log (a stream), and how long a log outlives its end. */
+const REDIS_LOG_MAX = 20_000;
+const REDIS_LOG_TTL_MS = 10 * 60_000;
+const REDIS_LOG_RUNNING_TTL_MS = 24 * 3600_000;
 /** How long an ended generation's log stays in memory for exact `resume`. */
 const KEEP_ENDED_MS = 10 * 60_000;
 const KEEP_ENDED_MAX = 1000;
@@ -22,11 +27,12 @@ const KEEP_ENDED_MAX = 1000;
  * sure every generation ends exactly once with its stored message final before `agent_response_end`.
  */
 @Injectable()
-export class GenerationService implements OnModuleInit, BeforeApplicationShutdown {
+export class GenerationService implements OnModuleInit, BeforeApplicationShutdown, OnApplicationShutdown {
   private readonly logger = new Logger(GenerationService.name);
   private readonly running = new Map<string, Generation>();
   private readonly ended = new Map<string, Generation>();
   private accepting = true;
+  private heartbeat?: NodeJS.Timeout;
 
   constructor(
     private readonly llm: LlmProvider,
@@ -36,12 +42,40 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
     private readonly env: Environment,
     private readonly stops: StopRegistry,
     private readonly metrics: MetricsService,
+    private readonly redis: RedisService,
   ) {}
 
   async onModuleInit(): Promise<void> {
-    this.stops.addLookup(async (id, userId) => (await this.messages.findOwned(id, userId))?.role === 'assistant');
-    const count = await this.messages.interruptAllStreaming();
-    if (count > 0) this.logger.warn(`${count} message(s) left streaming by the last run marked interrupted`);
+    this.stops.addLookup((id, userId) => this.stopElsewhere(id, userId));
+    if (!this.redis.enabled) {
+      const count = await this.messages.interruptAllStreaming();
+      if (count > 0) this.logger.warn(`${count} message(s) left streaming by the last run marked interrupted`);
+      return;
+    }
+    // Many instances: a stop may arrive at any of them; each instance says it is alive, and any of
+    // them ends the answers of one that stopped saying so.
+    await this.redis.subscribe(this.redis.key('stop'), (id) => {
+      const generation = this.running.get(id);
+      if (generation) void this.end(generation, 'stopped');
+    });
+    await this.beat();
+    await this.sweepDeadInstances();
+    this.heartbeat = setInterval(() => {
+      void this.beat()
+        .then(() => this.sweepDeadInstances())
+        .catch((error: Error) => this.logger.warn(`heartbeat: ${error.message}`));
+    }, this.env.INSTANCE_HEARTBEAT_MS);
+    this.heartbeat.unref();
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    clearInterval(this.heartbeat);
+    if (this.redis.enabled) await this.redis.client.del(this.instanceKey(this.redis.instanceId)).catch(() => undefined);
+  }
+
+  /** The instance id to store on an answer this service will generate (null without Redis). */
+  get instanceId(): string | null {
+    return this.redis.enabled ? this.redis.instanceId : null;
   }
 
   get isAccepting(): boolean {
@@ -71,6 +105,9 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
     generation.unregisterStop = this.stops.register(spec.messageId, spec.ownerId, () => void this.end(generation, 'stopped'));
     this.fanout.publish(spec.room, { ...generation.base('agent_response_start'), model: spec.model, ...spec.startFields });
     this.metrics.generationStarted();
+    if (this.redis.enabled) {
+      void this.redis.client.pexpire(this.logKey(spec.messageId), REDIS_LOG_RUNNING_TTL_MS).catch(() => undefined);
+    }
     generation.snapshotTimer = setInterval(() => void this.snapshot(generation), SNAPSHOT_INTERVAL_MS);
     generation.snapshotTimer.unref();
     generation.subscription = this.llm.stream(spec.request).subscribe({
@@ -92,13 +129,23 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
   }
 
   /**
-   * Sends one connection every frame of the message after `afterSeq`, from the in-memory log.
-   * False when the log is no longer kept (the caller falls back to the stored message).
+   * Sends one connection every frame of the message after `afterSeq`, from the in-memory log, or
+   * with Redis from the shared log of whichever instance runs it. False when no log is kept any more
+   * (the caller falls back to the stored message).
    */
-  replay(connectionId: string, messageId: string, afterSeq: number): boolean {
+  async replay(connectionId: string, messageId: string, afterSeq: number): Promise<boolean> {
     const generation = this.find(messageId);
-    if (!generation) return false;
-    for (const frame of generation.framesAfter(afterSeq)) this.registry.send(connectionId, frame);
+    if (generation) {
+      for (const frame of generation.framesAfter(afterSeq)) this.registry.sendReplay(connectionId, frame);
+      return true;
+    }
+    if (!this.redis.enabled) return false;
+    const entries = await this.redis.client.xrange(this.logKey(messageId), '-', '+');
+    if (!entries.length) return false;
+    for (const [, fields] of entries) {
+      const frame = JSON.parse(fields[1]) as Frame;
+      if (frame.type === 'agent_response_end' || (frame.seq as number) > afterSeq) this.registry.sendReplay(connectionId, frame);
+    }
     return true;
   }
 
@@ -117,10 +164,13 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
     if (generation.ending) return;
     switch (event.type) {
       case 'reasoning':
-      case 'content':
-        this.fanout.publish(generation.spec.room, generation.piece(event.type, event.text));
+      case 'content': {
+        const frame = generation.piece(event.type, event.text);
+        this.fanout.publish(generation.spec.room, frame);
+        if (this.redis.enabled) this.appendLog(generation.messageId, frame);
         if (generation.seq === 1) this.metrics.firstPieceAfter(Date.now() - generation.startedAt);
         break;
+      }
       case 'usage':
         generation.usage = event.usage;
         break;
@@ -173,6 +223,10 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
     this.running.delete(generation.messageId);
     this.keepEnded(generation);
     this.fanout.publish(generation.spec.room, frame);
+    if (this.redis.enabled) {
+      this.appendLog(generation.messageId, frame);
+      void this.redis.client.pexpire(this.logKey(generation.messageId), REDIS_LOG_TTL_MS).catch(() => undefined);
+    }
     generation.resolveDone();
   }
 
@@ -195,5 +249,72 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
     setTimeout(() => {
       if (this.ended.get(generation.messageId) === generation) this.ended.delete(generation.messageId);
     }, KEEP_ENDED_MS).unref();
+  }
+
+  // ---- many instances (Redis) ----
+
+  /**
+   * `stop` of an answer this instance does not run: with Redis, one streaming elsewhere is stopped
+   * through the instance running it; an ended one of the user's is left as it is.
+   */
+  private async stopElsewhere(id: string, userId: string): Promise<boolean> {
+    const message = await this.messages.findOwned(id, userId);
+    if (message?.role !== 'assistant') return false;
+    if (message.status === 'streaming' && this.redis.enabled) this.redis.publish(this.redis.key('stop'), id);
+    return true;
+  }
+
+  private logKey(messageId: string): string {
+    return this.redis.key('log', messageId);
+  }
+
+  private instanceKey(instanceId: string): string {
+    return this.redis.key('instance', instanceId);
+  }
+
+  /** One shared log entry per frame (auto-pipelined), capped in length. */
+  private appendLog(messageId: string, frame: Frame): void {
+    void this.redis.client
+      .xadd(this.logKey(messageId), 'MAXLEN', '~', String(REDIS_LOG_MAX), '*', 'f', JSON.stringify(frame))
+      .catch((error: Error) => this.logger.warn(`log append failed: ${error.message}`));
+  }
+
+  private async beat(): Promise<void> {
+    await this.redis.client.set(this.instanceKey(this.redis.instanceId), '1', 'PX', this.env.INSTANCE_HEARTBEAT_MS * 3);
+  }
+
+  /** Ends, as `interrupted`, the answers of instances that stopped beating; their viewers are told. */
+  private async sweepDeadInstances(): Promise<void> {
+    const rows = await this.messages.listStreamingElsewhere(this.redis.instanceId);
+    const alive = new Map<string, boolean>();
+    for (const row of rows) {
+      const owner = row.instance_id;
+      if (owner && !alive.has(owner)) alive.set(owner, (await this.redis.client.exists(this.instanceKey(owner))) === 1);
+      if (owner && alive.get(owner)) continue;
+      // The shared log holds every piece the dead instance sent, often more than its last snapshot.
+      const text = { content: row.content, reasoning: row.reasoning, seq: row.seq };
+      const logged = await this.redis.client.xrange(this.logKey(row.id), '-', '+');
+      const pieces = logged.map(([, fields]) => JSON.parse(fields[1]) as Frame).filter((f) => f.type !== 'agent_response_end');
+      const lastSeq = pieces.length ? (pieces[pieces.length - 1].seq as number) : 0;
+      if (lastSeq > row.seq) {
+        text.content = pieces.filter((f) => f.type === 'agent_response').map((f) => f.content).join('');
+        text.reasoning = pieces.filter((f) => f.type === 'agent_reasoning').map((f) => f.content).join('') || null;
+        text.seq = lastSeq;
+      }
+      if (!(await this.messages.interruptIfStreaming(row.id, text))) continue;
+      this.logger.warn(`answer ${row.id} of a dead instance marked interrupted`);
+      const frame: Frame = {
+        type: 'agent_response_end',
+        chat_id: row.chat_id,
+        message_id: row.id,
+        seq: text.seq,
+        status: 'interrupted',
+        content: text.content,
+        ...(text.reasoning ? { reasoning: text.reasoning } : {}),
+        ...(row.request_id ? { id: row.request_id } : {}),
+      };
+      // The chat's room name (chat.service's chatRoom): the one place generation/ spells it.
+      this.fanout.publish(`chat:${row.chat_id}`, frame);
+    }
   }
 }

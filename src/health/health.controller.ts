@@ -17,7 +17,9 @@ export class HealthController {
   @HealthCheck()
   async check(@Res({ passthrough: true }) res: Response) {
     try {
-      return await this.health.check([() => this.database.check('database')]);
+      const checks = [() => this.database.check('database')];
+      if (this.database.redis.enabled) checks.push(() => this.database.checkRedis('redis'));
+      return await this.health.check(checks);
     } catch (error) {
       if (!(error instanceof ServiceUnavailableException)) throw error;
       res.status(503);

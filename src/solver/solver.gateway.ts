@@ -24,12 +24,12 @@ export class SolverGateway implements MessageHandler<SolverFrame> {
   ) {}
 
   @SubscribeMessage('solve')
-  onSolve(@MessageBody() dto: SolveDto, @ConnectedSocket() socket: WebSocket): void {
-    this.handleMessage({ ...dto, type: 'solve' }, connectionIdOf(socket));
+  onSolve(@MessageBody() dto: SolveDto, @ConnectedSocket() socket: WebSocket): Promise<void> {
+    return this.handleMessage({ ...dto, type: 'solve' }, connectionIdOf(socket));
   }
 
-  handleMessage(msg: SolverFrame, connectionId: string): void {
-    this.solver.solve(msg, connectionId);
+  handleMessage(msg: SolverFrame, connectionId: string): Promise<void> {
+    return this.solver.solve(msg, connectionId);
   }
 
   /** To the run's viewers when the frame names a run, else to every connection. */

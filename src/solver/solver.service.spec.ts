@@ -36,7 +36,7 @@ describe('SolverService', () => {
       findById: async (id: string) => rows.get(id),
       interruptAllRunning: async () => 0,
     };
-    const fanout = { publish: (_room: string, frame: Frame) => frames.push(frame) };
+    const fanout = { publish: (_room: string, frame: Frame) => frames.push(frame), join: async () => undefined };
     const registry = { userOf: () => ({ id: 'u1' }), join: jest.fn() };
     service = new SolverService(
       pipeline as unknown as SolverPipeline,

@@ -48,16 +48,16 @@ export class SolverService implements OnModuleInit, BeforeApplicationShutdown {
   }
 
   /** Starts a run and answers `solver_started` at once; the rest follows in the run's room. */
-  solve(dto: SolveDto, connectionId: string): void {
+  async solve(dto: SolveDto, connectionId: string): Promise<void> {
     if (!this.accepting) throw new AppError('shutting_down', 'the server is shutting down; try again shortly');
     const ref = parseIssueUrl(dto.issue_url);
     if (!ref) throw new AppError('invalid_message', 'issue_url: must be https://github.com/OWNER/REPO/issues/N', { field: 'issue_url' });
     const userId = this.registry.userOf(connectionId).id;
-    this.limits.consumeMessage(userId);
+    await this.limits.consumeMessage(userId);
     const run = new SolverRun(randomUUID(), ref, dto.issue_url, dto.open_pr === true, dto.id, userId);
     this.running.set(run.id, run);
     run.unregisterStop = this.stops.register(run.id, userId, () => this.stop(run));
-    this.registry.join(connectionId, run.room);
+    await this.fanout.join(connectionId, run.room);
     this.emit(run, run.frame('solver_started', { issue_url: dto.issue_url }));
     void this.execute(run);
   }

@@ -5,6 +5,9 @@ import { ChatsTable, Database } from './schema';
 
 export type ChatRow = Selectable<ChatsTable>;
 
+/** Exactly the schema's columns: PostgreSQL adds a generated search column (`title_tsv`) that rows must not carry. */
+const CHAT_COLUMNS = ['id', 'user_id', 'title', 'settings', 'created_at', 'updated_at'] as const satisfies readonly (keyof ChatsTable)[];
+
 @Injectable()
 export class ChatsRepository {
   constructor(private readonly db: Kysely<Database>) {}
@@ -24,19 +27,19 @@ export class ChatsRepository {
   }
 
   findById(id: string): Promise<ChatRow | undefined> {
-    return this.db.selectFrom('chats').selectAll().where('id', '=', id).executeTakeFirst();
+    return this.db.selectFrom('chats').select(CHAT_COLUMNS).where('id', '=', id).executeTakeFirst();
   }
 
   /** The chat when it exists and belongs to `userId`. */
   findOwned(id: string, userId: string): Promise<ChatRow | undefined> {
-    return this.db.selectFrom('chats').selectAll().where('id', '=', id).where('user_id', '=', userId).executeTakeFirst();
+    return this.db.selectFrom('chats').select(CHAT_COLUMNS).where('id', '=', id).where('user_id', '=', userId).executeTakeFirst();
   }
 
   /** A user's chats, newest activity first. */
   list(userId: string, limit = 500): Promise<ChatRow[]> {
     return this.db
       .selectFrom('chats')
-      .selectAll()
+      .select(CHAT_COLUMNS)
       .where('user_id', '=', userId)
       .orderBy('updated_at', 'desc')
       .limit(limit)

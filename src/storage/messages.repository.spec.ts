@@ -1,24 +1,25 @@
 import { Logger } from '@nestjs/common';
 import { Kysely } from 'kysely';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { rmSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { tempDatabaseUrl, usingPostgres } from '../../test/support/databases';
 import { ChatsRepository } from './chats.repository';
-import { openDatabase } from './database.provider';
+import { openDatabase, sqlitePath } from './database.provider';
 import { MessageRow, MessagesRepository } from './messages.repository';
 import { Database } from './schema';
 
-/** "Medium" tests: the real repository on a real SQLite file. */
-describe('MessagesRepository (SQLite file)', () => {
-  let dir: string;
+/** "Medium" tests: the real repository on a real database (a SQLite file, or PostgreSQL in the postgres project). */
+describe(`MessagesRepository (${usingPostgres() ? 'PostgreSQL' : 'SQLite file'})`, () => {
+  let dir: string | undefined;
   let db: Kysely<Database>;
   let messages: MessagesRepository;
   let chats: ChatsRepository;
 
   beforeAll(() => Logger.overrideLogger(false));
   beforeEach(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'messages-repo-'));
-    db = await openDatabase(`sqlite:${join(dir, 'chat.db')}`);
+    const url = tempDatabaseUrl();
+    dir = url.startsWith('sqlite:') ? dirname(sqlitePath(url)) : undefined;
+    db = await openDatabase(url);
     messages = new MessagesRepository(db);
     chats = new ChatsRepository(db);
     await chats.create({ id: 'chat', userId: 'u1', title: 'T' });
@@ -27,7 +28,7 @@ describe('MessagesRepository (SQLite file)', () => {
   afterEach(async () => {
     jest.restoreAllMocks();
     await db?.destroy();
-    rmSync(dir, { recursive: true, force: true });
+    if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
   const streaming = (id: string, chatId = 'chat') =>
@@ -52,6 +53,7 @@ describe('MessagesRepository (SQLite file)', () => {
       replaced_by: null,
       previous_versions: null,
       attachments: null,
+      instance_id: null,
     };
     expect(row).toEqual(expected);
     expect(await messages.findById('u1')).toEqual(expected);

@@ -6,6 +6,28 @@ import { Database, MessagesTable } from './schema';
 
 export type MessageRow = Selectable<MessagesTable>;
 
+/** Exactly the schema's columns: PostgreSQL adds a generated search column (`content_tsv`) that rows must not carry. */
+const MESSAGE_COLUMNS = [
+  'id',
+  'chat_id',
+  'role',
+  'content',
+  'reasoning',
+  'status',
+  'model',
+  'usage',
+  'error_code',
+  'request_id',
+  'seq',
+  'created_at',
+  'updated_at',
+  'replaced_by',
+  'previous_versions',
+  'attachments',
+  'instance_id',
+] as const satisfies readonly (keyof MessagesTable)[];
+const QUALIFIED_MESSAGE_COLUMNS = MESSAGE_COLUMNS.map((column) => `messages.${column}` as const);
+
 export interface SearchHit {
   chat_id: string;
   message_id: string | null;
@@ -30,6 +52,8 @@ export interface NewMessage {
   request_id?: string | null;
   attachments?: string[];
   previous_versions?: string[];
+  /** The instance that will generate it (with Redis), set at insert so no sweep sees it unowned. */
+  instance_id?: string | null;
 }
 
 export interface FinalMessage {
@@ -64,13 +88,14 @@ export class MessagesRepository {
       replaced_by: null,
       previous_versions: message.previous_versions?.length ? JSON.stringify(message.previous_versions) : null,
       attachments: message.attachments?.length ? JSON.stringify(message.attachments) : null,
+      instance_id: message.instance_id ?? null,
     };
     await this.db.insertInto('messages').values(row).execute();
     return row;
   }
 
   findById(id: string): Promise<MessageRow | undefined> {
-    return this.db.selectFrom('messages').selectAll().where('id', '=', id).executeTakeFirst();
+    return this.db.selectFrom('messages').select(MESSAGE_COLUMNS).where('id', '=', id).executeTakeFirst();
   }
 
   /** The message when it exists and its chat belongs to `userId`. */
@@ -78,7 +103,7 @@ export class MessagesRepository {
     return this.db
       .selectFrom('messages')
       .innerJoin('chats', 'chats.id', 'messages.chat_id')
-      .selectAll('messages')
+      .select(QUALIFIED_MESSAGE_COLUMNS)
       .where('messages.id', '=', id)
       .where('chats.user_id', '=', userId)
       .executeTakeFirst();
@@ -88,7 +113,7 @@ export class MessagesRepository {
   listByChat(chatId: string): Promise<MessageRow[]> {
     return this.db
       .selectFrom('messages')
-      .selectAll()
+      .select(MESSAGE_COLUMNS)
       .where('chat_id', '=', chatId)
       .where('replaced_by', 'is', null)
       .orderBy('created_at', 'asc')
@@ -97,7 +122,7 @@ export class MessagesRepository {
 
   /** Every message of the chat, replaced versions included (export). */
   listAllByChat(chatId: string): Promise<MessageRow[]> {
-    return this.db.selectFrom('messages').selectAll().where('chat_id', '=', chatId).orderBy('created_at', 'asc').execute();
+    return this.db.selectFrom('messages').select(MESSAGE_COLUMNS).where('chat_id', '=', chatId).orderBy('created_at', 'asc').execute();
   }
 
   /** Marks `oldIds` as replaced by `newId`. */
@@ -173,6 +198,27 @@ export class MessagesRepository {
       })
       .where('id', '=', id)
       .execute();
+  }
+
+  /** Answers streaming on other instances (or on none recorded), for the dead-instance sweep. */
+  listStreamingElsewhere(instanceId: string): Promise<MessageRow[]> {
+    return this.db
+      .selectFrom('messages')
+      .select(MESSAGE_COLUMNS)
+      .where('status', '=', 'streaming')
+      .where((eb) => eb.or([eb('instance_id', 'is', null), eb('instance_id', '!=', instanceId)]))
+      .execute();
+  }
+
+  /** Ends one answer as `interrupted` if it is still streaming (with fresher text, when known). */
+  async interruptIfStreaming(id: string, text?: { content: string; reasoning: string | null; seq: number }): Promise<boolean> {
+    const result = await this.db
+      .updateTable('messages')
+      .set({ status: 'interrupted', updated_at: nowIso(), ...(text ?? {}) })
+      .where('id', '=', id)
+      .where('status', '=', 'streaming')
+      .executeTakeFirst();
+    return Number(result.numUpdatedRows) > 0;
   }
 
   /** After a crash: whatever was left `streaming` ended part-way. Returns how many. */

@@ -138,6 +138,12 @@ const migrations: Record<string, Migration> = {
         DELETE FROM chats_fts WHERE chat_id = old.id; END`.execute(db);
     },
   },
+  '0005_instances': {
+    async up(db: Kysely<any>) {
+      // Which instance runs a streaming answer, so the others can tell when it died.
+      await db.schema.alterTable('messages').addColumn('instance_id', 'varchar(36)').execute();
+    },
+  },
 };
 
 export const migrationProvider: MigrationProvider = {

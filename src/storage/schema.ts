@@ -34,6 +34,8 @@ export interface MessagesTable {
   previous_versions: string | null;
   /** JSON array of file ids sent with a user message. */
   attachments: string | null;
+  /** The instance generating a `streaming` answer (with Redis). */
+  instance_id: string | null;
 }
 
 export interface FilesTable {

@@ -23,6 +23,7 @@ export async function startApp(env: Record<string, string> = {}): Promise<Runnin
   const settings = { AUTH_MODE: 'none', DATABASE_URL: tempDatabaseUrl(), DRAIN_TIMEOUT_MS: '500', ...env };
   const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot({ overrides: settings, isolated: true }), {
     logger: ['error'],
+    abortOnError: false,
   });
   configureApp(app);
   await app.listen(0, '127.0.0.1');

@@ -1,0 +1,77 @@
+import { Injectable, Logger, OnApplicationShutdown, OnModuleInit } from '@nestjs/common';
+import Redis from 'ioredis';
+import { randomUUID } from 'node:crypto';
+import { Environment } from '../config/environment';
+import { redactUrl } from '../storage/database.provider';
+
+type Handler = (message: string) => void;
+
+/**
+ * The Redis connections of one instance, when `REDIS_URL` is set: one for commands (auto-pipelined,
+ * so a write per piece costs no round trip of its own) and one for subscriptions. Every key and
+ * channel carries `REDIS_PREFIX`, so several deployments (or test runs) can share one Redis.
+ */
+@Injectable()
+export class RedisService implements OnModuleInit, OnApplicationShutdown {
+  private readonly logger = new Logger(RedisService.name);
+  /** This process among the instances sharing the database and Redis. */
+  readonly instanceId = randomUUID();
+  readonly enabled: boolean;
+  private commands?: Redis;
+  private subscriber?: Redis;
+  private readonly handlers = new Map<string, Handler>();
+
+  constructor(private readonly env: Environment) {
+    this.enabled = Boolean(env.REDIS_URL);
+  }
+
+  async onModuleInit(): Promise<void> {
+    if (!this.enabled) return;
+    const url = this.env.REDIS_URL!;
+    const options = { lazyConnect: true, connectTimeout: 5000, maxRetriesPerRequest: 3, enableAutoPipelining: true };
+    this.commands = new Redis(url, options);
+    this.subscriber = new Redis(url, { ...options, enableAutoPipelining: false });
+    for (const client of [this.commands, this.subscriber]) client.on('error', (error) => this.logger.warn(`Redis: ${error.message}`));
+    try {
+      await Promise.all([this.commands.connect(), this.subscriber.connect()]);
+    } catch (error) {
+      this.commands.disconnect();
+      this.subscriber.disconnect();
+      throw new Error(`cannot reach Redis at ${redactUrl(url)}: ${(error as Error).message}`);
+    }
+    this.subscriber.on('message', (channel: string, message: string) => this.handlers.get(channel)?.(message));
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    await Promise.all([this.commands?.quit().catch(() => undefined), this.subscriber?.quit().catch(() => undefined)]);
+  }
+
+  /** The command connection; only valid when `enabled`. */
+  get client(): Redis {
+    if (!this.commands) throw new Error('Redis is not configured');
+    return this.commands;
+  }
+
+  key(...parts: string[]): string {
+    return `${this.env.REDIS_PREFIX}${parts.join(':')}`;
+  }
+
+  /** Resolves once Redis has confirmed the subscription, so nothing published after it is missed. */
+  async subscribe(channel: string, handler: Handler): Promise<void> {
+    this.handlers.set(channel, handler);
+    await this.subscriber!.subscribe(channel);
+  }
+
+  async unsubscribe(channel: string): Promise<void> {
+    this.handlers.delete(channel);
+    await this.subscriber!.unsubscribe(channel);
+  }
+
+  publish(channel: string, message: string): void {
+    void this.client.publish(channel, message).catch((error: Error) => this.logger.warn(`publish failed: ${error.message}`));
+  }
+
+  async ping(): Promise<void> {
+    await this.client.ping();
+  }
+}
