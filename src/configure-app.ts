@@ -118,6 +118,8 @@ function wire(app: NestExpressApplication, ownsApp: boolean): NestExpressApplica
   if (ownsApp) {
     app.setBaseViewsDir(views);
     app.setViewEngine('hbs');
+    // Compiled templates are kept (Express only does so by itself with NODE_ENV=production).
+    express.set('view cache', true);
   } else {
     // The host's own views come first; its view engine stays the default when it has one.
     const current = express.get('views') as string | string[] | undefined;

@@ -5,8 +5,6 @@ import { Environment } from '../config/environment';
 import { RedisService } from '../redis/redis.service';
 import { SlidingWindowLimiter } from './sliding-window.limiter';
 
-/** Answers a user may have streaming at once. */
-export const MAX_RUNNING_PER_USER = 3;
 const WINDOW_MS = 60_000;
 
 /**
@@ -53,8 +51,9 @@ export class RateLimits {
 
   /** Throws `rate_limited` when the user already has the most answers running at once. */
   checkRunning(running: number): void {
-    if (running >= MAX_RUNNING_PER_USER) {
-      throw new AppError('rate_limited', `at most ${MAX_RUNNING_PER_USER} answers may stream at once`, { retry_after_ms: 1000 });
+    const most = this.env.MAX_RUNNING_PER_USER;
+    if (running >= most) {
+      throw new AppError('rate_limited', `at most ${most} answers may stream at once`, { retry_after_ms: 1000 });
     }
   }
 }

@@ -65,6 +65,10 @@ export class Environment {
   @IsIn(['true', 'false'])
   ALLOW_SIGNUP: 'true' | 'false' = 'true';
 
+  /** Answers one user may have streaming at once. */
+  @Transform(toInt) @IsInt() @Min(1)
+  MAX_RUNNING_PER_USER = 3;
+
   /** Open WebSockets one user may hold at once. */
   @Transform(toInt) @IsInt() @Min(1)
   WS_MAX_SOCKETS_PER_USER = 20;

@@ -144,6 +144,35 @@ const migrations: Record<string, Migration> = {
       await db.schema.alterTable('messages').addColumn('instance_id', 'varchar(36)').execute();
     },
   },
+  '0006_fts_by_rowid': {
+    async up(db: Kysely<any>) {
+      if (isPostgres(db)) return;
+      // The first triggers found rows by an UNINDEXED column (a scan of the whole index on every
+      // snapshot). Index rows now share the message's rowid, and streaming snapshots are not indexed:
+      // an answer becomes searchable when it ends.
+      for (const trigger of ['messages_fts_insert', 'messages_fts_update', 'messages_fts_delete', 'chats_fts_insert', 'chats_fts_update', 'chats_fts_delete']) {
+        await sql`DROP TRIGGER IF EXISTS ${sql.id(trigger)}`.execute(db);
+      }
+      await sql`DROP TABLE IF EXISTS messages_fts`.execute(db);
+      await sql`DROP TABLE IF EXISTS chats_fts`.execute(db);
+      await sql`CREATE VIRTUAL TABLE messages_fts USING fts5(content, message_id UNINDEXED, chat_id UNINDEXED, tokenize = 'unicode61 remove_diacritics 2')`.execute(db);
+      await sql`CREATE VIRTUAL TABLE chats_fts USING fts5(title, chat_id UNINDEXED, tokenize = 'unicode61 remove_diacritics 2')`.execute(db);
+      await sql`INSERT INTO messages_fts (rowid, content, message_id, chat_id) SELECT rowid, content, id, chat_id FROM messages`.execute(db);
+      await sql`INSERT INTO chats_fts (rowid, title, chat_id) SELECT rowid, title, id FROM chats`.execute(db);
+      await sql`CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages BEGIN
+        INSERT INTO messages_fts (rowid, content, message_id, chat_id) VALUES (new.rowid, new.content, new.id, new.chat_id); END`.execute(db);
+      await sql`CREATE TRIGGER messages_fts_update AFTER UPDATE OF content, status ON messages WHEN new.status != 'streaming' BEGIN
+        UPDATE messages_fts SET content = new.content WHERE rowid = new.rowid; END`.execute(db);
+      await sql`CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages BEGIN
+        DELETE FROM messages_fts WHERE rowid = old.rowid; END`.execute(db);
+      await sql`CREATE TRIGGER chats_fts_insert AFTER INSERT ON chats BEGIN
+        INSERT INTO chats_fts (rowid, title, chat_id) VALUES (new.rowid, new.title, new.id); END`.execute(db);
+      await sql`CREATE TRIGGER chats_fts_update AFTER UPDATE OF title ON chats BEGIN
+        UPDATE chats_fts SET title = new.title WHERE rowid = new.rowid; END`.execute(db);
+      await sql`CREATE TRIGGER chats_fts_delete AFTER DELETE ON chats BEGIN
+        DELETE FROM chats_fts WHERE rowid = old.rowid; END`.execute(db);
+    },
+  },
 };
 
 export const migrationProvider: MigrationProvider = {
