@@ -63,7 +63,7 @@ describe('SolverService', () => {
   it('stop while a GitHub call is in flight aborts it and ends with solver_complete stopped; a second stop does nothing', async () => {
     const seen: { signal?: AbortSignal } = {};
     hangUntilAborted(seen);
-    service.solve({ id: 'r1', issue_url: URL }, 'c1');
+    await service.solve({ id: 'r1', issue_url: URL }, 'c1');
     await tick();
     const runId = frames[0].run_id as string;
     expect(frames[0]).toEqual({ type: 'solver_started', id: 'r1', run_id: runId, issue_url: URL });
@@ -83,24 +83,24 @@ describe('SolverService', () => {
 
   it('an unexpected failure is an internal error frame with the run_id; an AppError keeps its code and fields', async () => {
     pipeline.run.mockRejectedValueOnce(new TypeError('boom'));
-    service.solve({ issue_url: URL }, 'c1');
+    await service.solve({ issue_url: URL }, 'c1');
     await tick();
     await tick();
     expect(frames[1]).toEqual({ type: 'error', run_id: frames[0].run_id, code: 'internal', message: 'the Solver failed unexpectedly' });
 
     pipeline.run.mockRejectedValueOnce(new AppError('github_error', 'nope', { github_status: 404 }));
-    service.solve({ id: 'r2', issue_url: URL }, 'c1');
+    await service.solve({ id: 'r2', issue_url: URL }, 'c1');
     await tick();
     await tick();
     expect(frames[3]).toEqual({ type: 'error', id: 'r2', run_id: frames[2].run_id, code: 'github_error', message: 'nope', github_status: 404 });
     expect(rows.get(frames[2].run_id as string)).toMatchObject({ status: 'error', error_code: 'github_error' });
   });
 
-  it('a refused solve (rate limit) starts nothing', () => {
+  it('a refused solve (rate limit) starts nothing', async () => {
     limits.consumeMessage.mockImplementation(() => {
       throw new AppError('rate_limited', 'too many', { retry_after_ms: 5 });
     });
-    expect(() => service.solve({ issue_url: URL }, 'c1')).toThrow('too many');
+    await expect(service.solve({ issue_url: URL }, 'c1')).rejects.toThrow('too many');
     expect(frames).toEqual([]);
     expect(pipeline.run).not.toHaveBeenCalled();
   });
@@ -108,7 +108,7 @@ describe('SolverService', () => {
   it('on shutdown: waits for runs up to DRAIN_TIMEOUT_MS, then ends the rest with an error; takes no new runs', async () => {
     const seen: { signal?: AbortSignal } = {};
     hangUntilAborted(seen);
-    service.solve({ issue_url: URL }, 'c1');
+    await service.solve({ issue_url: URL }, 'c1');
     await tick();
     const runId = frames[0].run_id as string;
     const started = Date.now();
@@ -117,7 +117,7 @@ describe('SolverService', () => {
     expect(seen.signal?.aborted).toBe(true);
     expect(frames[frames.length - 1]).toMatchObject({ type: 'error', run_id: runId, code: 'shutting_down' });
     expect(rows.get(runId)).toMatchObject({ status: 'interrupted' });
-    expect(() => service.solve({ issue_url: URL }, 'c1')).toThrow(expect.objectContaining({ code: 'shutting_down' }));
+    await expect(service.solve({ issue_url: URL }, 'c1')).rejects.toMatchObject({ code: 'shutting_down' });
   });
 
   it('a completed run sends progress complete/100 then solver_complete, and stores the result first', async () => {
@@ -126,7 +126,7 @@ describe('SolverService', () => {
       io.progress('verify', 50, 'a lower number never goes out');
       return { summary: 'S', files: ['a.ts'], patch: 'P', applies: true, prUrl: 'https://x/pull/1' };
     });
-    service.solve({ issue_url: URL }, 'c1');
+    await service.solve({ issue_url: URL }, 'c1');
     await tick();
     await tick();
     const runId = frames[0].run_id as string;
