@@ -38,9 +38,31 @@ export async function openDatabase(url: string): Promise<Kysely<Database>> {
   sqlite.pragma('journal_mode = WAL');
   sqlite.pragma('foreign_keys = ON');
   sqlite.pragma('busy_timeout = 5000');
+  cacheStatements(sqlite);
   const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
   await migrate(db);
   return db;
+}
+
+/**
+ * Kysely prepares every query anew; with better-sqlite3 that parse is a large share of a short
+ * query's cost. Statements are kept by their SQL text (bounded): Kysely runs one query at a time on
+ * the connection and never iterates two results of one statement at once.
+ */
+function cacheStatements(sqlite: SqliteDatabase.Database, max = 500): void {
+  const prepare = sqlite.prepare.bind(sqlite);
+  const cache = new Map<string, SqliteDatabase.Statement>();
+  sqlite.prepare = ((source: string) => {
+    let statement = cache.get(source);
+    if (statement) {
+      cache.delete(source);
+    } else {
+      statement = prepare(source);
+      if (cache.size >= max) cache.delete(cache.keys().next().value as string);
+    }
+    cache.set(source, statement);
+    return statement;
+  }) as typeof sqlite.prepare;
 }
 
 /**
