@@ -5,6 +5,7 @@ import { RedisService } from '../redis/redis.service';
 import { Database } from '../storage/schema';
 import { pingDatabase } from '../storage/storage.module';
 
+/** Health of the services the app needs: the database, and Redis where it is configured. */
 @Injectable()
 export class DatabaseHealthIndicator {
   constructor(
@@ -13,20 +14,18 @@ export class DatabaseHealthIndicator {
     readonly redis: RedisService,
   ) {}
 
-  async checkRedis(key: string) {
-    const indicator = this.indicators.check(key);
-    try {
-      await this.redis.ping();
-      return indicator.up();
-    } catch (error) {
-      return indicator.down({ message: (error as Error).message });
-    }
+  check(key: string) {
+    return this.probe(key, () => pingDatabase(this.db));
   }
 
-  async check(key: string) {
+  checkRedis(key: string) {
+    return this.probe(key, () => this.redis.ping());
+  }
+
+  private async probe(key: string, ping: () => Promise<void>) {
     const indicator = this.indicators.check(key);
     try {
-      await pingDatabase(this.db);
+      await ping();
       return indicator.up();
     } catch (error) {
       return indicator.down({ message: (error as Error).message });
