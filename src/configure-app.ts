@@ -70,7 +70,7 @@ function securityHeaders() {
 }
 
 /** Where our pages and assets live when we share the server and have no prefix of our own. */
-const OWN_PATHS = ['/chat', '/share', '/login', '/signup', '/static', '/vendor'];
+const OWN_PATHS = ['/chat', '/share', '/login', '/signup', '/solver', '/static', '/vendor'];
 
 /**
  * Wires the chat system into an app that has routes of its own: the WebSocket adapter (one per app,

@@ -1,6 +1,7 @@
 import { Module } from '@nestjs/common';
 import { GenerationModule } from '../generation/generation.module';
 import { GithubClient } from './github.client';
+import { SolverPagesController } from './solver-pages.controller';
 import { SolverRunsController } from './solver-runs.controller';
 import { SolverGateway } from './solver.gateway';
 import { SolverPipeline } from './solver.pipeline';
@@ -9,7 +10,7 @@ import { SolverService } from './solver.service';
 /** The Solver: a GitHub issue in, a checked patch (and optionally a pull request) out, over `/ws`. */
 @Module({
   imports: [GenerationModule],
-  controllers: [SolverRunsController],
+  controllers: [SolverRunsController, SolverPagesController],
   providers: [SolverGateway, SolverService, SolverPipeline, GithubClient],
   exports: [SolverService],
 })
