@@ -143,6 +143,18 @@ describe('accounts, ownership and limits (e2e)', () => {
     expect(res.text).toContain('chat_open_sockets');
   });
 
+  it('caps open sockets per user (WS_MAX_SOCKETS_PER_USER, 20 by default)', async () => {
+    const session = await signup('frank');
+    const sockets = await Promise.all(Array.from({ length: 20 }, () => connect(session)));
+    expect(await upgradeStatus(server.wsUrl, { cookie: session })).toBe(429);
+    expect(await upgradeStatus(server.wsUrl, { cookie: alice })).toBe(101); // others are not affected
+    sockets[0].close();
+    await sockets[0].closed;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(await upgradeStatus(server.wsUrl, { cookie: session })).toBe(101);
+    for (const socket of sockets.slice(1)) socket.close();
+  });
+
   it('limits login attempts per name', async () => {
     let last = 0;
     for (let i = 0; i < 12; i++) {

@@ -20,9 +20,7 @@ export class UpgradeAuth {
     if (!this.auth.originAllowed(req)) return { ok: false, status: 403, message: 'Forbidden origin' };
     const user = await this.users.resolve(req);
     if (!user) return { ok: false, status: 401, message: 'Unauthorized' };
-    let open = 0;
-    for (const connection of this.registry.all()) if (connection.user?.id === user.id) open++;
-    if (open >= this.env.WS_MAX_SOCKETS_PER_USER) return { ok: false, status: 429, message: 'Too many connections' };
+    if (this.registry.countFor(user.id) >= this.env.WS_MAX_SOCKETS_PER_USER) return { ok: false, status: 429, message: 'Too many connections' };
     return { ok: true, user };
   };
 }

@@ -47,6 +47,8 @@ const OPEN = 1;
 export class ConnectionRegistry {
   private readonly connections = new Map<string, Connection>();
   private readonly rooms = new Map<string, Set<Connection>>();
+  /** Open connections per user, kept as they come and go (the upgrade check reads it). */
+  private readonly perUser = new Map<string, number>();
   /** Told when a room gets its first member here and when it loses its last (Redis subscriptions). */
   private roomListener?: (room: string, active: boolean) => void;
 
@@ -71,6 +73,7 @@ export class ConnectionRegistry {
     };
     (socket as unknown as Record<symbol, string>)[CONNECTION_ID] = connection.id;
     this.connections.set(connection.id, connection);
+    if (user) this.perUser.set(user.id, (this.perUser.get(user.id) ?? 0) + 1);
     return connection;
   }
 
@@ -79,6 +82,11 @@ export class ConnectionRegistry {
     if (!connection) return;
     for (const room of connection.rooms) this.leave(id, room);
     this.connections.delete(id);
+    if (connection.user) {
+      const left = (this.perUser.get(connection.user.id) ?? 1) - 1;
+      if (left > 0) this.perUser.set(connection.user.id, left);
+      else this.perUser.delete(connection.user.id);
+    }
   }
 
   get(id: string): Connection | undefined {
@@ -90,6 +98,11 @@ export class ConnectionRegistry {
     const user = this.connections.get(id)?.user;
     if (!user) throw new Error(`connection ${id} has no user`);
     return user;
+  }
+
+  /** How many open connections belong to this user. */
+  countFor(userId: string): number {
+    return this.perUser.get(userId) ?? 0;
   }
 
   get size(): number {
