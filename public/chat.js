@@ -414,6 +414,8 @@
     renderReasoning(el, st);
     el.dataset.seq = String(st.seq);
     renderStatusNote(el);
+    if (el.dataset.role === 'assistant') renderVersions(el);
+    formatSizes(el);
   };
 
   // Pieces arrive many times a second; render each touched message at most once per animation frame.
@@ -734,6 +736,7 @@
     if (send) send.disabled = busy;
     if (stop) stop.hidden = streaming.length === 0;
     f.setAttribute('aria-busy', String(busy));
+    refreshActions(busy);
     if (refocus && !busy && ta) {
       const active = document.activeElement;
       if (hadFocus || !active || active === document.body) ta.focus();
@@ -766,6 +769,13 @@
     pendingSends.set(id, { chatId, el, content, acked: false, timer: setTimeout(() => giveUp(id), T.ackTimeoutMs) });
     const frame = { type: 'user_message', id, content };
     if (chatId) frame.chat_id = chatId;
+    const options = takeOptions();
+    if (options) frame.options = options;
+    const files = takeAttachments();
+    if (files.length) {
+      frame.attachments = files.map((f) => f.id);
+      renderChips(el, files);
+    }
     socket.send(frame, true);
     ta.value = '';
     autoGrow(ta);
@@ -802,7 +812,7 @@
 
   document.addEventListener('keydown', (ev) => {
     const t = ev.target;
-    if (t instanceof HTMLTextAreaElement && t.closest('form[data-chat-form]')) {
+    if (t instanceof HTMLTextAreaElement && t.name === 'content' && t.closest('form[data-chat-form]')) {
       if (ev.key === 'Enter' && !ev.shiftKey && !ev.isComposing && ev.keyCode !== 229) {
         ev.preventDefault();
         sendMessage();
@@ -842,7 +852,9 @@
 
   document.addEventListener('input', (ev) => {
     const t = ev.target;
-    if (t instanceof HTMLTextAreaElement && t.closest('form[data-chat-form]')) autoGrow(t);
+    if (t instanceof HTMLTextAreaElement && t.name === 'content' && t.closest('form[data-chat-form]')) autoGrow(t);
+    else if (t instanceof Element && t.matches('[data-search]')) onSearchInput(t);
+    else if (t instanceof Element && t.matches('[data-setting]')) onSettingInput(t);
   });
 
   document.addEventListener('click', (ev) => {
@@ -857,6 +869,7 @@
       void copyCode(copy);
       return;
     }
+    if (featureClick(t)) return;
     const item = t.closest('[data-chat-list] li');
     if (item) {
       if (t.closest('[data-chat-rename]')) return startRename(item);
@@ -951,6 +964,7 @@
         history.replaceState({ htmx: true }, document.title, location.href);
         history.pushState({ htmx: true }, '', url);
         if (frame.title) setChatTitle(frame.chat_id, frame.title);
+        showChatTools();
         markActiveChat();
       }
     },
@@ -971,6 +985,7 @@
       } else {
         el = createMessage('user', frame.message_id, 'complete');
         stateOf(el).raw = frame.content || '';
+        if (Array.isArray(frame.attachments) && frame.attachments.length) renderChips(el, frame.attachments);
         renderMessage(el);
         scrollToBottom();
       }
@@ -980,7 +995,9 @@
       if (frame.id) settleSend(frame.id);
       if (isShown(frame)) {
         const stick = nearBottom();
+        if (Array.isArray(frame.previous_versions) && frame.previous_versions.length) replaceOldVersion(frame);
         const el = assistantEl(frame);
+        if (frame.omitted_turns > 0) noteOmitted(el, frame.omitted_turns);
         const st = stateOf(el);
         if (!st.startedAt && st.seq === 0) st.startedAt = Date.now();
         if (stick) scrollToBottom();
@@ -1019,6 +1036,8 @@
         }
       }
       updateComposer(true);
+      refreshActions();
+      scheduleUsage();
     },
 
     error(frame) {
@@ -1237,6 +1256,583 @@
     }
   };
 
+  // ---------------------------------------------------------------- Features: models, settings, files, versions, search, share, import, usage
+
+  const formatSize = (n) => {
+    const b = Number(n) || 0;
+    if (b < 1024) return `${b} B`;
+    if (b < 1024 * 1024) return `${(b / 1024).toFixed(b < 10240 ? 1 : 0)} KB`;
+    return `${(b / 1048576).toFixed(1)} MB`;
+  };
+  const formatSizes = (root) => {
+    for (const s of $$('[data-size]', root)) s.textContent = formatSize(s.dataset.size);
+  };
+
+  /** A list of file chips (name and size); `onRemove` adds a remove button to each. */
+  const chipList = (files, onRemove) => {
+    const frag = document.createDocumentFragment();
+    for (const f of files) {
+      const li = document.createElement('li');
+      li.className = 'chip';
+      li.dataset.attachmentId = f.id;
+      const name = document.createElement('span');
+      name.className = 'chip-name';
+      name.textContent = f.name;
+      const size = document.createElement('span');
+      size.className = 'chip-size';
+      size.dataset.size = String(f.size);
+      size.textContent = formatSize(f.size);
+      li.append(name, ' ', size);
+      if (onRemove) {
+        const x = document.createElement('button');
+        x.type = 'button';
+        x.className = 'chip-remove';
+        x.dataset.attachRemove = f.id;
+        x.setAttribute('aria-label', `Remove ${f.name}`);
+        x.textContent = '×';
+        li.appendChild(x);
+      }
+      frag.appendChild(li);
+    }
+    return frag;
+  };
+
+  const renderChips = (el, files) => {
+    let ul = $('[data-message-attachments]', el);
+    if (!ul) {
+      ul = document.createElement('ul');
+      ul.className = 'chips';
+      ul.dataset.messageAttachments = '';
+      const content = $('[data-content]', el);
+      if (content) content.after(ul);
+      else el.appendChild(ul);
+    }
+    ul.replaceChildren(chipList(files, null));
+  };
+
+  // Composer choices live for the page (the composer is swapped with each chat); only what the user
+  // changed since the last send goes out as `options`, so a chat's stored settings are not overwritten.
+  const prefs = { model: '', thinking: true, temperature: '', max_tokens: '', system_prompt: '' };
+  const changed = new Set();
+  let modelList = null;
+  let defaultModel = '';
+  /** Uploaded files waiting for the next message. */
+  let pendingFiles = [];
+
+  const loadModels = async () => {
+    try {
+      const res = await fetch(`${BASE}/api/models`, { credentials: 'same-origin', headers: { Accept: 'application/json' } });
+      if (!res.ok) return;
+      const body = await res.json();
+      defaultModel = body.default || '';
+      modelList = (body.models || []).map((m) => m.id).filter((id) => typeof id === 'string');
+      if (defaultModel && !modelList.includes(defaultModel)) modelList.unshift(defaultModel);
+      const v = view();
+      if (v) fillModels(v);
+    } catch (_) {
+      /* the picker keeps the default */
+    }
+  };
+
+  const fillModels = (root) => {
+    const select = $('[data-model-picker]', root);
+    if (!select || !modelList) return;
+    select.replaceChildren();
+    for (const id of modelList) {
+      const o = document.createElement('option');
+      o.value = id;
+      o.textContent = id === defaultModel ? `${id} (default)` : id;
+      select.appendChild(o);
+    }
+    select.value = prefs.model || defaultModel;
+  };
+
+  const hydrateComposerTools = (root) => {
+    fillModels(root);
+    const think = $('[data-thinking]', root);
+    if (think) think.checked = prefs.thinking;
+    for (const input of $$('[data-setting]', root)) input.value = prefs[input.dataset.setting] || '';
+    renderPending();
+  };
+
+  const onSettingInput = (input) => {
+    prefs[input.dataset.setting] = input.value;
+    changed.add(input.dataset.setting);
+  };
+
+  document.addEventListener('change', (ev) => {
+    const t = ev.target;
+    if (!(t instanceof Element)) return;
+    if (t.matches('[data-model-picker]')) {
+      prefs.model = t.value;
+      changed.add('model');
+    } else if (t.matches('[data-thinking]')) {
+      prefs.thinking = t.checked;
+      changed.add('thinking');
+    } else if (t.matches('[data-setting]')) onSettingInput(t);
+    else if (t.matches('[data-attach-input]')) void uploadFiles(t);
+    else if (t.matches('[data-import]')) void importChat(t);
+  });
+
+  /** The changed settings as `options` (empty fields reset to the default with null), or null. */
+  const takeOptions = () => {
+    if (!changed.size) return null;
+    const o = {};
+    for (const k of changed) {
+      if (k === 'model') o.model = prefs.model || null;
+      else if (k === 'thinking') o.thinking = prefs.thinking;
+      else if (k === 'temperature') o.temperature = prefs.temperature === '' ? null : Number(prefs.temperature);
+      else if (k === 'max_tokens') o.max_tokens = prefs.max_tokens === '' ? null : Math.round(Number(prefs.max_tokens));
+      else if (k === 'system_prompt') o.system_prompt = prefs.system_prompt.trim() ? prefs.system_prompt : null;
+    }
+    changed.clear();
+    return o;
+  };
+
+  const renderPending = () => {
+    const ul = view() && $('[data-attach-chips]', view());
+    if (ul) ul.replaceChildren(chipList(pendingFiles, true));
+  };
+
+  const takeAttachments = () => {
+    const files = pendingFiles;
+    pendingFiles = [];
+    renderPending();
+    return files;
+  };
+
+  const uploadFiles = async (input) => {
+    const files = Array.from(input.files || []);
+    input.value = '';
+    clearFormError();
+    const problems = [];
+    for (const file of files) {
+      const body = new FormData();
+      body.append('file', file, file.name);
+      try {
+        const res = await fetch(`${BASE}/api/files`, { method: 'POST', credentials: 'same-origin', body, headers: { Accept: 'application/json' } });
+        if (res.status === 201 || res.ok) {
+          const f = await res.json();
+          pendingFiles.push({ id: f.id, name: f.name, size: f.size });
+          renderPending();
+        } else if (res.status === 413) problems.push(`${file.name} is too large: files can be at most 1 MB.`);
+        else if (res.status === 415) problems.push(`${file.name} is not a text file: only UTF-8 text can be attached.`);
+        else problems.push(`${file.name} could not be uploaded (${res.status}).`);
+      } catch (_) {
+        problems.push(`${file.name} could not be uploaded.`);
+      }
+    }
+    if (problems.length) showError(problems.join(' '));
+  };
+
+  // ---- context note, regenerate and versions
+
+  const noteOmitted = (el, n) => {
+    const prev = el.previousElementSibling;
+    if (prev && prev.matches('[data-context-note]')) return;
+    const note = document.createElement('p');
+    note.className = 'context-note';
+    note.dataset.contextNote = String(n);
+    note.setAttribute('role', 'note');
+    note.textContent = `${n} older ${n === 1 ? 'turn was' : 'turns were'} left out of the context to fit the model's limit.`;
+    el.before(note);
+  };
+
+  /** A regenerated answer takes the old one's place in the list. */
+  const replaceOldVersion = (frame) => {
+    const prev = frame.previous_versions;
+    let el = messageEl(frame.message_id);
+    const old = messageEl(prev[prev.length - 1]);
+    if (!el && old) {
+      el = document.createElement('article');
+      el.className = 'message';
+      el.dataset.messageId = frame.message_id;
+      el.dataset.role = 'assistant';
+      el.dataset.status = 'streaming';
+      el.dataset.seq = '0';
+      el.setAttribute('aria-label', 'assistant message');
+      const content = document.createElement('div');
+      content.className = 'content';
+      content.dataset.content = '';
+      el.appendChild(content);
+      old.replaceWith(el);
+    }
+    if (el) {
+      el.dataset.previousVersions = prev.join(' ');
+      delete el.dataset.versionShown;
+    }
+  };
+
+  /** Export and share belong to a stored chat: shown once the new chat has its id. */
+  const showChatTools = () => {
+    const v = view();
+    const id = shownChatId();
+    const tools = v && $('[data-chat-tools]', v);
+    if (!tools || !id) return;
+    for (const a of $$('a[data-export]', tools)) a.href = `${BASE}/api/chats/${encodeURIComponent(id)}/export?format=${a.dataset.export}`;
+    tools.hidden = false;
+  };
+
+  const versionsOf = (el) => [...(el.dataset.previousVersions || '').split(/\s+/).filter(Boolean), el.dataset.messageId];
+
+  /** The ‹ n/m › switcher on an answer with previous versions. */
+  const renderVersions = (el) => {
+    const all = versionsOf(el);
+    let bar = $('[data-versions]', el);
+    if (all.length < 2) {
+      if (bar) bar.remove();
+      return;
+    }
+    const actions = ensureActions(el);
+    if (!bar) {
+      bar = document.createElement('span');
+      bar.className = 'versions';
+      bar.dataset.versions = '';
+      const prev = document.createElement('button');
+      prev.type = 'button';
+      prev.className = 'icon-button';
+      prev.dataset.versionPrev = '';
+      prev.setAttribute('aria-label', 'Previous version');
+      prev.textContent = '‹';
+      const label = document.createElement('span');
+      label.dataset.versionLabel = '';
+      const next = document.createElement('button');
+      next.type = 'button';
+      next.className = 'icon-button';
+      next.dataset.versionNext = '';
+      next.setAttribute('aria-label', 'Next version');
+      next.textContent = '›';
+      bar.append(prev, label, next);
+      actions.prepend(bar);
+    }
+    const idx = el.dataset.versionShown ? Number(el.dataset.versionShown) : all.length - 1;
+    $('[data-version-label]', bar).textContent = `${idx + 1}/${all.length}`;
+    $('[data-version-prev]', bar).disabled = idx <= 0 || el.dataset.status === 'streaming';
+    $('[data-version-next]', bar).disabled = idx >= all.length - 1;
+  };
+
+  const ensureActions = (el) => {
+    let actions = $('[data-message-actions]', el);
+    if (!actions) {
+      actions = document.createElement('div');
+      actions.className = 'message-actions';
+      actions.dataset.messageActions = '';
+      el.appendChild(actions);
+    }
+    return actions;
+  };
+
+  const versionCache = new Map();
+  const showVersion = async (el, idx) => {
+    const all = versionsOf(el);
+    if (idx < 0 || idx >= all.length) return;
+    const content = $('[data-content]', el);
+    let old = $('[data-version-content]', el);
+    if (idx === all.length - 1) {
+      delete el.dataset.versionShown;
+      if (old) old.remove();
+      content.hidden = false;
+      renderVersions(el);
+      return;
+    }
+    const id = all[idx];
+    let msg = versionCache.get(id);
+    if (!msg) {
+      try {
+        const res = await fetch(`${BASE}/api/messages/${encodeURIComponent(id)}`, { credentials: 'same-origin', headers: { Accept: 'application/json' } });
+        if (!res.ok) throw new Error(String(res.status));
+        msg = await res.json();
+        versionCache.set(id, msg);
+      } catch (_) {
+        showError('Could not load that version.', el);
+        return;
+      }
+    }
+    if (!old) {
+      old = document.createElement('div');
+      old.className = 'content content-version';
+      old.dataset.versionContent = '';
+      content.after(old);
+    }
+    old.dataset.versionId = id;
+    renderFull(old, msg.content || '');
+    content.hidden = true;
+    el.dataset.versionShown = String(idx);
+    renderVersions(el);
+  };
+
+  /** The Regenerate button sits on the last answer only, while nothing streams. */
+  const refreshActions = (busyNow) => {
+    const v = view();
+    if (!v || document.body.hasAttribute('data-readonly')) return;
+    const answers = $$('[data-message-id][data-role="assistant"]', v);
+    const last = answers[answers.length - 1];
+    let busy = busyNow;
+    if (busy === undefined) {
+      busy = streamingMessages().length > 0;
+      for (const p of pendingSends.values()) if (p.el.isConnected) busy = true;
+    }
+    for (const b of $$('[data-regenerate]', v)) if (b.closest('[data-message-id]') !== last || busy) b.remove();
+    if (!last || busy || last.dataset.status === 'streaming' || !last.dataset.messageId) return;
+    if ($('[data-regenerate]', last)) return;
+    const b = document.createElement('button');
+    b.type = 'button';
+    b.className = 'button-small';
+    b.dataset.regenerate = '';
+    b.textContent = 'Regenerate';
+    b.title = 'Answer this turn again';
+    ensureActions(last).appendChild(b);
+  };
+
+  const regenerate = (el) => {
+    const id = newClientId();
+    clearFormError();
+    for (const b of $$('[data-regenerate]', view())) b.remove();
+    const placeholder = { el, content: '', chatId: shownChatId(), acked: true, timer: setTimeout(() => giveUp(id), T.ackTimeoutMs) };
+    pendingSends.set(id, placeholder);
+    socket.send({ type: 'regenerate', id, message_id: el.dataset.messageId }, true);
+    updateComposer();
+  };
+
+  // ---- search
+
+  let searchTimer = null;
+  let searchSeq = 0;
+  const onSearchInput = (input) => {
+    clearTimeout(searchTimer);
+    searchTimer = setTimeout(() => void runSearch(input.value), 250);
+  };
+
+  /** A snippet with [matches] marked: text nodes and <mark>, never HTML from the server. */
+  const snippetNode = (text) => {
+    const p = document.createElement('span');
+    p.className = 'search-snippet';
+    const parts = String(text || '').split(/(\[[^\]]*\])/);
+    for (const part of parts) {
+      if (/^\[[^\]]*\]$/.test(part)) {
+        const m = document.createElement('mark');
+        m.textContent = part.slice(1, -1);
+        p.appendChild(m);
+      } else if (part) p.appendChild(document.createTextNode(part));
+    }
+    return p;
+  };
+
+  const runSearch = async (q) => {
+    const ul = $('[data-search-results]');
+    if (!ul) return;
+    const mine = ++searchSeq;
+    if (!q.trim()) {
+      ul.replaceChildren();
+      ul.hidden = true;
+      return;
+    }
+    let results = [];
+    try {
+      const res = await fetch(`${BASE}/api/search?q=${encodeURIComponent(q.trim())}`, { credentials: 'same-origin', headers: { Accept: 'application/json' } });
+      if (!res.ok) throw new Error(String(res.status));
+      results = (await res.json()).results || [];
+    } catch (_) {
+      results = null;
+    }
+    if (mine !== searchSeq) return;
+    ul.replaceChildren();
+    ul.hidden = false;
+    if (!results || !results.length) {
+      const li = document.createElement('li');
+      li.className = 'search-empty';
+      li.textContent = results ? 'No matches' : 'Search failed';
+      ul.appendChild(li);
+      return;
+    }
+    // One row per chat: its best hit (a title hit and a message hit of the same chat say the same).
+    const seen = new Set();
+    results = results.filter((r) => !seen.has(r.chat_id) && seen.add(r.chat_id));
+    for (const r of results.slice(0, 20)) {
+      const li = document.createElement('li');
+      li.dataset.searchResult = r.message_id || '';
+      const a = document.createElement('a');
+      const url = `${BASE}/chat/${encodeURIComponent(r.chat_id)}`;
+      a.href = url;
+      a.className = 'search-link';
+      a.setAttribute('hx-get', url);
+      a.setAttribute('hx-target', '#chat-content');
+      a.setAttribute('hx-select', '#chat-content');
+      a.setAttribute('hx-swap', 'outerHTML');
+      a.setAttribute('hx-push-url', 'true');
+      const title = document.createElement('span');
+      title.className = 'search-title';
+      title.textContent = r.title || 'Untitled chat';
+      a.append(title, snippetNode(r.snippet));
+      li.appendChild(a);
+      ul.appendChild(li);
+    }
+    if (window.htmx) window.htmx.process(ul);
+  };
+
+  // ---- share
+
+  const shareBox = () => view() && $('[data-share-box]', view());
+  const shareStatus = (text) => {
+    const s = view() && $('[data-share-status]', view());
+    if (s) s.textContent = text;
+  };
+
+  const createShare = async () => {
+    const id = shownChatId();
+    const box = shareBox();
+    if (!id || !box) return;
+    try {
+      const res = await request('POST', `${BASE}/api/chats/${encodeURIComponent(id)}/share`);
+      if (!res.ok) throw new Error(String(res.status));
+      const body = await res.json();
+      let url = body.url || '';
+      if (!/^https?:/i.test(url)) url = location.origin + (BASE && !url.startsWith(`${BASE}/`) ? BASE : '') + url;
+      box.hidden = false;
+      const input = $('[data-share-url]', box);
+      input.value = url;
+      input.focus();
+      input.select();
+      shareStatus('Anyone with this link can read this chat.');
+    } catch (_) {
+      box.hidden = false;
+      shareStatus('Could not create a share link.');
+    }
+  };
+
+  const revokeShare = async () => {
+    const id = shownChatId();
+    if (!id) return;
+    try {
+      const res = await request('DELETE', `${BASE}/api/chats/${encodeURIComponent(id)}/share`);
+      if (!res.ok) throw new Error(String(res.status));
+      const input = shareBox() && $('[data-share-url]', shareBox());
+      if (input) input.value = '';
+      shareStatus('Share links revoked.');
+    } catch (_) {
+      shareStatus('Could not revoke the share links.');
+    }
+  };
+
+  const copyShare = async () => {
+    const input = shareBox() && $('[data-share-url]', shareBox());
+    if (!input || !input.value) return;
+    let ok = false;
+    try {
+      await navigator.clipboard.writeText(input.value);
+      ok = true;
+    } catch (_) {
+      ok = legacyCopy(input.value);
+    }
+    if (ok) api.lastCopied = input.value;
+    shareStatus(ok ? 'Link copied.' : 'Copy failed: select the link and copy it.');
+  };
+
+  // ---- import
+
+  const importChat = async (input) => {
+    const file = input.files && input.files[0];
+    input.value = '';
+    const err = $('[data-import-error]');
+    if (err) err.textContent = '';
+    if (!file) return;
+    try {
+      const text = await file.text();
+      let json;
+      try {
+        json = JSON.parse(text);
+      } catch (_) {
+        throw new Error('That file is not JSON.');
+      }
+      const res = await request('POST', `${BASE}/api/chats/import`, json);
+      if (!res.ok) throw new Error(res.status === 400 ? 'That file is not a chat export.' : `Import failed (${res.status}).`);
+      const body = await res.json();
+      location.assign(`${BASE}/chat/${encodeURIComponent(body.id)}`);
+    } catch (e) {
+      if (err) err.textContent = e && e.message ? e.message : 'Import failed.';
+    }
+  };
+
+  // ---- usage
+
+  let usageTimer = null;
+  const refreshUsage = async () => {
+    const el = $('[data-usage]');
+    if (!el) return;
+    try {
+      const res = await fetch(`${BASE}/api/usage`, { credentials: 'same-origin', headers: { Accept: 'application/json' } });
+      if (!res.ok) return;
+      const u = await res.json();
+      const n = (x) => Number(x || 0).toLocaleString('en');
+      el.textContent = `Usage: ${n(u.total_tokens)} tokens · ${n(u.messages)} answers`;
+      el.title = `Prompt ${n(u.prompt_tokens)} · completion ${n(u.completion_tokens)} tokens`;
+      el.dataset.totalTokens = String(u.total_tokens || 0);
+    } catch (_) {
+      /* keep the old figure */
+    }
+  };
+  const scheduleUsage = () => {
+    clearTimeout(usageTimer);
+    usageTimer = setTimeout(() => void refreshUsage(), 800);
+  };
+
+  /** Clicks of the feature controls; true when handled. */
+  const featureClick = (t) => {
+    const toggle = t.closest('[data-settings-toggle]');
+    if (toggle) {
+      const panel = view() && $('[data-settings-panel]', view());
+      if (panel) {
+        panel.hidden = !panel.hidden;
+        toggle.setAttribute('aria-expanded', String(!panel.hidden));
+        if (!panel.hidden) {
+          const first = $('[data-setting]', panel);
+          if (first) first.focus();
+        }
+      }
+      return true;
+    }
+    const remove = t.closest('[data-attach-remove]');
+    if (remove) {
+      pendingFiles = pendingFiles.filter((f) => f.id !== remove.dataset.attachRemove);
+      renderPending();
+      return true;
+    }
+    const regen = t.closest('[data-regenerate]');
+    if (regen) {
+      const el = regen.closest('[data-message-id]');
+      if (el) regenerate(el);
+      return true;
+    }
+    const prev = t.closest('[data-version-prev]');
+    const next = t.closest('[data-version-next]');
+    if (prev || next) {
+      const el = (prev || next).closest('[data-message-id]');
+      const all = versionsOf(el);
+      const idx = el.dataset.versionShown ? Number(el.dataset.versionShown) : all.length - 1;
+      void showVersion(el, idx + (prev ? -1 : 1));
+      return true;
+    }
+    if (t.closest('[data-share]')) {
+      void createShare();
+      return true;
+    }
+    if (t.closest('[data-share-revoke]')) {
+      void revokeShare();
+      return true;
+    }
+    if (t.closest('[data-share-copy]')) {
+      void copyShare();
+      return true;
+    }
+    if (t.closest('[data-search-results] a')) {
+      const ul = $('[data-search-results]');
+      if (ul) ul.hidden = true;
+      setSidebarOpen(false);
+      return false;
+    }
+    return false;
+  };
+
   // ---------------------------------------------------------------- Page (first load and every swap)
 
   let hydrateQueued = false;
@@ -1249,6 +1845,7 @@
     hydratedView = v;
     if (v.dataset.pageTitle) document.title = v.dataset.pageTitle;
     for (const el of $$('[data-message-id]', v)) renderMessage(el);
+    hydrateComposerTools(v);
     markActiveChat();
     resubscribe();
     updateComposer();
@@ -1274,6 +1871,8 @@
     if (!history.state) history.replaceState({ htmx: true }, document.title, location.href);
     hydrate();
     socket.connect();
+    void loadModels();
+    void refreshUsage();
   };
   if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', start);
   else start();

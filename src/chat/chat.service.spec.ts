@@ -400,7 +400,7 @@ describe('ChatService', () => {
       messages.findOwned.mockResolvedValueOnce(messageRow({ id: 'u1', role: 'user', content: 'q' }));
       await expect(service.resume({ message_id: 'u1', after_seq: 0 }, connectionId, USER)).rejects.toMatchObject({ code: 'not_found' });
       expect(generations.replay).not.toHaveBeenCalled();
-      expect(registry.get(connectionId)!.rooms.size).toBe(0);
+      expect(registry.get(connectionId)!.rooms?.size ?? 0).toBe(0);
     });
   });
 

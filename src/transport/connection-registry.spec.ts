@@ -154,7 +154,7 @@ describe('ConnectionRegistry', () => {
       registry.publish('room', piece(2));
       const end = { type: 'agent_response_end', chat_id: 'c1', message_id: 'm1', seq: 2, status: 'complete', content: 'p1p2' };
       registry.publish('room', end);
-      expect(registry.get(id)!.sentSeq.has('m1')).toBe(false);
+      expect(registry.get(id)!.sentSeq?.has('m1') ?? false).toBe(false);
       // a later resume replays from the start: accepted again, end included
       expect(registry.send(id, piece(1))).toBe(true);
       expect(registry.send(id, end)).toBe(true);
@@ -172,7 +172,7 @@ describe('ConnectionRegistry', () => {
       registry.publish('room', { type: 'error', code: 'upstream_timeout', message: 't', message_id: 'm1' });
       registry.publish('room', { type: 'error', code: 'upstream_timeout', message: 't', message_id: 'm1' });
       expect(sent(socket).map((f) => f.type)).toEqual(['agent_response', 'error', 'error']);
-      expect(registry.get(id)!.sentSeq.get('m1')).toBe(3);
+      expect(registry.get(id)!.sentSeq?.get('m1')).toBe(3);
     });
   });
 

@@ -14,11 +14,12 @@ export interface Connection {
   readonly id: string;
   readonly socket: WebSocket;
   /** Rooms this connection watches (e.g. `chat:<uuid>`). */
-  readonly rooms: Set<string>;
+  /** Created on first join: most of an idle socket's memory is what it does not allocate. */
+  rooms?: Set<string>;
   /** Answered the last ping. */
   alive: boolean;
   /** Highest `seq` sent per message, so a connection never receives the same piece twice. */
-  readonly sentSeq: Map<string, number>;
+  sentSeq?: Map<string, number>;
   /**
    * Messages being replayed to this connection: their live frames wait here until the replay is done
    * (`null` once the replay sent the message's end: that is the whole answer, later live frames are dropped).
@@ -26,8 +27,6 @@ export interface Connection {
   held?: Map<string, Array<{ frame: Frame; data: string | undefined }> | null>;
   /** Set by the upgrade check; undefined only where no check is configured. */
   user?: ConnectionUser;
-  /** Free slot for modules that attach per-connection facts. */
-  readonly data: Record<string, unknown>;
 }
 
 const CONNECTION_ID = Symbol('connectionId');
@@ -66,10 +65,7 @@ export class ConnectionRegistry {
       id: randomUUID(),
       socket,
       user,
-      rooms: new Set(),
       alive: true,
-      sentSeq: new Map(),
-      data: {},
     };
     (socket as unknown as Record<symbol, string>)[CONNECTION_ID] = connection.id;
     this.connections.set(connection.id, connection);
@@ -80,7 +76,7 @@ export class ConnectionRegistry {
   remove(id: string): void {
     const connection = this.connections.get(id);
     if (!connection) return;
-    for (const room of connection.rooms) this.leave(id, room);
+    for (const room of connection.rooms ?? []) this.leave(id, room);
     this.connections.delete(id);
     if (connection.user) {
       const left = (this.perUser.get(connection.user.id) ?? 1) - 1;
@@ -115,8 +111,8 @@ export class ConnectionRegistry {
 
   join(id: string, room: string): void {
     const connection = this.connections.get(id);
-    if (!connection || connection.rooms.has(room)) return;
-    connection.rooms.add(room);
+    if (!connection || connection.rooms?.has(room)) return;
+    (connection.rooms ??= new Set()).add(room);
     let members = this.rooms.get(room);
     if (!members) {
       this.rooms.set(room, (members = new Set()));
@@ -128,7 +124,7 @@ export class ConnectionRegistry {
   leave(id: string, room: string): void {
     const connection = this.connections.get(id);
     if (!connection) return;
-    connection.rooms.delete(room);
+    connection.rooms?.delete(room);
     const members = this.rooms.get(room);
     if (!members) return;
     members.delete(connection);
@@ -139,7 +135,7 @@ export class ConnectionRegistry {
   }
 
   isInRoom(id: string, room: string): boolean {
-    return this.connections.get(id)?.rooms.has(room) ?? false;
+    return this.connections.get(id)?.rooms?.has(room) ?? false;
   }
 
   /** Sends one frame to one connection; false when it is gone or the frame was already sent. */
@@ -200,12 +196,12 @@ export class ConnectionRegistry {
     if (messageId !== undefined) {
       const seq = frame.seq as number | undefined;
       if (frame.type === 'agent_response_end') {
-        connection.sentSeq.delete(messageId);
+        connection.sentSeq?.delete(messageId);
         // The end clears the seq guard, so held live frames would pass it again: drop them instead.
         if (replay && connection.held?.has(messageId)) connection.held.set(messageId, null);
       } else if (seq !== undefined) {
-        if (seq <= (connection.sentSeq.get(messageId) ?? 0)) return false;
-        connection.sentSeq.set(messageId, seq);
+        if (seq <= (connection.sentSeq?.get(messageId) ?? 0)) return false;
+        (connection.sentSeq ??= new Map()).set(messageId, seq);
       }
     }
     connection.socket.send(data ?? JSON.stringify(frame));
