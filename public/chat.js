@@ -1347,7 +1347,25 @@
     select.value = prefs.model || defaultModel;
   };
 
+  /** A stored chat's own settings win over the choices carried from the previous chat. */
+  const adoptChatSettings = (root) => {
+    const section = root.matches && root.matches('[data-chat-settings]') ? root : $('[data-chat-settings]', root);
+    let stored = null;
+    try {
+      stored = section && section.dataset.chatSettings ? JSON.parse(section.dataset.chatSettings) : null;
+    } catch (_) {
+      stored = null;
+    }
+    if (!stored || typeof stored !== 'object') return;
+    for (const key of ['model', 'temperature', 'max_tokens', 'system_prompt']) {
+      prefs[key] = stored[key] === undefined || stored[key] === null ? '' : String(stored[key]);
+    }
+    prefs.thinking = stored.thinking !== false;
+    changed.clear();
+  };
+
   const hydrateComposerTools = (root) => {
+    adoptChatSettings(root);
     fillModels(root);
     const think = $('[data-thinking]', root);
     if (think) think.checked = prefs.thinking;

@@ -43,11 +43,12 @@ export class ChatPagesController {
     await this.render(user, req, res, chat, messages);
   }
 
-  private async render(user: AuthUser, req: Request, res: Response, chat: ChatView | null, messages: MessageView[]): Promise<void> {
+  private async render(user: AuthUser, req: Request, res: Response, chat: (ChatView & { settings?: object }) | null, messages: MessageView[]): Promise<void> {
     const chats = (await this.chat.listChats(user.id)).map((c) => ({ id: c.id, title: c.title, active: c.id === chat?.id }));
     const model = {
       pageTitle: chat ? chat.title : 'New chat',
-      chat: chat ? { id: chat.id, title: chat.title } : null,
+      // The chat's stored settings, for the page's model picker, thinking toggle and settings panel.
+      chat: chat ? { id: chat.id, title: chat.title, settings: JSON.stringify(chat.settings ?? {}) } : null,
       chats,
       messages: messages.map((m) => ({ ...m, reasoning: m.reasoning ?? null, seq: m.seq ?? null })),
       model: this.llm.defaultModel,

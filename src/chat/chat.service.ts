@@ -206,7 +206,7 @@ export class ChatService {
     return (await this.chats.list(userId)).map(toChatView);
   }
 
-  async getChat(id: string, userId: string): Promise<ChatView & { messages: MessageView[] }> {
+  async getChat(id: string, userId: string): Promise<ChatView & { settings: ChatSettings; messages: MessageView[] }> {
     const chat = await this.requireChat(id, userId);
     const rows = await this.messages.listByChat(id);
     const fileIds = rows.flatMap((row) => (row.attachments ? (JSON.parse(row.attachments) as string[]) : []));
@@ -216,7 +216,7 @@ export class ChatService {
       if (row.attachments) view.attachments = (JSON.parse(row.attachments) as string[]).flatMap((fid) => files.get(fid) ?? []);
       return view;
     });
-    return { ...toChatView(chat), messages };
+    return { ...toChatView(chat), settings: JSON.parse(chat.settings) as ChatSettings, messages };
   }
 
   /** One message of the user's, current or a previous version. */

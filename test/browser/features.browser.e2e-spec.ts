@@ -163,6 +163,13 @@ describe('chat features in Chromium', () => {
     expect(again.model).toBe('deepseek-v4-pro');
     expect(again.max_tokens).toBe(321);
 
+    // The chat's stored settings are shown in the page after a reload.
+    await page.reload();
+    await page.locator('[data-connection="connected"]').waitFor();
+    await page.waitForFunction(() => (document.querySelector('[data-model-picker]') as HTMLSelectElement | null)?.value === 'deepseek-v4-pro');
+    expect(await page.locator('[data-setting="max_tokens"]').inputValue()).toBe('321');
+    expect(await page.locator('[data-thinking]').isChecked()).toBe(false);
+
     // The usage view counts the answers (the fake reports usage).
     await page.waitForFunction(() => Number(document.querySelector<HTMLElement>('[data-usage]')?.dataset.totalTokens ?? 0) > 0);
     expect(await page.locator('[data-usage]').textContent()).toMatch(/Usage: [\d,]+ tokens/);
