@@ -8,7 +8,6 @@ import { cpSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync } from
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chromium } from 'playwright-core';
 import { Observable, of } from 'rxjs';
 import request from 'supertest';
 import type { WebSocket } from 'ws';
@@ -26,13 +25,13 @@ import {
   MessageHandler,
 } from '../src';
 import { FakeDeepSeek } from './fakes/deepseek.fake';
+import { launchChromium } from './support/browser';
 import { tempDatabaseUrl } from './support/app';
 import { ServerProcess } from './support/server-process';
 import { AnyFrame, upgradeStatus, WsTestClient } from './support/ws-client';
 
 const ROOT = join(__dirname, '..');
 const TSC = join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
-const CHROMIUM = '/usr/bin/chromium';
 
 /** Runs a command; its whole output in the error when it fails (tsc writes its errors to stdout). */
 function run(command: string, args: string[], cwd: string): string {
@@ -183,7 +182,7 @@ describe('embedding: examples/host-app on the packed library (e2e)', () => {
   });
 
   it('runs the page script under the prefix in Chromium: socket, streaming, links, delete', async () => {
-    const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu'] });
+    const browser = await launchChromium();
     try {
       const context = await browser.newContext();
       await context.addCookies([{ name: 'host_session', value: 'bob-token', url }]);

@@ -4,15 +4,15 @@
  * page hooks of PROTOCOL.md (plus the page's own controls: copy, rename, delete). Every test also
  * fails on any CSP violation or console error. Screenshots go to /tmp/chat*.png (not committed).
  */
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Browser, BrowserContext, chromium, Page } from 'playwright-core';
+import { Browser, BrowserContext, Page } from 'playwright-core';
 import { FakeDeepSeek } from '../fakes/deepseek.fake';
+import { cspViolations, launchChromium } from '../support/browser';
 import { startApp } from '../support/app';
 import { WsTestClient } from '../support/ws-client';
 
-const CHROMIUM = '/usr/bin/chromium';
 const UUID_PATH = /\/chat\/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const BOX = 'form[data-chat-form] textarea[name=content]';
 const ASSISTANT = '[data-message-id][data-role="assistant"]';
@@ -32,12 +32,6 @@ describe('chat page in Chromium', () => {
   let pages: Page[];
 
   beforeAll(async () => {
-    if (!existsSync(CHROMIUM)) {
-      throw new Error(
-        `Chromium is missing at ${CHROMIUM}. The browser tests need Debian's package: ` +
-          'run `apt-get update && apt-get install -y chromium` (CI installs it).',
-      );
-    }
     dataDir = mkdtempSync(join(tmpdir(), 'chat-browser-'));
     fake = await FakeDeepSeek.start();
     app = await startApp({
@@ -46,10 +40,7 @@ describe('chat page in Chromium', () => {
       DATABASE_URL: `sqlite:${join(dataDir, 'chat.db')}`,
       AUTH_MODE: 'none',
     });
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
-    });
+    browser = await launchChromium();
   });
 
   afterAll(async () => {
@@ -67,11 +58,7 @@ describe('chat page in Chromium', () => {
 
   afterEach(async () => {
     // Every test also proves the strict CSP held: no violation event on any page it opened.
-    const violations: string[] = [];
-    for (const page of pages) {
-      if (page.isClosed()) continue;
-      violations.push(...(await page.evaluate(() => (window as unknown as { __csp?: string[] }).__csp ?? []).catch(() => [])));
-    }
+    const violations = await cspViolations(pages);
     await context?.close();
     expect(violations).toEqual([]);
   });

@@ -4,15 +4,15 @@
  * share links, import, attachments, regenerate with its version switcher and the usage view.
  * Every test also fails on any CSP violation or page error. Screenshot: /tmp/features.png.
  */
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Browser, BrowserContext, chromium, Page } from 'playwright-core';
+import { Browser, BrowserContext, Page } from 'playwright-core';
 import { FakeDeepSeek } from '../fakes/deepseek.fake';
+import { cspViolations, launchChromium } from '../support/browser';
 import { startApp } from '../support/app';
 import { WsTestClient } from '../support/ws-client';
 
-const CHROMIUM = '/usr/bin/chromium';
 const UUID_PATH = /\/chat\/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const BOX = 'form[data-chat-form] textarea[name=content]';
 const ASSISTANT = '[data-message-id][data-role="assistant"]';
@@ -30,7 +30,6 @@ describe('chat features in Chromium', () => {
   let pages: Page[];
 
   beforeAll(async () => {
-    if (!existsSync(CHROMIUM)) throw new Error(`Chromium is missing at ${CHROMIUM} (apt-get install -y chromium).`);
     dataDir = mkdtempSync(join(tmpdir(), 'chat-features-'));
     fake = await FakeDeepSeek.start();
     app = await startApp({
@@ -42,10 +41,7 @@ describe('chat features in Chromium', () => {
       // Small, so that one long message pushes older turns out of the context.
       CONTEXT_TOKENS: '400',
     });
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
-    });
+    browser = await launchChromium();
   });
 
   afterAll(async () => {
@@ -62,11 +58,7 @@ describe('chat features in Chromium', () => {
   });
 
   afterEach(async () => {
-    const violations: string[] = [];
-    for (const page of pages) {
-      if (page.isClosed()) continue;
-      violations.push(...(await page.evaluate(() => (window as unknown as { __csp?: string[] }).__csp ?? []).catch(() => [])));
-    }
+    const violations = await cspViolations(pages);
     await context?.close();
     expect(violations).toEqual([]);
     expect(problems).toEqual([]);

@@ -4,15 +4,15 @@
  * its off-by-one bug, as in test/solver.e2e-spec.ts). Every test also fails on any CSP violation or
  * page error. A screenshot goes to /tmp/solver.png (not committed).
  */
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Browser, BrowserContext, chromium, Page } from 'playwright-core';
+import { Browser, BrowserContext, Page } from 'playwright-core';
 import { FakeDeepSeek, Scenario } from '../fakes/deepseek.fake';
 import { CALC_FILES, CALC_FIX_DIFF, CALC_ISSUE, FakeGithub } from '../fakes/github.fake';
+import { cspViolations, launchChromium } from '../support/browser';
 import { startApp } from '../support/app';
 
-const CHROMIUM = '/usr/bin/chromium';
 const ISSUE_URL = 'https://github.com/octo/calc/issues/7';
 const RUN_PATH = /\/solver\/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const URL_BOX = 'form[data-solver-form] input[name=issue_url]';
@@ -50,7 +50,6 @@ describe('Solver page in Chromium', () => {
   };
 
   beforeAll(async () => {
-    if (!existsSync(CHROMIUM)) throw new Error(`Chromium is missing at ${CHROMIUM}: apt-get install -y chromium`);
     dataDir = mkdtempSync(join(tmpdir(), 'solver-browser-'));
     model = await FakeDeepSeek.start();
     github = await FakeGithub.start();
@@ -66,10 +65,7 @@ describe('Solver page in Chromium', () => {
       RATE_LIMIT_PER_MINUTE: '0',
       DATABASE_URL: `sqlite:${join(dataDir, 'chat.db')}`,
     });
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
-    });
+    browser = await launchChromium();
   });
 
   afterAll(async () => {
@@ -93,11 +89,7 @@ describe('Solver page in Chromium', () => {
   });
 
   afterEach(async () => {
-    const violations: string[] = [];
-    for (const page of pages) {
-      if (page.isClosed()) continue;
-      violations.push(...(await page.evaluate(() => (window as unknown as { __csp?: string[] }).__csp ?? []).catch(() => [])));
-    }
+    const violations = await cspViolations(pages);
     await context?.close();
     expect(violations).toEqual([]);
     expect(problems).toEqual([]);

@@ -2,14 +2,13 @@
  * Hostile model output and hostile user text through both renderers (the server's template and the
  * page's Markdown renderer), in a real Chromium: nothing may run and no dangerous markup may survive.
  */
-import { existsSync } from 'node:fs';
-import { Browser, chromium } from 'playwright-core';
+import { Browser } from 'playwright-core';
 import request from 'supertest';
 import { FakeDeepSeek } from '../fakes/deepseek.fake';
+import { launchChromium } from '../support/browser';
 import { RunningApp, startApp } from '../support/app';
 import { WsTestClient } from '../support/ws-client';
 
-const CHROMIUM = '/usr/bin/chromium';
 jest.setTimeout(90_000);
 
 /** After the OWASP XSS filter-evasion cheat sheet: each would set window.__xss if it ran. */
@@ -70,10 +69,9 @@ describe('XSS payloads are inert in both renderers (Chromium)', () => {
   let browser: Browser;
 
   beforeAll(async () => {
-    if (!existsSync(CHROMIUM)) throw new Error(`Chromium is missing at ${CHROMIUM}: apt-get install -y chromium`);
     fake = await FakeDeepSeek.start();
     server = await startApp({ DEEPSEEK_BASE_URL: fake.baseUrl, DEEPSEEK_API_KEY: 'test-key' });
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'] });
+    browser = await launchChromium();
   });
   afterAll(async () => {
     await browser?.close();

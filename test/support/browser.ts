@@ -1,0 +1,26 @@
+import { existsSync } from 'node:fs';
+import { Browser, chromium, Page } from 'playwright-core';
+
+/** Debian's Chromium (CI installs the package); the flags this closed network needs. */
+export const CHROMIUM = '/usr/bin/chromium';
+
+/** Launches headless Chromium, or fails the suite with how to install it (never skips). */
+export async function launchChromium(): Promise<Browser> {
+  if (!existsSync(CHROMIUM)) {
+    throw new Error(`Chromium is missing at ${CHROMIUM}. The browser tests need Debian's package: run \`apt-get update && apt-get install -y chromium\` (CI installs it).`);
+  }
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
+  });
+}
+
+/** The CSP violations the pages' init scripts recorded in `window.__csp` (closed pages are skipped). */
+export async function cspViolations(pages: Page[]): Promise<string[]> {
+  const violations: string[] = [];
+  for (const page of pages) {
+    if (page.isClosed()) continue;
+    violations.push(...(await page.evaluate(() => (window as unknown as { __csp?: string[] }).__csp ?? []).catch(() => [])));
+  }
+  return violations;
+}
