@@ -24,6 +24,8 @@ import { Outcome, RunChannel, SolverPipeline } from './solver.pipeline';
 export class SolverService implements OnModuleInit, BeforeApplicationShutdown {
   private readonly logger = new Logger(SolverService.name);
   private readonly running = new Map<string, SolverRun>();
+  /** The pending row writes of each run, chained so they land in order. */
+  private readonly writes = new Map<string, Promise<void>>();
   private accepting = true;
 
   constructor(
@@ -193,8 +195,20 @@ export class SolverService implements OnModuleInit, BeforeApplicationShutdown {
     if (!run.ended) this.fanout.publish(run.room, frame);
   }
 
-  /** Writes to the run's row; a failed write is logged, never fatal (the frames are the contract). */
-  private async save(run: SolverRun, changes: SolverRunChanges): Promise<void> {
+  /**
+   * Writes to the run's row in the order they were made (with a PostgreSQL pool, two writes left
+   * running at once may land in either order); a failed write is logged, never fatal.
+   */
+  private save(run: SolverRun, changes: SolverRunChanges): Promise<void> {
+    const next = (this.writes.get(run.id) ?? Promise.resolve()).then(() => this.write(run, changes));
+    this.writes.set(run.id, next);
+    void next.then(() => {
+      if (this.writes.get(run.id) === next) this.writes.delete(run.id);
+    });
+    return next;
+  }
+
+  private async write(run: SolverRun, changes: SolverRunChanges): Promise<void> {
     try {
       await this.runs.update(run.id, { ...changes, ...(run.usageSeen ? { usage: JSON.stringify(run.usage) } : {}) });
     } catch (error) {
