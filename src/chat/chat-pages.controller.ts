@@ -2,16 +2,10 @@ import { Controller, Get, Header, Param, Redirect, Req, Res } from '@nestjs/comm
 import type { Request, Response } from 'express';
 import { AuthUser } from '../auth/auth-user';
 import { CurrentUser, Public } from '../auth/auth.decorators';
-import { AppError } from '../common/app-error';
+import { assertUuid } from '../common/uuid';
 import { MountPoint } from '../common/mount';
 import { LlmProvider } from '../llm/llm.provider';
 import { ChatService, ChatView, MessageView } from './chat.service';
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
-export function assertUuid(id: string, what = 'chat'): void {
-  if (!UUID.test(id)) throw new AppError('not_found', `no such ${what}`);
-}
 
 /** The chat pages: the whole page, or only `chat_content` for an HTMX swap. */
 @Controller()

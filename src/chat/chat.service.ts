@@ -4,6 +4,7 @@ import { nowIso } from '../common/clock';
 import { RateLimits } from '../auth/rate-limits';
 import { AppError } from '../common/app-error';
 import { Environment } from '../config/environment';
+import { storedEndFrame } from '../generation/generation';
 import { GenerationService } from '../generation/generation.service';
 import { LlmProvider } from '../llm/llm.provider';
 import { ChatRow, ChatsRepository } from '../storage/chats.repository';
@@ -188,7 +189,7 @@ export class ChatService {
       await this.fanout.join(connectionId, chatRoom(message.chat_id));
       if (await this.generations.replay(connectionId, message.id, dto.after_seq)) return;
       const fresh = (await this.messages.findById(message.id)) ?? message;
-      this.registry.sendReplay(connectionId, this.storedEndFrame(fresh));
+      this.registry.sendReplay(connectionId, storedEndFrame(fresh));
     } finally {
       this.registry.release(connectionId, message.id);
     }
@@ -297,16 +298,6 @@ export class ChatService {
       view.model = row.model;
     }
     return view;
-  }
-
-  private storedEndFrame(row: MessageRow): Frame {
-    const frame: Frame = withId(
-      { type: 'agent_response_end', chat_id: row.chat_id, message_id: row.id, seq: row.seq, status: row.status, content: row.content },
-      row.request_id ?? undefined,
-    );
-    if (row.reasoning) frame.reasoning = row.reasoning;
-    if (row.usage) frame.usage = JSON.parse(row.usage);
-    return frame;
   }
 
   /** The chat when it is this user's; another user's chat is as unknown as a missing one. */

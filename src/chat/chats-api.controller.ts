@@ -4,7 +4,7 @@ import { AuthUser } from '../auth/auth-user';
 import { CurrentUser } from '../auth/auth.decorators';
 import { AppError } from '../common/app-error';
 import { parseImport, toExport, toMarkdown } from './chat-transfer';
-import { assertUuid } from './chat-pages.controller';
+import { assertUuid } from '../common/uuid';
 import { ChatService } from './chat.service';
 import { RenameChatDto } from './dto/rename-chat.dto';
 

@@ -6,7 +6,7 @@ import { MessagesRepository } from '../storage/messages.repository';
 import { ConnectionRegistry } from '../transport/connection-registry';
 import { Fanout } from '../transport/fanout';
 import { Frame, MessageStatus } from '../transport/frames';
-import { Generation, GenerationSpec } from './generation';
+import { Generation, GenerationSpec, storedEndFrame } from './generation';
 import { MetricsService } from '../metrics/metrics.service';
 import { RedisService } from '../redis/redis.service';
 import { StopRegistry } from './stop.registry';
@@ -303,16 +303,7 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
       }
       if (!(await this.messages.interruptIfStreaming(row.id, text))) continue;
       this.logger.warn(`answer ${row.id} of a dead instance marked interrupted`);
-      const frame: Frame = {
-        type: 'agent_response_end',
-        chat_id: row.chat_id,
-        message_id: row.id,
-        seq: text.seq,
-        status: 'interrupted',
-        content: text.content,
-        ...(text.reasoning ? { reasoning: text.reasoning } : {}),
-        ...(row.request_id ? { id: row.request_id } : {}),
-      };
+      const frame = storedEndFrame({ ...row, ...text, status: 'interrupted' });
       // The chat's room name (chat.service's chatRoom): the one place generation/ spells it.
       this.fanout.publish(`chat:${row.chat_id}`, frame);
     }

@@ -1,6 +1,7 @@
 import { Subscription } from 'rxjs';
 import { ErrorCode } from '../common/app-error';
 import { LlmRequest, LlmUsage } from '../llm/llm.provider';
+import { MessageRow } from '../storage/messages.repository';
 import { Frame, MessageStatus, SequencedFrame } from '../transport/frames';
 
 export interface GenerationSpec {
@@ -84,4 +85,13 @@ export class Generation {
     }
     return out;
   }
+}
+
+/** `agent_response_end` of a stored answer (its log no longer in memory, or its instance gone). */
+export function storedEndFrame(row: MessageRow): Frame {
+  const frame: Frame = { type: 'agent_response_end', chat_id: row.chat_id, message_id: row.id, seq: row.seq, status: row.status, content: row.content };
+  if (row.request_id) frame.id = row.request_id;
+  if (row.reasoning) frame.reasoning = row.reasoning;
+  if (row.usage) frame.usage = JSON.parse(row.usage);
+  return frame;
 }

@@ -2,7 +2,7 @@ import { Controller, Get, Param, Res } from '@nestjs/common';
 import type { Response } from 'express';
 import { AuthUser } from '../auth/auth-user';
 import { CurrentUser } from '../auth/auth.decorators';
-import { assertUuid } from '../chat/chat-pages.controller';
+import { assertUuid } from '../common/uuid';
 import { SolverRunRow } from '../storage/solver-runs.repository';
 import { SolverService } from './solver.service';
 
