@@ -27,7 +27,12 @@ export function isPostgres(db: Kysely<any>): boolean {
   return db.getExecutor().adapter instanceof PostgresAdapter;
 }
 
-export async function openDatabase(url: string): Promise<Kysely<Database>> {
+export interface DatabaseOptions {
+  /** SQLite's `synchronous` pragma (WAL mode): see `Environment.SQLITE_SYNCHRONOUS`. */
+  sqliteSynchronous?: 'normal' | 'full';
+}
+
+export async function openDatabase(url: string, options: DatabaseOptions = {}): Promise<Kysely<Database>> {
   if (/^postgres(ql)?:\/\//.test(url)) return openPostgres(url);
   if (!url.startsWith('sqlite:')) {
     throw new Error(`DATABASE_URL "${redactUrl(url)}": use sqlite:<path> or postgres://…`);
@@ -36,6 +41,8 @@ export async function openDatabase(url: string): Promise<Kysely<Database>> {
   if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
   const sqlite = new SqliteDatabase(path);
   sqlite.pragma('journal_mode = WAL');
+  // better-sqlite3 is synchronous: with `full`, every commit blocks the event loop for an fsync.
+  sqlite.pragma(`synchronous = ${options.sqliteSynchronous === 'full' ? 'FULL' : 'NORMAL'}`);
   sqlite.pragma('foreign_keys = ON');
   sqlite.pragma('busy_timeout = 5000');
   cacheStatements(sqlite);
@@ -105,5 +112,5 @@ export async function migrate(db: Kysely<Database>, schema?: string): Promise<vo
 export const databaseProvider: Provider = {
   provide: Kysely,
   inject: [Environment],
-  useFactory: (env: Environment) => openDatabase(env.DATABASE_URL),
+  useFactory: (env: Environment) => openDatabase(env.DATABASE_URL, { sqliteSynchronous: env.SQLITE_SYNCHRONOUS }),
 };
