@@ -9,7 +9,7 @@ import { GenerationService } from '../generation/generation.service';
 import { LlmProvider } from '../llm/llm.provider';
 import { ChatRow, ChatsRepository } from '../storage/chats.repository';
 import { FilesRepository } from '../storage/files.repository';
-import { MessageRow, MessagesRepository, NewMessage } from '../storage/messages.repository';
+import { MessageRow, MessagesRepository } from '../storage/messages.repository';
 import { ConnectionRegistry } from '../transport/connection-registry';
 import { Fanout } from '../transport/fanout';
 import { Frame } from '../transport/frames';
@@ -113,7 +113,7 @@ describe('ChatService', () => {
   beforeEach(async () => {
     chats = strictMock<ChatsRepository>('ChatsRepository', ['create', 'findById', 'findOwned', 'list', 'update', 'touch', 'delete']);
     messages = strictMock<MessagesRepository>('MessagesRepository', [
-      'insert',
+      'insertRows',
       'findById',
       'findOwned',
       'listByChat',
@@ -135,18 +135,8 @@ describe('ChatService', () => {
     files.findFiles.mockResolvedValue([]);
 
     stored = [];
-    messages.insert.mockImplementation(async (m: NewMessage) => {
-      // as the repository stores it: lists as JSON, empty ones as null
-      const json = (list?: string[]) => (list?.length ? JSON.stringify(list) : null);
-      const row = messageRow({
-        ...m,
-        model: m.model ?? null,
-        request_id: m.request_id ?? null,
-        attachments: json(m.attachments),
-        previous_versions: json(m.previous_versions),
-      });
-      stored.push(row);
-      return row;
+    messages.insertRows.mockImplementation(async (rows: MessageRow[]) => {
+      stored.push(...rows);
     });
     messages.listByChat.mockImplementation(async () => [...stored]);
     chats.touch.mockResolvedValue(undefined);
@@ -185,20 +175,26 @@ describe('ChatService', () => {
       expect(sentToConnection()).toEqual([{ type: 'chat_created', chat_id: chatId, title: 'Hello there', id: 'req-1' }]);
       expect(registry.isInRoom(connectionId, chatRoom(chatId))).toBe(true);
 
+      // both rows in one statement, the user's first; a new chat's history is not read back
       const [userRow, assistantRow] = stored;
-      expect(messages.insert.mock.calls).toEqual([
-        [{ id: userRow.id, chat_id: chatId, role: 'user', content: '  Hello\n there  ', status: 'complete', attachments: [] }],
-        [{ id: assistantRow.id, chat_id: chatId, role: 'assistant', content: '', status: 'streaming', model: 'fake-model', request_id: 'req-1' }],
-      ]);
+      expect(messages.insertRows.mock.calls).toEqual([[[userRow, assistantRow]]]);
+      expect(userRow).toEqual(
+        expect.objectContaining({ chat_id: chatId, role: 'user', content: '  Hello\n there  ', status: 'complete', attachments: null }),
+      );
+      expect(assistantRow).toEqual(
+        expect.objectContaining({ chat_id: chatId, role: 'assistant', content: '', status: 'streaming', model: 'fake-model', request_id: 'req-1', seq: 0 }),
+      );
+      expect(userRow.created_at < assistantRow.created_at).toBe(true);
+      expect(messages.listByChat).not.toHaveBeenCalled();
       expect(userRow.id).toMatch(UUID);
       expect(assistantRow.id).toMatch(UUID);
       expect(fanout.publish.mock.calls).toEqual([
         [
           `chat:${chatId}`,
-          { type: 'user_message', chat_id: chatId, message_id: userRow.id, content: '  Hello\n there  ', created_at: T, id: 'req-1' },
+          { type: 'user_message', chat_id: chatId, message_id: userRow.id, content: '  Hello\n there  ', created_at: userRow.created_at, id: 'req-1' },
         ],
       ]);
-      expect(chats.touch).toHaveBeenCalledWith(chatId);
+      expect(chats.touch).not.toHaveBeenCalled(); // created just now
       expect(generations.start.mock.calls).toEqual([
         [
           {
@@ -220,12 +216,11 @@ describe('ChatService', () => {
         ],
       ]);
 
-      const [storeUser, storeAssistant] = messages.insert.mock.invocationCallOrder;
+      const [storeBoth] = messages.insertRows.mock.invocationCallOrder;
       const published = fanout.publish.mock.invocationCallOrder[0];
       const started = generations.start.mock.invocationCallOrder[0];
-      expect(storeUser).toBeLessThan(published);
-      expect(published).toBeLessThan(storeAssistant);
-      expect(storeAssistant).toBeLessThan(started);
+      expect(storeBoth).toBeLessThan(published);
+      expect(published).toBeLessThan(started);
     });
 
     it('in an existing chat: merges options into its settings, stores them, and the turn uses them', async () => {
@@ -264,14 +259,17 @@ describe('ChatService', () => {
         maxTokens: 100,
       });
       expect(fanout.publish.mock.calls[0][1]).not.toHaveProperty('id');
-      expect(messages.insert.mock.calls[1][0]).toEqual(expect.objectContaining({ model: 'm1', request_id: null }));
+      expect(stored[3]).toEqual(expect.objectContaining({ role: 'assistant', model: 'm1', request_id: null }));
+      expect(chats.touch).not.toHaveBeenCalled(); // the settings update moved the chat's time
     });
 
-    it('without options leaves the stored settings alone', async () => {
+    it('without options leaves the stored settings alone, and moves the chat\'s time once the model request is out', async () => {
       chats.findOwned.mockResolvedValue(chatRow({ temperature: 1.5 }));
       await service.userMessage({ content: 'Hi', chat_id: CHAT_ID }, connectionId, USER);
       expect(chats.update).not.toHaveBeenCalled();
       expect(generations.start.mock.calls[0][0].request.temperature).toBe(1.5);
+      expect(chats.touch.mock.calls).toEqual([[CHAT_ID]]);
+      expect(generations.start.mock.invocationCallOrder[0]).toBeLessThan(chats.touch.mock.invocationCallOrder[0]);
     });
 
     it("an unknown (or another user's) chat_id is not_found; nothing is stored, published, started or counted", async () => {
@@ -279,7 +277,7 @@ describe('ChatService', () => {
       const attempt = service.userMessage({ id: 'r', content: 'Hi', chat_id: CHAT_ID }, connectionId, USER);
       await expect(attempt).rejects.toBeInstanceOf(AppError);
       await expect(attempt).rejects.toMatchObject({ code: 'not_found', details: { chat_id: CHAT_ID } });
-      expect(messages.insert).not.toHaveBeenCalled();
+      expect(messages.insertRows).not.toHaveBeenCalled();
       expect(fanout.publish).not.toHaveBeenCalled();
       expect(generations.start).not.toHaveBeenCalled();
       expect(limits.consumeMessage).not.toHaveBeenCalled();
@@ -294,7 +292,7 @@ describe('ChatService', () => {
         details: { retry_after_ms: 1234 },
       });
       expect(chats.create).not.toHaveBeenCalled();
-      expect(messages.insert).not.toHaveBeenCalled();
+      expect(messages.insertRows).not.toHaveBeenCalled();
       expect(socket.send).not.toHaveBeenCalled();
     });
 
@@ -307,7 +305,7 @@ describe('ChatService', () => {
       expect(generations.runningFor).toHaveBeenCalledWith(USER);
       expect(limits.checkRunning).toHaveBeenCalledWith(3);
       expect(limits.consumeMessage).not.toHaveBeenCalled();
-      expect(messages.insert).not.toHaveBeenCalled();
+      expect(messages.insertRows).not.toHaveBeenCalled();
     });
 
     it('without a configured model: stores and publishes the user message, then model_not_configured, no generation', async () => {
@@ -318,14 +316,14 @@ describe('ChatService', () => {
       expect(stored.map((m) => [m.role, m.content])).toEqual([['user', 'Hi']]);
       expect(fanout.publish.mock.calls.map(([room, frame]) => [room, frame.type])).toEqual([[chatRoom(CHAT_ID), 'user_message']]);
       expect(generations.start).not.toHaveBeenCalled();
-      expect(messages.insert).toHaveBeenCalledTimes(1); // no assistant message left streaming
+      expect(messages.insertRows).toHaveBeenCalledTimes(1); // no assistant message left streaming
     });
 
     it('while shutting down refuses before storing anything', async () => {
       generations.isAccepting = false;
       await expect(service.userMessage({ content: 'Hi' }, connectionId, USER)).rejects.toMatchObject({ code: 'shutting_down' });
       expect(chats.create).not.toHaveBeenCalled();
-      expect(messages.insert).not.toHaveBeenCalled();
+      expect(messages.insertRows).not.toHaveBeenCalled();
     });
   });
 

@@ -9,7 +9,7 @@ import { GenerationService } from '../generation/generation.service';
 import { LlmProvider } from '../llm/llm.provider';
 import { ChatRow, ChatsRepository } from '../storage/chats.repository';
 import { FilesRepository } from '../storage/files.repository';
-import { MessageRow, MessagesRepository } from '../storage/messages.repository';
+import { messageRow, MessageRow, MessagesRepository } from '../storage/messages.repository';
 import { ConnectionRegistry } from '../transport/connection-registry';
 import { Fanout } from '../transport/fanout';
 import { Frame } from '../transport/frames';
@@ -58,10 +58,16 @@ export class ChatService {
     private readonly files: FilesRepository,
   ) {}
 
+  /**
+   * A user turn. Before the model request: at most one read of the chat and its history, the
+   * chat's row for a new chat, and one insert of the user message with its answer's row; the
+   * chat's activity time is written after the request is on its way.
+   */
   async userMessage(dto: UserMessageDto, connectionId: string, userId: string): Promise<void> {
     if (!this.generations.isAccepting) throw new AppError('shutting_down', 'the server is shutting down; try again shortly');
+    const files = dto.attachments?.length ? await this.files.findFiles(dto.attachments, userId) : [];
     if (dto.attachments?.length) {
-      const owned = new Set((await this.files.findFiles(dto.attachments, userId)).map((f) => f.id));
+      const owned = new Set(files.map((f) => f.id));
       const missing = dto.attachments.find((id) => !owned.has(id));
       if (missing) throw new AppError('not_found', `attachment ${missing} does not exist`, { field: 'attachments' });
     }
@@ -75,8 +81,9 @@ export class ChatService {
     const room = chatRoom(chat.id);
     await this.fanout.join(connectionId, room);
 
-    const files = await this.files.findFiles(dto.attachments ?? [], userId);
-    const user = await this.messages.insert({
+    // A new chat's history is this message alone.
+    const earlier = existing ? await this.messages.listByChat(chat.id) : [];
+    const user = messageRow({
       id: randomUUID(),
       chat_id: chat.id,
       role: 'user',
@@ -84,11 +91,21 @@ export class ChatService {
       status: 'complete',
       attachments: files.map((f) => f.id),
     });
-    const userFrame: Frame = { type: 'user_message', chat_id: chat.id, message_id: user.id, content: user.content, created_at: user.created_at };
-    if (files.length) userFrame.attachments = files.map((f) => ({ id: f.id, name: f.name, size: f.size }));
-    this.publish(room, requestId, userFrame);
-    await this.chats.touch(chat.id);
-    await this.startAnswer({ chatId: chat.id, settings, history: await this.messages.listByChat(chat.id), userId, requestId });
+    await this.startAnswer({
+      chatId: chat.id,
+      settings,
+      history: earlier,
+      userMessage: user,
+      onUserStored: () => {
+        const frame: Frame = { type: 'user_message', chat_id: chat.id, message_id: user.id, content: user.content, created_at: user.created_at };
+        if (files.length) frame.attachments = files.map((f) => ({ id: f.id, name: f.name, size: f.size }));
+        this.publish(room, requestId, frame);
+      },
+      userId,
+      requestId,
+    });
+    // A new chat was created just now, and a settings update already moved its time.
+    if (existing && !dto.options) await this.chats.touch(chat.id);
   }
 
   /**
@@ -117,23 +134,33 @@ export class ChatService {
     });
   }
 
-  /** Creates the assistant message for the newest turn of `history` and starts its generation. */
+  /**
+   * Creates the assistant message for the newest turn of `history` (with `userMessage`, stored in
+   * the same statement, as that newest turn) and starts its generation.
+   */
   private async startAnswer(turn: {
     chatId: string;
     settings: ChatSettings;
     history: MessageRow[];
+    userMessage?: MessageRow;
+    onUserStored?: () => void;
     userId: string;
     requestId?: string;
     previousVersions?: string[];
   }): Promise<void> {
-    const { chatId, settings, userId, requestId } = turn;
+    const { chatId, settings, userId, requestId, userMessage } = turn;
     if (!this.llm.isConfigured()) {
+      // The user's message is kept (and shown) even though nothing can answer it.
+      if (userMessage) {
+        await this.messages.insertRows([userMessage]);
+        turn.onUserStored?.();
+      }
       throw new AppError('model_not_configured', 'no model API key is configured (set DEEPSEEK_API_KEY)', { chat_id: chatId });
     }
-    const history = await this.withAttachments(turn.history, userId);
+    const history = await this.withAttachments(userMessage ? [...turn.history, userMessage] : turn.history, userId);
     const context = buildContext(history, settings.system_prompt, this.env.CONTEXT_TOKENS);
     const model = settings.model ?? this.llm.defaultModel;
-    const assistant = await this.messages.insert({
+    const assistant = messageRow({
       id: randomUUID(),
       chat_id: chatId,
       role: 'assistant',
@@ -144,6 +171,8 @@ export class ChatService {
       previous_versions: turn.previousVersions,
       instance_id: this.generations.instanceId,
     });
+    await this.messages.insertRows(userMessage ? [userMessage, assistant] : [assistant]);
+    turn.onUserStored?.();
     if (turn.previousVersions?.length) await this.messages.markReplaced(turn.previousVersions, assistant.id);
     this.generations.start({
       chatId,

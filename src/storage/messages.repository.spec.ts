@@ -5,7 +5,7 @@ import { dirname } from 'node:path';
 import { tempDatabaseUrl, usingPostgres } from '../../test/support/databases';
 import { ChatsRepository } from './chats.repository';
 import { openDatabase, sqlitePath } from './database.provider';
-import { MessageRow, MessagesRepository } from './messages.repository';
+import { messageRow, MessageRow, MessagesRepository } from './messages.repository';
 import { Database } from './schema';
 
 /** "Medium" tests: the real repository on a real database (a SQLite file, or PostgreSQL in the postgres project). */
@@ -85,6 +85,16 @@ describe(`MessagesRepository (${usingPostgres() ? 'PostgreSQL' : 'SQLite file'})
     expect(rows.map((r) => r.id)).toEqual(ids);
     expect(new Set(rows.map((r) => r.created_at)).size).toBe(ids.length);
     expect(await messages.listByChat('nobody')).toEqual([]);
+  });
+
+  it('insertRows stores rows made by messageRow in one statement, in the order they were made', async () => {
+    jest.spyOn(Date, 'now').mockReturnValue(Date.parse('2030-01-01T00:00:00.000Z'));
+    const user = messageRow({ id: 'z-user', chat_id: 'chat', role: 'user', content: 'Q', status: 'complete', attachments: ['f1'] });
+    const answer = messageRow({ id: 'a-answer', chat_id: 'chat', role: 'assistant', content: '', status: 'streaming', model: 'm' });
+    await messages.insertRows([user, answer]);
+    expect(await messages.listByChat('chat')).toEqual([user, answer]);
+    expect(user.attachments).toBe('["f1"]');
+    await expect(messages.insertRows([])).resolves.toBeUndefined();
   });
 
   it('a replaced answer leaves the chat\'s main line but stays in the full list; lists stay JSON', async () => {

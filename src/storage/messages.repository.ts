@@ -70,28 +70,14 @@ export class MessagesRepository {
   constructor(private readonly db: Kysely<Database>) {}
 
   async insert(message: NewMessage): Promise<MessageRow> {
-    const now = nowIso();
-    const row: MessageRow = {
-      id: message.id,
-      chat_id: message.chat_id,
-      role: message.role,
-      content: message.content,
-      reasoning: null,
-      status: message.status,
-      model: message.model ?? null,
-      usage: null,
-      error_code: null,
-      request_id: message.request_id ?? null,
-      seq: 0,
-      created_at: now,
-      updated_at: now,
-      replaced_by: null,
-      previous_versions: message.previous_versions?.length ? JSON.stringify(message.previous_versions) : null,
-      attachments: message.attachments?.length ? JSON.stringify(message.attachments) : null,
-      instance_id: message.instance_id ?? null,
-    };
-    await this.db.insertInto('messages').values(row).execute();
+    const row = messageRow(message);
+    await this.insertRows([row]);
     return row;
+  }
+
+  /** Rows made by `messageRow`, in one statement. */
+  async insertRows(rows: MessageRow[]): Promise<void> {
+    if (rows.length) await this.db.insertInto('messages').values(rows).execute();
   }
 
   findById(id: string): Promise<MessageRow | undefined> {
@@ -230,4 +216,28 @@ export class MessagesRepository {
       .executeTakeFirst();
     return Number(result.numUpdatedRows);
   }
+}
+
+/** The row a new message will be (timestamped now: rows made one after another sort in that order). */
+export function messageRow(message: NewMessage): MessageRow {
+  const now = nowIso();
+  return {
+    id: message.id,
+    chat_id: message.chat_id,
+    role: message.role,
+    content: message.content,
+    reasoning: null,
+    status: message.status,
+    model: message.model ?? null,
+    usage: null,
+    error_code: null,
+    request_id: message.request_id ?? null,
+    seq: 0,
+    created_at: now,
+    updated_at: now,
+    replaced_by: null,
+    previous_versions: message.previous_versions?.length ? JSON.stringify(message.previous_versions) : null,
+    attachments: message.attachments?.length ? JSON.stringify(message.attachments) : null,
+    instance_id: message.instance_id ?? null,
+  };
 }
