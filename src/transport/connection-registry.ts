@@ -29,11 +29,17 @@ export interface Connection {
   user?: ConnectionUser;
 }
 
-const CONNECTION_ID = Symbol('connectionId');
+const CONNECTION = Symbol('connection');
+type Registered = WebSocket & { [CONNECTION]?: Connection };
+
+/** The connection of a socket, kept on the socket itself (also once it is closed and removed). */
+export function connectionOf(socket: WebSocket): Connection | undefined {
+  return (socket as Registered)[CONNECTION];
+}
 
 /** The id the adapter gave a socket. */
 export function connectionIdOf(socket: WebSocket): string {
-  return (socket as unknown as Record<symbol, string>)[CONNECTION_ID];
+  return (socket as Registered)[CONNECTION]?.id as string;
 }
 
 const OPEN = 1;
@@ -67,7 +73,7 @@ export class ConnectionRegistry {
       user,
       alive: true,
     };
-    (socket as unknown as Record<symbol, string>)[CONNECTION_ID] = connection.id;
+    (socket as Registered)[CONNECTION] = connection;
     this.connections.set(connection.id, connection);
     if (user) this.perUser.set(user.id, (this.perUser.get(user.id) ?? 0) + 1);
     return connection;
