@@ -4,8 +4,13 @@ import { ConnectedSocket, MessageBody, OnGatewayConnection, OnGatewayDisconnect,
 import { IsString } from 'class-validator';
 import type { AddressInfo } from 'node:net';
 import WebSocket from 'ws';
-import { WsTestClient } from '../../test/support/ws-client';
+import { upgradeStatus, WsTestClient } from '../../test/support/ws-client';
+import { AuthService } from '../auth/auth.service';
+import { UpgradeAuth } from '../auth/upgrade-auth';
+import { UserResolver } from '../auth/user-resolver';
 import { AppError } from '../common/app-error';
+import { Environment } from '../config/environment';
+import { UsersRepository } from '../storage/users.repository';
 import { ConnectionRegistry, connectionIdOf } from './connection-registry';
 import { FrameGateway } from './frame-gateway.decorator';
 import { FrameWsAdapter } from './frame-ws.adapter';
@@ -167,5 +172,75 @@ describe('FrameWsAdapter', () => {
     await app.close();
     expect(await client.closed).toBe(1006);
     app = { close: async () => undefined } as unknown as INestApplication;
+  });
+});
+
+describe('FrameWsAdapter with the upgrade check: per-user socket cap', () => {
+  const LIMIT = 3;
+  let app: INestApplication;
+  let registry: ConnectionRegistry;
+  let auth: AuthService;
+  let url: string;
+  const clients: WsTestClient[] = [];
+
+  /** The user is `x-user`, the login session `x-session` (a stand-in for the session cookie). */
+  const resolver: UserResolver = {
+    resolve: async (req) => {
+      const id = req.headers['x-user'] as string | undefined;
+      return id ? { id, username: id, isAdmin: false, sessionKey: req.headers['x-session'] as string } : undefined;
+    },
+  };
+  const as = (user: string, session: string) => ({ headers: { 'x-user': user, 'x-session': session } });
+  const connect = async (user: string, session: string): Promise<WsTestClient> => {
+    const client = await WsTestClient.connect(url, as(user, session));
+    clients.push(client);
+    return client;
+  };
+
+  beforeEach(async () => {
+    app = await NestFactory.create(TestModule, { logger: false });
+    registry = app.get(ConnectionRegistry);
+    const env = Object.assign(new Environment(), { WS_MAX_SOCKETS_PER_USER: LIMIT });
+    const users = { deleteSession: async () => undefined } as unknown as UsersRepository;
+    auth = new AuthService(users, env, registry);
+    const upgrade = new UpgradeAuth(auth, resolver, registry, env);
+    app.useWebSocketAdapter(new FrameWsAdapter(app, registry, { maxPayload: 4096, pingIntervalMs: 10_000, authenticate: upgrade.authenticate }));
+    await app.listen(0, '127.0.0.1');
+    url = `ws://127.0.0.1:${(app.getHttpServer().address() as AddressInfo).port}${WS_PATH}`;
+  });
+
+  afterEach(async () => {
+    for (const client of clients.splice(0)) client.socket.terminate();
+    await app.close();
+  });
+
+  it('refuses the socket over the limit with 429, counts each user apart, and admits again after a close', async () => {
+    expect(await upgradeStatus(url, {})).toBe(401);
+    const alice = [await connect('alice', 's1'), await connect('alice', 's1'), await connect('alice', 's2')];
+    await connect('bob', 's3');
+    expect([registry.countFor('alice'), registry.countFor('bob')]).toEqual([LIMIT, 1]);
+    expect(await upgradeStatus(url, as('alice', 's1').headers)).toBe(429);
+    expect(registry.countFor('alice')).toBe(LIMIT);
+    expect(await upgradeStatus(url, as('bob', 's3').headers)).toBe(101);
+
+    alice[0].socket.close();
+    await alice[0].closed;
+    await waitFor(() => registry.countFor('alice') === LIMIT - 1);
+    expect(registry.countFor('alice')).toBe(LIMIT - 1);
+    await connect('alice', 's1');
+    expect(registry.countFor('alice')).toBe(LIMIT);
+    expect(registry.countFor('bob')).toBe(1);
+  });
+
+  it('logout closes the sockets of that session with 4401 and the count drops by exactly those', async () => {
+    const s1 = [await connect('alice', 's1'), await connect('alice', 's1')];
+    const s2 = await connect('alice', 's2');
+    expect(registry.countFor('alice')).toBe(3);
+    await auth.logout({ id: 'alice', username: 'alice', isAdmin: false, sessionKey: 's1' });
+    expect(await Promise.all(s1.map((c) => c.closed))).toEqual([4401, 4401]);
+    await waitFor(() => registry.countFor('alice') === 1);
+    expect(registry.countFor('alice')).toBe(1);
+    expect(s2.socket.readyState).toBe(WebSocket.OPEN);
+    expect(registry.userOf(s2.connectionId)).toEqual({ id: 'alice', sessionKey: 's2' });
   });
 });

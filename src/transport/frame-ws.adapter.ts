@@ -26,6 +26,8 @@ export interface FrameAdapterOptions {
 }
 
 const UPGRADE_USER = Symbol('upgradeUser');
+/** Every socket's user where no upgrade check is configured. */
+const NO_CHECK_USER: ConnectionUser = Object.freeze({ id: 'local' });
 type CheckedRequest = IncomingMessage & { [UPGRADE_USER]?: ConnectionUser };
 
 /** A gateway handler, called with the socket the frame came from. */
@@ -195,7 +197,7 @@ export class FrameWsAdapter extends WsAdapter {
 
   private verify(request: CheckedRequest, done: (ok: boolean, status?: number, message?: string) => void): void {
     if (!this.options.authenticate) {
-      request[UPGRADE_USER] = { id: 'local' };
+      request[UPGRADE_USER] = NO_CHECK_USER;
       return done(true);
     }
     this.options.authenticate(request).then(
