@@ -49,6 +49,36 @@ describe('ConnectionRegistry', () => {
     expect(() => registry.userOf(withUser.id)).toThrow('has no user');
   });
 
+  describe('per-user socket count', () => {
+    it('is exact after each add and remove, per user, and a second remove changes nothing', () => {
+      const a1 = registry.add(asWs(fakeSocket()), { id: 'alice', sessionKey: 's1' });
+      const a2 = registry.add(asWs(fakeSocket()), { id: 'alice', sessionKey: 's2' });
+      const b1 = registry.add(asWs(fakeSocket()), { id: 'bob' });
+      registry.add(asWs(fakeSocket()));
+      expect([registry.countFor('alice'), registry.countFor('bob'), registry.countFor('carol')]).toEqual([2, 1, 0]);
+      registry.remove(a1.id);
+      expect(registry.countFor('alice')).toBe(1);
+      registry.remove(a1.id);
+      expect(registry.countFor('alice')).toBe(1);
+      registry.remove(a2.id);
+      registry.remove(b1.id);
+      expect([registry.countFor('alice'), registry.countFor('bob')]).toEqual([0, 0]);
+      const again = registry.add(asWs(fakeSocket()), { id: 'alice', sessionKey: 's3' });
+      expect(registry.countFor('alice')).toBe(1);
+      expect(registry.userOf(again.id)).toEqual({ id: 'alice', sessionKey: 's3' });
+    });
+
+    it('sockets of one session share one user object; another session of the user keeps its own', () => {
+      const tab1 = registry.add(asWs(fakeSocket()), { id: 'alice', sessionKey: 's1', username: 'Alice' } as never);
+      const tab2 = registry.add(asWs(fakeSocket()), { id: 'alice', sessionKey: 's1', username: 'Alice' } as never);
+      const phone = registry.add(asWs(fakeSocket()), { id: 'alice', sessionKey: 's2' });
+      expect(registry.userOf(tab1.id)).toBe(registry.userOf(tab2.id));
+      // Only what the server reads of a socket's user is kept.
+      expect(registry.userOf(tab1.id)).toEqual({ id: 'alice', sessionKey: 's1' });
+      expect(registry.userOf(phone.id)).toEqual({ id: 'alice', sessionKey: 's2' });
+    });
+  });
+
   it('publish serializes the frame once and sends it to every member of the room only', () => {
     const a = fakeSocket();
     const b = fakeSocket();

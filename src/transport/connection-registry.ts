@@ -29,11 +29,17 @@ export interface Connection {
   user?: ConnectionUser;
 }
 
-const CONNECTION_ID = Symbol('connectionId');
+const CONNECTION = Symbol('connection');
+type Registered = WebSocket & { [CONNECTION]?: Connection };
+
+/** The connection of a socket, kept on the socket itself (also once it is closed and removed). */
+export function connectionOf(socket: WebSocket): Connection | undefined {
+  return (socket as Registered)[CONNECTION];
+}
 
 /** The id the adapter gave a socket. */
 export function connectionIdOf(socket: WebSocket): string {
-  return (socket as unknown as Record<symbol, string>)[CONNECTION_ID];
+  return (socket as Registered)[CONNECTION]?.id as string;
 }
 
 const OPEN = 1;
@@ -46,8 +52,11 @@ const OPEN = 1;
 export class ConnectionRegistry {
   private readonly connections = new Map<string, Connection>();
   private readonly rooms = new Map<string, Set<Connection>>();
-  /** Open connections per user, kept as they come and go (the upgrade check reads it). */
-  private readonly perUser = new Map<string, number>();
+  /**
+   * Open connections per user, kept as they come and go (the upgrade check reads it), and the user
+   * object its sockets share: sockets of one login session (tabs of a browser) hold one object, not one each.
+   */
+  private readonly perUser = new Map<string, { count: number; user: ConnectionUser }>();
   /** Told when a room gets its first member here and when it loses its last (Redis subscriptions). */
   private roomListener?: (room: string, active: boolean) => void;
 
@@ -64,13 +73,26 @@ export class ConnectionRegistry {
     const connection: Connection = {
       id: randomUUID(),
       socket,
-      user,
+      user: user && this.countIn(user),
       alive: true,
     };
-    (socket as unknown as Record<symbol, string>)[CONNECTION_ID] = connection.id;
+    (socket as Registered)[CONNECTION] = connection;
     this.connections.set(connection.id, connection);
-    if (user) this.perUser.set(user.id, (this.perUser.get(user.id) ?? 0) + 1);
     return connection;
+  }
+
+  /** Counts one more socket of the user; the object to keep for it (only `id` and `sessionKey` are read). */
+  private countIn(user: ConnectionUser): ConnectionUser {
+    const entry = this.perUser.get(user.id);
+    const kept =
+      entry && entry.user.sessionKey === user.sessionKey
+        ? entry.user
+        : user.sessionKey === undefined
+          ? { id: user.id }
+          : { id: user.id, sessionKey: user.sessionKey };
+    if (entry) entry.count++;
+    else this.perUser.set(user.id, { count: 1, user: kept });
+    return kept;
   }
 
   remove(id: string): void {
@@ -79,9 +101,8 @@ export class ConnectionRegistry {
     for (const room of connection.rooms ?? []) this.leave(id, room);
     this.connections.delete(id);
     if (connection.user) {
-      const left = (this.perUser.get(connection.user.id) ?? 1) - 1;
-      if (left > 0) this.perUser.set(connection.user.id, left);
-      else this.perUser.delete(connection.user.id);
+      const entry = this.perUser.get(connection.user.id);
+      if (entry && --entry.count <= 0) this.perUser.delete(connection.user.id);
     }
   }
 
@@ -98,7 +119,7 @@ export class ConnectionRegistry {
 
   /** How many open connections belong to this user. */
   countFor(userId: string): number {
-    return this.perUser.get(userId) ?? 0;
+    return this.perUser.get(userId)?.count ?? 0;
   }
 
   get size(): number {

@@ -1,11 +1,12 @@
 import { INestApplicationContext, Logger } from '@nestjs/common';
 import { MessageMappingProperties } from '@nestjs/websockets';
 import { WsAdapter } from '@nestjs/platform-ws';
+import { WebSocketsController } from '@nestjs/websockets/web-sockets-controller';
 import type { IncomingMessage } from 'node:http';
-import { EMPTY, isObservable, Observable } from 'rxjs';
+import { EMPTY, from, isObservable, mergeAll, Observable, of } from 'rxjs';
 import type { RawData, WebSocket, WebSocketServer } from 'ws';
 import { AppError, ErrorCode } from '../common/app-error';
-import { ConnectionRegistry, ConnectionUser } from './connection-registry';
+import { ConnectionRegistry, ConnectionUser, connectionOf } from './connection-registry';
 import { toErrorFrame } from './error-frames';
 import { Frame } from './frames';
 import { PROTOCOL_VERSION, WS_PATH } from './ws-path';
@@ -25,24 +26,95 @@ export interface FrameAdapterOptions {
 }
 
 const UPGRADE_USER = Symbol('upgradeUser');
+/** Every socket's user where no upgrade check is configured. */
+const NO_CHECK_USER: ConnectionUser = Object.freeze({ id: 'local' });
 type CheckedRequest = IncomingMessage & { [UPGRADE_USER]?: ConnectionUser };
 
-interface BoundHandler {
-  callback: (...args: unknown[]) => unknown;
-  transform: (data: unknown) => Observable<unknown>;
+/** A gateway handler, called with the socket the frame came from. */
+type Invoke = (client: WebSocket, frame: unknown, type: string) => unknown;
+
+/** What Nest prepared for one gateway: its handlers (not bound to any socket) and its hook streams. */
+interface GatewayBinding {
+  instance: object;
+  handlers: MessageMappingProperties[];
+  connection: { next(args: unknown[]): void };
+  disconnect: { next(client: unknown): void };
 }
 
+/** One per server, shared by all its sockets: the dispatch table and the listeners every socket gets. */
+interface ServerState {
+  /** Message type → gateway handler, resolved once when the gateways were connected. */
+  readonly table: Map<string, Invoke>;
+  readonly gateways: GatewayBinding[];
+  readonly onMessage: (this: WebSocket, data: RawData, isBinary: boolean) => void;
+  readonly onClose: (this: WebSocket) => void;
+}
+
+const GATEWAY = Symbol('frameGateway');
+type ConnectionHandler = ((...args: unknown[]) => void) & { [GATEWAY]?: GatewayBinding };
+
+/** Handlers bound per socket: only when Nest could not hand over its gateways (see `exposeGateways`). */
 const HANDLERS = Symbol('frameHandlers');
-type Tracked = WebSocket & { [HANDLERS]?: Map<string, BoundHandler> };
+type Tracked = WebSocket & { [HANDLERS]?: Map<string, Invoke> };
+
+const log = new Logger('FrameWsAdapter');
+
+/** Listeners shared by every socket (`this` is the socket): nothing is allocated for them per socket. */
+function onSocketError(error: Error & { code?: string }): void {
+  log.debug(`socket closed on error ${error.code ?? error.message}`);
+}
+function onPong(this: WebSocket): void {
+  const connection = connectionOf(this);
+  if (connection) connection.alive = true;
+}
+
+/**
+ * Nest binds every gateway's handlers and a `close` listener to each socket (per gateway: an array of
+ * handler objects, a bound function per handler, a closure for the result and one for the close).
+ * The connection handler Nest gives the adapter hides what it binds; this makes it also carry them
+ * (the gateway, its unbound handlers and its hook streams) so the adapter can resolve them once per
+ * server. Where it cannot be applied (another Nest), `bindClientConnect` falls back to Nest's binding.
+ */
+function exposeGateways(): void {
+  const proto = WebSocketsController?.prototype as unknown as {
+    getConnectionHandler?: (...args: unknown[]) => ConnectionHandler;
+    [GATEWAY]?: true;
+  };
+  const original = proto?.getConnectionHandler;
+  if (typeof original !== 'function' || proto[GATEWAY]) return;
+  proto[GATEWAY] = true;
+  proto.getConnectionHandler = function (this: unknown, ...args: unknown[]): ConnectionHandler {
+    const handler = original.apply(this, args);
+    const [, instance, handlers, disconnect, connection] = args as [unknown, object, MessageMappingProperties[], GatewayBinding['disconnect'], GatewayBinding['connection']];
+    if (typeof handler === 'function' && Array.isArray(handlers) && typeof disconnect?.next === 'function' && typeof connection?.next === 'function') {
+      handler[GATEWAY] = { instance, handlers, disconnect, connection };
+    }
+    return handler;
+  };
+}
+
+/** What Nest's gateway pipeline does with a handler's result (`WebSocketsController.pickResult`). */
+async function pickResult(result: unknown): Promise<Observable<unknown>> {
+  const value = await result;
+  if (isObservable(value)) return value;
+  if (value instanceof Promise) return from(value);
+  return of(value);
+}
+function toObservable(result: unknown): Observable<unknown> {
+  return from(pickResult(result)).pipe(mergeAll());
+}
 
 /**
  * The `ws` adapter of the protocol. Unlike the stock one, which drops bad frames silently and gives
- * each gateway its own listener, it keeps one dispatch table per socket shared by every gateway on
- * the path, routes frames by `type`, and answers every bad frame with an `error` frame. It also gives
- * each connection its id and `connected` frame, enforces the size limit (close 1009) and pings.
+ * each gateway its own listener per socket, it resolves one dispatch table per server shared by every
+ * gateway on the path and every socket, routes frames by `type`, and answers every bad frame with an
+ * `error` frame. It also gives each connection its id and `connected` frame, enforces the size limit
+ * (close 1009) and pings. Per socket it keeps the registry's connection and four listeners, all of them
+ * shared functions.
  */
 export class FrameWsAdapter extends WsAdapter {
-  private readonly log = new Logger(FrameWsAdapter.name);
+  private readonly servers = new Map<WebSocketServer, ServerState>();
+  private heartbeatTimer?: NodeJS.Timeout;
 
   constructor(
     app: INestApplicationContext,
@@ -50,6 +122,7 @@ export class FrameWsAdapter extends WsAdapter {
     private readonly options: FrameAdapterOptions,
   ) {
     super(app, { messageParser: (data) => JSON.parse(String(data)) });
+    exposeGateways();
   }
 
   create(port: number, options: Record<string, unknown> = {}): WebSocketServer {
@@ -58,45 +131,73 @@ export class FrameWsAdapter extends WsAdapter {
       ...options,
       path,
       maxPayload: this.options.maxPayload,
+      // The registry knows every socket; ws's own set would cost a closure and a listener per socket.
+      clientTracking: false,
       verifyClient: (info: { req: CheckedRequest }, done: (ok: boolean, status?: number, message?: string) => void) =>
         this.verify(info.req, done),
     });
-    server.on('connection', (socket: WebSocket, request: CheckedRequest) => this.onConnection(socket, request));
-    const timer = setInterval(() => this.heartbeat(), this.options.pingIntervalMs);
-    timer.unref();
-    server.on('close', () => clearInterval(timer));
+    const adapter = this;
+    const state: ServerState = {
+      table: new Map(),
+      gateways: [],
+      onMessage(this: WebSocket, data: RawData, isBinary: boolean) {
+        adapter.dispatch(this, state, data, isBinary);
+      },
+      onClose(this: WebSocket) {
+        const connection = connectionOf(this);
+        if (connection) adapter.registry.remove(connection.id);
+        for (const gateway of state.gateways) gateway.disconnect.next(this);
+      },
+    };
+    this.servers.set(server, state);
+    server.on('connection', (socket: WebSocket, request: CheckedRequest) => this.onConnection(state, socket, request));
+    server.on('close', () => {
+      this.servers.delete(server);
+      if (this.servers.size === 0) this.stopHeartbeat();
+    });
+    this.startHeartbeat();
     return server;
   }
 
   /** Socket errors are the client's (oversized frame, bad opcode): ws closes the socket itself. */
   bindErrorHandler(server: WebSocketServer): WebSocketServer {
-    server.on('connection', (socket: WebSocket) =>
-      socket.on('error', (error: Error & { code?: string }) => this.log.debug(`socket closed on error ${error.code ?? error.message}`)),
-    );
-    server.on('error', (error: Error) => this.log.error(`WebSocket server error: ${error.message}`));
+    server.on('error', (error: Error) => log.error(`WebSocket server error: ${error.message}`));
     return server;
   }
 
-  bindMessageHandlers(
-    client: Tracked,
-    handlers: MessageMappingProperties[],
-    transform: (data: unknown) => Observable<unknown>,
-  ): void {
-    let table = client[HANDLERS];
-    if (!table) {
-      table = new Map();
-      client[HANDLERS] = table;
-      const bound = table;
-      client.on('message', (data: RawData, isBinary: boolean) => this.dispatch(client, bound, data, isBinary));
+  /** A gateway of one of our servers joins its dispatch table; its hooks are called from our listeners. */
+  bindClientConnect(server: WebSocketServer, callback: ConnectionHandler): void {
+    const state = this.servers.get(server);
+    const gateway = callback[GATEWAY];
+    if (!state || !gateway) return super.bindClientConnect(server, callback);
+    state.gateways.push(gateway);
+    for (const { message, callback: handle } of gateway.handlers) {
+      const { instance } = gateway;
+      state.table.set(message as string, (client, frame, type) => (handle as (...args: unknown[]) => unknown).call(instance, client, frame, type));
     }
-    for (const handler of handlers) {
-      table.set(handler.message as string, { callback: handler.callback as BoundHandler['callback'], transform });
+  }
+
+  /** Only reached without `exposeGateways` (Nest bound the handlers to this socket itself). */
+  bindMessageHandlers(client: Tracked, handlers: MessageMappingProperties[]): void {
+    const table = (client[HANDLERS] ??= new Map<string, Invoke>());
+    for (const { message, callback } of handlers) {
+      table.set(message as string, (_client, frame, type) => (callback as (...args: unknown[]) => unknown)(frame, type));
     }
+  }
+
+  /** Without ws's client set, the sockets of a server are the ones carrying its listener. */
+  async close(server: WebSocketServer): Promise<void> {
+    const closed = new Promise<void>((resolve, reject) => server.close((error) => (error ? reject(error) : resolve())));
+    const state = this.servers.get(server);
+    for (const connection of [...this.registry.all()]) {
+      if (!state || connection.socket.listeners('close').includes(state.onClose)) connection.socket.terminate();
+    }
+    await closed;
   }
 
   private verify(request: CheckedRequest, done: (ok: boolean, status?: number, message?: string) => void): void {
     if (!this.options.authenticate) {
-      request[UPGRADE_USER] = { id: 'local' };
+      request[UPGRADE_USER] = NO_CHECK_USER;
       return done(true);
     }
     this.options.authenticate(request).then(
@@ -106,17 +207,32 @@ export class FrameWsAdapter extends WsAdapter {
         done(true);
       },
       (error: unknown) => {
-        this.log.error(`upgrade check failed: ${String(error)}`);
+        log.error(`upgrade check failed: ${String(error)}`);
         done(false, 500, 'Internal Server Error');
       },
     );
   }
 
-  private onConnection(socket: WebSocket, request: CheckedRequest): void {
+  private onConnection(state: ServerState, socket: WebSocket, request: CheckedRequest): void {
     const connection = this.registry.add(socket, request[UPGRADE_USER]);
-    socket.on('pong', () => (connection.alive = true));
-    socket.on('close', () => this.registry.remove(connection.id));
+    socket.on('error', onSocketError);
+    socket.on('pong', onPong);
+    socket.on('close', state.onClose);
+    socket.on('message', state.onMessage);
     socket.send(JSON.stringify({ type: 'connected', connection_id: connection.id, protocol: PROTOCOL_VERSION }));
+    for (const gateway of state.gateways) gateway.connection.next([socket, request]);
+  }
+
+  /** One timer for every socket of the adapter: a socket that did not answer the last ping is dropped. */
+  private startHeartbeat(): void {
+    if (this.heartbeatTimer) return;
+    this.heartbeatTimer = setInterval(() => this.heartbeat(), this.options.pingIntervalMs);
+    this.heartbeatTimer.unref();
+  }
+
+  private stopHeartbeat(): void {
+    clearInterval(this.heartbeatTimer);
+    this.heartbeatTimer = undefined;
   }
 
   private heartbeat(): void {
@@ -130,7 +246,7 @@ export class FrameWsAdapter extends WsAdapter {
     }
   }
 
-  private dispatch(client: WebSocket, table: Map<string, BoundHandler>, data: RawData, isBinary: boolean): void {
+  private dispatch(client: Tracked, state: ServerState, data: RawData, isBinary: boolean): void {
     const reply = (frame: Frame) => {
       if (client.readyState === 1) client.send(JSON.stringify(frame));
     };
@@ -152,12 +268,12 @@ export class FrameWsAdapter extends WsAdapter {
       return reply(toErrorFrame(invalid('invalid_message', 'type: must be a non-empty string', 'type'), id));
     }
     if (type === 'ping') return reply(id === undefined ? { type: 'pong' } : { type: 'pong', id });
-    const handler = table.get(type);
-    if (!handler) return reply(toErrorFrame(invalid('unknown_type', `no handler for type "${type.slice(0, 64)}"`), id));
+    const invoke = state.table.get(type) ?? client[HANDLERS]?.get(type);
+    if (!invoke) return reply(toErrorFrame(invalid('unknown_type', `no handler for type "${type.slice(0, 64)}"`), id));
 
     let result$: Observable<unknown>;
     try {
-      result$ = handler.transform(handler.callback(frame, type));
+      result$ = toObservable(invoke(client, frame, type));
     } catch (error) {
       return reply(toErrorFrame(error, id));
     }
