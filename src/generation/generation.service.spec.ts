@@ -388,6 +388,54 @@ describe('GenerationService', () => {
     expect(fanout.types().filter((t) => t === 'agent_response_end')).toHaveLength(1);
   });
 
+  describe('running count per user', () => {
+    it('counts each owner\'s running generations and returns to 0 on every end path', async () => {
+      const ends: Array<[string, (upstream: FakeStream, messageId: string) => unknown]> = [
+        ['complete', (u) => (u.content('a'), u.finish())],
+        ['incomplete finish', (u) => (u.content('a'), u.finish(false))],
+        ['upstream completes without finish', (u) => u.events.complete()],
+        ['error', (u) => u.events.error(new AppError('upstream_auth', 'refused'))],
+        ['error after content', (u) => (u.content('a'), u.events.error(new AppError('upstream_interrupted', 'broke')))],
+        ['unexpected failure', (u) => u.events.error(new TypeError('boom'))],
+        ['stop()', (_u, id) => service.stop(id)],
+        ['stop frame of the owner', (_u, id) => stops.stop(id, 'alice')],
+      ];
+      const generations = ends.map((_, i) => service.start(spec(`a${i}`, { ownerId: 'alice' })));
+      const bobs = service.start(spec('b1', { ownerId: 'bob' }));
+      expect(service.runningFor('alice')).toBe(ends.length);
+      expect(service.runningFor('bob')).toBe(1);
+      expect(service.runningFor('carol')).toBe(0);
+
+      for (const [i, [, endIt]] of ends.entries()) {
+        await endIt(llm.streams[i], `a${i}`);
+        await generations[i].done;
+        expect(service.runningFor('alice')).toBe(ends.length - i - 1);
+        expect(service.runningFor('bob')).toBe(1);
+      }
+      // ending again changes nothing
+      expect(service.stop('a0')).toBe(false);
+      llm.streams.at(-1)!.finish();
+      await bobs.done;
+      expect(service.runningFor('alice')).toBe(0);
+      expect(service.runningFor('bob')).toBe(0);
+      expect(service.runningCount).toBe(0);
+    });
+
+    it('returns to 0 when the stream fails on subscribe and when storing the end fails', async () => {
+      llm.next = throwError(() => new AppError('model_not_configured', 'no key'));
+      const failing = service.start(spec('m1'));
+      await failing.done;
+      expect(service.runningFor('user-1')).toBe(0);
+
+      messages.finish.mockRejectedValue(new Error('disk full'));
+      const unstored = service.start(spec('m2'));
+      expect(service.runningFor('user-1')).toBe(1);
+      llm.streams[0].finish();
+      await unstored.done;
+      expect(service.runningFor('user-1')).toBe(0);
+    });
+  });
+
   it('stores the final message BEFORE publishing agent_response_end', async () => {
     let release!: () => void;
     messages.finish.mockImplementation(async (_id: string, final: FinalMessage) => {
@@ -532,6 +580,7 @@ describe('GenerationService', () => {
       const finishing = service.start(spec('m1'));
       const hanging = service.start(spec('m2'));
       llm.streams[1].content('partial');
+      expect(service.runningFor('user-1')).toBe(2);
 
       let drained = false;
       const drain = service.beforeApplicationShutdown().then(() => (drained = true));
@@ -566,6 +615,7 @@ describe('GenerationService', () => {
         ['m2', 'interrupted'],
       ]);
       expect(service.runningCount).toBe(0);
+      expect(service.runningFor('user-1')).toBe(0);
     });
 
     it('returns as soon as every running generation has finished, without waiting for the timeout', async () => {

@@ -30,6 +30,8 @@ const KEEP_ENDED_MAX = 1000;
 export class GenerationService implements OnModuleInit, BeforeApplicationShutdown, OnApplicationShutdown {
   private readonly logger = new Logger(GenerationService.name);
   private readonly running = new Map<string, Generation>();
+  /** Running generations per owner, kept with `running` (checked on every `user_message`/`regenerate`). */
+  private readonly runningPerUser = new Map<string, number>();
   private readonly ended = new Map<string, Generation>();
   private accepting = true;
   private heartbeat?: NodeJS.Timeout;
@@ -86,11 +88,9 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
     return this.running.size;
   }
 
-  /** How many generations run for one user. */
+  /** How many generations run for one user (O(1): counted as they start and end). */
   runningFor(ownerId: string): number {
-    let count = 0;
-    for (const generation of this.running.values()) if (generation.spec.ownerId === ownerId) count++;
-    return count;
+    return this.runningPerUser.get(ownerId) ?? 0;
   }
 
   /** The live state of a running or recently ended generation. */
@@ -102,6 +102,7 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
     if (!this.accepting) throw new AppError('shutting_down', 'the server is shutting down; try again shortly');
     const generation = new Generation(spec);
     this.running.set(spec.messageId, generation);
+    this.runningPerUser.set(spec.ownerId, (this.runningPerUser.get(spec.ownerId) ?? 0) + 1);
     generation.unregisterStop = this.stops.register(spec.messageId, spec.ownerId, () => void this.end(generation, 'stopped'));
     this.fanout.publish(spec.room, { ...generation.base('agent_response_start'), model: spec.model, ...spec.startFields });
     this.metrics.generationStarted();
@@ -220,7 +221,7 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
     this.metrics.generationEnded(status, generation.seq, Date.now() - generation.startedAt, generation.usage);
     const frame = generation.endFrame();
     generation.log.push(frame);
-    this.running.delete(generation.messageId);
+    this.untrack(generation);
     this.keepEnded(generation);
     this.fanout.publish(generation.spec.room, frame);
     if (this.redis.enabled) {
@@ -228,6 +229,16 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
       void this.redis.client.pexpire(this.logKey(generation.messageId), REDIS_LOG_TTL_MS).catch(() => undefined);
     }
     generation.resolveDone();
+  }
+
+  /** Takes an ended generation out of `running` and its owner's count (once, whatever the path). */
+  private untrack(generation: Generation): void {
+    if (this.running.get(generation.messageId) !== generation) return;
+    this.running.delete(generation.messageId);
+    const owner = generation.spec.ownerId;
+    const left = (this.runningPerUser.get(owner) ?? 1) - 1;
+    if (left > 0) this.runningPerUser.set(owner, left);
+    else this.runningPerUser.delete(owner);
   }
 
   private async snapshot(generation: Generation): Promise<void> {
