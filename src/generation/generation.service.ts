@@ -33,6 +33,9 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
   /** Running generations per owner, kept with `running` (checked on every `user_message`/`regenerate`). */
   private readonly runningPerUser = new Map<string, number>();
   private readonly ended = new Map<string, Generation>();
+  /** Generations holding pending text, all sent by one shared `setImmediate` (see `flushPending`). */
+  private readonly pending = new Set<Generation>();
+  private flushScheduled = false;
   private accepting = true;
   private heartbeat?: NodeJS.Timeout;
 
@@ -93,9 +96,17 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
     return this.runningPerUser.get(ownerId) ?? 0;
   }
 
-  /** The live state of a running or recently ended generation. */
+  /**
+   * The live state of a running or recently ended generation. Pending text is sent first, so its
+   * text, `seq` and log agree with what viewers have been (or are being) sent.
+   */
   find(messageId: string): Generation | undefined {
-    return this.running.get(messageId) ?? this.ended.get(messageId);
+    const running = this.running.get(messageId);
+    if (running) {
+      this.flush(running);
+      return running;
+    }
+    return this.ended.get(messageId);
   }
 
   start(spec: GenerationSpec): Generation {
@@ -165,14 +176,21 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
     if (generation.ending) return;
     switch (event.type) {
       case 'reasoning':
-      case 'content': {
-        const frame = generation.piece(event.type, event.text);
-        this.fanout.publish(generation.spec.room, frame);
-        if (this.redis.enabled) this.appendLog(generation.messageId, frame);
-        if (generation.seq === 1) this.metrics.firstPieceAfter(Date.now() - generation.startedAt);
+      case 'content':
+        // Pieces of the same turn of the event loop become one frame; a change of kind sends what waits.
+        if (generation.pendingKind !== null && generation.pendingKind !== event.type) this.flush(generation);
+        generation.pendingKind = event.type;
+        generation.pendingText += event.text;
+        if (!this.pending.has(generation)) {
+          this.pending.add(generation);
+          if (!this.flushScheduled) {
+            this.flushScheduled = true;
+            setImmediate(this.flushPending);
+          }
+        }
         break;
-      }
       case 'usage':
+        this.flush(generation);
         generation.usage = event.usage;
         break;
       case 'finish':
@@ -183,6 +201,8 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
 
   private async fail(generation: Generation, error: unknown): Promise<void> {
     if (generation.ending) return;
+    // What arrived before the error is sent before it (and counts for `interrupted` below).
+    this.flush(generation);
     const appError =
       error instanceof AppError ? error : new AppError('internal', 'the model call failed unexpectedly');
     if (!(error instanceof AppError)) this.logger.error(`generation ${generation.messageId}: ${String(error)}`);
@@ -201,6 +221,8 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
   /** Ends a generation once: cancels upstream, stores the final message, then announces the end. */
   private async end(generation: Generation, status: MessageStatus): Promise<void> {
     if (generation.ending) return generation.done;
+    // Pending text goes out (and into the stored message) before anything of the end.
+    this.flush(generation);
     generation.ending = true;
     generation.status = status;
     clearInterval(generation.snapshotTimer);
@@ -241,8 +263,37 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
     else this.runningPerUser.delete(owner);
   }
 
+  /** Sends every generation's pending text: one shared `setImmediate` per turn of the event loop. */
+  private readonly flushPending = (): void => {
+    this.flushScheduled = false;
+    for (const generation of this.pending) {
+      try {
+        this.flush(generation);
+      } catch (error) {
+        this.logger.error(`could not send pieces of message ${generation.messageId}: ${String(error)}`);
+      }
+    }
+    this.pending.clear();
+  };
+
+  /** Sends a generation's pending text as one numbered frame (nothing when none waits). */
+  private flush(generation: Generation): void {
+    const kind = generation.pendingKind;
+    if (kind === null) return;
+    const text = generation.pendingText;
+    generation.pendingKind = null;
+    generation.pendingText = '';
+    this.pending.delete(generation);
+    const frame = generation.piece(kind, text);
+    this.fanout.publish(generation.spec.room, frame);
+    if (this.redis.enabled) this.appendLog(generation.messageId, frame);
+    if (generation.seq === 1) this.metrics.firstPieceAfter(Date.now() - generation.startedAt);
+  }
+
   private async snapshot(generation: Generation): Promise<void> {
-    if (!generation.dirty || generation.ending) return;
+    if (generation.ending) return;
+    this.flush(generation);
+    if (!generation.dirty) return;
     generation.dirty = false;
     try {
       await this.messages.snapshot(generation.messageId, generation.content, generation.reasoning || null, generation.seq);
