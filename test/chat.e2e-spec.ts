@@ -45,19 +45,10 @@ describe('chat over /ws (e2e)', () => {
     fake.enqueue({ kind: 'stream', reasoning: ['Hm, ', 'easy.'], content: ['Hello', ', ', 'world', '!'] });
     client.send({ type: 'user_message', id: 'req-1', content: 'Say hello' });
     const frames = await turnFrames('req-1');
-    const types = frames.map((f) => f.type);
-    expect(types).toEqual([
-      'chat_created',
-      'user_message',
-      'agent_response_start',
-      'agent_reasoning',
-      'agent_reasoning',
-      'agent_response',
-      'agent_response',
-      'agent_response',
-      'agent_response',
-      'agent_response_end',
-    ]);
+    // Pieces that reach the server in one read share a frame (PROTOCOL: seq counts frames), so the
+    // number of frames depends on timing; their kinds, order, numbering and text do not.
+    const types = frames.map((f) => f.type).join(' ');
+    expect(types).toMatch(/^chat_created user_message agent_response_start (agent_reasoning ){1,2}(agent_response ){1,4}agent_response_end$/);
     for (const frame of frames) expect(frame.id).toBe('req-1');
     const [created, user, start] = frames;
     expect(created.chat_id).toMatch(UUID);
@@ -66,12 +57,14 @@ describe('chat over /ws (e2e)', () => {
     expect(user.message_id).toMatch(UUID);
     expect(start).toMatchObject({ chat_id: created.chat_id, model: 'deepseek-v4-flash' });
     const pieces = frames.filter((f) => f.seq !== undefined && f.type !== 'agent_response_end');
-    expect(pieces.map((f) => f.seq)).toEqual([1, 2, 3, 4, 5, 6]);
+    expect(pieces.map((f) => f.seq)).toEqual(pieces.map((_, i) => i + 1));
     const end = frames[frames.length - 1];
-    expect(end).toMatchObject({ seq: 6, status: 'complete', content: 'Hello, world!', reasoning: 'Hm, easy.' });
+    expect(end).toMatchObject({ seq: pieces.length, status: 'complete', content: 'Hello, world!', reasoning: 'Hm, easy.' });
     expect(end.usage).toMatchObject({ total_tokens: expect.any(Number) });
     const answer = frames.filter((f) => f.type === 'agent_response').map((f) => f.content).join('');
     expect(answer).toBe(end.content);
+    const thinking = frames.filter((f) => f.type === 'agent_reasoning').map((f) => f.content).join('');
+    expect(thinking).toBe(end.reasoning);
 
     const stored = await request(server.url).get(`/api/chats/${created.chat_id}`).expect(200);
     expect(stored.body.messages).toEqual([
@@ -205,7 +198,9 @@ describe('chat over /ws (e2e)', () => {
       const frames = await turnFrames('c');
       const error = frames.find((f) => f.type === 'error')!;
       expect(error.code).toBe('upstream_interrupted');
-      expect(frames[frames.length - 1]).toMatchObject({ status: 'interrupted', content: 'partial answer', seq: 2 });
+      const sent = frames.filter((f) => f.type === 'agent_response');
+      expect(sent.map((f) => f.content).join('')).toBe('partial answer'); // one frame or two, as the reads fell
+      expect(frames[frames.length - 1]).toMatchObject({ status: 'interrupted', content: 'partial answer', seq: sent.length });
       const stored = await request(server.url).get(`/api/chats/${error.chat_id}`).expect(200);
       expect(stored.body.messages[1]).toMatchObject({ status: 'interrupted', content: 'partial answer' });
     });
@@ -267,8 +262,9 @@ describe('chat over /ws (e2e)', () => {
     fake.enqueue({ kind: 'stream', content: ['seen ', 'twice'] });
     client.send({ type: 'user_message', id: 'y', chat_id: chatId, content: 'from tab one' });
     const seen = await tab.collect((f) => f.type === 'agent_response_end');
-    expect(seen.map((f) => f.type)).toEqual(['user_message', 'agent_response_start', 'agent_response', 'agent_response', 'agent_response_end']);
+    expect(seen.map((f) => f.type).join(' ')).toMatch(/^user_message agent_response_start (agent_response ){1,2}agent_response_end$/);
     expect(seen[0]).toMatchObject({ content: 'from tab one', id: 'y' });
+    expect(seen.filter((f) => f.type === 'agent_response').map((f) => f.content).join('')).toBe('seen twice');
     tab.close();
   });
 

@@ -15,7 +15,14 @@ import { GenerationSpec } from './generation';
 import { GenerationService, SNAPSHOT_INTERVAL_MS } from './generation.service';
 import { StopRegistry } from './stop.registry';
 
-/** One upstream request, driven by hand; counts its teardowns (= the HTTP request aborted). */
+/** Lets the current turn of the event loop end (pieces pending in it go out as one frame). */
+const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+/**
+ * One upstream request, driven by hand; counts its teardowns (= the HTTP request aborted).
+ * `content`/`reasoning` emit their pieces in one turn of the event loop (the service sends them as
+ * one frame); the `…Apart` variants let a turn pass after each piece (one frame each).
+ */
 class FakeStream {
   readonly events = new Subject<LlmEvent>();
   subscriptions = 0;
@@ -30,6 +37,18 @@ class FakeStream {
   }
   reasoning(...texts: string[]): void {
     for (const text of texts) this.events.next({ type: 'reasoning', text });
+  }
+  async contentApart(...texts: string[]): Promise<void> {
+    for (const text of texts) {
+      this.content(text);
+      await nextTurn();
+    }
+  }
+  async reasoningApart(...texts: string[]): Promise<void> {
+    for (const text of texts) {
+      this.reasoning(text);
+      await nextTurn();
+    }
   }
   finish(complete = true): void {
     this.events.next({ type: 'finish', reason: complete ? 'stop' : 'insufficient_system_resource', complete });
@@ -72,12 +91,15 @@ class FakeLlm extends LlmProvider {
 /** Records every published frame (a copy, as it was at publish time). */
 class RecordingFanout extends Fanout {
   readonly published: { room: string; frame: Frame }[] = [];
+  /** When set, frames also reach the registry's connections in the room (as LocalFanout does). */
+  registry?: ConnectionRegistry;
   constructor(private readonly order: string[]) {
     super();
   }
   publish(room: string, frame: Frame): void {
     this.published.push({ room, frame: structuredClone(frame) });
     this.order.push(`publish:${frame.type}`);
+    this.registry?.publish(room, frame);
   }
   join(connectionId: string, room: string): Promise<void> {
     throw new Error(`unexpected call Fanout.join(${connectionId}, ${room})`);
@@ -195,8 +217,8 @@ describe('GenerationService', () => {
     expect(upstream.request).toBe(given.request);
     expect(upstream.subscriptions).toBe(1);
 
-    upstream.reasoning('Let me', ' think');
-    upstream.content('Hel', 'lo');
+    await upstream.reasoningApart('Let me', ' think');
+    await upstream.contentApart('Hel', 'lo');
     upstream.emit({ type: 'usage', usage: USAGE });
     upstream.finish();
     await generation.done;
@@ -326,8 +348,8 @@ describe('GenerationService', () => {
   it('stop() aborts upstream (unsubscribes), keeps exactly the published text, ends as stopped', async () => {
     const generation = service.start(spec());
     const upstream = llm.streams[0];
-    upstream.reasoning('hmm');
-    upstream.content('Hello', ' wor');
+    await upstream.reasoningApart('hmm');
+    await upstream.contentApart('Hello', ' wor');
 
     expect(service.stop('m1')).toBe(true);
     expect(upstream.teardowns).toBe(1);
@@ -388,6 +410,244 @@ describe('GenerationService', () => {
     expect(fanout.types().filter((t) => t === 'agent_response_end')).toHaveLength(1);
   });
 
+  describe('pieces of one turn of the event loop go out as one frame', () => {
+    const base = { chat_id: 'c1', message_id: 'm1', id: 'req-1' };
+    const pieces = (messageId = 'm1') =>
+      fanout.frames(messageId).filter((f) => f.type === 'agent_response' || f.type === 'agent_reasoning').map((f) => [f.type, f.seq, f.content]);
+
+    it('several pieces in one turn: one frame with their text, seq +1; the next turn\'s pieces are the next frame', async () => {
+      const generation = service.start(spec());
+      const upstream = llm.streams[0];
+      upstream.content('Hel', 'lo', ', ');
+      expect(fanout.types()).toEqual(['agent_response_start']); // nothing sent until the turn ends
+      await nextTurn();
+      expect(fanout.frames()).toEqual([
+        { type: 'agent_response_start', ...base, model: 'fake-model' },
+        { type: 'agent_response', ...base, seq: 1, content: 'Hello, ' },
+      ]);
+      upstream.content('wor', 'ld');
+      await nextTurn();
+      upstream.finish();
+      await generation.done;
+      expect(pieces()).toEqual([
+        ['agent_response', 1, 'Hello, '],
+        ['agent_response', 2, 'world'],
+      ]);
+      expect(fanout.frames().at(-1)).toEqual(expect.objectContaining({ type: 'agent_response_end', seq: 2, content: 'Hello, world' }));
+      expect(messages.finish).toHaveBeenCalledWith('m1', expect.objectContaining({ content: 'Hello, world', seq: 2 }));
+    });
+
+    it('all generations with pending text are sent by one shared setImmediate', async () => {
+      service.start(spec('m1'));
+      service.start(spec('m2'));
+      const immediate = jest.spyOn(global, 'setImmediate');
+      llm.streams[0].content('a', 'b');
+      llm.streams[1].reasoning('x');
+      llm.streams[1].content('y', 'z');
+      llm.streams[0].content('c');
+      expect(immediate).toHaveBeenCalledTimes(1);
+      immediate.mockRestore();
+      await nextTurn();
+      expect(pieces('m1')).toEqual([['agent_response', 1, 'abc']]);
+      expect(pieces('m2')).toEqual([
+        ['agent_reasoning', 1, 'x'],
+        ['agent_response', 2, 'yz'],
+      ]);
+    });
+
+    it('a change of kind inside one turn sends what waits first: frames in order, one kind each', async () => {
+      const generation = service.start(spec());
+      const upstream = llm.streams[0];
+      upstream.reasoning('Let', ' me');
+      upstream.content('A', 'B');
+      upstream.reasoning('!');
+      await nextTurn();
+      upstream.finish();
+      await generation.done;
+      expect(pieces()).toEqual([
+        ['agent_reasoning', 1, 'Let me'],
+        ['agent_response', 2, 'AB'],
+        ['agent_reasoning', 3, '!'],
+      ]);
+      expect(messages.finish).toHaveBeenCalledWith('m1', expect.objectContaining({ content: 'AB', reasoning: 'Let me!', seq: 3 }));
+    });
+
+    it('finish right after pieces in the same turn: their frame comes before the end and is in the stored message', async () => {
+      const generation = service.start(spec());
+      llm.streams[0].reasoning('hm');
+      llm.streams[0].content('x', 'y');
+      llm.streams[0].emit({ type: 'usage', usage: USAGE });
+      llm.streams[0].finish();
+      await generation.done;
+      expect(order).toEqual([
+        'publish:agent_response_start',
+        'publish:agent_reasoning',
+        'publish:agent_response',
+        'finish:complete',
+        'publish:agent_response_end',
+      ]);
+      expect(pieces()).toEqual([
+        ['agent_reasoning', 1, 'hm'],
+        ['agent_response', 2, 'xy'],
+      ]);
+      expect(fanout.frames().at(-1)).toEqual(
+        expect.objectContaining({ seq: 2, status: 'complete', content: 'xy', reasoning: 'hm', usage: USAGE }),
+      );
+      expect(messages.finish.mock.calls).toEqual([
+        ['m1', { content: 'xy', reasoning: 'hm', status: 'complete', seq: 2, usage: USAGE, error_code: null }],
+      ]);
+    });
+
+    it('stop right after pieces in the same turn keeps them: one frame, then the end', async () => {
+      const generation = service.start(spec());
+      llm.streams[0].content('so', ' far');
+      expect(service.stop('m1')).toBe(true);
+      await generation.done;
+      expect(fanout.types()).toEqual(['agent_response_start', 'agent_response', 'agent_response_end']);
+      expect(pieces()).toEqual([['agent_response', 1, 'so far']]);
+      expect(fanout.frames().at(-1)).toEqual(expect.objectContaining({ status: 'stopped', content: 'so far', seq: 1 }));
+      expect(messages.finish).toHaveBeenCalledWith('m1', expect.objectContaining({ status: 'stopped', content: 'so far', seq: 1 }));
+    });
+
+    it('an error right after pieces in the same turn: their frame, then the error, then interrupted with the text', async () => {
+      const generation = service.start(spec());
+      llm.streams[0].content('Half', ' an');
+      llm.streams[0].events.error(new AppError('upstream_interrupted', 'the stream broke off'));
+      await generation.done;
+      expect(fanout.types()).toEqual(['agent_response_start', 'agent_response', 'error', 'agent_response_end']);
+      expect(pieces()).toEqual([['agent_response', 1, 'Half an']]);
+      expect(fanout.frames().at(-1)).toEqual(expect.objectContaining({ status: 'interrupted', content: 'Half an', seq: 1 }));
+      expect(messages.finish).toHaveBeenCalledWith('m1', expect.objectContaining({ status: 'interrupted', content: 'Half an', seq: 1 }));
+    });
+
+    it('the drain at shutdown sends pending text before ending as interrupted', async () => {
+      jest.useFakeTimers({ doNotFake: ['nextTick', 'setImmediate', 'queueMicrotask'] });
+      const generation = service.start(spec());
+      const drain = service.beforeApplicationShutdown();
+      await jest.advanceTimersByTimeAsync(DRAIN_MS - 1);
+      llm.streams[0].content('par', 'tial');
+      jest.advanceTimersByTime(1); // the drain times out in the same turn as the pieces
+      await drain;
+      await generation.done;
+      expect(pieces()).toEqual([['agent_response', 1, 'partial']]);
+      expect(fanout.frames().at(-1)).toEqual(expect.objectContaining({ status: 'interrupted', content: 'partial', seq: 1 }));
+    });
+
+    it('a snapshot taken with text pending sends it first and stores it with its seq', async () => {
+      jest.useFakeTimers({ doNotFake: ['nextTick', 'setImmediate', 'queueMicrotask'] });
+      service.start(spec());
+      await llm.streams[0].contentApart('a');
+      llm.streams[0].content('b', 'c');
+      jest.advanceTimersByTime(SNAPSHOT_INTERVAL_MS); // the snapshot timer fires within this same turn
+      expect(messages.snapshot.mock.calls).toEqual([['m1', 'abc', null, 2]]);
+      expect(pieces()).toEqual([
+        ['agent_response', 1, 'a'],
+        ['agent_response', 2, 'bc'],
+      ]);
+    });
+
+    it('a resume in the middle of a pending flush is exact: first replayed seq = after_seq + 1, replay + live = the whole text', async () => {
+      fanout.registry = registry;
+      const generation = service.start(spec());
+      const upstream = llm.streams[0];
+      await upstream.contentApart('a', 'b');
+      upstream.content('c', 'd'); // pending: not yet a frame
+
+      // As chat.service's resume does: hold live frames, join the room, replay, release.
+      const socket = { readyState: 1, send: jest.fn() };
+      const viewer = registry.add(socket as unknown as WebSocket);
+      registry.hold(viewer.id, 'm1');
+      registry.join(viewer.id, 'chat:c1');
+      expect(await service.replay(viewer.id, 'm1', 1)).toBe(true);
+      registry.release(viewer.id, 'm1');
+      const received = () => socket.send.mock.calls.map(([data]) => JSON.parse(data as string) as Frame);
+      // the pending text was sent before the log was read: it is in the replay, not left for later
+      expect(received().map((f) => [f.seq, f.content])).toEqual([
+        [2, 'b'],
+        [3, 'cd'],
+      ]);
+
+      await nextTurn(); // the shared flush finds nothing left to send
+      upstream.content('e', 'f');
+      await nextTurn();
+      upstream.finish();
+      await generation.done;
+
+      const frames = received();
+      const seqs = frames.filter((f) => f.type === 'agent_response').map((f) => f.seq);
+      expect(seqs).toEqual([2, 3, 4]);
+      const text = 'a' + frames.filter((f) => f.type === 'agent_response').map((f) => f.content).join('');
+      expect(frames.at(-1)).toEqual(expect.objectContaining({ type: 'agent_response_end', seq: 4, content: 'abcdef' }));
+      expect(text).toBe('abcdef');
+      expect(pieces().map(([, seq, content]) => [seq, content])).toEqual([
+        [1, 'a'],
+        [2, 'b'],
+        [3, 'cd'],
+        [4, 'ef'],
+      ]);
+    });
+
+    it('find() (the live text a page renders, with its seq) includes the pending text', async () => {
+      service.start(spec());
+      await llm.streams[0].contentApart('a');
+      llm.streams[0].content('b', 'c');
+      const live = service.find('m1')!;
+      expect([live.content, live.seq]).toEqual(['abc', 2]);
+      expect(pieces()).toEqual([
+        ['agent_response', 1, 'a'],
+        ['agent_response', 2, 'bc'],
+      ]);
+    });
+  });
+
+  describe('running count per user', () => {
+    it('counts each owner\'s running generations and returns to 0 on every end path', async () => {
+      const ends: Array<[string, (upstream: FakeStream, messageId: string) => unknown]> = [
+        ['complete', (u) => (u.content('a'), u.finish())],
+        ['incomplete finish', (u) => (u.content('a'), u.finish(false))],
+        ['upstream completes without finish', (u) => u.events.complete()],
+        ['error', (u) => u.events.error(new AppError('upstream_auth', 'refused'))],
+        ['error after content', (u) => (u.content('a'), u.events.error(new AppError('upstream_interrupted', 'broke')))],
+        ['unexpected failure', (u) => u.events.error(new TypeError('boom'))],
+        ['stop()', (_u, id) => service.stop(id)],
+        ['stop frame of the owner', (_u, id) => stops.stop(id, 'alice')],
+      ];
+      const generations = ends.map((_, i) => service.start(spec(`a${i}`, { ownerId: 'alice' })));
+      const bobs = service.start(spec('b1', { ownerId: 'bob' }));
+      expect(service.runningFor('alice')).toBe(ends.length);
+      expect(service.runningFor('bob')).toBe(1);
+      expect(service.runningFor('carol')).toBe(0);
+
+      for (const [i, [, endIt]] of ends.entries()) {
+        await endIt(llm.streams[i], `a${i}`);
+        await generations[i].done;
+        expect(service.runningFor('alice')).toBe(ends.length - i - 1);
+        expect(service.runningFor('bob')).toBe(1);
+      }
+      // ending again changes nothing
+      expect(service.stop('a0')).toBe(false);
+      llm.streams.at(-1)!.finish();
+      await bobs.done;
+      expect(service.runningFor('alice')).toBe(0);
+      expect(service.runningFor('bob')).toBe(0);
+      expect(service.runningCount).toBe(0);
+    });
+
+    it('returns to 0 when the stream fails on subscribe and when storing the end fails', async () => {
+      llm.next = throwError(() => new AppError('model_not_configured', 'no key'));
+      const failing = service.start(spec('m1'));
+      await failing.done;
+      expect(service.runningFor('user-1')).toBe(0);
+
+      messages.finish.mockRejectedValue(new Error('disk full'));
+      const unstored = service.start(spec('m2'));
+      expect(service.runningFor('user-1')).toBe(1);
+      llm.streams[0].finish();
+      await unstored.done;
+      expect(service.runningFor('user-1')).toBe(0);
+    });
+  });
+
   it('stores the final message BEFORE publishing agent_response_end', async () => {
     let release!: () => void;
     messages.finish.mockImplementation(async (_id: string, final: FinalMessage) => {
@@ -431,7 +691,7 @@ describe('GenerationService', () => {
     it('writes no row per piece, at most one snapshot per interval, and only when the text changed', async () => {
       const generation = service.start(spec());
       const upstream = llm.streams[0];
-      upstream.content('a', 'b', 'c');
+      await upstream.contentApart('a', 'b', 'c');
       expect(messages.snapshot).not.toHaveBeenCalled();
 
       await jest.advanceTimersByTimeAsync(SNAPSHOT_INTERVAL_MS - 1);
@@ -445,7 +705,7 @@ describe('GenerationService', () => {
 
       // a piece every 100 ms for 3 intervals: exactly 3 writes
       for (let i = 0; i < 30; i++) {
-        upstream.reasoning('r');
+        await upstream.reasoningApart('r');
         await jest.advanceTimersByTimeAsync(SNAPSHOT_INTERVAL_MS / 10);
       }
       expect(messages.snapshot).toHaveBeenCalledTimes(4);
@@ -487,8 +747,8 @@ describe('GenerationService', () => {
 
     it('sends a running generation exactly the frames after afterSeq', async () => {
       service.start(spec());
-      llm.streams[0].reasoning('r');
-      llm.streams[0].content('a', 'b', 'c');
+      await llm.streams[0].reasoningApart('r');
+      await llm.streams[0].contentApart('a', 'b', 'c');
       const viewer = connect();
       expect(await service.replay(viewer.id, 'm1', 2)).toBe(true);
       expect(viewer.frames()).toEqual([
@@ -499,7 +759,7 @@ describe('GenerationService', () => {
 
     it('after the end: the missing frames then agent_response_end; at the last seq only the end', async () => {
       const generation = service.start(spec());
-      llm.streams[0].content('a', 'b', 'c');
+      await llm.streams[0].contentApart('a', 'b', 'c');
       llm.streams[0].emit({ type: 'usage', usage: USAGE });
       llm.streams[0].finish();
       await generation.done;
@@ -532,6 +792,7 @@ describe('GenerationService', () => {
       const finishing = service.start(spec('m1'));
       const hanging = service.start(spec('m2'));
       llm.streams[1].content('partial');
+      expect(service.runningFor('user-1')).toBe(2);
 
       let drained = false;
       const drain = service.beforeApplicationShutdown().then(() => (drained = true));
@@ -566,6 +827,7 @@ describe('GenerationService', () => {
         ['m2', 'interrupted'],
       ]);
       expect(service.runningCount).toBe(0);
+      expect(service.runningFor('user-1')).toBe(0);
     });
 
     it('returns as soon as every running generation has finished, without waiting for the timeout', async () => {

@@ -30,7 +30,12 @@ const KEEP_ENDED_MAX = 1000;
 export class GenerationService implements OnModuleInit, BeforeApplicationShutdown, OnApplicationShutdown {
   private readonly logger = new Logger(GenerationService.name);
   private readonly running = new Map<string, Generation>();
+  /** Running generations per owner, kept with `running` (checked on every `user_message`/`regenerate`). */
+  private readonly runningPerUser = new Map<string, number>();
   private readonly ended = new Map<string, Generation>();
+  /** Generations holding pending text, all sent by one shared `setImmediate` (see `flushPending`). */
+  private readonly pending = new Set<Generation>();
+  private flushScheduled = false;
   private accepting = true;
   private heartbeat?: NodeJS.Timeout;
 
@@ -86,22 +91,29 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
     return this.running.size;
   }
 
-  /** How many generations run for one user. */
+  /** How many generations run for one user (O(1): counted as they start and end). */
   runningFor(ownerId: string): number {
-    let count = 0;
-    for (const generation of this.running.values()) if (generation.spec.ownerId === ownerId) count++;
-    return count;
+    return this.runningPerUser.get(ownerId) ?? 0;
   }
 
-  /** The live state of a running or recently ended generation. */
+  /**
+   * The live state of a running or recently ended generation. Pending text is sent first, so its
+   * text, `seq` and log agree with what viewers have been (or are being) sent.
+   */
   find(messageId: string): Generation | undefined {
-    return this.running.get(messageId) ?? this.ended.get(messageId);
+    const running = this.running.get(messageId);
+    if (running) {
+      this.flush(running);
+      return running;
+    }
+    return this.ended.get(messageId);
   }
 
   start(spec: GenerationSpec): Generation {
     if (!this.accepting) throw new AppError('shutting_down', 'the server is shutting down; try again shortly');
     const generation = new Generation(spec);
     this.running.set(spec.messageId, generation);
+    this.runningPerUser.set(spec.ownerId, (this.runningPerUser.get(spec.ownerId) ?? 0) + 1);
     generation.unregisterStop = this.stops.register(spec.messageId, spec.ownerId, () => void this.end(generation, 'stopped'));
     this.fanout.publish(spec.room, { ...generation.base('agent_response_start'), model: spec.model, ...spec.startFields });
     this.metrics.generationStarted();
@@ -164,14 +176,21 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
     if (generation.ending) return;
     switch (event.type) {
       case 'reasoning':
-      case 'content': {
-        const frame = generation.piece(event.type, event.text);
-        this.fanout.publish(generation.spec.room, frame);
-        if (this.redis.enabled) this.appendLog(generation.messageId, frame);
-        if (generation.seq === 1) this.metrics.firstPieceAfter(Date.now() - generation.startedAt);
+      case 'content':
+        // Pieces of the same turn of the event loop become one frame; a change of kind sends what waits.
+        if (generation.pendingKind !== null && generation.pendingKind !== event.type) this.flush(generation);
+        generation.pendingKind = event.type;
+        generation.pendingText += event.text;
+        if (!this.pending.has(generation)) {
+          this.pending.add(generation);
+          if (!this.flushScheduled) {
+            this.flushScheduled = true;
+            setImmediate(this.flushPending);
+          }
+        }
         break;
-      }
       case 'usage':
+        this.flush(generation);
         generation.usage = event.usage;
         break;
       case 'finish':
@@ -182,6 +201,8 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
 
   private async fail(generation: Generation, error: unknown): Promise<void> {
     if (generation.ending) return;
+    // What arrived before the error is sent before it (and counts for `interrupted` below).
+    this.flush(generation);
     const appError =
       error instanceof AppError ? error : new AppError('internal', 'the model call failed unexpectedly');
     if (!(error instanceof AppError)) this.logger.error(`generation ${generation.messageId}: ${String(error)}`);
@@ -200,6 +221,8 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
   /** Ends a generation once: cancels upstream, stores the final message, then announces the end. */
   private async end(generation: Generation, status: MessageStatus): Promise<void> {
     if (generation.ending) return generation.done;
+    // Pending text goes out (and into the stored message) before anything of the end.
+    this.flush(generation);
     generation.ending = true;
     generation.status = status;
     clearInterval(generation.snapshotTimer);
@@ -220,7 +243,7 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
     this.metrics.generationEnded(status, generation.seq, Date.now() - generation.startedAt, generation.usage);
     const frame = generation.endFrame();
     generation.log.push(frame);
-    this.running.delete(generation.messageId);
+    this.untrack(generation);
     this.keepEnded(generation);
     this.fanout.publish(generation.spec.room, frame);
     if (this.redis.enabled) {
@@ -230,8 +253,47 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
     generation.resolveDone();
   }
 
+  /** Takes an ended generation out of `running` and its owner's count (once, whatever the path). */
+  private untrack(generation: Generation): void {
+    if (this.running.get(generation.messageId) !== generation) return;
+    this.running.delete(generation.messageId);
+    const owner = generation.spec.ownerId;
+    const left = (this.runningPerUser.get(owner) ?? 1) - 1;
+    if (left > 0) this.runningPerUser.set(owner, left);
+    else this.runningPerUser.delete(owner);
+  }
+
+  /** Sends every generation's pending text: one shared `setImmediate` per turn of the event loop. */
+  private readonly flushPending = (): void => {
+    this.flushScheduled = false;
+    for (const generation of this.pending) {
+      try {
+        this.flush(generation);
+      } catch (error) {
+        this.logger.error(`could not send pieces of message ${generation.messageId}: ${String(error)}`);
+      }
+    }
+    this.pending.clear();
+  };
+
+  /** Sends a generation's pending text as one numbered frame (nothing when none waits). */
+  private flush(generation: Generation): void {
+    const kind = generation.pendingKind;
+    if (kind === null) return;
+    const text = generation.pendingText;
+    generation.pendingKind = null;
+    generation.pendingText = '';
+    this.pending.delete(generation);
+    const frame = generation.piece(kind, text);
+    this.fanout.publish(generation.spec.room, frame);
+    if (this.redis.enabled) this.appendLog(generation.messageId, frame);
+    if (generation.seq === 1) this.metrics.firstPieceAfter(Date.now() - generation.startedAt);
+  }
+
   private async snapshot(generation: Generation): Promise<void> {
-    if (!generation.dirty || generation.ending) return;
+    if (generation.ending) return;
+    this.flush(generation);
+    if (!generation.dirty) return;
     generation.dirty = false;
     try {
       await this.messages.snapshot(generation.messageId, generation.content, generation.reasoning || null, generation.seq);

@@ -34,6 +34,12 @@ export class Generation {
   snapshotTimer?: NodeJS.Timeout;
   /** Text changed since the last snapshot. */
   dirty = false;
+  /**
+   * Text received but not yet sent: pieces that arrive in the same turn of the event loop go out as
+   * one frame (one kind per frame). Not yet in `content`/`reasoning`, `seq` or `log`.
+   */
+  pendingKind: 'reasoning' | 'content' | null = null;
+  pendingText = '';
   /** Set once the end is being written, so the end happens exactly once. */
   ending = false;
   readonly startedAt = Date.now();
