@@ -76,9 +76,10 @@ interface AttemptState {
 }
 
 /**
- * The model port on DeepSeek's OpenAI-compatible API (works with any OpenAI-compatible server),
- * through the `openai` SDK with its own retries turned off: this class retries, before the first
- * piece only, and watches for a stream that stops making progress.
+ * The model port on DeepSeek's OpenAI-compatible API (works with any OpenAI-compatible server).
+ * Answers stream over node:http with a small SSE parser (see `postSse`); the `openai` SDK, with its
+ * own retries turned off, lists the models and supplies the error classes. This class retries,
+ * before the first piece only, and watches for a stream that stops making progress.
  */
 @Injectable()
 export class DeepSeekProvider extends LlmProvider {
@@ -164,7 +165,6 @@ export class DeepSeekProvider extends LlmProvider {
           hostname: url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname,
           port: url.port || undefined,
           path: `${url.pathname}${url.search}`,
-          auth: url.username ? `${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}` : undefined,
           method: 'POST',
           agent: secure ? AGENTS.https : AGENTS.http,
         },
