@@ -596,6 +596,8 @@ interface SseRequest {
   cancel: () => void;
 }
 
+/** How much of an error answer is read into memory. */
+const MAX_ERROR_BODY = 64 * 1024;
 /** After `[DONE]`, how long the rest of the body may take before the socket is dropped. */
 const AFTER_DONE_MS = 5_000;
 
@@ -631,7 +633,10 @@ function postSse(target: SseTarget, payload: string, timeoutMs: number, handlers
     const status = res.statusCode ?? 0;
     if (status < 200 || status >= 300) {
       let text = '';
-      res.on('data', (s: string) => (text += s));
+      res.on('data', (s: string) => {
+        // Enough for any error message (normalizeErrorBody keeps 1,000 characters of it).
+        if (text.length < MAX_ERROR_BODY) text += s;
+      });
       res.on('error', fail);
       res.on('end', () => settle(httpError(status, text, res.headers)));
       res.on('close', () => fail(prematureClose()));
