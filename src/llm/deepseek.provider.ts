@@ -778,7 +778,7 @@ function isNetworkError(err: unknown): boolean {
       return true;
     }
     if (e instanceof TypeError && /terminated|fetch failed|other side closed/i.test(String(e.message))) return true;
-    if (/^(socket hang up|aborted)$/.test(String(e.message)) && !code.startsWith('ERR_INVALID')) return true;
+    if (/^(socket hang up|aborted)$/.test(String(e.message))) return true;
     e = e.cause;
   }
   return false;
