@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { Observable, Subscription } from 'rxjs';
 import { AppError } from '../common/app-error';
 import { Dialect, FakeDeepSeek, OPENAI_FIELDS, WireFormat } from '../../test/fakes/deepseek.fake';
-import { DeepSeekProvider } from './deepseek.provider';
+import { DeepSeekProvider, SseParser } from './deepseek.provider';
 import { LlmEvent, LlmRequest, LlmSettings } from './llm.provider';
 
 interface Outcome {
@@ -1223,5 +1223,328 @@ describe('FakeDeepSeek dialects and wire switches (what the provider tests rely 
     const batched = await raw(streamBody());
     expect(batched.text.replace(/"(id|created)":("[^"]*"|\d+)/g, '')).toBe(split.text.replace(/"(id|created)":("[^"]*"|\d+)/g, ''));
     expect(batched.reads).toBeLessThan(events);
+  });
+});
+
+// -------------------------------------------------------------------------------------------------
+// The hand-written SSE path (node:http + SseParser): wire shapes and failures the fake does not script.
+
+describe('SseParser', () => {
+  const parse = (reads: string[]): string[] => {
+    const out: string[] = [];
+    const parser = new SseParser((data) => {
+      out.push(data);
+      return true;
+    });
+    for (const r of reads) parser.push(r);
+    return out;
+  };
+  const body =
+    ': keep-alive\n\n' +
+    'data: {"a":1}\n\n' +
+    'data:{"b":"ü ✓ 🎉"}\n\n' +
+    'event: message\nid: 7\ndata: {"c":\ndata: 3}\n\n' +
+    ':comment\nretry: 10\n\n' +
+    'data: [DONE]\n\n';
+  const expected = ['{"a":1}', '{"b":"ü ✓ 🎉"}', '{"c":\n3}', '[DONE]'];
+
+  it('LF, CRLF and CR line endings; data with or without the space; multi-line data; comments and other fields ignored', () => {
+    expect(parse([body])).toEqual(expected);
+    expect(parse([body.replace(/\n/g, '\r\n')])).toEqual(expected);
+    expect(parse([body.replace(/\n/g, '\r')])).toEqual(expected);
+  });
+
+  it('the same events when the body is cut at every character (a CRLF split between \\r and \\n too)', () => {
+    for (const text of [body, body.replace(/\n/g, '\r\n'), body.replace(/\n/g, '\r')]) {
+      expect(parse([...text])).toEqual(expected);
+    }
+    // Every two-way cut of the CRLF body.
+    const crlf = body.replace(/\n/g, '\r\n');
+    for (let i = 1; i < crlf.length; i++) expect(parse([crlf.slice(0, i), crlf.slice(i)])).toEqual(expected);
+  });
+
+  it('events without data (comments only, `event:` only, empty `data:`) are not handed over; an unfinished event at the end neither', () => {
+    expect(parse([':\n\n: keep-alive\n\nevent: ping\n\ndata:\n\ndata: \n\ndata: {"x":1}'])).toEqual([]);
+  });
+
+  it('stops when the handler says so', () => {
+    const out: string[] = [];
+    const parser = new SseParser((data) => (out.push(data), false));
+    parser.push('data: 1\n\ndata: 2\n\n');
+    parser.push('data: 3\n\n');
+    expect(out).toEqual(['1', '3']);
+  });
+});
+
+describe('DeepSeekProvider over node:http (wire shapes and failures)', () => {
+  beforeAll(() => Logger.overrideLogger(false));
+  afterAll(() => Logger.overrideLogger(['log', 'error', 'warn', 'debug', 'verbose']));
+
+  const provider = (baseUrl: string, over: Partial<LlmSettings> = {}) =>
+    new DeepSeekProvider(
+      Object.assign(new LlmSettings(), {
+        apiKey: 'test-key',
+        baseUrl,
+        model: 'deepseek-v4-flash',
+        timeoutMs: 5_000,
+        maxRetries: 0,
+        retryBaseMs: 5,
+        ...over,
+      }),
+    );
+  const sse = (res: http.ServerResponse) => res.writeHead(200, { 'Content-Type': 'text/event-stream' });
+
+  it('sends the JSON body with content-type, accept: text/event-stream, the key and a content-length', async () => {
+    let seen: { headers: http.IncomingHttpHeaders; body: string; url?: string; method?: string } | undefined;
+    const server = await rawServer((res, req, body) => {
+      seen = { headers: req.headers, body, url: req.url, method: req.method };
+      sse(res);
+      res.end(chunk({ content: 'ok' }, 'stop') + 'data: [DONE]\n\n');
+    });
+    try {
+      const out = await collect(provider(`${server.url}/v1/`).stream({ messages: [{ role: 'user', content: 'hé ✓' }] }));
+      expect(out.completed).toBe(true);
+      expect(seen?.method).toBe('POST');
+      expect(seen?.url).toBe('/v1/chat/completions');
+      expect(seen?.headers['content-type']).toBe('application/json');
+      expect(seen?.headers.accept).toBe('text/event-stream');
+      expect(seen?.headers.authorization).toBe('Bearer test-key');
+      expect(Number(seen?.headers['content-length'])).toBe(Buffer.byteLength(seen!.body));
+      expect(JSON.parse(seen!.body)).toMatchObject({ messages: [{ role: 'user', content: 'hé ✓' }], stream: true });
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('turns one after another reuse one kept-alive connection', async () => {
+    const sockets = new Set<unknown>();
+    const server = await rawServer((res, req) => {
+      sockets.add(req.socket);
+      sse(res);
+      res.end(chunk({ content: 'ok' }, 'stop') + 'data: [DONE]\n\n');
+    });
+    try {
+      const p = provider(server.url);
+      for (let i = 0; i < 3; i++) {
+        expect((await collect(p.stream(hello))).completed).toBe(true);
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      expect(sockets.size).toBe(1);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('a body cut at every byte (CRLF, no space, multi-byte characters) streams the same answer', async () => {
+    const fake = await FakeDeepSeek.start({ wire: { crlf: true, noSpace: true, splitBytes: 1, splitPauseMs: 0 } });
+    try {
+      fake.enqueue({ kind: 'stream', reasoning: ['Hmm ✓'], content: ['Grüße ', '🎉', '!'] });
+      const out = await collect(provider(fake.baseUrl).stream({ ...hello, thinking: true }));
+      expect(out.completed).toBe(true);
+      expect(texts(out.events, 'reasoning').join('')).toBe('Hmm ✓');
+      expect(texts(out.events, 'content').join('')).toBe('Grüße 🎉!');
+      expect(out.events.map((e) => e.type).slice(-2)).toEqual(['usage', 'finish']);
+      expect(out.events.at(-2)).not.toEqual(ESTIMATED);
+    } finally {
+      await fake.close();
+    }
+  });
+
+  it('multi-line data, CR line endings and events of several fields', async () => {
+    const server = await rawServer((res) => {
+      sse(res);
+      const split = chunk({ content: 'two lines' }).replace('"choices":', '"choices":\ndata: ').replace(/\n\n$/, '');
+      res.end(('event: message\nid: 1\n' + split + '\n\n' + chunk({ content: '!' }, 'stop') + 'data: [DONE]\n\n').replace(/\n/g, '\r'));
+    });
+    try {
+      const out = await collect(provider(server.url).stream(hello));
+      expect(out.events).toEqual([
+        { type: 'content', text: 'two lines' },
+        { type: 'content', text: '!' },
+        ESTIMATED,
+        { type: 'finish', reason: 'stop', complete: true },
+      ]);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('comments of every spelling and data-less events are not progress: only they → upstream_timeout', async () => {
+    let closedByClient = false;
+    const server = await rawServer((res) => {
+      sse(res);
+      const shapes = [': keep-alive\n\n', ':\n\n', ':ping\r\n\r\n', 'event: ping\n\n', 'data:\n\n', 'id: 3\nretry: 5\n\n'];
+      let i = 0;
+      const ka = setInterval(() => res.write(shapes[i++ % shapes.length]), 15);
+      res.on('close', () => {
+        clearInterval(ka);
+        closedByClient = true;
+      });
+    });
+    try {
+      const started = Date.now();
+      const out = await collect(provider(server.url, { timeoutMs: 250, maxRetries: 2 }).stream(hello));
+      expect(Date.now() - started).toBeGreaterThanOrEqual(230);
+      expect(out.events).toEqual([]);
+      expect(codeOf(out.error)).toBe('upstream_timeout');
+      await new Promise((r) => setTimeout(r, 50));
+      expect(closedByClient).toBe(true);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('no answer at all (headers never come) → upstream_timeout, and the request is dropped', async () => {
+    let closedByClient = false;
+    const server = await rawServer((res) => res.on('close', () => (closedByClient = true)));
+    try {
+      const out = await collect(provider(server.url, { timeoutMs: 200, maxRetries: 2 }).stream(hello));
+      expect(codeOf(out.error)).toBe('upstream_timeout');
+      await new Promise((r) => setTimeout(r, 50));
+      expect(closedByClient).toBe(true);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('an `error` event before any piece → upstream_unavailable with the server\'s words, retried', async () => {
+    let requests = 0;
+    const server = await rawServer((res) => {
+      requests++;
+      sse(res);
+      res.write(chunk({ role: 'assistant', content: '' }));
+      res.end('event: error\ndata: {"error":{"message":"model overloaded","type":"server_error","code":null}}\n\n');
+    });
+    try {
+      const out = await collect(provider(server.url, { maxRetries: 1 }).stream(hello));
+      expect(out.events).toEqual([]);
+      expect(codeOf(out.error)).toBe('upstream_unavailable');
+      expect((out.error as Error).message).toContain('model overloaded');
+      expect(requests).toBe(2);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('an `error` event mid-answer → the pieces, then upstream_interrupted; the request is dropped, no retry', async () => {
+    let requests = 0;
+    let closedByClient = false;
+    const server = await rawServer((res) => {
+      requests++;
+      sse(res);
+      res.write(chunk({ content: 'par' }) + 'data: {"error":{"message":"boom"}}\n\n' + chunk({ content: 'never' }));
+      res.on('close', () => (closedByClient = true));
+    });
+    try {
+      const out = await collect(provider(server.url, { maxRetries: 2 }).stream(hello));
+      expect(out.events).toEqual([{ type: 'content', text: 'par' }]);
+      expect(codeOf(out.error)).toBe('upstream_interrupted');
+      expect(requests).toBe(1);
+      await new Promise((r) => setTimeout(r, 50));
+      expect(closedByClient).toBe(true);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('a data event that is not JSON → internal (as with the SDK), not an answer', async () => {
+    const server = await rawServer((res) => {
+      sse(res);
+      res.end('data: {"choices": [oops\n\n');
+    });
+    try {
+      const out = await collect(provider(server.url, { maxRetries: 2 }).stream(hello));
+      expect(out.events).toEqual([]);
+      expect(codeOf(out.error)).toBe('internal');
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('[DONE] ends the answer even when the server keeps the response open after it', async () => {
+    let closedByClient = false;
+    const server = await rawServer((res) => {
+      sse(res);
+      res.write(chunk({ content: 'done' }, 'stop') + 'data: [DONE]\n\n');
+      res.on('close', () => (closedByClient = true));
+    });
+    try {
+      const started = Date.now();
+      const out = await collect(provider(server.url, { timeoutMs: 200 }).stream(hello));
+      expect(Date.now() - started).toBeLessThan(150);
+      expect(out.events).toEqual([{ type: 'content', text: 'done' }, ESTIMATED, { type: 'finish', reason: 'stop', complete: true }]);
+      // The socket is not kept forever for the rest of that body.
+      await new Promise((r) => setTimeout(r, 400));
+      expect(closedByClient).toBe(true);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('429 with retry-after-ms: the wait is at least what the server asked', async () => {
+    let requests = 0;
+    const server = await rawServer((res) => {
+      if (++requests === 1) {
+        res.writeHead(429, { 'Content-Type': 'application/json', 'retry-after-ms': '300' });
+        res.end(JSON.stringify({ error: { message: 'slow down', type: 'rate_limit_error', code: null } }));
+        return;
+      }
+      sse(res);
+      res.end(chunk({ content: 'ok' }, 'stop') + 'data: [DONE]\n\n');
+    });
+    try {
+      const started = Date.now();
+      const out = await collect(provider(server.url, { maxRetries: 1, retryBaseMs: 1 }).stream(hello));
+      expect(out.completed).toBe(true);
+      expect(requests).toBe(2);
+      expect(Date.now() - started).toBeGreaterThanOrEqual(290);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('a redirect is an error, not an empty answer', async () => {
+    const server = await rawServer((res) => {
+      res.writeHead(307, { Location: '/elsewhere' });
+      res.end();
+    });
+    try {
+      const out = await collect(provider(server.url).stream(hello));
+      expect(out.completed).toBe(false);
+      expect(out.events).toEqual([]);
+      expect(out.error).toBeInstanceOf(AppError);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('socket hang up mid-answer (no chunked terminator) → the pieces, then upstream_interrupted', async () => {
+    const server = await rawServer((res) => {
+      sse(res);
+      res.write(chunk({ content: 'a' }), () => setTimeout(() => res.socket?.destroy(), 20));
+    });
+    try {
+      const out = await collect(provider(server.url, { maxRetries: 2 }).stream(hello));
+      expect(out.events).toEqual([{ type: 'content', text: 'a' }]);
+      expect(codeOf(out.error)).toBe('upstream_interrupted');
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('connection reset before any byte of the answer → upstream_unavailable after retries', async () => {
+    let requests = 0;
+    const server = await rawServer((res) => {
+      requests++;
+      res.socket?.destroy();
+    });
+    try {
+      const out = await collect(provider(server.url, { maxRetries: 1 }).stream(hello));
+      expect(codeOf(out.error)).toBe('upstream_unavailable');
+      expect((out.error as Error).message).toContain('Could not connect');
+      expect(requests).toBe(2);
+    } finally {
+      await server.close();
+    }
   });
 });

@@ -1,11 +1,14 @@
 import { Injectable, Logger } from '@nestjs/common';
+import * as http from 'node:http';
+import * as https from 'node:https';
 import OpenAI, {
   APIConnectionError,
   APIConnectionTimeoutError,
   APIError,
   APIUserAbortError,
 } from 'openai';
-import type { ChatCompletionChunk, ChatCompletionCreateParamsStreaming } from 'openai/resources/chat/completions';
+import type { ChatCompletionChunk } from 'openai/resources/chat/completions';
+import { VERSION as SDK_VERSION } from 'openai/version';
 import { Observable, Subscriber } from 'rxjs';
 import { AppError, ErrorCode } from '../common/app-error';
 import { LlmEvent, LlmProvider, LlmRequest, LlmSettings, LlmUsage } from './llm.provider';
@@ -54,7 +57,8 @@ class AttemptFailure {
 /** Per-subscription state shared by its attempts. */
 interface Run {
   closed: boolean;
-  controller?: AbortController;
+  /** Ends the attempt's HTTP request (the upstream sees the disconnect). */
+  cancel?: () => void;
   /** A reasoning or content piece went out: from now on nothing is retried. */
   emittedPiece: boolean;
   sleepTimer?: NodeJS.Timeout;
@@ -72,14 +76,16 @@ interface AttemptState {
 }
 
 /**
- * The model port on DeepSeek's OpenAI-compatible API (works with any OpenAI-compatible server),
- * through the `openai` SDK with its own retries turned off: this class retries, before the first
- * piece only, and watches for a stream that stops making progress.
+ * The model port on DeepSeek's OpenAI-compatible API (works with any OpenAI-compatible server).
+ * Answers stream over node:http with a small SSE parser (see `postSse`); the `openai` SDK, with its
+ * own retries turned off, lists the models and supplies the error classes. This class retries,
+ * before the first piece only, and watches for a stream that stops making progress.
  */
 @Injectable()
 export class DeepSeekProvider extends LlmProvider {
   private readonly logger = new Logger(DeepSeekProvider.name);
   private client?: OpenAI;
+  private target?: SseTarget;
   private modelsCache?: { ids: string[]; expires: number };
   private modelsInFlight?: Promise<string[]>;
   /** Optional fields this server refused (a 400 naming them): never sent again. */
@@ -114,7 +120,7 @@ export class DeepSeekProvider extends LlmProvider {
       });
       return () => {
         run.closed = true;
-        run.controller?.abort();
+        run.cancel?.();
         if (run.sleepTimer) clearTimeout(run.sleepTimer);
         run.wake?.();
       };
@@ -145,6 +151,32 @@ export class DeepSeekProvider extends LlmProvider {
       webhookSecret: null,
     });
     return this.client;
+  }
+
+  /** Where and how streamed completions are posted (parsed once; the settings do not change). */
+  private getTarget(): SseTarget {
+    if (!this.target) {
+      const url = new URL(`${this.settings.baseUrl.trim().replace(/\/+$/, '')}/chat/completions`);
+      const secure = url.protocol === 'https:';
+      this.target = {
+        secure,
+        options: {
+          protocol: url.protocol,
+          hostname: url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname,
+          port: url.port || undefined,
+          path: `${url.pathname}${url.search}`,
+          method: 'POST',
+          agent: secure ? AGENTS.https : AGENTS.http,
+        },
+        headers: {
+          'content-type': 'application/json',
+          accept: 'text/event-stream',
+          authorization: `Bearer ${this.settings.apiKey!.trim()}`,
+          'user-agent': `OpenAI/JS ${SDK_VERSION}`,
+        },
+      };
+    }
+    return this.target;
   }
 
   private async fetchModels(): Promise<string[]> {
@@ -248,20 +280,12 @@ export class DeepSeekProvider extends LlmProvider {
     run: Run,
     dropped: ReadonlySet<string>,
   ) {
-    const controller = new AbortController();
-    run.controller = controller;
     const timeoutMs = Math.max(1, this.settings.timeoutMs);
     let timedOut = false;
+    // One timer per attempt that re-checks the time of the last chunk when it fires (no timer per
+    // chunk). Only data events are progress: keep-alive comments never move it (on purpose).
+    let lastProgress = Date.now();
     let timer: NodeJS.Timeout | undefined;
-    // Armed now, re-armed on every chunk. Keep-alive comments never reach us through the SDK, so
-    // they cannot re-arm it (on purpose: they are not progress).
-    const arm = () => {
-      if (timer) clearTimeout(timer);
-      timer = setTimeout(() => {
-        timedOut = true;
-        controller.abort();
-      }, timeoutMs);
-    };
     let finishReason: string | null = null;
     let sawFinish = false;
     const state: AttemptState = { splitter: new ThinkTagSplitter(), reasoningChars: 0, contentChars: 0, sawUsage: false };
@@ -276,25 +300,36 @@ export class DeepSeekProvider extends LlmProvider {
       subscriber.complete();
     };
 
-    arm();
+    let upstream: SseRequest | undefined;
     try {
-      // `thinking` and friends are fields the SDK's types do not know; it sends the body as is.
-      const stream = await this.getClient().chat.completions.create(
-        body as unknown as ChatCompletionCreateParamsStreaming,
-        { signal: controller.signal },
-      );
-      // The server took the request: fields left out after a generic refusal were the trouble.
-      for (const param of run.tentative.splice(0)) this.unsupported.add(param);
-      for await (const chunk of stream) {
-        arm();
-        if (run.closed) return;
-        const reason = this.handleChunk(chunk, subscriber, run, state);
-        if (reason !== undefined) {
-          finishReason = reason;
-          sawFinish = true;
+      upstream = postSse(this.getTarget(), JSON.stringify(body), timeoutMs, {
+        // The server took the request: fields left out after a generic refusal were the trouble.
+        accepted: () => {
+          for (const param of run.tentative.splice(0)) this.unsupported.add(param);
+        },
+        event: (chunk) => {
+          lastProgress = Date.now();
+          if (run.closed) return;
+          const reason = this.handleChunk(chunk as ChatCompletionChunk, subscriber, run, state);
+          if (reason !== undefined) {
+            finishReason = reason;
+            sawFinish = true;
+          }
+        },
+      });
+      run.cancel = upstream.cancel;
+      const check = () => {
+        const idle = Date.now() - lastProgress;
+        if (idle < timeoutMs) {
+          timer = setTimeout(check, timeoutMs - idle);
+          return;
         }
-      }
-      // The SDK ends the iteration quietly when the request is aborted, so check why it ended.
+        timedOut = true;
+        upstream?.cancel();
+      };
+      timer = setTimeout(check, timeoutMs);
+      await upstream.done;
+      // A cancelled request (unsubscribe or no progress) ends quietly, so check why it ended.
       if (run.closed) return;
       if (timedOut) throw this.timeoutFailure(timeoutMs);
       finish();
@@ -313,7 +348,7 @@ export class DeepSeekProvider extends LlmProvider {
       throw this.classify(err, run, body, dropped);
     } finally {
       if (timer) clearTimeout(timer);
-      if (run.controller === controller) run.controller = undefined;
+      if (upstream && run.cancel === upstream.cancel) run.cancel = undefined;
     }
   }
 
@@ -528,15 +563,222 @@ async function normalizingFetch(input: string | URL | Request, init?: RequestIni
   return new Response(normalized, { status: res.status, statusText: res.statusText, headers });
 }
 
-/** An undici / socket failure (connection reset, "terminated", "other side closed", ...). */
+// --- Streaming over node:http ---------------------------------------------------------------------
+// The SDK's fetch / web-streams / async-iterator stack cost ~30% of the server's CPU per piece. This
+// is the same request (POST /chat/completions, the same JSON body) over node:http with a keep-alive
+// agent and a small SSE parser: one JSON.parse per event, events handed over synchronously. Errors
+// are the SDK's own classes, so `classify()` and the retry rules read them as before.
+
+const AGENTS = {
+  http: new http.Agent({ keepAlive: true, maxSockets: Infinity }),
+  https: new https.Agent({ keepAlive: true, maxSockets: Infinity }),
+};
+
+interface SseTarget {
+  secure: boolean;
+  options: http.RequestOptions;
+  headers: Record<string, string>;
+}
+
+interface SseHandlers {
+  /** A 2xx answer arrived (before its first event). */
+  accepted: () => void;
+  /** One parsed `data:` event (not `[DONE]`, not an `{ "error": … }` event). */
+  event: (data: unknown) => void;
+}
+
+interface SseRequest {
+  /** Resolves at `[DONE]`, at the end of the body, or quietly after `cancel()`; rejects with an
+   * `APIError` (HTTP status, `error` event), an `APIConnectionError` (no answer), or a network /
+   * parse error met mid-stream. */
+  done: Promise<void>;
+  /** Destroys the request (the upstream sees the disconnect); `done` resolves. */
+  cancel: () => void;
+}
+
+/** How much of an error answer is read into memory. */
+const MAX_ERROR_BODY = 64 * 1024;
+/** After `[DONE]`, how long the rest of the body may take before the socket is dropped. */
+const AFTER_DONE_MS = 5_000;
+
+function postSse(target: SseTarget, payload: string, timeoutMs: number, handlers: SseHandlers): SseRequest {
+  let settled = false;
+  let resolveDone!: () => void;
+  let rejectDone!: (err: unknown) => void;
+  const done = new Promise<void>((resolve, reject) => {
+    resolveDone = resolve;
+    rejectDone = reject;
+  });
+  const settle = (err?: unknown) => {
+    if (settled) return;
+    settled = true;
+    if (err === undefined) resolveDone();
+    else rejectDone(err);
+  };
+  let responded = false;
+  const req = (target.secure ? https : http).request({
+    ...target.options,
+    headers: { ...target.headers, 'content-length': Buffer.byteLength(payload) },
+  });
+  const fail = (err: unknown) => {
+    if (settled) return;
+    // Like the SDK: no answer at all is a connection error; a break after the answer began is not.
+    settle(responded ? err : new APIConnectionError({ message: 'Connection error.', cause: err as Error }));
+    req.destroy();
+  };
+  req.on('error', fail);
+  req.on('response', (res) => {
+    responded = true;
+    res.setEncoding('utf8');
+    const status = res.statusCode ?? 0;
+    if (status < 200 || status >= 300) {
+      let text = '';
+      res.on('data', (s: string) => {
+        // Enough for any error message (normalizeErrorBody keeps 1,000 characters of it).
+        if (text.length < MAX_ERROR_BODY) text += s;
+      });
+      res.on('error', fail);
+      res.on('end', () => settle(httpError(status, text, res.headers)));
+      res.on('close', () => fail(prematureClose()));
+      return;
+    }
+    handlers.accepted();
+    const parser = new SseParser((data) => {
+      if (settled) return false;
+      if (data.startsWith('[DONE]')) {
+        settle();
+        // Let the rest of the body (usually just the chunked terminator) come, so the socket is
+        // reused; a server that never ends it loses the socket after a while.
+        if (!res.complete) {
+          setTimeout(() => {
+            if (!res.complete) req.destroy();
+          }, Math.min(timeoutMs, AFTER_DONE_MS)).unref();
+        }
+        return false;
+      }
+      try {
+        const json = JSON.parse(data) as { error?: unknown } | null;
+        if (json && json.error) {
+          fail(new APIError(undefined, json.error as object, undefined, undefined));
+          return false;
+        }
+        handlers.event(json);
+      } catch (err) {
+        fail(err);
+        return false;
+      }
+      return !settled;
+    });
+    res.on('data', (s: string) => {
+      if (!settled) parser.push(s);
+    });
+    res.on('error', fail);
+    res.on('end', () => settle());
+    res.on('close', () => fail(prematureClose()));
+  });
+  req.end(payload);
+  return {
+    done,
+    cancel: () => {
+      settle();
+      req.destroy();
+    },
+  };
+}
+
+/** An HTTP error answer as the SDK would have made it (after `normalizeErrorBody`). */
+function httpError(status: number, text: string, raw: http.IncomingHttpHeaders): APIError {
+  const normalized = normalizeErrorBody(text);
+  let json: object | undefined;
+  try {
+    const parsed: unknown = JSON.parse(normalized);
+    json = parsed && typeof parsed === 'object' ? parsed : undefined;
+  } catch {
+    json = undefined;
+  }
+  const headers = new Headers();
+  for (const [name, value] of Object.entries(raw)) {
+    if (value !== undefined) headers.set(name, Array.isArray(value) ? value.join(', ') : value);
+  }
+  return APIError.generate(status, json, json ? undefined : normalized, headers);
+}
+
+/** The response closed before its end: a reset, as Node reports it. */
+function prematureClose(): Error {
+  return Object.assign(new Error('aborted'), { code: 'ECONNRESET' });
+}
+
+/**
+ * Server-sent events, as far as a chat completion stream needs them: `data:` fields (with or
+ * without the space, several lines joined by `\n`), comments and other fields ignored, events ended
+ * by a blank line (LF, CRLF or CR line endings), events split across reads or batched in one. Calls
+ * `onData` once per event that has data; `onData` returns false to stop parsing.
+ */
+export class SseParser {
+  private buffer = '';
+  /** The last read ended in `\r`: a `\n` opening the next one belongs to it. */
+  private pendingCr = false;
+
+  constructor(private readonly onData: (data: string) => boolean) {}
+
+  push(text: string): void {
+    let s = text;
+    if (this.pendingCr) {
+      this.pendingCr = false;
+      if (s.startsWith('\n')) s = s.slice(1);
+    }
+    if (s.indexOf('\r') >= 0) {
+      if (s.endsWith('\r')) this.pendingCr = true;
+      s = s.replace(/\r\n?/g, '\n');
+    }
+    const buffer = this.buffer.length > 0 ? this.buffer + s : s;
+    let start = 0;
+    let end: number;
+    while ((end = buffer.indexOf('\n\n', start)) >= 0) {
+      const event = buffer.slice(start, end);
+      start = end + 2;
+      const data = eventData(event);
+      if (data !== undefined && !this.onData(data)) {
+        this.buffer = '';
+        return;
+      }
+    }
+    this.buffer = start === 0 ? buffer : buffer.slice(start);
+  }
+}
+
+/** The data of one event (its lines without the blank line), or undefined when it has none. */
+function eventData(event: string): string | undefined {
+  // The common case: one `data: {…}` line.
+  if (event.startsWith('data: ') && event.indexOf('\n') < 0) return event.length > 6 ? event.slice(6) : undefined;
+  let data: string | undefined;
+  let from = 0;
+  while (from <= event.length) {
+    let to = event.indexOf('\n', from);
+    if (to < 0) to = event.length;
+    if (event.startsWith('data', from) && (to === from + 4 || event.charCodeAt(from + 4) === 58 /* : */)) {
+      let value = to === from + 4 ? '' : event.slice(from + 5, to);
+      if (value.startsWith(' ')) value = value.slice(1);
+      data = data === undefined ? value : `${data}\n${value}`;
+    }
+    from = to + 1;
+  }
+  return data ? data : undefined;
+}
+
+/** A socket failure: node:http's (ECONNRESET "socket hang up" / "aborted", ECONNREFUSED, a TLS or
+ * stream error mid-body) or undici's (connection reset, "terminated", "other side closed", ...). */
 function isNetworkError(err: unknown): boolean {
   const seen = new Set<unknown>();
   let e: any = err;
   while (e && typeof e === 'object' && !seen.has(e)) {
     seen.add(e);
     const code = typeof e.code === 'string' ? e.code : '';
-    if (/^(UND_ERR_|ECONN|EPIPE|ENOTFOUND|EAI_AGAIN|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH)/.test(code)) return true;
+    if (/^(UND_ERR_|ECONN|EPIPE|ENOTFOUND|EAI_AGAIN|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|ERR_STREAM_PREMATURE_CLOSE|ERR_SSL_|ERR_TLS_)/.test(code)) {
+      return true;
+    }
     if (e instanceof TypeError && /terminated|fetch failed|other side closed/i.test(String(e.message))) return true;
+    if (/^(socket hang up|aborted)$/.test(String(e.message))) return true;
     e = e.cause;
   }
   return false;
@@ -557,7 +799,13 @@ function retryAfter(headers: Headers | undefined): number | undefined {
 function describe(err: unknown): string {
   if (err instanceof Error) {
     const cause = (err as { cause?: unknown }).cause;
-    return `${err.name}: ${err.message}${cause instanceof Error ? ` (cause: ${cause.name}: ${cause.message})` : ''}`;
+    return `${named(err)}${cause instanceof Error ? ` (cause: ${named(cause)})` : ''}`;
   }
   return String(err);
+}
+
+/** `Name: message`, with node's error code when it has one (`Error: socket hang up [ECONNRESET]`). */
+function named(err: Error): string {
+  const code = (err as { code?: unknown }).code;
+  return `${err.name}: ${err.message}${typeof code === 'string' && !err.message.includes(code) ? ` [${code}]` : ''}`;
 }
