@@ -163,7 +163,7 @@ describe('ChatService', () => {
   afterEach(() => context.close());
 
   describe('userMessage', () => {
-    it('in a new chat: chat_created to the sender, user message stored and published before the generation starts', async () => {
+    it('in a new chat: the model request goes out first; chat row, both messages (one statement), chat_created and user_message follow, then the answer may show', async () => {
       chats.create.mockImplementation(async ({ id, title }) => ({ ...chatRow({}, id), title }));
 
       await service.userMessage({ id: 'req-1', content: '  Hello\n there  ' }, connectionId, USER);
@@ -205,6 +205,7 @@ describe('ChatService', () => {
             room: `chat:${chatId}`,
             ownerId: USER,
             startFields: {},
+            stored: expect.any(Promise),
             request: {
               messages: [{ role: 'user', content: '  Hello\n there  ' }],
               model: 'fake-model',
@@ -216,11 +217,14 @@ describe('ChatService', () => {
         ],
       ]);
 
+      const started = generations.start.mock.invocationCallOrder[0];
+      const [created] = chats.create.mock.invocationCallOrder;
       const [storeBoth] = messages.insertRows.mock.invocationCallOrder;
       const published = fanout.publish.mock.invocationCallOrder[0];
-      const started = generations.start.mock.invocationCallOrder[0];
+      expect(started).toBeLessThan(created);
+      expect(created).toBeLessThan(storeBoth);
       expect(storeBoth).toBeLessThan(published);
-      expect(published).toBeLessThan(started);
+      await expect(generations.start.mock.calls[0][0].stored).resolves.toBeUndefined();
     });
 
     it('in an existing chat: merges options into its settings, stores them, and the turn uses them', async () => {
@@ -242,7 +246,8 @@ describe('ChatService', () => {
       expect(chats.update.mock.calls).toEqual([
         [CHAT_ID, { settings: { model: 'm1', thinking: true, max_tokens: 100, system_prompt: 'Be brief' } }],
       ]);
-      expect(chats.update.mock.invocationCallOrder[0]).toBeLessThan(generations.start.mock.invocationCallOrder[0]);
+      // written while the request is out, before the answer's frames may go
+      expect(chats.update.mock.invocationCallOrder[0]).toBeLessThan(messages.insertRows.mock.invocationCallOrder[0]);
       const spec = generations.start.mock.calls[0][0];
       expect(spec.requestId).toBeUndefined();
       expect(spec.model).toBe('m1');
@@ -270,6 +275,16 @@ describe('ChatService', () => {
       expect(generations.start.mock.calls[0][0].request.temperature).toBe(1.5);
       expect(chats.touch.mock.calls).toEqual([[CHAT_ID]]);
       expect(generations.start.mock.invocationCallOrder[0]).toBeLessThan(chats.touch.mock.invocationCallOrder[0]);
+    });
+
+    it('a failed write after the request went out: the sender gets the error, `stored` rejects (the generation drops itself), nothing is published', async () => {
+      chats.findOwned.mockResolvedValue(chatRow());
+      messages.insertRows.mockRejectedValue(new Error('disk full'));
+      await expect(service.userMessage({ id: 'r', content: 'Hi', chat_id: CHAT_ID }, connectionId, USER)).rejects.toThrow('disk full');
+      expect(generations.start).toHaveBeenCalledTimes(1);
+      await expect(generations.start.mock.calls[0][0].stored).rejects.toThrow('disk full');
+      expect(fanout.publish).not.toHaveBeenCalled();
+      expect(chats.touch).not.toHaveBeenCalled();
     });
 
     it("an unknown (or another user's) chat_id is not_found; nothing is stored, published, started or counted", async () => {

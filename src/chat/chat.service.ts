@@ -59,9 +59,9 @@ export class ChatService {
   ) {}
 
   /**
-   * A user turn. Before the model request: at most one read of the chat and its history, the
-   * chat's row for a new chat, and one insert of the user message with its answer's row; the
-   * chat's activity time is written after the request is on its way.
+   * A user turn. Before the model request: at most one read of the chat and one of its history.
+   * The chat's row (new chat), its settings, the user message and its answer's row are written
+   * while the request is on its way; the answer's frames wait for them (see `GenerationSpec.stored`).
    */
   async userMessage(dto: UserMessageDto, connectionId: string, userId: string): Promise<void> {
     if (!this.generations.isAccepting) throw new AppError('shutting_down', 'the server is shutting down; try again shortly');
@@ -75,37 +75,43 @@ export class ChatService {
     this.limits.checkRunning(this.generations.runningFor(userId));
     await this.limits.consumeMessage(userId);
     const requestId = dto.id;
-    const chat = existing ?? (await this.openChat(dto, connectionId, userId));
-    const settings = mergeSettings(JSON.parse(chat.settings) as ChatSettings, dto.options);
-    if (dto.options) await this.chats.update(chat.id, { settings });
-    const room = chatRoom(chat.id);
-    await this.fanout.join(connectionId, room);
-
+    const chatId = existing?.id ?? randomUUID();
+    const room = chatRoom(chatId);
+    const settings = mergeSettings(existing ? (JSON.parse(existing.settings) as ChatSettings) : {}, dto.options);
     // A new chat's history is this message alone.
-    const earlier = existing ? await this.messages.listByChat(chat.id) : [];
+    const earlier = existing ? await this.messages.listByChat(chatId) : [];
     const user = messageRow({
       id: randomUUID(),
-      chat_id: chat.id,
+      chat_id: chatId,
       role: 'user',
       content: dto.content,
       status: 'complete',
       attachments: files.map((f) => f.id),
     });
     await this.startAnswer({
-      chatId: chat.id,
+      chatId,
       settings,
       history: earlier,
       userMessage: user,
+      userId,
+      requestId,
+      prelude: async () => {
+        if (!existing) {
+          const chat = await this.chats.create({ id: chatId, userId, title: titleFrom(dto.content), settings: dto.options ? settings : undefined });
+          this.registry.send(connectionId, withId({ type: 'chat_created', chat_id: chat.id, title: chat.title }, requestId));
+        } else if (dto.options) {
+          await this.chats.update(chatId, { settings });
+        }
+        await this.fanout.join(connectionId, room);
+      },
       onUserStored: () => {
-        const frame: Frame = { type: 'user_message', chat_id: chat.id, message_id: user.id, content: user.content, created_at: user.created_at };
+        const frame: Frame = { type: 'user_message', chat_id: chatId, message_id: user.id, content: user.content, created_at: user.created_at };
         if (files.length) frame.attachments = files.map((f) => ({ id: f.id, name: f.name, size: f.size }));
         this.publish(room, requestId, frame);
       },
-      userId,
-      requestId,
     });
     // A new chat was created just now, and a settings update already moved its time.
-    if (existing && !dto.options) await this.chats.touch(chat.id);
+    if (existing && !dto.options) await this.chats.touch(chatId);
   }
 
   /**
@@ -135,14 +141,17 @@ export class ChatService {
   }
 
   /**
-   * Creates the assistant message for the newest turn of `history` (with `userMessage`, stored in
-   * the same statement, as that newest turn) and starts its generation.
+   * Starts the answer to the newest turn of `history` (with `userMessage` as that newest turn): the
+   * model request goes out first, then `prelude`, the user message and the answer's row are written
+   * (in one statement), `onUserStored` runs, and only then do the answer's frames go out.
    */
   private async startAnswer(turn: {
     chatId: string;
     settings: ChatSettings;
     history: MessageRow[];
     userMessage?: MessageRow;
+    /** Writes that must precede the messages (the chat's row) and the user's frame (joining the room). */
+    prelude?: () => Promise<void>;
     onUserStored?: () => void;
     userId: string;
     requestId?: string;
@@ -151,6 +160,7 @@ export class ChatService {
     const { chatId, settings, userId, requestId, userMessage } = turn;
     if (!this.llm.isConfigured()) {
       // The user's message is kept (and shown) even though nothing can answer it.
+      await turn.prelude?.();
       if (userMessage) {
         await this.messages.insertRows([userMessage]);
         turn.onUserStored?.();
@@ -171,9 +181,7 @@ export class ChatService {
       previous_versions: turn.previousVersions,
       instance_id: this.generations.instanceId,
     });
-    await this.messages.insertRows(userMessage ? [userMessage, assistant] : [assistant]);
-    turn.onUserStored?.();
-    if (turn.previousVersions?.length) await this.messages.markReplaced(turn.previousVersions, assistant.id);
+    const written = deferred();
     this.generations.start({
       chatId,
       messageId: assistant.id,
@@ -192,7 +200,19 @@ export class ChatService {
         temperature: settings.temperature,
         maxTokens: settings.max_tokens,
       },
+      stored: written.promise,
     });
+    try {
+      await turn.prelude?.();
+      await this.messages.insertRows(userMessage ? [userMessage, assistant] : [assistant]);
+      turn.onUserStored?.();
+      if (turn.previousVersions?.length) await this.messages.markReplaced(turn.previousVersions, assistant.id);
+      written.resolve();
+    } catch (error) {
+      // The generation drops itself without a frame; the sender gets this error.
+      written.reject(error);
+      throw error;
+    }
   }
 
   /** Messages whose attachments' text is appended, as the model sees them (now and in later turns). */
@@ -336,12 +356,6 @@ export class ChatService {
     return chat;
   }
 
-  private async openChat(dto: UserMessageDto, connectionId: string, userId: string): Promise<ChatRow> {
-    const chat = await this.chats.create({ id: randomUUID(), userId, title: titleFrom(dto.content) });
-    this.registry.send(connectionId, withId({ type: 'chat_created', chat_id: chat.id, title: chat.title }, dto.id));
-    return chat;
-  }
-
   private publish(room: string, requestId: string | undefined, frame: Frame): void {
     this.fanout.publish(room, withId(frame, requestId));
   }
@@ -354,4 +368,12 @@ function withId(frame: Frame, id: string | undefined): Frame {
 
 function toChatView(chat: ChatRow): ChatView {
   return { id: chat.id, title: chat.title, created_at: chat.created_at, updated_at: chat.updated_at };
+}
+
+/** A promise with its settle functions (its rejection is handled by whoever awaits it). */
+function deferred(): { promise: Promise<void>; resolve: () => void; reject: (error: unknown) => void } {
+  let resolve!: () => void;
+  let reject!: (error: unknown) => void;
+  const promise = new Promise<void>((res, rej) => ((resolve = res), (reject = rej)));
+  return { promise, resolve, reject };
 }

@@ -685,6 +685,80 @@ describe('GenerationService', () => {
     expect(logError).toHaveBeenCalledWith(expect.stringContaining('disk full'));
   });
 
+  describe('with its row still being written (spec.stored)', () => {
+    function pendingWrite() {
+      let resolve!: () => void;
+      let reject!: (error: Error) => void;
+      const stored = new Promise<void>((res, rej) => ((resolve = res), (reject = rej)));
+      return { stored, resolve, reject };
+    }
+
+    it('asks the model at once, holds every frame until the row is stored, then sends them in order', async () => {
+      const write = pendingWrite();
+      const generation = service.start(spec('m1', { stored: write.stored }));
+      expect(llm.streams[0].subscriptions).toBe(1); // the request is out before the row exists
+      await llm.streams[0].reasoningApart('a');
+      await llm.streams[0].contentApart('b', 'c');
+      expect(fanout.published).toEqual([]);
+      write.resolve();
+      await flush();
+      expect(fanout.frames().map((f) => [f.type, f.seq, f.content])).toEqual([
+        ['agent_response_start', undefined, undefined],
+        ['agent_reasoning', 1, 'a'],
+        ['agent_response', 2, 'b'],
+        ['agent_response', 3, 'c'],
+      ]);
+      await llm.streams[0].contentApart('d'); // later pieces go out as they come
+      expect(fanout.frames().at(-1)).toEqual(expect.objectContaining({ seq: 4, content: 'd' }));
+      llm.streams[0].finish();
+      await generation.done;
+      expect(fanout.types().at(-1)).toBe('agent_response_end');
+    });
+
+    it('an end (here: a stop) before the row is stored is written and sent after it', async () => {
+      const write = pendingWrite();
+      const generation = service.start(spec('m1', { stored: write.stored }));
+      llm.streams[0].content('x');
+      expect(service.stop('m1')).toBe(true);
+      await flush();
+      expect(llm.streams[0].teardowns).toBe(1);
+      expect(messages.finish).not.toHaveBeenCalled();
+      expect(fanout.published).toEqual([]);
+      write.resolve();
+      await generation.done;
+      expect(order).toEqual(['publish:agent_response_start', 'publish:agent_response', 'finish:stopped', 'publish:agent_response_end']);
+      expect(messages.finish).toHaveBeenCalledWith('m1', expect.objectContaining({ content: 'x', seq: 1, status: 'stopped' }));
+    });
+
+    it('no snapshot is written before the row exists', async () => {
+      jest.useFakeTimers({ doNotFake: ['nextTick', 'setImmediate', 'queueMicrotask'] });
+      const write = pendingWrite();
+      service.start(spec('m1', { stored: write.stored }));
+      await llm.streams[0].contentApart('x');
+      await jest.advanceTimersByTimeAsync(SNAPSHOT_INTERVAL_MS * 2);
+      expect(messages.snapshot).not.toHaveBeenCalled();
+      write.resolve();
+      await jest.advanceTimersByTimeAsync(SNAPSHOT_INTERVAL_MS);
+      expect(messages.snapshot).toHaveBeenCalledWith('m1', 'x', null, 1);
+    });
+
+    it('a failed write drops the generation: upstream cancelled, nothing sent or written, the user no longer counted', async () => {
+      const write = pendingWrite();
+      const generation = service.start(spec('m1', { stored: write.stored }));
+      expect(service.runningFor('user-1')).toBe(1);
+      llm.streams[0].content('x');
+      write.reject(new Error('disk full'));
+      await generation.done;
+      await flush();
+      expect(llm.streams[0].teardowns).toBe(1);
+      expect(fanout.published).toEqual([]);
+      expect(messages.finish).not.toHaveBeenCalled();
+      expect(service.runningFor('user-1')).toBe(0);
+      expect(service.find('m1')).toBeUndefined();
+      expect(service.stop('m1')).toBe(false);
+    });
+  });
+
   describe('snapshots', () => {
     beforeEach(() => jest.useFakeTimers({ doNotFake: ['nextTick', 'setImmediate', 'queueMicrotask'] }));
 

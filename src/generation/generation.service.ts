@@ -115,7 +115,14 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
     this.running.set(spec.messageId, generation);
     this.runningPerUser.set(spec.ownerId, (this.runningPerUser.get(spec.ownerId) ?? 0) + 1);
     generation.unregisterStop = this.stops.register(spec.messageId, spec.ownerId, () => void this.end(generation, 'stopped'));
-    this.fanout.publish(spec.room, { ...generation.base('agent_response_start'), model: spec.model, ...spec.startFields });
+    if (spec.stored) {
+      generation.held = [];
+      spec.stored.then(
+        () => this.release(generation),
+        () => this.abandon(generation),
+      );
+    }
+    this.send(generation, { ...generation.base('agent_response_start'), model: spec.model, ...spec.startFields });
     this.metrics.generationStarted();
     if (this.redis.enabled) {
       void this.redis.client.pexpire(this.logKey(spec.messageId), REDIS_LOG_RUNNING_TTL_MS).catch(() => undefined);
@@ -130,6 +137,33 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
       },
     });
     return generation;
+  }
+
+  /** A frame of the generation to its viewers, or held while its row is still being written. */
+  private send(generation: Generation, frame: Frame): void {
+    if (generation.held) generation.held.push(frame);
+    else this.fanout.publish(generation.spec.room, frame);
+  }
+
+  /** The row is stored: the frames held meanwhile go out, in order. */
+  private release(generation: Generation): void {
+    const held = generation.held ?? [];
+    generation.held = undefined;
+    for (const frame of held) this.fanout.publish(generation.spec.room, frame);
+  }
+
+  /** The row could not be stored: upstream is cancelled, nothing is sent or written. */
+  private abandon(generation: Generation): void {
+    generation.abandoned = true;
+    generation.held = undefined;
+    generation.ending = true;
+    generation.status = 'error';
+    clearInterval(generation.snapshotTimer);
+    generation.subscription?.unsubscribe();
+    generation.unregisterStop?.();
+    this.pending.delete(generation);
+    this.untrack(generation);
+    generation.resolveDone();
   }
 
   /** Stops a running generation; false when none runs under that id. */
@@ -214,7 +248,7 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
       message: appError.message,
       ...appError.details,
     };
-    this.fanout.publish(generation.spec.room, frame);
+    this.send(generation, frame);
     await this.end(generation, generation.content ? 'interrupted' : 'error');
   }
 
@@ -228,6 +262,9 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
     clearInterval(generation.snapshotTimer);
     generation.subscription?.unsubscribe();
     generation.unregisterStop?.();
+    // The row may still be on its way (the request went out first); an end is written after it.
+    if (generation.spec.stored) await generation.spec.stored.catch(() => undefined);
+    if (generation.abandoned) return;
     try {
       await this.messages.finish(generation.messageId, {
         content: generation.content,
@@ -245,7 +282,7 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
     generation.log.push(frame);
     this.untrack(generation);
     this.keepEnded(generation);
-    this.fanout.publish(generation.spec.room, frame);
+    this.send(generation, frame);
     if (this.redis.enabled) {
       this.appendLog(generation.messageId, frame);
       void this.redis.client.pexpire(this.logKey(generation.messageId), REDIS_LOG_TTL_MS).catch(() => undefined);
@@ -285,13 +322,13 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
     generation.pendingText = '';
     this.pending.delete(generation);
     const frame = generation.piece(kind, text);
-    this.fanout.publish(generation.spec.room, frame);
+    this.send(generation, frame);
     if (this.redis.enabled) this.appendLog(generation.messageId, frame);
     if (generation.seq === 1) this.metrics.firstPieceAfter(Date.now() - generation.startedAt);
   }
 
   private async snapshot(generation: Generation): Promise<void> {
-    if (generation.ending) return;
+    if (generation.ending || generation.held) return;
     this.flush(generation);
     if (!generation.dirty) return;
     generation.dirty = false;

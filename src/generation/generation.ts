@@ -17,6 +17,12 @@ export interface GenerationSpec {
   ownerId: string;
   /** Extra fields for `agent_response_start` (e.g. `omitted_turns`, `previous_versions`). */
   startFields?: Record<string, unknown>;
+  /**
+   * The message's row (and what must precede the answer's frames) being written while the model
+   * request is already out. Until it resolves the generation's frames are held and nothing of it is
+   * written; if it rejects, the generation is dropped without a frame or a write (the caller reports).
+   */
+  stored?: Promise<void>;
 }
 
 /** One assistant message being generated: its text so far, its numbered log and how it ended. */
@@ -40,6 +46,10 @@ export class Generation {
    */
   pendingKind: 'reasoning' | 'content' | null = null;
   pendingText = '';
+  /** Frames waiting for `spec.stored` (undefined once they may go out). */
+  held?: Frame[];
+  /** `spec.stored` failed: the generation was dropped. */
+  abandoned = false;
   /** Set once the end is being written, so the end happens exactly once. */
   ending = false;
   readonly startedAt = Date.now();
