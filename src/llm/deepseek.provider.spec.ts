@@ -1335,6 +1335,44 @@ describe('DeepSeekProvider over node:http (wire shapes and failures)', () => {
     }
   });
 
+  it('a kept-alive socket the server drops as the next request arrives: sent again at once on a new connection, no retry budget used', async () => {
+    const sockets: unknown[] = [];
+    let requests = 0;
+    const server = await rawServer((res, req) => {
+      requests += 1;
+      if (!sockets.includes(req.socket)) sockets.push(req.socket);
+      // The second request arrives on the first connection: drop it unanswered, as a server that
+      // closed an idle connection does.
+      if (requests === 2) {
+        req.socket.destroy();
+        return;
+      }
+      sse(res);
+      res.end(chunk({ content: `answer ${requests}` }, 'stop') + 'data: [DONE]\n\n');
+    });
+    try {
+      const p = provider(server.url, { maxRetries: 0 });
+      expect(texts((await collect(p.stream(hello))).events, 'content')).toEqual(['answer 1']);
+      await new Promise((r) => setTimeout(r, 10));
+      const second = await collect(p.stream(hello));
+      expect(second.error).toBeUndefined();
+      expect(texts(second.events, 'content')).toEqual(['answer 3']);
+      expect(sockets).toHaveLength(2);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('a fresh connection refused is not sent again (maxRetries 0 → upstream_unavailable)', async () => {
+    const server = await rawServer((res, req) => req.socket.destroy());
+    try {
+      const out = await collect(provider(server.url, { maxRetries: 0 }).stream(hello));
+      expect(out.error).toMatchObject({ code: 'upstream_unavailable' });
+    } finally {
+      await server.close();
+    }
+  });
+
   it('a body cut at every byte (CRLF, no space, multi-byte characters) streams the same answer', async () => {
     const fake = await FakeDeepSeek.start({ wire: { crlf: true, noSpace: true, splitBytes: 1, splitPauseMs: 0 } });
     try {

@@ -596,6 +596,9 @@ interface SseRequest {
   cancel: () => void;
 }
 
+/** How a reused kept-alive socket fails when the server had closed it (the request never arrived). */
+const STALE_SOCKET_CODES = new Set(['ECONNRESET', 'EPIPE']);
+
 /** How much of an error answer is read into memory. */
 const MAX_ERROR_BODY = 64 * 1024;
 /** After `[DONE]`, how long the rest of the body may take before the socket is dropped. */
@@ -616,18 +619,32 @@ function postSse(target: SseTarget, payload: string, timeoutMs: number, handlers
     else rejectDone(err);
   };
   let responded = false;
-  const req = (target.secure ? https : http).request({
-    ...target.options,
-    headers: { ...target.headers, 'content-length': Buffer.byteLength(payload) },
-  });
+  let req!: http.ClientRequest;
   const fail = (err: unknown) => {
     if (settled) return;
     // Like the SDK: no answer at all is a connection error; a break after the answer began is not.
     settle(responded ? err : new APIConnectionError({ message: 'Connection error.', cause: err as Error }));
     req.destroy();
   };
-  req.on('error', fail);
-  req.on('response', (res) => {
+  const send = (mayRetryStale: boolean) => {
+    const attempt = (target.secure ? https : http).request({
+      ...target.options,
+      headers: { ...target.headers, 'content-length': Buffer.byteLength(payload) },
+    });
+    req = attempt;
+    attempt.on('error', (err: Error & { code?: string }) => {
+      // A kept-alive socket the server closed as we wrote to it: once more on a new connection,
+      // at once (the request never reached the server; a backoff would only add latency).
+      if (mayRetryStale && !responded && !settled && attempt.reusedSocket && STALE_SOCKET_CODES.has(err.code ?? '')) {
+        send(false);
+        return;
+      }
+      fail(err);
+    });
+    attempt.on('response', onResponse);
+    attempt.end(payload);
+  };
+  const onResponse = (res: http.IncomingMessage) => {
     responded = true;
     res.setEncoding('utf8');
     const status = res.statusCode ?? 0;
@@ -675,8 +692,8 @@ function postSse(target: SseTarget, payload: string, timeoutMs: number, handlers
     res.on('error', fail);
     res.on('end', () => settle());
     res.on('close', () => fail(prematureClose()));
-  });
-  req.end(payload);
+  };
+  send(true);
   return {
     done,
     cancel: () => {
