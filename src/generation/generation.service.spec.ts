@@ -173,6 +173,8 @@ describe('GenerationService', () => {
   let order: string[];
   let logError: jest.SpyInstance;
   let logWarn: jest.SpyInstance;
+  /** Every message snapshot written, as [id, content, reasoning, seq], over all batches. */
+  const snapshots = () => messages.snapshotMany.mock.calls.flatMap(([batch]) => batch.map((m) => [m.id, m.content, m.reasoning, m.seq]));
 
   beforeEach(async () => {
     order = [];
@@ -182,7 +184,7 @@ describe('GenerationService', () => {
     messages.finish.mockImplementation(async (id: string, final: FinalMessage) => {
       order.push(`finish:${final.status}`);
     });
-    messages.snapshot.mockResolvedValue(undefined);
+    messages.snapshotMany.mockResolvedValue(undefined);
     messages.interruptAllStreaming.mockResolvedValue(0);
     logError = jest.spyOn(Logger.prototype, 'error').mockImplementation(() => undefined);
     logWarn = jest.spyOn(Logger.prototype, 'warn').mockImplementation(() => undefined);
@@ -539,7 +541,7 @@ describe('GenerationService', () => {
       await llm.streams[0].contentApart('a');
       llm.streams[0].content('b', 'c');
       jest.advanceTimersByTime(SNAPSHOT_INTERVAL_MS); // the snapshot timer fires within this same turn
-      expect(messages.snapshot.mock.calls).toEqual([['m1', 'abc', null, 2]]);
+      expect(snapshots()).toEqual([['m1', 'abc', null, 2]]);
       expect(pieces()).toEqual([
         ['agent_response', 1, 'a'],
         ['agent_response', 2, 'bc'],
@@ -736,10 +738,10 @@ describe('GenerationService', () => {
       service.start(spec('m1', { stored: write.stored }));
       await llm.streams[0].contentApart('x');
       await jest.advanceTimersByTimeAsync(SNAPSHOT_INTERVAL_MS * 2);
-      expect(messages.snapshot).not.toHaveBeenCalled();
+      expect(snapshots()).toEqual([]);
       write.resolve();
       await jest.advanceTimersByTimeAsync(SNAPSHOT_INTERVAL_MS);
-      expect(messages.snapshot).toHaveBeenCalledWith('m1', 'x', null, 1);
+      expect(snapshots()).toEqual([['m1', 'x', null, 1]]);
     });
 
     it('a failed write drops the generation: upstream cancelled, nothing sent or written, the user no longer counted', async () => {
@@ -766,42 +768,73 @@ describe('GenerationService', () => {
       const generation = service.start(spec());
       const upstream = llm.streams[0];
       await upstream.contentApart('a', 'b', 'c');
-      expect(messages.snapshot).not.toHaveBeenCalled();
+      expect(snapshots()).toEqual([]);
 
       await jest.advanceTimersByTimeAsync(SNAPSHOT_INTERVAL_MS - 1);
-      expect(messages.snapshot).not.toHaveBeenCalled();
+      expect(snapshots()).toEqual([]);
       await jest.advanceTimersByTimeAsync(1);
-      expect(messages.snapshot.mock.calls).toEqual([['m1', 'abc', null, 3]]);
+      expect(snapshots()).toEqual([['m1', 'abc', null, 3]]);
 
       // nothing new: no write, however long it waits
       await jest.advanceTimersByTimeAsync(5 * SNAPSHOT_INTERVAL_MS);
-      expect(messages.snapshot).toHaveBeenCalledTimes(1);
+      expect(snapshots()).toHaveLength(1);
 
       // a piece every 100 ms for 3 intervals: exactly 3 writes
       for (let i = 0; i < 30; i++) {
         await upstream.reasoningApart('r');
         await jest.advanceTimersByTimeAsync(SNAPSHOT_INTERVAL_MS / 10);
       }
-      expect(messages.snapshot).toHaveBeenCalledTimes(4);
-      expect(messages.snapshot.mock.calls[3]).toEqual(['m1', 'abc', 'r'.repeat(30), 33]);
+      expect(snapshots()).toHaveLength(4);
+      expect(snapshots()[3]).toEqual(['m1', 'abc', 'r'.repeat(30), 33]);
 
       upstream.content('d');
       upstream.finish();
       await generation.done;
       await jest.advanceTimersByTimeAsync(10 * SNAPSHOT_INTERVAL_MS);
-      expect(messages.snapshot).toHaveBeenCalledTimes(4);
+      expect(snapshots()).toHaveLength(4);
       expect(messages.finish).toHaveBeenCalledWith('m1', expect.objectContaining({ content: 'abcd', seq: 34 }));
     });
 
+    it('one batch (one transaction) per interval for every running generation whose text changed', async () => {
+      service.start(spec('m1'));
+      service.start(spec('m2'));
+      service.start(spec('m3'));
+      await llm.streams[0].contentApart('a');
+      await llm.streams[2].contentApart('c');
+      await jest.advanceTimersByTimeAsync(SNAPSHOT_INTERVAL_MS);
+      expect(messages.snapshotMany.mock.calls).toEqual([
+        [
+          [
+            { id: 'm1', content: 'a', reasoning: null, seq: 1 },
+            { id: 'm3', content: 'c', reasoning: null, seq: 1 },
+          ],
+        ],
+      ]);
+    });
+
+    it('a failed batch is written again at the next interval, even without new text', async () => {
+      messages.snapshotMany.mockRejectedValueOnce(new Error('locked'));
+      service.start(spec('m1'));
+      await llm.streams[0].contentApart('a');
+      await jest.advanceTimersByTimeAsync(SNAPSHOT_INTERVAL_MS);
+      await jest.advanceTimersByTimeAsync(SNAPSHOT_INTERVAL_MS);
+      expect(snapshots()).toEqual([
+        ['m1', 'a', null, 1],
+        ['m1', 'a', null, 1],
+      ]);
+      await jest.advanceTimersByTimeAsync(SNAPSHOT_INTERVAL_MS);
+      expect(snapshots()).toHaveLength(2);
+    });
+
     it('a failed snapshot is logged and the generation goes on', async () => {
-      messages.snapshot.mockRejectedValueOnce(new Error('locked'));
+      messages.snapshotMany.mockRejectedValueOnce(new Error('locked'));
       const generation = service.start(spec());
       llm.streams[0].content('a');
       await jest.advanceTimersByTimeAsync(SNAPSHOT_INTERVAL_MS);
       expect(logWarn).toHaveBeenCalledWith(expect.stringContaining('locked'));
       llm.streams[0].content('b');
       await jest.advanceTimersByTimeAsync(SNAPSHOT_INTERVAL_MS);
-      expect(messages.snapshot.mock.calls).toEqual([
+      expect(snapshots()).toEqual([
         ['m1', 'a', null, 1],
         ['m1', 'ab', null, 2],
       ]);

@@ -36,6 +36,8 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
   /** Generations holding pending text, all sent by one shared `setImmediate` (see `flushPending`). */
   private readonly pending = new Set<Generation>();
   private flushScheduled = false;
+  private snapshotTimer?: NodeJS.Timeout;
+  private snapshotting = false;
   private accepting = true;
   private heartbeat?: NodeJS.Timeout;
 
@@ -75,6 +77,7 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
 
   async onApplicationShutdown(): Promise<void> {
     clearInterval(this.heartbeat);
+    this.stopSnapshots();
     if (this.redis.enabled) await this.redis.client.del(this.instanceKey(this.redis.instanceId)).catch(() => undefined);
   }
 
@@ -127,8 +130,7 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
     if (this.redis.enabled) {
       void this.redis.client.pexpire(this.logKey(spec.messageId), REDIS_LOG_RUNNING_TTL_MS).catch(() => undefined);
     }
-    generation.snapshotTimer = setInterval(() => void this.snapshot(generation), SNAPSHOT_INTERVAL_MS);
-    generation.snapshotTimer.unref();
+    this.startSnapshots();
     generation.subscription = this.llm.stream(spec.request).subscribe({
       next: (event) => this.onEvent(generation, event),
       error: (error: unknown) => void this.fail(generation, error),
@@ -158,7 +160,6 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
     generation.held = undefined;
     generation.ending = true;
     generation.status = 'error';
-    clearInterval(generation.snapshotTimer);
     generation.subscription?.unsubscribe();
     generation.unregisterStop?.();
     this.pending.delete(generation);
@@ -259,7 +260,6 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
     this.flush(generation);
     generation.ending = true;
     generation.status = status;
-    clearInterval(generation.snapshotTimer);
     generation.subscription?.unsubscribe();
     generation.unregisterStop?.();
     // The row may still be on its way (the request went out first); an end is written after it.
@@ -298,6 +298,7 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
     const left = (this.runningPerUser.get(owner) ?? 1) - 1;
     if (left > 0) this.runningPerUser.set(owner, left);
     else this.runningPerUser.delete(owner);
+    if (this.running.size === 0) this.stopSnapshots();
   }
 
   /** Sends every generation's pending text: one shared `setImmediate` per turn of the event loop. */
@@ -327,15 +328,44 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
     if (generation.seq === 1) this.metrics.firstPieceAfter(Date.now() - generation.startedAt);
   }
 
-  private async snapshot(generation: Generation): Promise<void> {
-    if (generation.ending || generation.held) return;
-    this.flush(generation);
-    if (!generation.dirty) return;
-    generation.dirty = false;
+  /** One timer for every running generation (started with the first, stopped when none runs). */
+  private startSnapshots(): void {
+    if (this.snapshotTimer) return;
+    this.snapshotTimer = setInterval(() => void this.snapshotAll(), SNAPSHOT_INTERVAL_MS);
+    this.snapshotTimer.unref();
+  }
+
+  /**
+   * Writes the text so far of every running generation whose text changed since its last
+   * snapshot, all in one transaction (one commit per interval, not one per generation).
+   */
+  private stopSnapshots(): void {
+    clearInterval(this.snapshotTimer);
+    this.snapshotTimer = undefined;
+  }
+
+  private async snapshotAll(): Promise<void> {
+    if (this.snapshotting) return; // the last one is still being written
+    const due: Generation[] = [];
+    for (const generation of this.running.values()) {
+      // A generation whose row is not written yet, or whose end is, has nothing to snapshot.
+      if (generation.ending || generation.held) continue;
+      this.flush(generation);
+      if (!generation.dirty) continue;
+      generation.dirty = false;
+      due.push(generation);
+    }
+    if (!due.length) return;
+    this.snapshotting = true;
     try {
-      await this.messages.snapshot(generation.messageId, generation.content, generation.reasoning || null, generation.seq);
+      await this.messages.snapshotMany(
+        due.map((g) => ({ id: g.messageId, content: g.content, reasoning: g.reasoning || null, seq: g.seq })),
+      );
     } catch (error) {
-      this.logger.warn(`snapshot of message ${generation.messageId} failed: ${String(error)}`);
+      this.logger.warn(`snapshot of ${due.length} message(s) failed: ${String(error)}`);
+      for (const generation of due) generation.dirty = true; // tried again next time
+    } finally {
+      this.snapshotting = false;
     }
   }
 

@@ -37,7 +37,6 @@ export class Generation {
   readonly log: Frame[] = [];
   subscription?: Subscription;
   unregisterStop?: () => void;
-  snapshotTimer?: NodeJS.Timeout;
   /** Text changed since the last snapshot. */
   dirty = false;
   /**

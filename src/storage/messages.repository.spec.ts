@@ -126,6 +126,25 @@ describe(`MessagesRepository (${usingPostgres() ? 'PostgreSQL' : 'SQLite file'})
     expect(await messages.findById('a1')).toEqual(finished);
   });
 
+  it('snapshotMany writes several streaming messages in one transaction and skips ended ones', async () => {
+    await streaming('a1');
+    await streaming('a2');
+    await streaming('a3');
+    await messages.finish('a2', { content: 'final', reasoning: null, status: 'complete', seq: 5 });
+    const ended = await messages.findById('a2');
+    const transaction = jest.spyOn(db, 'transaction');
+    await messages.snapshotMany([
+      { id: 'a1', content: 'one', reasoning: null, seq: 1 },
+      { id: 'a2', content: 'late', reasoning: null, seq: 9 },
+      { id: 'a3', content: 'three', reasoning: 'r', seq: 3 },
+    ]);
+    expect(transaction).toHaveBeenCalledTimes(1);
+    expect(await messages.findById('a1')).toEqual(expect.objectContaining({ content: 'one', seq: 1, status: 'streaming' }));
+    expect(await messages.findById('a2')).toEqual(ended);
+    expect(await messages.findById('a3')).toEqual(expect.objectContaining({ content: 'three', reasoning: 'r', seq: 3 }));
+    await expect(messages.snapshotMany([])).resolves.toBeUndefined();
+  });
+
   it('finish stores the final text, status, seq, usage JSON and error code', async () => {
     await streaming('a1');
     await messages.snapshot('a1', 'par', null, 1);

@@ -56,6 +56,13 @@ export interface NewMessage {
   instance_id?: string | null;
 }
 
+export interface MessageSnapshot {
+  id: string;
+  content: string;
+  reasoning: string | null;
+  seq: number;
+}
+
 export interface FinalMessage {
   content: string;
   reasoning: string | null;
@@ -162,12 +169,28 @@ export class MessagesRepository {
 
   /** The text so far of a message still streaming (called about once a second, never per piece). */
   async snapshot(id: string, content: string, reasoning: string | null, seq: number): Promise<void> {
-    await this.db
-      .updateTable('messages')
-      .set({ content, reasoning, seq, updated_at: nowIso() })
-      .where('id', '=', id)
-      .where('status', '=', 'streaming')
-      .execute();
+    await this.snapshotMany([{ id, content, reasoning, seq }]);
+  }
+
+  /**
+   * The text so far of several streaming messages, in one transaction (one commit for all: a
+   * commit, not the update, is most of a snapshot's cost). Messages no longer streaming are left alone.
+   */
+  async snapshotMany(snapshots: MessageSnapshot[]): Promise<void> {
+    if (!snapshots.length) return;
+    const write = async (db: Kysely<Database>) => {
+      const updatedAt = nowIso();
+      for (const { id, content, reasoning, seq } of snapshots) {
+        await db
+          .updateTable('messages')
+          .set({ content, reasoning, seq, updated_at: updatedAt })
+          .where('id', '=', id)
+          .where('status', '=', 'streaming')
+          .execute();
+      }
+    };
+    if (snapshots.length === 1) await write(this.db);
+    else await this.db.transaction().execute(write);
   }
 
   async finish(id: string, final: FinalMessage): Promise<void> {
