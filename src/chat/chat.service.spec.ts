@@ -111,7 +111,7 @@ describe('ChatService', () => {
   const sentToConnection = (): Frame[] => socket.send.mock.calls.map(([data]) => JSON.parse(data as string) as Frame);
 
   beforeEach(async () => {
-    chats = strictMock<ChatsRepository>('ChatsRepository', ['create', 'findById', 'findOwned', 'list', 'update', 'touch', 'delete']);
+    chats = strictMock<ChatsRepository>('ChatsRepository', ['create', 'insert', 'findById', 'findOwned', 'list', 'update', 'touch', 'delete']);
     messages = strictMock<MessagesRepository>('MessagesRepository', [
       'insertRows',
       'findById',
@@ -136,6 +136,9 @@ describe('ChatService', () => {
 
     stored = [];
     messages.insertRows.mockImplementation(async (rows: MessageRow[]) => {
+      stored.push(...rows);
+    });
+    chats.insert.mockImplementation(async (_chat, rows: MessageRow[] = []) => {
       stored.push(...rows);
     });
     messages.listByChat.mockImplementation(async () => [...stored]);
@@ -164,20 +167,23 @@ describe('ChatService', () => {
 
   describe('userMessage', () => {
     it('in a new chat: the model request goes out first; chat row, both messages (one statement), chat_created and user_message follow, then the answer may show', async () => {
-      chats.create.mockImplementation(async ({ id, title }) => ({ ...chatRow({}, id), title }));
-
       await service.userMessage({ id: 'req-1', content: '  Hello\n there  ' }, connectionId, USER);
 
-      const chatId = chats.create.mock.calls[0][0].id;
+      // the chat and both messages in one transaction, the user's message first
+      const [userRow, assistantRow] = stored;
+      const chat = chats.insert.mock.calls[0][0];
+      const chatId = chat.id;
       expect(chatId).toMatch(UUID);
-      expect(chats.create.mock.calls).toEqual([[{ id: chatId, userId: USER, title: 'Hello there' }]]);
+      expect(chats.insert.mock.calls).toEqual([[chat, [userRow, assistantRow]]]);
+      expect(chat).toEqual({ id: chatId, user_id: USER, title: 'Hello there', settings: '{}', created_at: chat.created_at, updated_at: chat.created_at });
+      expect(chat.created_at < userRow.created_at).toBe(true);
+      expect(chats.create).not.toHaveBeenCalled();
+      expect(messages.insertRows).not.toHaveBeenCalled();
       expect(limits.consumeMessage.mock.calls).toEqual([[USER]]);
       expect(sentToConnection()).toEqual([{ type: 'chat_created', chat_id: chatId, title: 'Hello there', id: 'req-1' }]);
       expect(registry.isInRoom(connectionId, chatRoom(chatId))).toBe(true);
 
-      // both rows in one statement, the user's first; a new chat's history is not read back
-      const [userRow, assistantRow] = stored;
-      expect(messages.insertRows.mock.calls).toEqual([[[userRow, assistantRow]]]);
+      // a new chat's history is not read back
       expect(userRow).toEqual(
         expect.objectContaining({ chat_id: chatId, role: 'user', content: '  Hello\n there  ', status: 'complete', attachments: null }),
       );
@@ -218,12 +224,10 @@ describe('ChatService', () => {
       ]);
 
       const started = generations.start.mock.invocationCallOrder[0];
-      const [created] = chats.create.mock.invocationCallOrder;
-      const [storeBoth] = messages.insertRows.mock.invocationCallOrder;
+      const [storeAll] = chats.insert.mock.invocationCallOrder;
       const published = fanout.publish.mock.invocationCallOrder[0];
-      expect(started).toBeLessThan(created);
-      expect(created).toBeLessThan(storeBoth);
-      expect(storeBoth).toBeLessThan(published);
+      expect(started).toBeLessThan(storeAll);
+      expect(storeAll).toBeLessThan(published);
       await expect(generations.start.mock.calls[0][0].stored).resolves.toBeUndefined();
     });
 
@@ -306,7 +310,7 @@ describe('ChatService', () => {
         code: 'rate_limited',
         details: { retry_after_ms: 1234 },
       });
-      expect(chats.create).not.toHaveBeenCalled();
+      expect(chats.insert).not.toHaveBeenCalled();
       expect(messages.insertRows).not.toHaveBeenCalled();
       expect(socket.send).not.toHaveBeenCalled();
     });
@@ -337,7 +341,7 @@ describe('ChatService', () => {
     it('while shutting down refuses before storing anything', async () => {
       generations.isAccepting = false;
       await expect(service.userMessage({ content: 'Hi' }, connectionId, USER)).rejects.toMatchObject({ code: 'shutting_down' });
-      expect(chats.create).not.toHaveBeenCalled();
+      expect(chats.insert).not.toHaveBeenCalled();
       expect(messages.insertRows).not.toHaveBeenCalled();
     });
   });

@@ -7,7 +7,7 @@ import { Environment } from '../config/environment';
 import { storedEndFrame } from '../generation/generation';
 import { GenerationService } from '../generation/generation.service';
 import { LlmProvider } from '../llm/llm.provider';
-import { ChatRow, ChatsRepository } from '../storage/chats.repository';
+import { chatRow, ChatRow, ChatsRepository } from '../storage/chats.repository';
 import { FilesRepository } from '../storage/files.repository';
 import { messageRow, MessageRow, MessagesRepository } from '../storage/messages.repository';
 import { ConnectionRegistry } from '../transport/connection-registry';
@@ -78,6 +78,9 @@ export class ChatService {
     const chatId = existing?.id ?? randomUUID();
     const room = chatRoom(chatId);
     const settings = mergeSettings(existing ? (JSON.parse(existing.settings) as ChatSettings) : {}, dto.options);
+    const newChat = existing
+      ? undefined
+      : chatRow({ id: chatId, userId, title: titleFrom(dto.content), settings: dto.options ? settings : undefined });
     // A new chat's history is this message alone.
     const earlier = existing ? await this.messages.listByChat(chatId) : [];
     const user = messageRow({
@@ -92,19 +95,16 @@ export class ChatService {
       chatId,
       settings,
       history: earlier,
+      newChat,
       userMessage: user,
       userId,
       requestId,
-      prelude: async () => {
-        if (!existing) {
-          const chat = await this.chats.create({ id: chatId, userId, title: titleFrom(dto.content), settings: dto.options ? settings : undefined });
-          this.registry.send(connectionId, withId({ type: 'chat_created', chat_id: chat.id, title: chat.title }, requestId));
-        } else if (dto.options) {
-          await this.chats.update(chatId, { settings });
-        }
+      beforeStore: async () => {
+        if (existing && dto.options) await this.chats.update(chatId, { settings });
         await this.fanout.join(connectionId, room);
       },
-      onUserStored: () => {
+      afterStore: () => {
+        if (newChat) this.registry.send(connectionId, withId({ type: 'chat_created', chat_id: chatId, title: newChat.title }, requestId));
         const frame: Frame = { type: 'user_message', chat_id: chatId, message_id: user.id, content: user.content, created_at: user.created_at };
         if (files.length) frame.attachments = files.map((f) => ({ id: f.id, name: f.name, size: f.size }));
         this.publish(room, requestId, frame);
@@ -142,29 +142,34 @@ export class ChatService {
 
   /**
    * Starts the answer to the newest turn of `history` (with `userMessage` as that newest turn): the
-   * model request goes out first, then `prelude`, the user message and the answer's row are written
-   * (in one statement), `onUserStored` runs, and only then do the answer's frames go out.
+   * model request goes out first; then `beforeStore` runs, the new chat (if any), the user message
+   * and the answer's row are written in one transaction, `afterStore` runs, and only then do the
+   * answer's frames go out.
    */
   private async startAnswer(turn: {
     chatId: string;
     settings: ChatSettings;
     history: MessageRow[];
+    newChat?: ChatRow;
     userMessage?: MessageRow;
-    /** Writes that must precede the messages (the chat's row) and the user's frame (joining the room). */
-    prelude?: () => Promise<void>;
-    onUserStored?: () => void;
+    /** What must precede the rows and the frames (a settings update, joining the chat's room). */
+    beforeStore?: () => Promise<void>;
+    /** Frames that announce the stored rows, before the answer's (`chat_created`, `user_message`). */
+    afterStore?: () => void;
     userId: string;
     requestId?: string;
     previousVersions?: string[];
   }): Promise<void> {
     const { chatId, settings, userId, requestId, userMessage } = turn;
+    const store = async (rows: MessageRow[]) => {
+      await turn.beforeStore?.();
+      if (turn.newChat) await this.chats.insert(turn.newChat, rows);
+      else await this.messages.insertRows(rows);
+      turn.afterStore?.();
+    };
     if (!this.llm.isConfigured()) {
       // The user's message is kept (and shown) even though nothing can answer it.
-      await turn.prelude?.();
-      if (userMessage) {
-        await this.messages.insertRows([userMessage]);
-        turn.onUserStored?.();
-      }
+      await store(userMessage ? [userMessage] : []);
       throw new AppError('model_not_configured', 'no model API key is configured (set DEEPSEEK_API_KEY)', { chat_id: chatId });
     }
     const history = await this.withAttachments(userMessage ? [...turn.history, userMessage] : turn.history, userId);
@@ -203,9 +208,7 @@ export class ChatService {
       stored: written.promise,
     });
     try {
-      await turn.prelude?.();
-      await this.messages.insertRows(userMessage ? [userMessage, assistant] : [assistant]);
-      turn.onUserStored?.();
+      await store(userMessage ? [userMessage, assistant] : [assistant]);
       if (turn.previousVersions?.length) await this.messages.markReplaced(turn.previousVersions, assistant.id);
       written.resolve();
     } catch (error) {
@@ -370,10 +373,12 @@ function toChatView(chat: ChatRow): ChatView {
   return { id: chat.id, title: chat.title, created_at: chat.created_at, updated_at: chat.updated_at };
 }
 
-/** A promise with its settle functions (its rejection is handled by whoever awaits it). */
+/** A promise with its settle functions. */
 function deferred(): { promise: Promise<void>; resolve: () => void; reject: (error: unknown) => void } {
   let resolve!: () => void;
   let reject!: (error: unknown) => void;
   const promise = new Promise<void>((res, rej) => ((resolve = res), (reject = rej)));
+  // Whoever awaits it sees the rejection; nobody awaiting it must not crash the process.
+  promise.catch(() => undefined);
   return { promise, resolve, reject };
 }

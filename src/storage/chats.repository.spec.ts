@@ -4,9 +4,9 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { tempDatabaseUrl, usingPostgres } from '../../test/support/databases';
-import { ChatsRepository } from './chats.repository';
+import { chatRow, ChatsRepository } from './chats.repository';
 import { migrate, openDatabase, sqlitePath } from './database.provider';
-import { MessagesRepository } from './messages.repository';
+import { messageRow, MessagesRepository } from './messages.repository';
 import { Database } from './schema';
 
 const ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
@@ -67,6 +67,22 @@ describe(`ChatsRepository (${usingPostgres() ? 'PostgreSQL' : 'SQLite file'})`, 
     expect(row.created_at).toMatch(ISO);
     expect(await chats.findById('chat-1')).toEqual(row);
     expect(await chats.findById('nope')).toBeUndefined();
+  });
+
+  it('insert writes a new chat with its first messages in one transaction; a failing message leaves no chat', async () => {
+    const chat = chatRow({ id: 'c-new', userId: 'u1', title: 'First' });
+    const rows = [
+      messageRow({ id: 'm-user', chat_id: 'c-new', role: 'user', content: 'Q', status: 'complete' }),
+      messageRow({ id: 'm-answer', chat_id: 'c-new', role: 'assistant', content: '', status: 'streaming' }),
+    ];
+    await chats.insert(chat, rows);
+    expect(await chats.findById('c-new')).toEqual(chat);
+    expect(await messages.listByChat('c-new')).toEqual(rows);
+
+    // the same message id again: the transaction fails as a whole
+    const other = chatRow({ id: 'c-other', userId: 'u1', title: 'Second' });
+    await expect(chats.insert(other, [messageRow({ id: 'm-user', chat_id: 'c-other', role: 'user', content: 'Q', status: 'complete' })])).rejects.toThrow();
+    expect(await chats.findById('c-other')).toBeUndefined();
   });
 
   it('stores settings given at creation as JSON', async () => {

@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { Kysely, Selectable } from 'kysely';
 import { nowIso } from '../common/clock';
+import type { MessageRow } from './messages.repository';
 import { ChatsTable, Database } from './schema';
 
 export type ChatRow = Selectable<ChatsTable>;
@@ -8,22 +9,39 @@ export type ChatRow = Selectable<ChatsTable>;
 /** Exactly the schema's columns: PostgreSQL adds a generated search column (`title_tsv`) that rows must not carry. */
 const CHAT_COLUMNS = ['id', 'user_id', 'title', 'settings', 'created_at', 'updated_at'] as const satisfies readonly (keyof ChatsTable)[];
 
+export interface NewChat {
+  id: string;
+  userId: string;
+  title: string;
+  settings?: object;
+}
+
+/** The row a new chat will be (timestamped now). */
+export function chatRow(chat: NewChat): ChatRow {
+  const now = nowIso();
+  return { id: chat.id, user_id: chat.userId, title: chat.title, settings: JSON.stringify(chat.settings ?? {}), created_at: now, updated_at: now };
+}
+
 @Injectable()
 export class ChatsRepository {
   constructor(private readonly db: Kysely<Database>) {}
 
-  async create(chat: { id: string; userId: string; title: string; settings?: object }): Promise<ChatRow> {
-    const now = nowIso();
-    const row: ChatRow = {
-      id: chat.id,
-      user_id: chat.userId,
-      title: chat.title,
-      settings: JSON.stringify(chat.settings ?? {}),
-      created_at: now,
-      updated_at: now,
-    };
-    await this.db.insertInto('chats').values(row).execute();
+  async create(chat: NewChat): Promise<ChatRow> {
+    const row = chatRow(chat);
+    await this.insert(row);
     return row;
+  }
+
+  /** A chat made by `chatRow`, with its first messages (rows of `messageRow`) in the same transaction. */
+  async insert(chat: ChatRow, messages: MessageRow[] = []): Promise<void> {
+    if (!messages.length) {
+      await this.db.insertInto('chats').values(chat).execute();
+      return;
+    }
+    await this.db.transaction().execute(async (trx) => {
+      await trx.insertInto('chats').values(chat).execute();
+      await trx.insertInto('messages').values(messages).execute();
+    });
   }
 
   findById(id: string): Promise<ChatRow | undefined> {
