@@ -208,6 +208,9 @@ export class ChatService {
       stored: written.promise,
     });
     try {
+      // node:http writes the request on the next tick, and ticks wait until the promise chain that
+      // is running now ends: without this the writes below (a chain of awaits) would go first.
+      await new Promise<void>((resolve) => process.nextTick(resolve));
       await store(userMessage ? [userMessage, assistant] : [assistant]);
       if (turn.previousVersions?.length) await this.messages.markReplaced(turn.previousVersions, assistant.id);
       written.resolve();
