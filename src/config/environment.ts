@@ -25,6 +25,13 @@ export class Environment {
   @IsIn(['normal', 'full'])
   SQLITE_SYNCHRONOUS: 'normal' | 'full' = 'normal';
 
+  /**
+   * SQLite only: how often a worker thread copies the WAL into the database file (a checkpoint);
+   * 0 = the commit that fills the WAL past 1,000 pages does it, on the event loop (SQLite's default).
+   */
+  @Transform(toInt) @IsInt() @Min(0)
+  SQLITE_CHECKPOINT_MS = 1000;
+
   @IsOptional() @IsString()
   REDIS_URL?: string;
 

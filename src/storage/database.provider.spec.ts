@@ -1,4 +1,4 @@
-import { mkdtempSync } from 'node:fs';
+import { existsSync, mkdtempSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { sql } from 'kysely';
@@ -23,6 +23,7 @@ describe('openDatabase (SQLite)', () => {
   it('commits without an fsync each by default (WAL + synchronous NORMAL)', async () => {
     expect(await synchronousOf()).toBe(1);
     expect(new Environment().SQLITE_SYNCHRONOUS).toBe('normal');
+    expect(new Environment().SQLITE_CHECKPOINT_MS).toBe(1000);
   });
 
   it('waits for fsync on every commit with SQLITE_SYNCHRONOUS=full', async () => {
@@ -32,5 +33,40 @@ describe('openDatabase (SQLite)', () => {
   it('rejects any other SQLITE_SYNCHRONOUS value', () => {
     const env = plainToInstance(Environment, { SQLITE_SYNCHRONOUS: 'off' });
     expect(validateSync(env).map((e) => e.property)).toEqual(['SQLITE_SYNCHRONOUS']);
+  });
+});
+
+describe('WAL checkpoints in a worker thread (SQLite)', () => {
+  const until = async (check: () => boolean, ms = 5000) => {
+    const end = Date.now() + ms;
+    while (!check() && Date.now() < end) await new Promise((resolve) => setTimeout(resolve, 20));
+    return check();
+  };
+
+  it('the app connection never checkpoints; the worker copies the WAL into the file, and the WAL is gone after destroy', async () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'chat-db-')), 'chat.db');
+    const db = await openDatabase(`sqlite:${file}`, { sqliteCheckpointMs: 50 });
+    const { rows } = await sql<{ wal_autocheckpoint: number }>`pragma wal_autocheckpoint`.execute(db);
+    expect(rows[0].wal_autocheckpoint).toBe(0);
+    const before = statSync(file).size;
+    await sql`create table filler (x text)`.execute(db);
+    // ~1 MB: below SQLite's own automatic checkpoint (1,000 pages), so only the worker copies it
+    for (let i = 0; i < 100; i++) await sql`insert into filler values (${'x'.repeat(10_000)})`.execute(db);
+    expect(await until(() => statSync(file).size > before + 500_000)).toBe(true);
+    await db.destroy();
+    expect(await until(() => !existsSync(`${file}-wal`))).toBe(true);
+  });
+
+  it('with 0 there is no worker: the WAL waits for SQLite\'s own checkpoint', async () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'chat-db-')), 'chat.db');
+    const db = await openDatabase(`sqlite:${file}`, { sqliteCheckpointMs: 0 });
+    const { rows } = await sql<{ wal_autocheckpoint: number }>`pragma wal_autocheckpoint`.execute(db);
+    expect(rows[0].wal_autocheckpoint).toBe(1000);
+    const before = statSync(file).size;
+    await sql`create table filler (x text)`.execute(db);
+    for (let i = 0; i < 100; i++) await sql`insert into filler values (${'x'.repeat(10_000)})`.execute(db);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(statSync(file).size).toBeLessThan(before + 500_000);
+    await db.destroy();
   });
 });

@@ -7,6 +7,7 @@ import { dirname, resolve } from 'node:path';
 import { Environment } from '../config/environment';
 import { migrationProvider } from './migrations';
 import { Database } from './schema';
+import { startCheckpointer } from './sqlite-checkpointer';
 
 const logger = new Logger('Database');
 
@@ -30,6 +31,8 @@ export function isPostgres(db: Kysely<any>): boolean {
 export interface DatabaseOptions {
   /** SQLite's `synchronous` pragma (WAL mode): see `Environment.SQLITE_SYNCHRONOUS`. */
   sqliteSynchronous?: 'normal' | 'full';
+  /** SQLite: WAL checkpoints in a worker thread this often; 0 = inside commits (SQLite's default). */
+  sqliteCheckpointMs?: number;
 }
 
 export async function openDatabase(url: string, options: DatabaseOptions = {}): Promise<Kysely<Database>> {
@@ -46,6 +49,8 @@ export async function openDatabase(url: string, options: DatabaseOptions = {}): 
   sqlite.pragma('foreign_keys = ON');
   sqlite.pragma('busy_timeout = 5000');
   cacheStatements(sqlite);
+  const checkpointMs = options.sqliteCheckpointMs ?? 0;
+  if (path !== ':memory:' && checkpointMs > 0) startCheckpointer(sqlite, path, checkpointMs);
   const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
   await migrate(db);
   return db;
@@ -112,5 +117,6 @@ export async function migrate(db: Kysely<Database>, schema?: string): Promise<vo
 export const databaseProvider: Provider = {
   provide: Kysely,
   inject: [Environment],
-  useFactory: (env: Environment) => openDatabase(env.DATABASE_URL, { sqliteSynchronous: env.SQLITE_SYNCHRONOUS }),
+  useFactory: (env: Environment) =>
+    openDatabase(env.DATABASE_URL, { sqliteSynchronous: env.SQLITE_SYNCHRONOUS, sqliteCheckpointMs: env.SQLITE_CHECKPOINT_MS }),
 };
