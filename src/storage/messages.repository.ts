@@ -124,11 +124,36 @@ export class MessagesRepository {
     await this.db.updateTable('messages').set({ replaced_by: newId }).where('id', 'in', oldIds).execute();
   }
 
+  /**
+   * SQLite: indexes the messages queued by the search triggers (final text of answers, user
+   * messages), at most `batch` of them, in one transaction. Answers whether more are waiting.
+   * PostgreSQL keeps its index in the row itself: nothing to do.
+   */
+  async flushSearchIndex(batch = 500): Promise<boolean> {
+    if (isPostgres(this.db)) return false;
+    const waiting = await sql<{ id: number }>`SELECT id FROM messages_fts_pending LIMIT 1`.execute(this.db);
+    if (!waiting.rows.length) return false;
+    return this.db.transaction().execute(async (trx) => {
+      const { rows } = await sql<{ id: number }>`SELECT id FROM messages_fts_pending ORDER BY id LIMIT ${batch + 1}`.execute(trx);
+      const ids = rows.slice(0, batch).map((row) => row.id);
+      const last = ids[ids.length - 1];
+      await sql`DELETE FROM messages_fts WHERE rowid IN (SELECT id FROM messages_fts_pending WHERE id <= ${last})`.execute(trx);
+      await sql`INSERT INTO messages_fts (rowid, content, message_id, chat_id)
+        SELECT m.rowid, m.content, m.id, m.chat_id FROM messages_fts_pending p JOIN messages m ON m.rowid = p.id
+        WHERE p.id <= ${last}`.execute(trx);
+      await sql`DELETE FROM messages_fts_pending WHERE id <= ${last}`.execute(trx);
+      return rows.length > batch;
+    });
+  }
+
   /** Full-text search over a user's messages and chat titles, best first (FTS5 or PostgreSQL). */
   async search(userId: string, query: string, limit = 50): Promise<SearchHit[]> {
     const words = searchWords(query);
     if (!words.length) return [];
-    return isPostgres(this.db) ? this.searchPostgres(userId, words, limit) : this.searchSqlite(userId, words, limit);
+    if (isPostgres(this.db)) return this.searchPostgres(userId, words, limit);
+    // What was queued since the last pass is searchable at once.
+    while (await this.flushSearchIndex());
+    return this.searchSqlite(userId, words, limit);
   }
 
   private async searchSqlite(userId: string, words: string[], limit: number): Promise<SearchHit[]> {

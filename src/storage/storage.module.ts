@@ -1,7 +1,7 @@
-import { Global, Inject, Module, OnApplicationShutdown } from '@nestjs/common';
+import { Global, Inject, Logger, Module, OnApplicationShutdown, OnModuleInit } from '@nestjs/common';
 import { Kysely, sql } from 'kysely';
 import { ChatsRepository } from './chats.repository';
-import { databaseProvider } from './database.provider';
+import { databaseProvider, isPostgres } from './database.provider';
 import { MessagesRepository } from './messages.repository';
 import { Database } from './schema';
 import { SolverRunsRepository } from './solver-runs.repository';
@@ -14,13 +14,41 @@ import { UsageRepository } from './usage.repository';
   providers: [databaseProvider, ChatsRepository, MessagesRepository, UsersRepository, SolverRunsRepository, FilesRepository, UsageRepository],
   exports: [Kysely, ChatsRepository, MessagesRepository, UsersRepository, SolverRunsRepository, FilesRepository, UsageRepository],
 })
-export class StorageModule implements OnApplicationShutdown {
-  constructor(@Inject(Kysely) private readonly db: Kysely<Database>) {}
+export class StorageModule implements OnModuleInit, OnApplicationShutdown {
+  private readonly logger = new Logger('Database');
+  private indexTimer?: NodeJS.Timeout;
+  private indexing?: Promise<unknown>;
+
+  constructor(
+    @Inject(Kysely) private readonly db: Kysely<Database>,
+    private readonly messages: MessagesRepository,
+  ) {}
+
+  /** SQLite: messages queued for the search index are indexed in batches (see migration 0007). */
+  onModuleInit(): void {
+    if (isPostgres(this.db)) return;
+    this.indexTimer = setInterval(() => {
+      this.indexing ??= this.messages
+        .flushSearchIndex()
+        .catch((error: Error) => this.logger.warn(`search index: ${error.message}`))
+        .finally(() => (this.indexing = undefined));
+    }, SEARCH_INDEX_INTERVAL_MS);
+    this.indexTimer.unref();
+  }
 
   async onApplicationShutdown(): Promise<void> {
+    clearInterval(this.indexTimer);
+    await this.indexing;
+    if (!isPostgres(this.db)) {
+      // What is still queued would be indexed at the next start anyway; this keeps search complete.
+      while (await this.messages.flushSearchIndex().catch(() => false));
+    }
     await this.db.destroy();
   }
 }
+
+/** How often queued messages reach the SQLite search index (a search indexes the queue first). */
+export const SEARCH_INDEX_INTERVAL_MS = 250;
 
 /** True when the database answers a trivial query. */
 export async function pingDatabase(db: Kysely<Database>): Promise<void> {
