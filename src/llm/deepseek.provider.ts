@@ -656,7 +656,7 @@ function postSse(target: SseTarget, payload: string, timeoutMs: number, handlers
       });
       res.on('error', fail);
       res.on('end', () => settle(httpError(status, text, res.headers)));
-      res.on('close', () => fail(prematureClose()));
+      res.on('close', () => settled || fail(prematureClose()));
       return;
     }
     handlers.accepted();
@@ -691,7 +691,7 @@ function postSse(target: SseTarget, payload: string, timeoutMs: number, handlers
     });
     res.on('error', fail);
     res.on('end', () => settle());
-    res.on('close', () => fail(prematureClose()));
+    res.on('close', () => settled || fail(prematureClose()));
   };
   send(true);
   return {
@@ -720,7 +720,7 @@ function httpError(status: number, text: string, raw: http.IncomingHttpHeaders):
   return APIError.generate(status, json, json ? undefined : normalized, headers);
 }
 
-/** The response closed before its end: a reset, as Node reports it. */
+/** The response closed before its end: a reset, as Node reports it (made only then: an Error costs a stack). */
 function prematureClose(): Error {
   return Object.assign(new Error('aborted'), { code: 'ECONNRESET' });
 }
