@@ -43,30 +43,34 @@ describe('WAL checkpoints in a worker thread (SQLite)', () => {
     return check();
   };
 
-  it('the app connection never checkpoints; the worker copies the WAL into the file, and the WAL is gone after destroy', async () => {
+  /**
+   * Opens a database, writes ~1 MB into its WAL (below SQLite's own automatic checkpoint of 1,000
+   * pages, so only a worker copies it) and answers its file, the connection's autocheckpoint
+   * setting and how much the database file grew.
+   */
+  async function fillWal(checkpointMs: number) {
     const file = join(mkdtempSync(join(tmpdir(), 'chat-db-')), 'chat.db');
-    const db = await openDatabase(`sqlite:${file}`, { sqliteCheckpointMs: 50 });
+    const db = await openDatabase(`sqlite:${file}`, { sqliteCheckpointMs: checkpointMs });
     const { rows } = await sql<{ wal_autocheckpoint: number }>`pragma wal_autocheckpoint`.execute(db);
-    expect(rows[0].wal_autocheckpoint).toBe(0);
     const before = statSync(file).size;
     await sql`create table filler (x text)`.execute(db);
-    // ~1 MB: below SQLite's own automatic checkpoint (1,000 pages), so only the worker copies it
     for (let i = 0; i < 100; i++) await sql`insert into filler values (${'x'.repeat(10_000)})`.execute(db);
-    expect(await until(() => statSync(file).size > before + 500_000)).toBe(true);
+    return { file, db, autocheckpoint: rows[0].wal_autocheckpoint, grown: () => statSync(file).size - before };
+  }
+
+  it('the app connection never checkpoints; the worker copies the WAL into the file, and the WAL is gone after destroy', async () => {
+    const { file, db, autocheckpoint, grown } = await fillWal(50);
+    expect(autocheckpoint).toBe(0);
+    expect(await until(() => grown() > 500_000)).toBe(true);
     await db.destroy();
     expect(await until(() => !existsSync(`${file}-wal`))).toBe(true);
   });
 
   it('with 0 there is no worker: the WAL waits for SQLite\'s own checkpoint', async () => {
-    const file = join(mkdtempSync(join(tmpdir(), 'chat-db-')), 'chat.db');
-    const db = await openDatabase(`sqlite:${file}`, { sqliteCheckpointMs: 0 });
-    const { rows } = await sql<{ wal_autocheckpoint: number }>`pragma wal_autocheckpoint`.execute(db);
-    expect(rows[0].wal_autocheckpoint).toBe(1000);
-    const before = statSync(file).size;
-    await sql`create table filler (x text)`.execute(db);
-    for (let i = 0; i < 100; i++) await sql`insert into filler values (${'x'.repeat(10_000)})`.execute(db);
+    const { db, autocheckpoint, grown } = await fillWal(0);
+    expect(autocheckpoint).toBe(1000);
     await new Promise((resolve) => setTimeout(resolve, 300));
-    expect(statSync(file).size).toBeLessThan(before + 500_000);
+    expect(grown()).toBeLessThan(500_000);
     await db.destroy();
   });
 });
