@@ -219,9 +219,13 @@
   const handlers = {
     connected() {
       setConnection('connected');
+      // A run this page follows goes on without us: catch up from the last piece we have.
+      if (live.running && live.runId) send({ type: 'solver_watch', run_id: live.runId, after_seq: live.seq });
     },
     solver_started(f) {
       if (!mine(f)) return;
+      // A catch-up (solver_watch) starts with solver_started too: keep what is already shown.
+      if (live.runId === f.run_id && live.seq > 0) return;
       resetRun(f.issue_url, live.openPr);
       live.runId = f.run_id;
       runEl.dataset.runId = f.run_id;
@@ -333,12 +337,8 @@
       if (ws !== s) return;
       ws = null;
       setConnection(navigator.onLine ? 'connecting' : 'offline');
-      if (live.running) {
-        // The protocol has no way to follow a run from another socket: show what happened.
-        showError('The connection was lost while the run was going; its stored state is on its page once it ends.');
-        if (live.runId) setStatus('interrupted');
-        finish();
-      }
+      // A run goes on on the server; once connected again the page catches up (solver_watch).
+      if (live.running && live.runId) progressMsg.textContent = 'Connection lost: the run goes on, reconnecting…';
       attempt += 1;
       timer = setTimeout(connect, Math.min(10_000, 300 * 2 ** Math.min(attempt, 5)));
     };
@@ -428,5 +428,11 @@
   // A stored run rendered by the server: colour its patch, render its summary.
   if (patchCode.textContent) renderPatch(patchCode.textContent);
   if (solution.textContent) renderSolution(solution.textContent, true);
+  // One still running (a reload, another tab, a link): follow it live from the start.
+  if (runEl.dataset.status === 'running' && runEl.dataset.runId) {
+    live.runId = runEl.dataset.runId;
+    live.openPr = runEl.dataset.openPr === 'true';
+    setRunning(true);
+  }
   connect();
 })();

@@ -278,6 +278,53 @@ describe('Solver over /ws (e2e)', () => {
     expect(stored.body).toMatchObject({ status: 'stopped', applies: false, patch: end.patch });
   });
 
+  it('solver_watch from another socket mid-run: started, the current progress, the pieces after after_seq, then live to the end', async () => {
+    const content = answer('Because the loop overruns.', EXACT_DIFF);
+    answers.solution = () => ({ kind: 'stream', reasoning: ['Let me look.'], content: pieces(content, 6), delayMs: 40 });
+    client.send({ type: 'solve', id: 'w1', issue_url: ISSUE_URL });
+    const started = await client.nextOfType('solver_started');
+    const runId = started.run_id as string;
+    // this socket sees a few pieces, then goes away (a closed lid)
+    const seen: AnyFrame[] = [];
+    while (seen.length < 4) seen.push(await client.next((f) => f.type === 'solver_solution' || f.type === 'solver_reasoning', 10_000));
+    client.close();
+    const afterSeq = seen[seen.length - 1].seq as number;
+
+    const other = await WsTestClient.connect(server.wsUrl);
+    try {
+      other.send({ type: 'solver_watch', id: 'watch-1', run_id: runId, after_seq: afterSeq });
+      const frames = await other.collect((f) => f.run_id === runId && (f.type === 'solver_complete' || f.type === 'error'), 15_000);
+      expect(frames[0]).toEqual({ type: 'solver_started', id: 'w1', run_id: runId, issue_url: ISSUE_URL });
+      expect(frames[1]).toMatchObject({ type: 'solver_progress', run_id: runId, stage: 'solution' });
+      const later = frames.filter((f) => f.type === 'solver_solution' || f.type === 'solver_reasoning');
+      // exactly the pieces after after_seq, in order, none twice
+      expect(later.map((f) => f.seq)).toEqual(later.map((_, i) => afterSeq + 1 + i));
+      const text = [...seen, ...later].filter((f) => f.type === 'solver_solution').map((f) => f.content).join('');
+      expect(text).toBe(content);
+      expect(frames.at(-1)).toMatchObject({ type: 'solver_complete', status: 'complete', applies: true });
+      const stages = frames.filter((f) => f.type === 'solver_progress').map((f) => f.progress as number);
+      for (let i = 1; i < stages.length; i++) expect(stages[i]).toBeGreaterThanOrEqual(stages[i - 1]);
+
+      // watching it again once it has ended: what its row holds
+      other.send({ type: 'solver_watch', run_id: runId });
+      const stored = await other.collect((f) => f.run_id === runId && f.type === 'solver_complete', 5000);
+      expect(stored.map((f) => f.type)).toEqual(['solver_started', 'solver_progress', 'solver_complete']);
+      expect(stored[1]).toMatchObject({ stage: 'complete', progress: 100 });
+      expect(stored[2]).toEqual(frames.at(-1));
+    } finally {
+      other.close();
+    }
+  });
+
+  it('solver_watch of an unknown run is not_found; a run_id that is not a uuid is invalid_message', async () => {
+    client.send({ type: 'solver_watch', id: 'w-1', run_id: '00000000-0000-4000-8000-000000000000' });
+    expect(await client.nextOfType('error')).toMatchObject({ id: 'w-1', code: 'not_found', run_id: '00000000-0000-4000-8000-000000000000' });
+    client.send({ type: 'solver_watch', id: 'w-2', run_id: 'nope' });
+    expect(await client.nextOfType('error')).toMatchObject({ id: 'w-2', code: 'invalid_message', field: 'run_id' });
+    client.send({ type: 'solver_watch', id: 'w-3', run_id: '00000000-0000-4000-8000-000000000000', after_seq: -1 });
+    expect(await client.nextOfType('error')).toMatchObject({ id: 'w-3', code: 'invalid_message', field: 'after_seq' });
+  });
+
   it('open_pr without a token: the pr stage says why and there is no pr_url', async () => {
     const frames = await run('s8', { open_pr: true });
     const { complete } = checkRun(frames, 's8', ['issue', 'repomap', 'files', 'solution', 'verify', 'pr', 'complete']);

@@ -47,6 +47,11 @@ export class SolverRun {
   usage: LlmUsage = { prompt_tokens: 0, completion_tokens: 0, total_tokens: 0 };
   usageSeen = false;
   unregisterStop?: () => void;
+  /** What a viewer joining late is sent: `solver_started`, the last `solver_progress`, every piece, the end. */
+  started?: Frame;
+  lastProgress?: Frame;
+  readonly pieces: Frame[] = [];
+  endFrame?: Frame;
   readonly done: Promise<void>;
   resolveDone!: () => void;
 
@@ -85,12 +90,25 @@ export class SolverRun {
     this.stage = stage;
     this.progress = Math.min(100, Math.max(this.progress, Math.round(progress)));
     this.stages.push({ stage, progress: this.progress, message, at: new Date().toISOString() });
-    return this.frame('solver_progress', { stage, progress: this.progress, message });
+    this.lastProgress = this.frame('solver_progress', { stage, progress: this.progress, message });
+    return this.lastProgress;
   }
 
   piece(kind: 'reasoning' | 'solution', content: string): Frame {
     this.seq += 1;
-    return this.frame(kind === 'reasoning' ? 'solver_reasoning' : 'solver_solution', { seq: this.seq, content });
+    const frame = this.frame(kind === 'reasoning' ? 'solver_reasoning' : 'solver_solution', { seq: this.seq, content });
+    this.pieces.push(frame);
+    return frame;
+  }
+
+  /** A late viewer's catch-up: started, the current progress, the pieces after `afterSeq`, the end if any. */
+  catchUp(afterSeq: number): Frame[] {
+    const frames: Frame[] = [];
+    if (this.started) frames.push(this.started);
+    if (this.lastProgress) frames.push(this.lastProgress);
+    for (const frame of this.pieces) if ((frame.seq as number) > afterSeq) frames.push(frame);
+    if (this.endFrame) frames.push(this.endFrame);
+    return frames;
   }
 
   addUsage(usage: LlmUsage): void {

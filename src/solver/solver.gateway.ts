@@ -6,13 +6,14 @@ import { FrameGateway } from '../transport/frame-gateway.decorator';
 import { Frame } from '../transport/frames';
 import { MessageHandler } from '../transport/message-handler';
 import { SolveDto } from './dto/solve.dto';
+import { WatchRunDto } from './dto/watch-run.dto';
 import { runRoom } from './solver-run';
 import { SolverService } from './solver.service';
 
-type SolverFrame = SolveDto & { type: 'solve' };
+type SolverFrame = (SolveDto & { type: 'solve' }) | (WatchRunDto & { type: 'solver_watch' });
 
 /**
- * Solver frames on `/ws`: a validated `solve` in, one service call. `stop` with a `run_id` reaches
+ * Solver frames on `/ws`: a validated `solve` or `solver_watch` in, one service call. `stop` with a `run_id` reaches
  * the run through the StopRegistry, not through this gateway.
  */
 @FrameGateway()
@@ -28,8 +29,13 @@ export class SolverGateway implements MessageHandler<SolverFrame> {
     return this.handleMessage({ ...dto, type: 'solve' }, connectionIdOf(socket));
   }
 
+  @SubscribeMessage('solver_watch')
+  onWatch(@MessageBody() dto: WatchRunDto, @ConnectedSocket() socket: WebSocket): Promise<void> {
+    return this.handleMessage({ ...dto, type: 'solver_watch' }, connectionIdOf(socket));
+  }
+
   handleMessage(msg: SolverFrame, connectionId: string): Promise<void> {
-    return this.solver.solve(msg, connectionId);
+    return msg.type === 'solve' ? this.solver.solve(msg, connectionId) : this.solver.watch(msg, connectionId);
   }
 
   /** To the run's viewers when the frame names a run, else to every connection. */

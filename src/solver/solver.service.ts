@@ -11,7 +11,8 @@ import { Frame } from '../transport/frames';
 import { SolveDto } from './dto/solve.dto';
 import { parseIssueUrl } from './issue-url';
 import { extractDiff, pathsOfDiff } from './patch';
-import { RunEnded, SolverRun, SolverStage } from './solver-run';
+import { WatchRunDto } from './dto/watch-run.dto';
+import { RunEnded, runRoom, SolverRun, SolverStage } from './solver-run';
 import { Outcome, RunChannel, SolverPipeline } from './solver.pipeline';
 
 /**
@@ -60,8 +61,41 @@ export class SolverService implements OnModuleInit, BeforeApplicationShutdown {
     this.running.set(run.id, run);
     run.unregisterStop = this.stops.register(run.id, userId, () => this.stop(run));
     await this.fanout.join(connectionId, run.room);
-    this.emit(run, run.frame('solver_started', { issue_url: dto.issue_url }));
+    run.started = run.frame('solver_started', { issue_url: dto.issue_url });
+    this.emit(run, run.started);
     void this.execute(run);
+  }
+
+  /**
+   * `solver_watch`: this socket follows a run of its user. Running here: its catch-up (started, the
+   * current progress, the pieces after `after_seq`, the end if it came meanwhile), then live. Ended
+   * or running on another instance: what its row holds (started, the last progress, and the end of
+   * an ended run); a run still running elsewhere continues live through the run's room.
+   */
+  async watch(dto: WatchRunDto, connectionId: string): Promise<void> {
+    const userId = this.registry.userOf(connectionId).id;
+    const run = this.running.get(dto.run_id);
+    const row = run ? undefined : await this.runs.findById(dto.run_id);
+    if (run ? run.userId !== userId : !row || row.user_id !== userId) {
+      throw new AppError('not_found', 'no such run', { run_id: dto.run_id });
+    }
+    // Live frames of the run wait while the catch-up goes out.
+    this.registry.hold(connectionId, dto.run_id);
+    let caughtUp = false;
+    try {
+      if (run) {
+        await this.fanout.join(connectionId, run.room);
+        // Taken now, the catch-up holds every frame the run sent so far: what waited is dropped.
+        for (const frame of run.catchUp(dto.after_seq ?? 0)) this.registry.sendReplay(connectionId, frame);
+        caughtUp = true;
+        return;
+      }
+      const stored = row!;
+      if (stored.status === 'running') await this.fanout.join(connectionId, runRoom(stored.id));
+      for (const frame of storedRunFrames(stored)) this.registry.sendReplay(connectionId, frame);
+    } finally {
+      this.registry.release(connectionId, dto.run_id, !caughtUp);
+    }
   }
 
   async listRuns(userId: string): Promise<SolverRunRow[]> {
@@ -151,6 +185,7 @@ export class SolverService implements OnModuleInit, BeforeApplicationShutdown {
     });
     if (outcome.prUrl) frame.pr_url = outcome.prUrl;
     if (outcome.prError) frame.pr_error = outcome.prError;
+    run.endFrame = frame;
     this.fanout.publish(run.room, frame);
     run.resolveDone();
   }
@@ -161,7 +196,8 @@ export class SolverService implements OnModuleInit, BeforeApplicationShutdown {
     const appError = error instanceof AppError ? error : new AppError('internal', 'the Solver failed unexpectedly');
     if (!(error instanceof AppError)) this.logger.error(`run ${run.id}: ${(error as Error)?.stack ?? String(error)}`);
     await this.save(run, { status, error_code: appError.code, error_message: appError.message });
-    this.fanout.publish(run.room, { ...run.frame('error'), code: appError.code, message: appError.message, ...appError.details, run_id: run.id });
+    run.endFrame = { ...run.frame('error'), code: appError.code, message: appError.message, ...appError.details, run_id: run.id };
+    this.fanout.publish(run.room, run.endFrame);
     run.resolveDone();
   }
 
@@ -215,4 +251,31 @@ export class SolverService implements OnModuleInit, BeforeApplicationShutdown {
       this.logger.warn(`could not store run ${run.id}: ${String(error)}`);
     }
   }
+}
+
+/** A stored run as frames: `solver_started`, its last progress, and its end when it has ended. */
+export function storedRunFrames(row: SolverRunRow): Frame[] {
+  const base = (type: string, fields: Record<string, unknown> = {}): Frame => {
+    const frame: Frame = { type, run_id: row.id, ...fields };
+    if (row.request_id) frame.id = row.request_id;
+    return frame;
+  };
+  const stages = row.stages ? (JSON.parse(row.stages) as Array<{ message?: string }>) : [];
+  const frames = [base('solver_started', { issue_url: row.issue_url })];
+  if (row.stage) frames.push(base('solver_progress', { stage: row.stage, progress: row.progress, message: stages.at(-1)?.message ?? '' }));
+  if (row.status === 'complete' || row.status === 'stopped') {
+    const end = base('solver_complete', {
+      status: row.status,
+      summary: row.summary ?? '',
+      files: row.files ? (JSON.parse(row.files) as string[]) : [],
+      patch: row.patch ?? '',
+      applies: !!row.applies,
+    });
+    if (row.pr_url) end.pr_url = row.pr_url;
+    if (row.status === 'complete' && row.error_message) end.pr_error = row.error_message;
+    frames.push(end);
+  } else if (row.status !== 'running') {
+    frames.push(base('error', { code: row.error_code ?? 'internal', message: row.error_message ?? `the run ended ${row.status}` }));
+  }
+  return frames;
 }

@@ -189,7 +189,10 @@ export class ConnectionRegistry {
     for (const connection of this.connections.values()) this.deliver(connection, frame, data);
   }
 
-  /** Live frames of `messageId` to this connection wait until `release` (a replay is being read). */
+  /**
+   * Live frames of `messageId` (an answer's `message_id`, or a Solver run's `run_id`) to this
+   * connection wait until `release` (a replay is being read).
+   */
   hold(id: string, messageId: string): void {
     const connection = this.connections.get(id);
     if (!connection) return;
@@ -197,35 +200,48 @@ export class ConnectionRegistry {
     if (!connection.held.has(messageId)) connection.held.set(messageId, []);
   }
 
-  /** Sends what waited, in order; the seq guard drops what the replay already gave. */
-  release(id: string, messageId: string): void {
+  /**
+   * Sends what waited, in order; the seq guard drops what the replay already gave. With `deliver`
+   * false what waited is dropped (the replay was taken after it, so it holds it already).
+   */
+  release(id: string, messageId: string, deliver = true): void {
     const connection = this.connections.get(id);
     if (!connection?.held?.has(messageId)) return;
     const waiting = connection.held.get(messageId);
     connection.held.delete(messageId);
     if (connection.held.size === 0) connection.held = undefined;
-    for (const { frame, data } of waiting ?? []) this.deliver(connection, frame, data);
+    if (deliver) for (const { frame, data } of waiting ?? []) this.deliver(connection, frame, data);
   }
 
   private deliver(connection: Connection, frame: Frame, data: string | undefined, replay = false): boolean {
     if (connection.socket.readyState !== OPEN) return false;
-    const messageId = frame.message_id as string | undefined;
-    if (messageId !== undefined && !replay && connection.held?.has(messageId)) {
-      connection.held.get(messageId)?.push({ frame, data });
+    // Frames of one stream: an answer (message_id) or a Solver run (run_id).
+    const streamId = (frame.message_id ?? frame.run_id) as string | undefined;
+    if (streamId !== undefined && !replay && connection.held?.has(streamId)) {
+      connection.held.get(streamId)?.push({ frame, data });
       return true;
     }
-    if (messageId !== undefined) {
+    if (streamId !== undefined) {
       const seq = frame.seq as number | undefined;
-      if (frame.type === 'agent_response_end') {
-        connection.sentSeq?.delete(messageId);
+      if (endsStream(frame)) {
+        connection.sentSeq?.delete(streamId);
         // The end clears the seq guard, so held live frames would pass it again: drop them instead.
-        if (replay && connection.held?.has(messageId)) connection.held.set(messageId, null);
+        if (replay && connection.held?.has(streamId)) connection.held.set(streamId, null);
       } else if (seq !== undefined) {
-        if (seq <= (connection.sentSeq?.get(messageId) ?? 0)) return false;
-        (connection.sentSeq ??= new Map()).set(messageId, seq);
+        if (seq <= (connection.sentSeq?.get(streamId) ?? 0)) return false;
+        (connection.sentSeq ??= new Map()).set(streamId, seq);
       }
     }
     connection.socket.send(data ?? JSON.stringify(frame));
     return true;
   }
+}
+
+/** The last frame of a stream: an answer's end, a run's end, or the error that ends a run. */
+function endsStream(frame: Frame): boolean {
+  return (
+    frame.type === 'agent_response_end' ||
+    frame.type === 'solver_complete' ||
+    (frame.type === 'error' && frame.run_id !== undefined && frame.message_id === undefined)
+  );
 }

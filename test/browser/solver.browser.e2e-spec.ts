@@ -229,6 +229,41 @@ describe('Solver page in Chromium', () => {
     expect(Number(await page.locator(RUN).getAttribute('data-progress'))).toBeLessThan(100);
   });
 
+  it('a run goes on through a lost connection and a reload: the page catches up and follows it to its end', async () => {
+    const content = answer('Because the loop overruns.', CALC_FIX_DIFF);
+    answers.files = () => stream('{"files": ["src/math.js"]}', { reasoning: [] });
+    answers.solution = () => ({ kind: 'stream', reasoning: ['Thinking ', 'it over.'], content: pieces(content, 8), delayMs: 40 });
+    const page = await openPage('/solver');
+    await solve(page, ISSUE_URL);
+    const solutionText = () => page.evaluate(() => document.querySelector('[data-solution]')?.textContent ?? '');
+    await page.waitForFunction(() => (document.querySelector('[data-solution]')?.textContent ?? '').length > 20, null, { timeout: 20_000 });
+
+    // the lid closes and opens again: the socket drops, the run does not
+    await context.setOffline(true);
+    await page.locator('[data-connection="offline"]').waitFor({ state: 'attached' });
+    const before = (await solutionText()).length;
+    await context.setOffline(false);
+    await page.locator('[data-connection="connected"]').waitFor({ state: 'attached', timeout: 15_000 });
+    await page.waitForFunction((n) => (document.querySelector('[data-solution]')?.textContent ?? '').length > n + 16, before, { timeout: 20_000 });
+    expect(content.startsWith((await solutionText()).trim().slice(0, 40))).toBe(true);
+    expect(await page.locator(`${RUN}[data-status="running"]`).count()).toBe(1);
+
+    // a reload mid-run: the stored page, then the run followed live from its start
+    await page.reload();
+    await page.locator('[data-connection="connected"]').waitFor({ state: 'attached' });
+    await page.locator(`${RUN}[data-status="complete"]`).waitFor({ timeout: 30_000 });
+    expect(await page.locator('[data-run-badge]').textContent()).toBe('complete');
+    // every piece once: the catch-up after the reload started from the first one
+    expect(await page.locator('[data-reasoning-text]').textContent()).toBe('Thinking it over.');
+    const runId = new URL(page.url()).pathname.split('/').pop()!;
+    const stored = await (await fetch(`${app.url}/api/solver/runs/${runId}`)).json();
+    expect(stored).toMatchObject({ status: 'complete', applies: true });
+    expect(await page.locator('code[data-patch]').textContent()).toBe(stored.patch);
+    expect(stored.patch).toContain('+  for (let i = 0; i < values.length; i++) {');
+    expect(await page.locator('[data-applies]').getAttribute('data-applies')).toBe('true');
+    expect(await page.locator('[data-solver-error]').isHidden()).toBe(true);
+  });
+
   it('a bad URL shows the server\'s error and starts no run; a GitHub failure shows its error', async () => {
     const page = await openPage('/solver');
     await solve(page, 'https://gitlab.com/octo/calc/issues/7');
