@@ -41,6 +41,8 @@ export interface MessageView {
   /** Ids of the answers this regenerated one replaced, oldest first. */
   previous_versions?: string[];
   attachments?: { id: string; name: string; size: number }[];
+  /** Older turns the answer's model request left out (only when some were). */
+  omitted_turns?: number;
 }
 
 /** The rules of a chat turn; transports (gateway, controllers) only call in. */
@@ -185,6 +187,7 @@ export class ChatService {
       request_id: requestId ?? null,
       previous_versions: turn.previousVersions,
       instance_id: this.generations.instanceId,
+      omitted_turns: context.omittedTurns,
     });
     const written = deferred();
     this.generations.start({
@@ -351,6 +354,7 @@ export class ChatService {
       view.status = live ? live.status : row.status;
       view.seq = live ? live.seq : row.seq;
       view.model = row.model;
+      if (row.omitted_turns && row.omitted_turns > 0) view.omitted_turns = row.omitted_turns;
     }
     return view;
   }
