@@ -295,6 +295,7 @@ export class ChatService {
         id: randomUUID(), chat_id: id, role: m.role, content: m.content, reasoning: m.reasoning,
         status: m.role === 'user' ? 'complete' : m.status, model: null, usage: null, error_code: null,
         request_id: null, seq: 0, created_at: at, updated_at: at, replaced_by: null, previous_versions: null, attachments: null, instance_id: null,
+        omitted_turns: m.omitted_turns,
       };
     });
     await this.chats.importChat({ id, user_id: userId, title: data.title, settings: '{}', created_at: created, updated_at: nowIso() }, rows);
