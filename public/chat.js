@@ -415,6 +415,7 @@
     el.dataset.seq = String(st.seq);
     renderStatusNote(el);
     if (el.dataset.role === 'assistant') renderVersions(el);
+    if (el.dataset.omittedTurns) noteOmitted(el, Number(el.dataset.omittedTurns));
     formatSizes(el);
   };
 
@@ -997,7 +998,8 @@
         const stick = nearBottom();
         if (Array.isArray(frame.previous_versions) && frame.previous_versions.length) replaceOldVersion(frame);
         const el = assistantEl(frame);
-        if (frame.omitted_turns > 0) noteOmitted(el, frame.omitted_turns);
+        // A regenerated answer has its own count: the replaced one's note is updated or removed.
+        if (frame.omitted_turns > 0 || frame.previous_versions) noteOmitted(el, frame.omitted_turns || 0);
         const st = stateOf(el);
         if (!st.startedAt && st.seq === 0) st.startedAt = Date.now();
         if (stick) scrollToBottom();
@@ -1445,15 +1447,25 @@
 
   // ---- context note, regenerate and versions
 
+  /** The note before an answer whose request left `n` older turns out: live (agent_response_start) or stored (data-omitted-turns). */
   const noteOmitted = (el, n) => {
     const prev = el.previousElementSibling;
-    if (prev && prev.matches('[data-context-note]')) return;
-    const note = document.createElement('p');
-    note.className = 'context-note';
+    let note = prev && prev.matches('[data-context-note]') ? prev : null;
+    if (!(n > 0)) {
+      delete el.dataset.omittedTurns;
+      if (note) note.remove();
+      return;
+    }
+    el.dataset.omittedTurns = String(n);
+    if (note && note.dataset.contextNote === String(n)) return;
+    if (!note) {
+      note = document.createElement('p');
+      note.className = 'context-note';
+      note.setAttribute('role', 'note');
+      el.before(note);
+    }
     note.dataset.contextNote = String(n);
-    note.setAttribute('role', 'note');
     note.textContent = `${n} older ${n === 1 ? 'turn was' : 'turns were'} left out of the context to fit the model's limit.`;
-    el.before(note);
   };
 
   /** A regenerated answer takes the old one's place in the list. */

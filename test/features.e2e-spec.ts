@@ -59,6 +59,50 @@ describe('chat features: models, settings, context, search, export, sharing, fil
     expect(third.start.omitted_turns).toBeGreaterThanOrEqual(1);
   });
 
+  it('stores omitted_turns with the answer: chat and message API, page, share page, export and import show it', async () => {
+    const long = 'word '.repeat(100); // ~125 tokens a turn
+    const turns = [await turn({ content: `one ${long}` })];
+    const chat = turns[0].end.chat_id as string;
+    for (const word of ['two', 'three']) turns.push(await turn({ content: `${word} ${long}`, chat_id: chat }));
+    const left = turns.map((t) => t.start.omitted_turns);
+    expect(left[0]).toBeUndefined();
+    expect(left[2]).toBeGreaterThanOrEqual(1);
+    const answerId = turns[2].start.message_id as string;
+
+    const { body } = await request(server.url).get(`/api/chats/${chat}`).expect(200);
+    const answers = body.messages.filter((m: { role: string }) => m.role === 'assistant');
+    expect(answers.map((m: { id: string }) => m.id)).toEqual(turns.map((t) => t.start.message_id));
+    // each answer shows what its own start frame said; none of them is a user message's
+    expect(answers.map((m: { omitted_turns?: number }) => m.omitted_turns)).toEqual(left);
+    expect(answers[0]).not.toHaveProperty('omitted_turns');
+    for (const m of body.messages.filter((m: { role: string }) => m.role === 'user')) expect(m).not.toHaveProperty('omitted_turns');
+    expect((await request(server.url).get(`/api/messages/${answerId}`).expect(200)).body.omitted_turns).toBe(left[2]);
+
+    const article = (html: string, id: string) => html.match(new RegExp(`<article[^>]*data-message-id="${id}"[^>]*>`))?.[0] ?? '';
+    const page = (await request(server.url).get(`/chat/${chat}`).expect(200)).text;
+    expect(article(page, answerId)).toContain(`data-omitted-turns="${left[2]}"`);
+    expect(article(page, turns[0].start.message_id as string)).not.toContain('data-omitted-turns');
+    expect(page.match(/data-omitted-turns=/g)?.length).toBe(left.filter((n) => n).length);
+    const share = await request(server.url).post(`/api/chats/${chat}/share`).expect(201);
+    expect(article((await request(server.url).get(share.body.url).expect(200)).text, answerId)).toContain(`data-omitted-turns="${left[2]}"`);
+
+    const exported = JSON.parse((await request(server.url).get(`/api/chats/${chat}/export?format=json`).expect(200)).text);
+    expect(exported.messages.find((m: { id: string }) => m.id === answerId).omitted_turns).toBe(left[2]);
+    const md = (await request(server.url).get(`/api/chats/${chat}/export?format=md`).expect(200)).text;
+    expect(md).toContain(`_(${left[2]} older turn(s) left out of the model's context)_`);
+    const imported = await request(server.url).post('/api/chats/import').send(exported).expect(201);
+    const copy = (await request(server.url).get(`/api/chats/${imported.body.id}`).expect(200)).body;
+    expect(copy.messages.filter((m: { role: string }) => m.role === 'assistant').map((m: { omitted_turns?: number }) => m.omitted_turns)).toEqual(left);
+
+    // anything but a positive integer no larger than the messages before it is dropped on import
+    const odd = [-1, 0, 1.5, '2', 99, null];
+    const messages = odd.flatMap((n) => [{ role: 'user', content: 'q' }, { role: 'assistant', content: 'a', omitted_turns: n }]);
+    messages.push({ role: 'user', content: 'q', omitted_turns: 1 } as never, { role: 'assistant', content: 'ok', omitted_turns: 3 });
+    const bad = await request(server.url).post('/api/chats/import').send({ format: 'chat-export', version: 1, messages }).expect(201);
+    const badCopy = (await request(server.url).get(`/api/chats/${bad.body.id}`).expect(200)).body;
+    expect(badCopy.messages.map((m: { omitted_turns?: number }) => m.omitted_turns ?? null)).toEqual([...messages.slice(0, -1).map(() => null), 3]);
+  });
+
   it('searches the caller’s messages and titles, ranked, with snippets; empty q is a 400', async () => {
     const t = await turn({ content: 'Tell me about the platypus please' });
     const { body } = await request(server.url).get('/api/search').query({ q: 'platypus' }).expect(200);

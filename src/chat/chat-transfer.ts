@@ -11,6 +11,7 @@ export function toMarkdown(chat: ChatView & { messages: MessageView[] }): string
   const lines = [`# ${chat.title}`, '', `_Exported ${new Date().toISOString()} · created ${chat.created_at}_`, ''];
   for (const message of chat.messages) {
     lines.push(`## ${message.role === 'user' ? 'You' : 'Assistant'}`, '');
+    if (message.omitted_turns) lines.push(`_(${message.omitted_turns} older turn(s) left out of the model's context)_`, '');
     if (message.reasoning) lines.push('<details><summary>Thinking</summary>', '', message.reasoning, '', '</details>', '');
     lines.push(message.content, '');
     if (message.role === 'assistant' && message.status !== 'complete') lines.push(`_(${message.status})_`, '');
@@ -23,6 +24,8 @@ export interface ImportedMessage {
   content: string;
   reasoning: string | null;
   status: 'complete' | 'stopped' | 'interrupted' | 'error';
+  /** Older turns the answer's request left out (answers only; anything but a positive integer is dropped). */
+  omitted_turns: number | null;
 }
 
 const ENDED = new Set(['complete', 'stopped', 'interrupted', 'error']);
@@ -46,6 +49,10 @@ export function parseImport(body: unknown): { title: string; messages: ImportedM
       content: m.content,
       reasoning: typeof m.reasoning === 'string' ? m.reasoning : null,
       status: typeof m.status === 'string' && ENDED.has(m.status) ? (m.status as ImportedMessage['status']) : 'complete',
+      omitted_turns:
+        m.role === 'assistant' && Number.isSafeInteger(m.omitted_turns) && (m.omitted_turns as number) > 0 && (m.omitted_turns as number) <= index
+          ? (m.omitted_turns as number)
+          : null,
     };
   });
   const title = typeof data.title === 'string' && data.title.trim() ? data.title.trim().slice(0, 200) : 'Imported chat';

@@ -88,6 +88,7 @@ function messageRow(fields: Partial<MessageRow> & Pick<MessageRow, 'id' | 'role'
     previous_versions: null,
     attachments: null,
     instance_id: null,
+    omitted_turns: null,
     ...fields,
   };
 }
@@ -188,7 +189,7 @@ describe('ChatService', () => {
         expect.objectContaining({ chat_id: chatId, role: 'user', content: '  Hello\n there  ', status: 'complete', attachments: null }),
       );
       expect(assistantRow).toEqual(
-        expect.objectContaining({ chat_id: chatId, role: 'assistant', content: '', status: 'streaming', model: 'fake-model', request_id: 'req-1', seq: 0 }),
+        expect.objectContaining({ chat_id: chatId, role: 'assistant', content: '', status: 'streaming', model: 'fake-model', request_id: 'req-1', seq: 0, omitted_turns: 0 }),
       );
       expect(userRow.created_at < assistantRow.created_at).toBe(true);
       expect(messages.listByChat).not.toHaveBeenCalled();
@@ -272,6 +273,24 @@ describe('ChatService', () => {
       expect(chats.touch).not.toHaveBeenCalled(); // the settings update moved the chat's time
     });
 
+    it("stores with the answer's row how many older turns its model request left out, as the start frame says", async () => {
+      chats.findOwned.mockResolvedValue(chatRow());
+      stored.push(
+        messageRow({ id: 'u0', role: 'user', content: 'long '.repeat(4000) }), // ~5000 tokens: over CONTEXT_TOKENS
+        messageRow({ id: 'a0', role: 'assistant', content: 'first answer' }),
+        messageRow({ id: 'u1', role: 'user', content: 'second question' }),
+        messageRow({ id: 'a1', role: 'assistant', content: 'second answer' }),
+      );
+      await service.userMessage({ content: 'Next', chat_id: CHAT_ID }, connectionId, USER);
+      const spec = generations.start.mock.calls[0][0];
+      expect(spec.startFields).toEqual({ omitted_turns: 1 });
+      expect(spec.request.messages.map((m) => m.content)).toEqual(['second question', 'second answer', 'Next']);
+      expect(stored.slice(4)).toEqual([
+        expect.objectContaining({ role: 'user', content: 'Next', omitted_turns: null }),
+        expect.objectContaining({ id: spec.messageId, role: 'assistant', status: 'streaming', omitted_turns: 1 }),
+      ]);
+    });
+
     it('without options leaves the stored settings alone, and moves the chat\'s time once the model request is out', async () => {
       chats.findOwned.mockResolvedValue(chatRow({ temperature: 1.5 }));
       await service.userMessage({ content: 'Hi', chat_id: CHAT_ID }, connectionId, USER);
@@ -343,6 +362,26 @@ describe('ChatService', () => {
       await expect(service.userMessage({ content: 'Hi' }, connectionId, USER)).rejects.toMatchObject({ code: 'shutting_down' });
       expect(chats.insert).not.toHaveBeenCalled();
       expect(messages.insertRows).not.toHaveBeenCalled();
+    });
+  });
+
+  describe('regenerate', () => {
+    it("the new answer's row has its own count of left-out turns, not the replaced one's", async () => {
+      messages.markReplaced = jest.fn().mockResolvedValue(undefined);
+      const old = messageRow({ id: 'a1', role: 'assistant', content: 'second answer', omitted_turns: 0 });
+      stored.push(
+        messageRow({ id: 'u0', role: 'user', content: 'long '.repeat(4000) }),
+        messageRow({ id: 'a0', role: 'assistant', content: 'first answer' }),
+        messageRow({ id: 'u1', role: 'user', content: 'second question' }),
+        old,
+      );
+      messages.findOwned.mockResolvedValue(old);
+      chats.findOwned.mockResolvedValue(chatRow());
+      await service.regenerate({ id: 'rg', message_id: 'a1' }, connectionId, USER);
+      const spec = generations.start.mock.calls[0][0];
+      expect(spec.startFields).toEqual({ omitted_turns: 1, previous_versions: ['a1'] });
+      expect(stored[4]).toEqual(expect.objectContaining({ id: spec.messageId, role: 'assistant', omitted_turns: 1, previous_versions: '["a1"]' }));
+      expect(messages.markReplaced).toHaveBeenCalledWith(['a1'], spec.messageId);
     });
   });
 
@@ -454,6 +493,21 @@ describe('ChatService', () => {
         { id: 'u1', role: 'user', content: 'q', status: 'complete', created_at: T },
         { id: 'a1', role: 'assistant', content: 'live text', reasoning: null, status: 'streaming', seq: 5, model: 'fake-model', created_at: T },
       ]);
+    });
+
+    it('message views carry omitted_turns only where turns were left out', async () => {
+      chats.findOwned.mockResolvedValue(chatRow());
+      stored.push(
+        messageRow({ id: 'u1', role: 'user', content: 'q' }),
+        messageRow({ id: 'a0', role: 'assistant', content: 'none left out', omitted_turns: 0 }),
+        messageRow({ id: 'a1', role: 'assistant', content: 'some left out', omitted_turns: 2 }),
+        messageRow({ id: 'a2', role: 'assistant', content: 'from before the column' }),
+      );
+      const view = await service.getChat(CHAT_ID, USER);
+      expect(view.messages.map((m) => m.omitted_turns)).toEqual([undefined, undefined, 2, undefined]);
+      expect(view.messages[1]).not.toHaveProperty('omitted_turns');
+      messages.findOwned.mockResolvedValue(stored[2]);
+      expect(await service.getMessage('a1', USER)).toEqual(expect.objectContaining({ id: 'a1', omitted_turns: 2 }));
     });
 
     it('renameChat trims the title, stores it and tells the chat viewers', async () => {

@@ -41,6 +41,8 @@ export interface MessageView {
   /** Ids of the answers this regenerated one replaced, oldest first. */
   previous_versions?: string[];
   attachments?: { id: string; name: string; size: number }[];
+  /** Older turns the answer's model request left out (only when some were). */
+  omitted_turns?: number;
 }
 
 /** The rules of a chat turn; transports (gateway, controllers) only call in. */
@@ -185,6 +187,7 @@ export class ChatService {
       request_id: requestId ?? null,
       previous_versions: turn.previousVersions,
       instance_id: this.generations.instanceId,
+      omitted_turns: context.omittedTurns,
     });
     const written = deferred();
     this.generations.start({
@@ -292,6 +295,7 @@ export class ChatService {
         id: randomUUID(), chat_id: id, role: m.role, content: m.content, reasoning: m.reasoning,
         status: m.role === 'user' ? 'complete' : m.status, model: null, usage: null, error_code: null,
         request_id: null, seq: 0, created_at: at, updated_at: at, replaced_by: null, previous_versions: null, attachments: null, instance_id: null,
+        omitted_turns: m.omitted_turns,
       };
     });
     await this.chats.importChat({ id, user_id: userId, title: data.title, settings: '{}', created_at: created, updated_at: nowIso() }, rows);
@@ -351,6 +355,7 @@ export class ChatService {
       view.status = live ? live.status : row.status;
       view.seq = live ? live.seq : row.seq;
       view.model = row.model;
+      if (row.omitted_turns && row.omitted_turns > 0) view.omitted_turns = row.omitted_turns;
     }
     return view;
   }

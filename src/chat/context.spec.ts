@@ -25,6 +25,7 @@ function row(role: 'user' | 'assistant', content: string, extra: Partial<Message
     previous_versions: null,
     attachments: null,
     instance_id: null,
+    omitted_turns: null,
     ...extra,
   };
 }

@@ -54,6 +54,7 @@ describe(`MessagesRepository (${usingPostgres() ? 'PostgreSQL' : 'SQLite file'})
       previous_versions: null,
       attachments: null,
       instance_id: null,
+      omitted_turns: null,
     };
     expect(row).toEqual(expected);
     expect(await messages.findById('u1')).toEqual(expected);
@@ -95,6 +96,18 @@ describe(`MessagesRepository (${usingPostgres() ? 'PostgreSQL' : 'SQLite file'})
     expect(await messages.listByChat('chat')).toEqual([user, answer]);
     expect(user.attachments).toBe('["f1"]');
     await expect(messages.insertRows([])).resolves.toBeUndefined();
+  });
+
+  it('stores how many older turns an answer left out, and reads it back through every read', async () => {
+    await messages.insert({ id: 'q', chat_id: 'chat', role: 'user', content: 'q', status: 'complete' });
+    await messages.insert({ id: 'none', chat_id: 'chat', role: 'assistant', content: 'a', status: 'complete', omitted_turns: 0 });
+    await messages.insertRows([messageRow({ id: 'some', chat_id: 'chat', role: 'assistant', content: '', status: 'streaming', omitted_turns: 3 })]);
+    await messages.finish('some', { content: 'done', reasoning: null, status: 'complete', seq: 1 });
+
+    expect((await messages.findById('some'))?.omitted_turns).toBe(3);
+    expect((await messages.findOwned('some', 'u1'))?.omitted_turns).toBe(3);
+    expect((await messages.listByChat('chat')).map((m) => [m.id, m.omitted_turns])).toEqual([['q', null], ['none', 0], ['some', 3]]);
+    expect((await messages.listAllByChat('chat')).map((m) => m.omitted_turns)).toEqual([null, 0, 3]);
   });
 
   it('a replaced answer leaves the chat\'s main line but stays in the full list; lists stay JSON', async () => {

@@ -25,6 +25,7 @@ const MESSAGE_COLUMNS = [
   'previous_versions',
   'attachments',
   'instance_id',
+  'omitted_turns',
 ] as const satisfies readonly (keyof MessagesTable)[];
 const QUALIFIED_MESSAGE_COLUMNS = MESSAGE_COLUMNS.map((column) => `messages.${column}` as const);
 
@@ -54,6 +55,8 @@ export interface NewMessage {
   previous_versions?: string[];
   /** The instance that will generate it (with Redis), set at insert so no sweep sees it unowned. */
   instance_id?: string | null;
+  /** Older turns the answer's model request left out. */
+  omitted_turns?: number | null;
 }
 
 export interface MessageSnapshot {
@@ -287,5 +290,6 @@ export function messageRow(message: NewMessage): MessageRow {
     previous_versions: message.previous_versions?.length ? JSON.stringify(message.previous_versions) : null,
     attachments: message.attachments?.length ? JSON.stringify(message.attachments) : null,
     instance_id: message.instance_id ?? null,
+    omitted_turns: message.omitted_turns ?? null,
   };
 }

@@ -193,6 +193,12 @@ const migrations: Record<string, Migration> = {
         DELETE FROM messages_fts_pending WHERE id = old.rowid; END`.execute(db);
     },
   },
+  '0008_omitted_turns': {
+    async up(db: Kysely<any>) {
+      // How many older turns an answer's model request left out (CONTEXT_TOKENS); null before this.
+      await db.schema.alterTable('messages').addColumn('omitted_turns', 'integer').execute();
+    },
+  },
 };
 
 export const migrationProvider: MigrationProvider = {

@@ -36,6 +36,8 @@ export interface MessagesTable {
   attachments: string | null;
   /** The instance generating a `streaming` answer (with Redis). */
   instance_id: string | null;
+  /** Older turns left out of an answer's model request (0 when none); null on user messages and older rows. */
+  omitted_turns: number | null;
 }
 
 export interface FilesTable {

@@ -176,6 +176,29 @@ describe('chat features in Chromium', () => {
     await ask(page, 'Short follow-up');
     await page.locator('[data-context-note]').waitFor();
     expect(await page.locator('[data-context-note]').textContent()).toMatch(/left out of the context/);
+
+    // Stored with the answer: after a reload the note is still there, right before that answer only.
+    await page.locator(`${ASSISTANT}[data-status="complete"]`).nth(1).waitFor();
+    await page.reload();
+    await page.locator('[data-connection="connected"]').waitFor({ state: 'attached' });
+    const note = page.locator('[data-context-note]');
+    await note.waitFor();
+    expect(await note.count()).toBe(1);
+    expect(await note.isVisible()).toBe(true);
+    expect(await note.textContent()).toBe("1 older turn was left out of the context to fit the model's limit.");
+    const noteBefore = await page.locator(ASSISTANT).evaluateAll((els) =>
+      els.map((el) => el.previousElementSibling?.hasAttribute('data-context-note') ?? false),
+    );
+    expect(noteBefore).toEqual([false, true]);
+
+    // The shared read-only page shows it too.
+    await page.locator('[data-share]').click();
+    await page.waitForFunction(() => (document.querySelector('[data-share-url]') as HTMLInputElement | null)?.value.includes('/share/'));
+    const url = await page.locator('[data-share-url]').inputValue();
+    const shared = await openPage(url.slice(app.url.length), { readonly: true });
+    await shared.locator(`[data-context-note] + ${ASSISTANT}`).waitFor();
+    expect(await shared.locator('[data-context-note]').textContent()).toBe("1 older turn was left out of the context to fit the model's limit.");
+    await shared.close();
   });
 
   it('finds a chat with the sidebar search and opens it', async () => {
