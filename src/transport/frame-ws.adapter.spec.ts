@@ -2,6 +2,7 @@ import { INestApplication, Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { ConnectedSocket, MessageBody, OnGatewayConnection, OnGatewayDisconnect, SubscribeMessage } from '@nestjs/websockets';
 import { IsString } from 'class-validator';
+import { concat, Observable, of, throwError } from 'rxjs';
 import type { AddressInfo } from 'node:net';
 import WebSocket from 'ws';
 import { upgradeStatus, WsTestClient } from '../../test/support/ws-client';
@@ -57,6 +58,28 @@ class GatewayB {
   @SubscribeMessage('b_note')
   note(@ConnectedSocket() socket: WebSocket): void {
     this.seen.push({ type: 'b_note', connectionId: connectionIdOf(socket) });
+  }
+
+  /** What a handler returns, each kind: an Observable (nulls skipped), a promise, null, a failing Observable. */
+  @SubscribeMessage('b_stream')
+  stream(): Observable<object | null> {
+    return of({ type: 'b_piece', n: 1 }, null, { type: 'b_piece', n: 2 });
+  }
+
+  @SubscribeMessage('b_later')
+  async later(): Promise<object> {
+    await new Promise((resolve) => setImmediate(resolve));
+    return { type: 'b_done' };
+  }
+
+  @SubscribeMessage('b_nothing')
+  nothing(): null {
+    return null;
+  }
+
+  @SubscribeMessage('b_broken')
+  broken(): Observable<object> {
+    return concat(of({ type: 'b_piece', n: 0 }), throwError(() => new AppError('conflict', 'stream broke')));
   }
 }
 
@@ -139,6 +162,26 @@ describe('FrameWsAdapter', () => {
     client.send({ type: 'ping', id: 'p1' });
     expect(await client.next((f) => f.type === 'pong')).toEqual({ type: 'pong', id: 'p1' });
     expect(client.socket.readyState).toBe(WebSocket.OPEN);
+  });
+
+  it('sends what a handler returns: each value of an Observable, what a promise resolves to, nothing for null; an Observable error as an error frame', async () => {
+    const client = await connect();
+    const frames: Array<Record<string, unknown>> = [];
+    client.socket.on('message', (data) => frames.push(JSON.parse(String(data))));
+    client.send({ type: 'b_stream', id: 's1' });
+    client.send({ type: 'b_nothing', id: 'z1' });
+    client.send({ type: 'b_later', id: 'l1' });
+    client.send({ type: 'b_broken', id: 'x1' });
+    client.send({ type: 'ping', id: 'end' });
+    await waitFor(() => frames.some((f) => f.type === 'pong') && frames.some((f) => f.type === 'b_done'));
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(frames.filter((f) => f.type !== 'pong')).toEqual([
+      { type: 'b_piece', n: 1 },
+      { type: 'b_piece', n: 2 },
+      { type: 'b_piece', n: 0 },
+      { type: 'error', code: 'conflict', message: 'stream broke', id: 'x1' },
+      { type: 'b_done' },
+    ]);
   });
 
   it('calls the gateways’ connection and disconnect hooks and forgets the closed connection', async () => {

@@ -3,7 +3,7 @@ import { MessageMappingProperties } from '@nestjs/websockets';
 import { WsAdapter } from '@nestjs/platform-ws';
 import { WebSocketsController } from '@nestjs/websockets/web-sockets-controller';
 import type { IncomingMessage } from 'node:http';
-import { EMPTY, from, isObservable, mergeAll, Observable, of } from 'rxjs';
+import { isObservable } from 'rxjs';
 import type { RawData, WebSocket, WebSocketServer } from 'ws';
 import { AppError, ErrorCode } from '../common/app-error';
 import { ConnectionRegistry, ConnectionUser, connectionOf } from './connection-registry';
@@ -93,15 +93,33 @@ function exposeGateways(): void {
   };
 }
 
-/** What Nest's gateway pipeline does with a handler's result (`WebSocketsController.pickResult`). */
-async function pickResult(result: unknown): Promise<Observable<unknown>> {
-  const value = await result;
-  if (isObservable(value)) return value;
-  if (value instanceof Promise) return from(value);
-  return of(value);
+/** Sends a frame if the socket is still open. */
+function send(client: WebSocket, frame: Frame): void {
+  if (client.readyState === 1) client.send(JSON.stringify(frame));
 }
-function toObservable(result: unknown): Observable<unknown> {
-  return from(pickResult(result)).pipe(mergeAll());
+
+/**
+ * What Nest's gateway pipeline does with a handler's result (`WebSocketsController.pickResult`: the
+ * awaited result, an Observable's values as they come, or the value itself), without building an
+ * Observable per frame: one `then` on the result. A value that is null or undefined sends nothing; an
+ * error (rejection or Observable error) becomes an `error` frame carrying the request's `id`.
+ */
+function deliver(client: WebSocket, result: unknown, id: string | undefined): void {
+  Promise.resolve(result).then(
+    (value: unknown) => {
+      if (isObservable(value)) {
+        value.subscribe({
+          next: (response) => {
+            if (response !== undefined && response !== null) send(client, response as Frame);
+          },
+          error: (error) => send(client, toErrorFrame(error, id)),
+        });
+      } else if (value !== undefined && value !== null) {
+        send(client, value as Frame);
+      }
+    },
+    (error: unknown) => send(client, toErrorFrame(error, id)),
+  );
 }
 
 /**
@@ -247,43 +265,34 @@ export class FrameWsAdapter extends WsAdapter {
   }
 
   private dispatch(client: Tracked, state: ServerState, data: RawData, isBinary: boolean): void {
-    const reply = (frame: Frame) => {
-      if (client.readyState === 1) client.send(JSON.stringify(frame));
-    };
     let frame: unknown;
     try {
       if (isBinary) throw new Error('binary');
       frame = JSON.parse(String(data));
     } catch {
-      return reply(toErrorFrame(invalid('invalid_json', 'the frame is not JSON text')));
+      return send(client, toErrorFrame(invalid('invalid_json', 'the frame is not JSON text')));
     }
     if (frame === null || typeof frame !== 'object' || Array.isArray(frame)) {
-      return reply(toErrorFrame(invalid('invalid_message', 'type: a frame is a JSON object with a string type', 'type')));
+      return send(client, toErrorFrame(invalid('invalid_message', 'type: a frame is a JSON object with a string type', 'type')));
     }
     const { id, type } = frame as Frame;
     if (id !== undefined && typeof id !== 'string') {
-      return reply(toErrorFrame(invalid('invalid_message', 'id: must be a string', 'id')));
+      return send(client, toErrorFrame(invalid('invalid_message', 'id: must be a string', 'id')));
     }
     if (typeof type !== 'string' || type === '') {
-      return reply(toErrorFrame(invalid('invalid_message', 'type: must be a non-empty string', 'type'), id));
+      return send(client, toErrorFrame(invalid('invalid_message', 'type: must be a non-empty string', 'type'), id));
     }
-    if (type === 'ping') return reply(id === undefined ? { type: 'pong' } : { type: 'pong', id });
+    if (type === 'ping') return send(client, id === undefined ? { type: 'pong' } : { type: 'pong', id });
     const invoke = state.table.get(type) ?? client[HANDLERS]?.get(type);
-    if (!invoke) return reply(toErrorFrame(invalid('unknown_type', `no handler for type "${type.slice(0, 64)}"`), id));
+    if (!invoke) return send(client, toErrorFrame(invalid('unknown_type', `no handler for type "${type.slice(0, 64)}"`), id));
 
-    let result$: Observable<unknown>;
+    let result: unknown;
     try {
-      result$ = toObservable(invoke(client, frame, type));
+      result = invoke(client, frame, type);
     } catch (error) {
-      return reply(toErrorFrame(error, id));
+      return send(client, toErrorFrame(error, id));
     }
-    if (!isObservable(result$)) result$ = EMPTY;
-    result$.subscribe({
-      next: (response) => {
-        if (response !== undefined && response !== null) reply(response as Frame);
-      },
-      error: (error) => reply(toErrorFrame(error, id)),
-    });
+    deliver(client, result, id);
   }
 }
 
