@@ -164,6 +164,7 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
     generation.unregisterStop?.();
     this.pending.delete(generation);
     this.untrack(generation);
+    this.metrics.generationEnded('error', generation.seq, Date.now() - generation.startedAt, generation.usage);
     generation.resolveDone();
   }
 
