@@ -128,24 +128,19 @@ export class MessagesRepository {
   }
 
   /**
-   * SQLite: indexes the messages queued by the search triggers (final text of answers, user
-   * messages), at most `batch` of them, in one transaction. Answers whether more are waiting.
+   * SQLite: indexes what the search triggers queued (messages that became final, new or renamed
+   * chats), at most `batch` of each, in one transaction. Answers whether more are waiting.
    * PostgreSQL keeps its index in the row itself: nothing to do.
    */
   async flushSearchIndex(batch = 500): Promise<boolean> {
     if (isPostgres(this.db)) return false;
-    const waiting = await sql<{ id: number }>`SELECT id FROM messages_fts_pending LIMIT 1`.execute(this.db);
-    if (!waiting.rows.length) return false;
+    const { rows } = await sql<{ messages: number | null; chats: number | null }>`
+      SELECT (SELECT id FROM messages_fts_pending LIMIT 1) AS messages, (SELECT id FROM chats_fts_pending LIMIT 1) AS chats`.execute(this.db);
+    if (rows[0].messages === null && rows[0].chats === null) return false;
     return this.db.transaction().execute(async (trx) => {
-      const { rows } = await sql<{ id: number }>`SELECT id FROM messages_fts_pending ORDER BY id LIMIT ${batch + 1}`.execute(trx);
-      const ids = rows.slice(0, batch).map((row) => row.id);
-      const last = ids[ids.length - 1];
-      await sql`DELETE FROM messages_fts WHERE rowid IN (SELECT id FROM messages_fts_pending WHERE id <= ${last})`.execute(trx);
-      await sql`INSERT INTO messages_fts (rowid, content, message_id, chat_id)
-        SELECT m.rowid, m.content, m.id, m.chat_id FROM messages_fts_pending p JOIN messages m ON m.rowid = p.id
-        WHERE p.id <= ${last}`.execute(trx);
-      await sql`DELETE FROM messages_fts_pending WHERE id <= ${last}`.execute(trx);
-      return rows.length > batch;
+      let more = false;
+      for (const queue of SEARCH_QUEUES) more = (await indexQueue(trx, queue, batch)) || more;
+      return more;
     });
   }
 
@@ -292,4 +287,40 @@ export function messageRow(message: NewMessage): MessageRow {
     instance_id: message.instance_id ?? null,
     omitted_turns: message.omitted_turns ?? null,
   };
+}
+
+/** A search queue (migrations 0007, 0009): rowids waiting in `pending` to be (re)indexed in `fts`. */
+interface SearchQueue {
+  pending: string;
+  fts: string;
+  /** The index row of each queued rowid `p.id`, as `SELECT rowid, …columns of fts`. */
+  rows: string;
+  columns: string;
+}
+
+const SEARCH_QUEUES: SearchQueue[] = [
+  {
+    pending: 'messages_fts_pending',
+    fts: 'messages_fts',
+    columns: 'rowid, content, message_id, chat_id',
+    rows: 'SELECT m.rowid, m.content, m.id, m.chat_id FROM messages_fts_pending p JOIN messages m ON m.rowid = p.id',
+  },
+  {
+    pending: 'chats_fts_pending',
+    fts: 'chats_fts',
+    columns: 'rowid, title, chat_id',
+    rows: 'SELECT c.rowid, c.title, c.id FROM chats_fts_pending p JOIN chats c ON c.rowid = p.id',
+  },
+];
+
+/** Indexes up to `batch` queued rowids of one queue; true when more are waiting. */
+async function indexQueue(trx: Kysely<Database>, queue: SearchQueue, batch: number): Promise<boolean> {
+  const pending = sql.raw(queue.pending);
+  const { rows } = await sql<{ id: number }>`SELECT id FROM ${pending} ORDER BY id LIMIT ${batch + 1}`.execute(trx);
+  if (!rows.length) return false;
+  const last = rows[Math.min(batch, rows.length) - 1].id;
+  await sql`DELETE FROM ${sql.raw(queue.fts)} WHERE rowid IN (SELECT id FROM ${pending} WHERE id <= ${last})`.execute(trx);
+  await sql`INSERT INTO ${sql.raw(queue.fts)} (${sql.raw(queue.columns)}) ${sql.raw(queue.rows)} WHERE p.id <= ${last}`.execute(trx);
+  await sql`DELETE FROM ${pending} WHERE id <= ${last}`.execute(trx);
+  return rows.length > batch;
 }

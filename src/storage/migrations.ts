@@ -199,6 +199,23 @@ const migrations: Record<string, Migration> = {
       await db.schema.alterTable('messages').addColumn('omitted_turns', 'integer').execute();
     },
   },
+  '0009_chat_search_queue': {
+    async up(db: Kysely<any>) {
+      if (isPostgres(db)) return;
+      // As 0007 for messages: a new or renamed chat queues its rowid; the title is indexed in the batch.
+      await sql`CREATE TABLE IF NOT EXISTS chats_fts_pending (id INTEGER PRIMARY KEY)`.execute(db);
+      for (const trigger of ['chats_fts_insert', 'chats_fts_update', 'chats_fts_delete']) {
+        await sql`DROP TRIGGER IF EXISTS ${sql.id(trigger)}`.execute(db);
+      }
+      await sql`CREATE TRIGGER chats_fts_insert AFTER INSERT ON chats BEGIN
+        INSERT OR IGNORE INTO chats_fts_pending (id) VALUES (new.rowid); END`.execute(db);
+      await sql`CREATE TRIGGER chats_fts_update AFTER UPDATE OF title ON chats BEGIN
+        INSERT OR IGNORE INTO chats_fts_pending (id) VALUES (new.rowid); END`.execute(db);
+      await sql`CREATE TRIGGER chats_fts_delete AFTER DELETE ON chats BEGIN
+        DELETE FROM chats_fts WHERE rowid = old.rowid;
+        DELETE FROM chats_fts_pending WHERE id = old.rowid; END`.execute(db);
+    },
+  },
 };
 
 export const migrationProvider: MigrationProvider = {

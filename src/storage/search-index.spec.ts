@@ -63,6 +63,24 @@ describe('search index queue (SQLite)', () => {
     expect((await indexState(db)).indexed).toEqual([['m1', 'text m1'], ['m2', 'changed'], ['m3', 'text m3']]);
   });
 
+  it('chat titles go through their own queue: a new chat and a rename are found by search, a deleted chat leaves both', async () => {
+    const chats = new ChatsRepository(db);
+    const titles = async () => (await sql<{ title: string }>`SELECT title FROM chats_fts ORDER BY rowid`.execute(db)).rows.map((r) => r.title);
+    const queued = async () => (await sql`SELECT id FROM chats_fts_pending`.execute(db)).rows.length;
+    await chats.create({ id: 'c2', userId: 'u1', title: 'Flamingo facts' });
+    expect(await queued()).toBe(2); // 'chat' of beforeEach and this one
+    expect(await titles()).toEqual([]);
+    expect((await messages.search('u1', 'flamingo')).map((h) => [h.chat_id, h.message_id])).toEqual([['c2', null]]);
+    expect(await queued()).toBe(0);
+    await chats.update('c2', { title: 'Heron facts' });
+    expect(await messages.search('u1', 'flamingo')).toEqual([]);
+    expect((await messages.search('u1', 'heron')).map((h) => h.chat_id)).toEqual(['c2']);
+    await chats.update('c2', { title: 'Ibis facts' });
+    await chats.delete('c2');
+    expect(await queued()).toBe(0);
+    expect(await titles()).toEqual(['T']);
+  });
+
   it('a deleted message leaves the index and the queue', async () => {
     await messages.insert({ id: 'm1', chat_id: 'chat', role: 'user', content: 'indexed', status: 'complete' });
     await messages.flushSearchIndex();

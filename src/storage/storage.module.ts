@@ -24,7 +24,7 @@ export class StorageModule implements OnModuleInit, OnApplicationShutdown {
     private readonly messages: MessagesRepository,
   ) {}
 
-  /** SQLite: messages queued for the search index are indexed in batches (see migration 0007). */
+  /** SQLite: what the search triggers queued (messages, chat titles) is indexed in batches (migrations 0007, 0009). */
   onModuleInit(): void {
     if (isPostgres(this.db)) return;
     this.indexTimer = setInterval(() => {
