@@ -9,22 +9,9 @@
 
   /**
    * Timings. Tests may shorten them by defining `window.__chatTuning` before this script runs
-   * (numbers only, unknown keys ignored).
+   * (numbers only, unknown keys ignored); the socket's own (backoff, pings) are read by page.js.
    */
   const T = {
-    backoffBaseMs: 500,
-    backoffCapMs: 10000,
-    /** No frame for this long while idle: send a ping to check the socket. */
-    idlePingMs: 20000,
-    /** The same while an answer streams (a silent socket then is more likely a dead one). */
-    streamIdlePingMs: 8000,
-    /** A ping not answered (no frame at all) within this: the socket is stalled, reconnect. */
-    pongTimeoutMs: 6000,
-    /** After the page comes back (visible, pageshow, online): a frame must arrive within this. */
-    wakeTimeoutMs: 3000,
-    /** A socket that does not open within this is given up and retried. */
-    connectTimeoutMs: 10000,
-    watchdogTickMs: 1000,
     ackTimeoutMs: 60000,
     /** 1: re-parse only the open tail of a streaming answer per frame; 0: the whole text (for measuring). */
     incrementalRender: 1,
@@ -35,8 +22,6 @@
 
   /** Where the server mounted the chat ('' when it owns the site), its socket and its sign-in page. */
   const BASE = document.documentElement.dataset.basePath || '';
-  const WS_PATH = document.documentElement.dataset.wsPath || '/ws';
-  const LOGIN_PATH = document.documentElement.dataset.loginPath || '';
 
   const ANNOUNCE_MAX_CHARS = 600;
   /** Code without a language is auto-detected only up to this size (highlightAuto tries them all). */
@@ -175,36 +160,12 @@
     }
   };
 
-  const legacyCopy = (text) => {
-    const ta = document.createElement('textarea');
-    ta.value = text;
-    ta.setAttribute('readonly', '');
-    ta.style.position = 'fixed';
-    ta.style.opacity = '0';
-    document.body.appendChild(ta);
-    ta.select();
-    let ok = false;
-    try {
-      ok = document.execCommand('copy');
-    } catch (_) {
-      ok = false;
-    }
-    ta.remove();
-    return ok;
-  };
-
   const copyCode = async (button) => {
     const block = button.closest('.code-block');
     const code = block && block.querySelector('pre code');
     if (!code) return;
     const text = code.textContent;
-    let ok = false;
-    try {
-      await navigator.clipboard.writeText(text);
-      ok = true;
-    } catch (_) {
-      ok = legacyCopy(text);
-    }
+    const ok = await window.copyText(text);
     if (ok) api.lastCopied = text;
     button.textContent = ok ? 'Copied' : 'Copy failed';
     button.dataset.copyState = ok ? 'copied' : 'failed';
@@ -1070,182 +1031,18 @@
 
   // ---------------------------------------------------------------- Socket
 
-  /**
-   * One WebSocket for the page's life. Reconnects with jittered exponential backoff; a watchdog pings
-   * a silent socket and drops it when nothing comes back (a stalled connection never fires `close`);
-   * coming back to the page (`visibilitychange`, `pageshow`, `online`) checks the socket at once.
-   */
-  const socket = (() => {
-    let ws = null;
-    let attempt = 0;
-    let retryTimer = null;
-    let lastRx = 0;
-    let openedAt = 0;
-    let probeDeadline = 0;
-    let ready = false;
-    const outbox = [];
-
-    const indicator = (value) => {
-      for (const el of $$('[data-connection]')) {
-        el.dataset.connection = value;
-        const label = $('[data-connection-label]', el);
-        if (label) label.textContent = { connected: 'Connected', connecting: 'Connecting…', offline: 'Offline' }[value];
-      }
-    };
-    const current = () => {
-      if (!navigator.onLine) return 'offline';
-      return ready ? 'connected' : 'connecting';
-    };
-
-    const connect = () => {
-      clearTimeout(retryTimer);
-      retryTimer = null;
-      if (ws) return;
-      ready = false;
-      probeDeadline = 0;
-      indicator(current());
-      const url = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}${WS_PATH}`;
-      const s = new WebSocket(url);
-      ws = s;
-      openedAt = Date.now();
-      s.onmessage = (ev) => {
-        if (ws !== s) return;
-        lastRx = Date.now();
-        if (probeDeadline) {
-          probeDeadline = 0;
-          indicator(current());
-        }
-        let frame;
-        try {
-          frame = JSON.parse(ev.data);
-        } catch (_) {
-          return;
-        }
-        const handler = frame && handlers[frame.type];
-        if (handler) handler(frame);
-      };
-      s.onclose = (ev) => {
-        if (ws !== s) return;
-        const wasReady = ready;
-        ws = null;
-        ready = false;
-        if (ev.code === 1009) showError('That message was too large for the server.');
-        indicator(current());
-        scheduleReconnect();
-        // Refused again and again before any frame: maybe the session ended (the upgrade got 401).
-        if (!wasReady && attempt >= 3 && attempt % 3 === 0) void checkSession();
-      };
-      s.onerror = () => {
-        /* onclose follows and reconnects */
-      };
-    };
-
-    /** Gives up on the current socket without waiting for a close handshake that may never come. */
-    const drop = (reason) => {
-      const s = ws;
-      if (!s) return;
-      ws = null;
-      ready = false;
-      probeDeadline = 0;
-      s.onmessage = null;
-      s.onclose = null;
-      try {
-        s.close(4000, reason);
-      } catch (_) {
-        /* already closing */
-      }
-      indicator(current());
-      scheduleReconnect();
-    };
-
-    /** An ended session sends the page to the sign-in form instead of retrying forever. */
-    const checkSession = async () => {
-      try {
-        const res = await fetch(`${BASE}/api/chats`, { credentials: 'same-origin', headers: { Accept: 'application/json' } });
-        if (res.status === 401 && LOGIN_PATH) location.assign(LOGIN_PATH);
-      } catch (_) {
-        /* the server is away: keep retrying */
-      }
-    };
-
-    const scheduleReconnect = () => {
-      if (retryTimer || ws || !navigator.onLine) return;
-      const exp = Math.min(T.backoffCapMs, T.backoffBaseMs * 2 ** attempt);
-      attempt += 1;
-      // "Equal jitter": half the step fixed, half random, so many tabs do not return in lockstep.
-      const delay = exp / 2 + Math.random() * (exp / 2);
-      retryTimer = setTimeout(connect, delay);
-    };
-
-    /** Ask the server for a sign of life; no frame by the deadline means the socket is dead. */
-    const probe = (timeoutMs) => {
-      if (!ws || !ready || ws.readyState !== WebSocket.OPEN) return;
-      const deadline = Date.now() + timeoutMs;
-      probeDeadline = probeDeadline ? Math.min(probeDeadline, deadline) : deadline;
-      ws.send(JSON.stringify({ type: 'ping' }));
-    };
-
-    const watchdog = () => {
-      if (!ws) return;
-      const now = Date.now();
-      if (!ready) {
-        if (now - openedAt > T.connectTimeoutMs) drop('connect timeout');
-        return;
-      }
-      if (probeDeadline) {
-        if (now > probeDeadline) drop('stalled');
-        return;
-      }
-      const busy = streamingMessages().length > 0 || pendingSends.size > 0;
-      if (now - lastRx > (busy ? T.streamIdlePingMs : T.idlePingMs)) probe(T.pongTimeoutMs);
-    };
-    setInterval(watchdog, T.watchdogTickMs);
-
-    /**
-     * The page is back in front of the user: reconnect now, or make sure the open socket still works.
-     * After `online` the indicator says `connecting` until the socket has answered.
-     */
-    const wake = (ev) => {
-      if (!navigator.onLine) {
-        indicator('offline');
-        return;
-      }
-      attempt = 0;
-      if (!ws) connect();
-      else if (ready) {
-        if (ev && ev.type === 'online') indicator('connecting');
-        probe(T.wakeTimeoutMs);
-      } else indicator(current());
-    };
-
-    window.addEventListener('offline', () => indicator('offline'));
-    window.addEventListener('online', wake);
-    window.addEventListener('pageshow', (ev) => {
-      if (ev.persisted) wake();
-    });
-    document.addEventListener('visibilitychange', () => {
-      if (document.visibilityState === 'visible') wake();
-    });
-
-    /** Queue frames that must not be lost (`keep`) until the socket is back; drop the rest. */
-    function send(frame, keep) {
-      if (ws && ready && ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify(frame));
-      else if (keep) outbox.push(frame);
-    }
-
-    return {
-      connect,
-      send,
-      /** A history restore swaps the whole body, indicator included: show the real state again. */
-      refreshIndicator: () => indicator(current()),
-      onConnected() {
-        ready = true;
-        attempt = 0;
-        indicator(current());
-        while (outbox.length && ws && ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify(outbox.shift()));
-      },
-    };
-  })();
+  /** The page's one WebSocket (public/page.js): reconnects, watchdog, connection indicator. */
+  const socket = window.PageSocket.create({
+    tuning: window.__chatTuning,
+    onFrame: (frame) => {
+      const handler = handlers[frame.type];
+      if (handler) handler(frame);
+    },
+    busy: () => streamingMessages().length > 0 || pendingSends.size > 0,
+    onClose: (ev) => {
+      if (ev.code === 1009) showError('That message was too large for the server.');
+    },
+  });
 
   /** After (re)connecting or a swap: watch the shown chat and resume every answer still streaming. */
   const resubscribe = () => {
@@ -1747,13 +1544,7 @@
   const copyShare = async () => {
     const input = shareBox() && $('[data-share-url]', shareBox());
     if (!input || !input.value) return;
-    let ok = false;
-    try {
-      await navigator.clipboard.writeText(input.value);
-      ok = true;
-    } catch (_) {
-      ok = legacyCopy(input.value);
-    }
+    const ok = await window.copyText(input.value);
     if (ok) api.lastCopied = input.value;
     shareStatus(ok ? 'Link copied.' : 'Copy failed: select the link and copy it.');
   };

@@ -8,7 +8,6 @@
 
   const root = document.documentElement;
   const BASE = root.dataset.basePath || '';
-  const WS_PATH = root.dataset.wsPath || '/ws';
   const STAGES = ['issue', 'repomap', 'files', 'solution', 'verify', 'pr', 'complete'];
   const $ = (sel, el) => (el || document).querySelector(sel);
 
@@ -36,8 +35,6 @@
   const copyBtn = $('[data-copy-patch]');
   const runList = $('[data-run-list]');
   const announcer = $('[data-announcer]');
-  const conn = $('[data-connection]');
-  const connLabel = $('[data-connection-label]');
 
   /** The run this page shows live: the `solve`'s id, then its run_id. */
   const live = { requestId: null, runId: null, openPr: false, seq: 0, reasoning: '', solution: '', running: false };
@@ -218,8 +215,8 @@
 
   const handlers = {
     connected() {
-      setConnection('connected');
-      // A run this page follows goes on without us: catch up from the last piece we have.
+      socket.onConnected();
+      // A run this page follows went on without us: catch up from the last piece we have.
       if (live.running && live.runId) send({ type: 'solver_watch', run_id: live.runId, after_seq: live.seq });
     },
     solver_started(f) {
@@ -293,63 +290,19 @@
 
   // ---------------------------------------------------------------- Socket
 
-  let ws = null;
-  let attempt = 0;
-  let timer = 0;
-
-  function setConnection(state) {
-    if (!conn) return;
-    conn.dataset.connection = state;
-    if (connLabel) connLabel.textContent = state === 'connected' ? 'Connected' : state === 'connecting' ? 'Connecting…' : 'Offline';
-  }
-
-  const send = (frame) => {
-    if (!ws || ws.readyState !== WebSocket.OPEN) return false;
-    ws.send(JSON.stringify(frame));
-    return true;
-  };
-
-  function connect() {
-    clearTimeout(timer);
-    if (ws) return;
-    if (!navigator.onLine) {
-      setConnection('offline');
-      return;
-    }
-    setConnection('connecting');
-    const s = new WebSocket(`${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}${WS_PATH}`);
-    ws = s;
-    s.onmessage = (ev) => {
-      if (ws !== s) return;
-      let frame;
-      try {
-        frame = JSON.parse(ev.data);
-      } catch (_) {
-        return;
-      }
-      const handler = frame && handlers[frame.type];
+  /** The page's one WebSocket (public/page.js): reconnects, watchdog, connection indicator. */
+  const socket = window.PageSocket.create({
+    onFrame: (frame) => {
+      const handler = handlers[frame.type];
       if (handler) handler(frame);
-    };
-    s.onopen = () => {
-      attempt = 0;
-    };
-    s.onclose = () => {
-      if (ws !== s) return;
-      ws = null;
-      setConnection(navigator.onLine ? 'connecting' : 'offline');
-      // A run goes on on the server; once connected again the page catches up (solver_watch).
+    },
+    busy: () => live.running,
+    onClose: () => {
+      // The run goes on on the server; once connected again the page catches up (solver_watch).
       if (live.running && live.runId) progressMsg.textContent = 'Connection lost: the run goes on, reconnecting…';
-      attempt += 1;
-      timer = setTimeout(connect, Math.min(10_000, 300 * 2 ** Math.min(attempt, 5)));
-    };
-    s.onerror = () => {};
-  }
-
-  window.addEventListener('offline', () => {
-    setConnection('offline');
-    if (ws) ws.close();
+    },
   });
-  window.addEventListener('online', () => connect());
+  const send = (frame) => socket.send(frame);
 
   // ---------------------------------------------------------------- Controls
 
@@ -384,33 +337,10 @@
     stopBtn.disabled = true;
   });
 
-  const legacyCopy = (text) => {
-    const ta = document.createElement('textarea');
-    ta.value = text;
-    ta.setAttribute('readonly', '');
-    ta.className = 'visually-hidden';
-    document.body.append(ta);
-    ta.select();
-    let ok = false;
-    try {
-      ok = document.execCommand('copy');
-    } catch (_) {
-      ok = false;
-    }
-    ta.remove();
-    return ok;
-  };
-
   copyBtn.addEventListener('click', async () => {
     const text = patchCode.textContent || '';
     if (!text) return;
-    let ok = false;
-    try {
-      await navigator.clipboard.writeText(text);
-      ok = true;
-    } catch (_) {
-      ok = legacyCopy(text);
-    }
+    const ok = await window.copyText(text);
     copyBtn.textContent = ok ? 'Copied' : 'Copy failed';
     copyBtn.dataset.copyState = ok ? 'copied' : 'failed';
     clearTimeout(copyBtn._timer);
@@ -434,5 +364,5 @@
     live.openPr = runEl.dataset.openPr === 'true';
     setRunning(true);
   }
-  connect();
+  socket.connect();
 })();

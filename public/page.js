@@ -1,0 +1,247 @@
+/*
+ * What the chat page and the Solver page share (loaded before chat.js / solver.js):
+ *
+ * `PageSocket.create(...)`: the page's WebSocket, one socket for the page's life on the
+ * page's `data-ws-path`. Reconnects with jittered exponential backoff; a watchdog pings a silent
+ * socket and drops it when nothing comes back (a stalled connection never fires `close`); coming back
+ * to the page (`visibilitychange`, `pageshow`, `online`) checks the socket at once; refused again
+ * and again before any frame, it checks the session and sends the page to the sign-in form when it
+ * ended. Every `[data-connection]` element shows the state. Plain ES2020, no build step.
+ *
+ *   const socket = PageSocket.create({ onFrame, busy, tuning, onClose });
+ *   socket.connect(); socket.send(frame, keep); socket.onConnected(); // on the `connected` frame
+ *
+ * `copyText(text)`: the copy buttons' clipboard write, with a fallback (resolves to true or false).
+ */
+(() => {
+  'use strict';
+
+  const root = document.documentElement;
+  const BASE = root.dataset.basePath || '';
+  const WS_PATH = root.dataset.wsPath || '/ws';
+  const LOGIN_PATH = root.dataset.loginPath || '';
+  const LABELS = { connected: 'Connected', connecting: 'Connecting…', offline: 'Offline' };
+
+  /** Timings (ms); a page passes its own `tuning` to change any of them (tests shorten them). */
+  const DEFAULTS = {
+    backoffBaseMs: 500,
+    backoffCapMs: 10000,
+    /** No frame for this long while idle: send a ping to check the socket. */
+    idlePingMs: 20000,
+    /** The same while something streams (a silent socket then is more likely a dead one). */
+    streamIdlePingMs: 8000,
+    /** A ping not answered (no frame at all) within this: the socket is stalled, reconnect. */
+    pongTimeoutMs: 6000,
+    /** After the page comes back (visible, pageshow, online): a frame must arrive within this. */
+    wakeTimeoutMs: 3000,
+    /** A socket that does not open within this is given up and retried. */
+    connectTimeoutMs: 10000,
+    watchdogTickMs: 1000,
+  };
+
+  /**
+   * @param {{ onFrame: (frame: object) => void, busy?: () => boolean, tuning?: object,
+   *           onClose?: (ev: CloseEvent) => void }} options
+   */
+  function create(options) {
+    const T = Object.assign({}, DEFAULTS);
+    for (const [k, v] of Object.entries(options.tuning || {})) if (k in T && typeof v === 'number') T[k] = v;
+    const busy = options.busy || (() => false);
+
+    let ws = null;
+    let attempt = 0;
+    let retryTimer = null;
+    let lastRx = 0;
+    let openedAt = 0;
+    let probeDeadline = 0;
+    let ready = false;
+    const outbox = [];
+
+    const indicator = (value) => {
+      for (const el of document.querySelectorAll('[data-connection]')) {
+        el.dataset.connection = value;
+        const label = el.querySelector('[data-connection-label]');
+        if (label) label.textContent = LABELS[value];
+      }
+    };
+    const current = () => {
+      if (!navigator.onLine) return 'offline';
+      return ready ? 'connected' : 'connecting';
+    };
+
+    const connect = () => {
+      clearTimeout(retryTimer);
+      retryTimer = null;
+      if (ws) return;
+      ready = false;
+      probeDeadline = 0;
+      indicator(current());
+      const s = new WebSocket(`${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}${WS_PATH}`);
+      ws = s;
+      openedAt = Date.now();
+      s.onmessage = (ev) => {
+        if (ws !== s) return;
+        lastRx = Date.now();
+        if (probeDeadline) {
+          probeDeadline = 0;
+          indicator(current());
+        }
+        let frame;
+        try {
+          frame = JSON.parse(ev.data);
+        } catch (_) {
+          return;
+        }
+        if (frame && typeof frame === 'object') options.onFrame(frame);
+      };
+      s.onclose = (ev) => {
+        if (ws !== s) return;
+        const wasReady = ready;
+        ws = null;
+        ready = false;
+        if (options.onClose) options.onClose(ev);
+        indicator(current());
+        scheduleReconnect();
+        // Refused again and again before any frame: maybe the session ended (the upgrade got 401).
+        if (!wasReady && attempt >= 3 && attempt % 3 === 0) void checkSession();
+      };
+      s.onerror = () => {
+        /* onclose follows and reconnects */
+      };
+    };
+
+    /** Gives up on the current socket without waiting for a close handshake that may never come. */
+    const drop = (reason) => {
+      const s = ws;
+      if (!s) return;
+      ws = null;
+      ready = false;
+      probeDeadline = 0;
+      s.onmessage = null;
+      s.onclose = null;
+      try {
+        s.close(4000, reason);
+      } catch (_) {
+        /* already closing */
+      }
+      indicator(current());
+      scheduleReconnect();
+    };
+
+    /** An ended session sends the page to the sign-in form instead of retrying forever. */
+    const checkSession = async () => {
+      try {
+        const res = await fetch(`${BASE}/api/chats`, { credentials: 'same-origin', headers: { Accept: 'application/json' } });
+        if (res.status === 401 && LOGIN_PATH) location.assign(LOGIN_PATH);
+      } catch (_) {
+        /* the server is away: keep retrying */
+      }
+    };
+
+    const scheduleReconnect = () => {
+      if (retryTimer || ws || !navigator.onLine) return;
+      const exp = Math.min(T.backoffCapMs, T.backoffBaseMs * 2 ** attempt);
+      attempt += 1;
+      // "Equal jitter": half the step fixed, half random, so many tabs do not return in lockstep.
+      const delay = exp / 2 + Math.random() * (exp / 2);
+      retryTimer = setTimeout(connect, delay);
+    };
+
+    /** Ask the server for a sign of life; no frame by the deadline means the socket is dead. */
+    const probe = (timeoutMs) => {
+      if (!ws || !ready || ws.readyState !== WebSocket.OPEN) return;
+      const deadline = Date.now() + timeoutMs;
+      probeDeadline = probeDeadline ? Math.min(probeDeadline, deadline) : deadline;
+      ws.send(JSON.stringify({ type: 'ping' }));
+    };
+
+    const watchdog = () => {
+      if (!ws) return;
+      const now = Date.now();
+      if (!ready) {
+        if (now - openedAt > T.connectTimeoutMs) drop('connect timeout');
+        return;
+      }
+      if (probeDeadline) {
+        if (now > probeDeadline) drop('stalled');
+        return;
+      }
+      if (now - lastRx > (busy() ? T.streamIdlePingMs : T.idlePingMs)) probe(T.pongTimeoutMs);
+    };
+    setInterval(watchdog, T.watchdogTickMs);
+
+    /**
+     * The page is back in front of the user: reconnect now, or make sure the open socket still works.
+     * After `online` the indicator says `connecting` until the socket has answered.
+     */
+    const wake = (ev) => {
+      if (!navigator.onLine) {
+        indicator('offline');
+        return;
+      }
+      attempt = 0;
+      if (!ws) connect();
+      else if (ready) {
+        if (ev && ev.type === 'online') indicator('connecting');
+        probe(T.wakeTimeoutMs);
+      } else indicator(current());
+    };
+
+    window.addEventListener('offline', () => indicator('offline'));
+    window.addEventListener('online', wake);
+    window.addEventListener('pageshow', (ev) => {
+      if (ev.persisted) wake();
+    });
+    document.addEventListener('visibilitychange', () => {
+      if (document.visibilityState === 'visible') wake();
+    });
+
+    return {
+      connect,
+      /** Sends now; frames that must not be lost (`keep`) wait for the socket to be back. */
+      send(frame, keep) {
+        if (ws && ready && ws.readyState === WebSocket.OPEN) {
+          ws.send(JSON.stringify(frame));
+          return true;
+        }
+        if (keep) outbox.push(frame);
+        return false;
+      },
+      /** A history restore swaps the whole body, indicator included: show the real state again. */
+      refreshIndicator: () => indicator(current()),
+      /** Call on the server's `connected` frame: the socket is usable; what waited goes out. */
+      onConnected() {
+        ready = true;
+        attempt = 0;
+        indicator(current());
+        while (outbox.length && ws && ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify(outbox.shift()));
+      },
+    };
+  }
+
+  window.PageSocket = { create };
+
+  /** Copies text with the Clipboard API, or through a hidden textarea where that is refused. */
+  window.copyText = async (text) => {
+    try {
+      await navigator.clipboard.writeText(text);
+      return true;
+    } catch (_) {
+      const ta = document.createElement('textarea');
+      ta.value = text;
+      ta.setAttribute('readonly', '');
+      ta.style.position = 'fixed';
+      ta.style.opacity = '0';
+      document.body.appendChild(ta);
+      ta.select();
+      let ok = false;
+      try {
+        ok = document.execCommand('copy');
+      } catch (_) {
+        ok = false;
+      }
+      ta.remove();
+      return ok;
+    }
+  };
+})();
