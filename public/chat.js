@@ -165,15 +165,7 @@
     const code = block && block.querySelector('pre code');
     if (!code) return;
     const text = code.textContent;
-    const ok = await window.copyText(text);
-    if (ok) api.lastCopied = text;
-    button.textContent = ok ? 'Copied' : 'Copy failed';
-    button.dataset.copyState = ok ? 'copied' : 'failed';
-    clearTimeout(button._copyTimer);
-    button._copyTimer = setTimeout(() => {
-      button.textContent = 'Copy';
-      delete button.dataset.copyState;
-    }, 2000);
+    if (await window.copyFromButton(button, text, 'Copy')) api.lastCopied = text;
   };
 
   // ---------------------------------------------------------------- Rendering

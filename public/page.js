@@ -11,7 +11,8 @@
  *   const socket = PageSocket.create({ onFrame, busy, tuning, onClose });
  *   socket.connect(); socket.send(frame, keep); socket.onConnected(); // on the `connected` frame
  *
- * `copyText(text)`: the copy buttons' clipboard write, with a fallback (resolves to true or false).
+ * `copyText(text)`: a clipboard write, with a fallback (resolves to true or false);
+ * `copyFromButton(button, text, label)`: the same for a copy button, with its Copied / Copy failed state.
  */
 (() => {
   'use strict';
@@ -243,5 +244,21 @@
       ta.remove();
       return ok;
     }
+  };
+
+  /**
+   * A copy button's click: copies `text`, says "Copied" or "Copy failed" on the button (and in its
+   * `data-copy-state`) for 2 s, then shows `label` again. Resolves to whether it copied.
+   */
+  window.copyFromButton = async (button, text, label) => {
+    const ok = await window.copyText(text);
+    button.textContent = ok ? 'Copied' : 'Copy failed';
+    button.dataset.copyState = ok ? 'copied' : 'failed';
+    clearTimeout(button._copyTimer);
+    button._copyTimer = setTimeout(() => {
+      button.textContent = label;
+      delete button.dataset.copyState;
+    }, 2000);
+    return ok;
   };
 })();

@@ -340,14 +340,7 @@
   copyBtn.addEventListener('click', async () => {
     const text = patchCode.textContent || '';
     if (!text) return;
-    const ok = await window.copyText(text);
-    copyBtn.textContent = ok ? 'Copied' : 'Copy failed';
-    copyBtn.dataset.copyState = ok ? 'copied' : 'failed';
-    clearTimeout(copyBtn._timer);
-    copyBtn._timer = setTimeout(() => {
-      copyBtn.textContent = 'Copy patch';
-      delete copyBtn.dataset.copyState;
-    }, 2000);
+    await window.copyFromButton(copyBtn, text, 'Copy patch');
   });
 
   // Back/forward between runs: the server renders each stored run, so load the address.
