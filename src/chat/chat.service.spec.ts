@@ -118,7 +118,7 @@ describe('ChatService', () => {
       'findById',
       'findOwned',
       'listByChat',
-      'snapshot',
+      'snapshotMany',
       'finish',
       'interruptAllStreaming',
     ]);

@@ -125,7 +125,7 @@ describe(`MessagesRepository (${usingPostgres() ? 'PostgreSQL' : 'SQLite file'})
 
   it('snapshot writes text, reasoning and seq of a streaming message', async () => {
     const before = await streaming('a1');
-    await messages.snapshot('a1', 'partial', 'thinking', 7);
+    await messages.snapshotMany([{ id: 'a1', content: 'partial', reasoning: 'thinking', seq: 7 }]);
     const row = await messages.findById('a1');
     expect(row).toEqual(expect.objectContaining({ content: 'partial', reasoning: 'thinking', seq: 7, status: 'streaming' }));
     expect(row!.updated_at > before.updated_at).toBe(true);
@@ -135,7 +135,7 @@ describe(`MessagesRepository (${usingPostgres() ? 'PostgreSQL' : 'SQLite file'})
     await streaming('a1');
     await messages.finish('a1', { content: 'final', reasoning: null, status: 'stopped', seq: 3 });
     const finished = await messages.findById('a1');
-    await messages.snapshot('a1', 'late snapshot', 'late', 9);
+    await messages.snapshotMany([{ id: 'a1', content: 'late snapshot', reasoning: 'late', seq: 9 }]);
     expect(await messages.findById('a1')).toEqual(finished);
   });
 
@@ -160,7 +160,7 @@ describe(`MessagesRepository (${usingPostgres() ? 'PostgreSQL' : 'SQLite file'})
 
   it('finish stores the final text, status, seq, usage JSON and error code', async () => {
     await streaming('a1');
-    await messages.snapshot('a1', 'par', null, 1);
+    await messages.snapshotMany([{ id: 'a1', content: 'par', reasoning: null, seq: 1 }]);
     const usage = { prompt_tokens: 10, completion_tokens: 5, total_tokens: 15, reasoning_tokens: 2 };
     await messages.finish('a1', { content: 'partial answer', reasoning: 'why', status: 'complete', seq: 4, usage });
     const row = await messages.findById('a1');
@@ -180,7 +180,7 @@ describe(`MessagesRepository (${usingPostgres() ? 'PostgreSQL' : 'SQLite file'})
   it('interruptAllStreaming marks only streaming rows interrupted, keeps their text, and returns the count', async () => {
     await streaming('s1');
     await streaming('s2', 'other');
-    await messages.snapshot('s1', 'kept text', null, 2);
+    await messages.snapshotMany([{ id: 's1', content: 'kept text', reasoning: null, seq: 2 }]);
     await streaming('done');
     await messages.finish('done', { content: 'ok', reasoning: null, status: 'complete', seq: 1 });
     await messages.insert({ id: 'u', chat_id: 'chat', role: 'user', content: 'q', status: 'complete' });

@@ -191,10 +191,6 @@ export class MessagesRepository {
 
 
   /** The text so far of a message still streaming (called about once a second, never per piece). */
-  async snapshot(id: string, content: string, reasoning: string | null, seq: number): Promise<void> {
-    await this.snapshotMany([{ id, content, reasoning, seq }]);
-  }
-
   /**
    * The text so far of several streaming messages, in one transaction (one commit for all: a
    * commit, not the update, is most of a snapshot's cost). Messages no longer streaming are left alone.

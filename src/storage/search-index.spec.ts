@@ -38,7 +38,7 @@ describe('search index queue (SQLite)', () => {
   it('a final message is queued, not indexed, inside its own commit; a snapshot queues nothing', async () => {
     await messages.insert({ id: 'u1', chat_id: 'chat', role: 'user', content: 'zebra question', status: 'complete' });
     await streaming('a1');
-    await messages.snapshot('a1', 'partial zebra', null, 1);
+    await messages.snapshotMany([{ id: 'a1', content: 'partial zebra', reasoning: null, seq: 1 }]);
     expect(await indexState(db)).toEqual({ indexed: [], pending: 1 });
     await messages.finish('a1', { content: 'zebra answer', reasoning: null, status: 'complete', seq: 2 });
     expect(await indexState(db)).toEqual({ indexed: [], pending: 2 });
