@@ -75,10 +75,8 @@ export class SolverService implements OnModuleInit, BeforeApplicationShutdown {
   async watch(dto: WatchRunDto, connectionId: string): Promise<void> {
     const userId = this.registry.userOf(connectionId).id;
     const run = this.running.get(dto.run_id);
-    const row = run ? undefined : await this.runs.findById(dto.run_id);
-    if (run ? run.userId !== userId : !row || row.user_id !== userId) {
-      throw new AppError('not_found', 'no such run', { run_id: dto.run_id });
-    }
+    if (run && run.userId !== userId) throw new AppError('not_found', 'no such run', { run_id: dto.run_id });
+    const row = run ? undefined : await this.getRun(dto.run_id, userId);
     // Live frames of the run wait while the catch-up goes out.
     this.registry.hold(connectionId, dto.run_id);
     let caughtUp = false;
