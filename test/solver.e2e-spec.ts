@@ -4,6 +4,7 @@ import { FakeDeepSeek, Scenario } from './fakes/deepseek.fake';
 import { CALC_FILES as FILES, CALC_FIX_DIFF, CALC_ISSUE, CALC_MATH as MATH, CALC_MATH_FIXED as FIXED, FakeGithub, gitApply, gitAvailable } from './fakes/github.fake';
 import { RunningApp, startApp } from './support/app';
 import { AnyFrame, WsTestClient } from './support/ws-client';
+import { answer, pieces, solverRequestKind, stream } from './support/solver-model';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const ISSUE_URL = 'https://github.com/octo/calc/issues/7';
@@ -14,15 +15,6 @@ const SLOPPY_DIFF = CALC_FIX_DIFF.replace('@@ -4,7 +4,7 @@', '@@ -40,6 +40,9 @@'
 const BROKEN_DIFF = SLOPPY_DIFF.replace('   let sum = 0;', '   let total = 0;');
 const EXACT_DIFF = CALC_FIX_DIFF;
 
-const answer = (explanation: string, diff: string) => `${explanation}\n\n\`\`\`diff\n${diff}\`\`\`\n`;
-/** Text in pieces of about `size` characters, as a model streams it. */
-const pieces = (text: string, size = 24) => text.match(new RegExp(`[\\s\\S]{1,${size}}`, 'g')) ?? [];
-const stream = (content: string, extra: Partial<Extract<Scenario, { kind: 'stream' }>> = {}): Scenario => ({
-  kind: 'stream',
-  reasoning: ['Let me look ', 'at the loop.'],
-  content: pieces(content),
-  ...extra,
-});
 
 /** The fixed file after applying `patch` strictly (no fuzz), or false. */
 function applyStrict(patch: string, source: string): string | false {
@@ -38,20 +30,13 @@ describe('Solver over /ws (e2e)', () => {
   /** What the fake model answers, by request kind. */
   let answers: { files: () => Scenario; solution: () => Scenario; repair: () => Scenario };
 
-  const kindOf = (body: any): 'files' | 'solution' | 'repair' | 'chat' => {
-    const messages: Array<{ role: string; content: string }> = body?.messages ?? [];
-    const system = messages[0]?.role === 'system' ? messages[0].content : '';
-    if (system.includes('file-selection step')) return 'files';
-    if (system.includes('You fix GitHub issues')) return messages[messages.length - 1].content.includes('does not apply') ? 'repair' : 'solution';
-    return 'chat';
-  };
-  const requestsOf = (kind: string) => model.requests.filter((r) => kindOf(r.body) === kind);
+  const requestsOf = (kind: string) => model.requests.filter((r) => solverRequestKind(r.body) === kind);
 
   beforeAll(async () => {
     model = await FakeDeepSeek.start();
     github = await FakeGithub.start({ token: 'ghp_test' });
     model.setDefault((body) => {
-      const kind = kindOf(body);
+      const kind = solverRequestKind(body);
       return kind === 'chat' ? { kind: 'stream', content: ['Hello', ' beside'] } : answers[kind]();
     });
     server = await startApp({

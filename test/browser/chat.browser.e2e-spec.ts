@@ -9,9 +9,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Browser, BrowserContext, Page } from 'playwright-core';
 import { FakeDeepSeek } from '../fakes/deepseek.fake';
-import { cspViolations, launchChromium } from '../support/browser';
+import { cspViolations, launchChromium, watchPage } from '../support/browser';
 import { startApp } from '../support/app';
-import { WsTestClient } from '../support/ws-client';
+import { makeChat, WsTestClient } from '../support/ws-client';
 
 const UUID_PATH = /\/chat\/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const BOX = 'form[data-chat-form] textarea[name=content]';
@@ -70,13 +70,9 @@ describe('chat page in Chromium', () => {
   async function openPage(path: string, opts: { tuning?: Record<string, number>; on?: BrowserContext } = {}): Promise<Page> {
     const page = await (opts.on ?? context).newPage();
     pages.push(page);
-    page.on('pageerror', (err) => problems.push(`pageerror: ${err.message}`));
-    page.on('console', (msg) => {
-      if (msg.type() === 'error' && !msg.location().url.includes('favicon')) problems.push(`console: ${msg.text()}`);
-    });
+    await watchPage(page, problems);
     await page.addInitScript((tuning) => {
-      const w = window as unknown as { __csp: string[]; __conn: string[]; __chatTuning?: Record<string, number> };
-      w.__csp = [];
+      const w = window as unknown as { __conn: string[]; __chatTuning?: Record<string, number> };
       // Every state the connection indicator shows, in order (brief ones too).
       w.__conn = [];
       new MutationObserver((records) => {
@@ -85,27 +81,11 @@ describe('chat page in Chromium', () => {
           if (w.__conn[w.__conn.length - 1] !== v) w.__conn.push(v);
         }
       }).observe(document, { subtree: true, attributes: true, attributeFilter: ['data-connection'] });
-      document.addEventListener('securitypolicyviolation', (e) =>
-        w.__csp.push(`${e.violatedDirective} ${e.blockedURI} ${e.sourceFile}:${e.lineNumber}`),
-      );
       if (tuning) w.__chatTuning = tuning;
     }, opts.tuning ?? null);
     await page.goto(app.url + path);
     await page.locator('[data-connection="connected"]').waitFor({ state: 'attached' });
     return page;
-  }
-
-  /** A chat made over the protocol (the fake's default answer), for tests that need some in the list. */
-  async function makeChat(text: string): Promise<string> {
-    const ws = await WsTestClient.connect(app.wsUrl, { headers: { Origin: app.url } });
-    try {
-      ws.send({ type: 'user_message', id: 'mk', content: text });
-      const created = await ws.next((f) => f.type === 'chat_created');
-      await ws.next((f) => f.type === 'agent_response_end');
-      return created.chat_id as string;
-    } finally {
-      ws.socket.close();
-    }
   }
 
   /** Server-side sockets of the WebSocket upgrades, to cut or stall them. */
@@ -497,8 +477,8 @@ describe('chat page in Chromium', () => {
   });
 
   it('renames and deletes chats from the sidebar with the keyboard, without blocking dialogs', async () => {
-    const keep = await makeChat('Keep me');
-    const doomed = await makeChat('Delete me');
+    const keep = await makeChat(app, 'Keep me');
+    const doomed = await makeChat(app, 'Delete me');
     const page = await openPage(`/chat/${doomed}`);
     page.on('dialog', (d) => {
       problems.push(`dialog: ${d.message()}`);
@@ -557,7 +537,7 @@ describe('chat page in Chromium', () => {
   });
 
   it('works with the keyboard alone: Tab reaches chats, the box and Send, and focus is always visible', async () => {
-    await makeChat('A chat to reach');
+    await makeChat(app, 'A chat to reach');
     const page = await openPage('/chat');
     const seen: { hook: string; outline: string }[] = [];
     for (let i = 0; i < 80; i++) {
@@ -603,7 +583,7 @@ describe('chat page in Chromium', () => {
 
   it('fits a 360 px phone without sideways scrolling, sidebar folded and openable; screenshots light, dark, phone', async () => {
     const wide = 'x'.repeat(300);
-    const chatId = await makeChat(`Wide ${wide}`);
+    const chatId = await makeChat(app, `Wide ${wide}`);
     fake.enqueue({
       kind: 'stream',
       content: [`A long line \`${wide}\` and https://example.com/${wide}\n\n\`\`\`js\nconst s = "${wide}";\n\`\`\`\n\n| a | b | c | d |\n|---|---|---|---|\n| ${wide} | 2 | 3 | 4 |\n`],

@@ -9,9 +9,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Browser, BrowserContext, Page } from 'playwright-core';
 import { FakeDeepSeek } from '../fakes/deepseek.fake';
-import { cspViolations, launchChromium } from '../support/browser';
+import { cspViolations, launchChromium, watchPage } from '../support/browser';
 import { startApp } from '../support/app';
-import { WsTestClient } from '../support/ws-client';
+import { makeChat } from '../support/ws-client';
 
 const UUID_PATH = /\/chat\/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const BOX = 'form[data-chat-form] textarea[name=content]';
@@ -68,36 +68,11 @@ describe('chat features in Chromium', () => {
   async function openPage(path: string, opts: { readonly?: boolean } = {}): Promise<Page> {
     const page = await context.newPage();
     pages.push(page);
-    page.on('pageerror', (err) => problems.push(`pageerror: ${err.message}`));
-    page.on('console', (msg) => {
-      const text = msg.text();
-      // Expected refusals (413/415 uploads, the revoked share link, the nonsense import) show as failed loads in the console.
-      if (msg.type() === 'error' && !msg.location().url.includes('favicon') && !/status of (400|404|413|415)/.test(text)) {
-        problems.push(`console: ${text}`);
-      }
-    });
-    await page.addInitScript(() => {
-      const w = window as unknown as { __csp: string[] };
-      w.__csp = [];
-      document.addEventListener('securitypolicyviolation', (e) =>
-        w.__csp.push(`${e.violatedDirective} ${e.blockedURI} ${e.sourceFile}:${e.lineNumber}`),
-      );
-    });
+    // Expected refusals (413/415 uploads, the revoked share link, the nonsense import) show as failed loads in the console.
+    await watchPage(page, problems, /status of (400|404|413|415)/);
     await page.goto(app.url + path);
     if (!opts.readonly) await page.locator('[data-connection="connected"]').waitFor({ state: 'attached' });
     return page;
-  }
-
-  async function makeChat(text: string): Promise<string> {
-    const ws = await WsTestClient.connect(app.wsUrl, { headers: { Origin: app.url } });
-    try {
-      ws.send({ type: 'user_message', id: 'mk', content: text });
-      const created = await ws.next((f) => f.type === 'chat_created');
-      await ws.next((f) => f.type === 'agent_response_end');
-      return created.chat_id as string;
-    } finally {
-      ws.socket.close();
-    }
   }
 
   async function ask(page: Page, text: string): Promise<void> {
@@ -202,8 +177,8 @@ describe('chat features in Chromium', () => {
   });
 
   it('finds a chat with the sidebar search and opens it', async () => {
-    const id = await makeChat('Tell me about the quokka islands');
-    await makeChat('Something unrelated');
+    const id = await makeChat(app, 'Tell me about the quokka islands');
+    await makeChat(app, 'Something unrelated');
     const page = await openPage('/chat');
     await page.locator('[data-search]').fill('quokka');
     const hit = page.locator(`[data-search-results] a[href="/chat/${id}"]`).first();
@@ -216,7 +191,7 @@ describe('chat features in Chromium', () => {
   });
 
   it('shares a chat read-only, revokes the link, exports and imports it', async () => {
-    const id = await makeChat('A chat worth sharing');
+    const id = await makeChat(app, 'A chat worth sharing');
     const page = await openPage(`/chat/${id}`);
     expect(await page.locator('[data-export="json"]').getAttribute('href')).toBe(`/api/chats/${id}/export?format=json`);
     expect(await page.locator('[data-export="md"]').getAttribute('href')).toBe(`/api/chats/${id}/export?format=md`);

@@ -10,8 +10,9 @@ import { join } from 'node:path';
 import { Browser, BrowserContext, Page } from 'playwright-core';
 import { FakeDeepSeek, Scenario } from '../fakes/deepseek.fake';
 import { CALC_FILES, CALC_FIX_DIFF, CALC_ISSUE, FakeGithub } from '../fakes/github.fake';
-import { cspViolations, launchChromium } from '../support/browser';
+import { cspViolations, launchChromium, watchPage } from '../support/browser';
 import { startApp } from '../support/app';
+import { answer, pieces, solverRequestKind, stream } from '../support/solver-model';
 
 const ISSUE_URL = 'https://github.com/octo/calc/issues/7';
 const RUN_PATH = /\/solver\/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
@@ -20,14 +21,6 @@ const RUN = '[data-solver-run]';
 
 jest.setTimeout(90_000);
 
-const answer = (explanation: string, diff: string) => `${explanation}\n\n\`\`\`diff\n${diff}\`\`\`\n`;
-const pieces = (text: string, size = 24) => text.match(new RegExp(`[\\s\\S]{1,${size}}`, 'g')) ?? [];
-const stream = (content: string, extra: Partial<Extract<Scenario, { kind: 'stream' }>> = {}): Scenario => ({
-  kind: 'stream',
-  reasoning: ['Let me look ', 'at the loop.'],
-  content: pieces(content),
-  ...extra,
-});
 
 describe('Solver page in Chromium', () => {
   let model: FakeDeepSeek;
@@ -41,20 +34,13 @@ describe('Solver page in Chromium', () => {
   /** What the fake model answers, by request kind. */
   let answers: { files: () => Scenario; solution: () => Scenario; repair: () => Scenario };
 
-  const kindOf = (body: any): 'files' | 'solution' | 'repair' | 'chat' => {
-    const messages: Array<{ role: string; content: string }> = body?.messages ?? [];
-    const system = messages[0]?.role === 'system' ? messages[0].content : '';
-    if (system.includes('file-selection step')) return 'files';
-    if (system.includes('You fix GitHub issues')) return messages[messages.length - 1].content.includes('does not apply') ? 'repair' : 'solution';
-    return 'chat';
-  };
 
   beforeAll(async () => {
     dataDir = mkdtempSync(join(tmpdir(), 'solver-browser-'));
     model = await FakeDeepSeek.start();
     github = await FakeGithub.start();
     model.setDefault((body) => {
-      const kind = kindOf(body);
+      const kind = solverRequestKind(body);
       return kind === 'chat' ? { kind: 'stream', content: ['Hello'] } : answers[kind]();
     });
     app = await startApp({
@@ -99,17 +85,10 @@ describe('Solver page in Chromium', () => {
   async function openPage(path: string): Promise<Page> {
     const page = await context.newPage();
     pages.push(page);
-    page.on('pageerror', (err) => problems.push(`pageerror: ${err.message}`));
-    page.on('console', (msg) => {
-      if (msg.type() === 'error' && !msg.location().url.includes('favicon')) problems.push(`console: ${msg.text()}`);
-    });
+    await watchPage(page, problems);
     await page.addInitScript(() => {
-      const w = window as unknown as { __csp: string[]; __progress: number[] };
-      w.__csp = [];
+      const w = window as unknown as { __progress: number[] };
       w.__progress = [];
-      document.addEventListener('securitypolicyviolation', (e) =>
-        w.__csp.push(`${e.violatedDirective} ${e.blockedURI} ${e.sourceFile}:${e.lineNumber}`),
-      );
       new MutationObserver((records) => {
         for (const r of records) {
           const v = Number((r.target as Element).getAttribute('data-progress'));

@@ -15,7 +15,27 @@ export async function launchChromium(): Promise<Browser> {
   });
 }
 
-/** The CSP violations the pages' init scripts recorded in `window.__csp` (closed pages are skipped). */
+/**
+ * Watches a page for trouble, before it loads anything: uncaught errors and console errors go to
+ * `problems` (console errors matching `expected` are left out), and an init script records CSP
+ * violations in `window.__csp` for `cspViolations`.
+ */
+export async function watchPage(page: Page, problems: string[], expected?: RegExp): Promise<void> {
+  page.on('pageerror', (err) => problems.push(`pageerror: ${err.message}`));
+  page.on('console', (msg) => {
+    const text = msg.text();
+    if (msg.type() === 'error' && !msg.location().url.includes('favicon') && !expected?.test(text)) problems.push(`console: ${text}`);
+  });
+  await page.addInitScript(() => {
+    const w = window as unknown as { __csp: string[] };
+    w.__csp = [];
+    document.addEventListener('securitypolicyviolation', (e) =>
+      w.__csp.push(`${e.violatedDirective} ${e.blockedURI} ${e.sourceFile}:${e.lineNumber}`),
+    );
+  });
+}
+
+/** The CSP violations `watchPage` recorded in `window.__csp` (closed pages are skipped). */
 export async function cspViolations(pages: Page[]): Promise<string[]> {
   const violations: string[] = [];
   for (const page of pages) {

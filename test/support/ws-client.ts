@@ -103,3 +103,16 @@ export class WsTestClient {
     for (const wake of waiters) wake();
   }
 }
+
+/** A chat made over the protocol (the fake model's default answer), for tests that need some; its id. */
+export async function makeChat(app: { wsUrl: string; url: string }, text: string): Promise<string> {
+  const ws = await WsTestClient.connect(app.wsUrl, { headers: { Origin: app.url } });
+  try {
+    ws.send({ type: 'user_message', id: 'mk', content: text });
+    const created = await ws.next((f) => f.type === 'chat_created');
+    await ws.next((f) => f.type === 'agent_response_end');
+    return created.chat_id as string;
+  } finally {
+    ws.socket.close();
+  }
+}
