@@ -9,14 +9,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Browser, BrowserContext, Page } from 'playwright-core';
 import { FakeDeepSeek } from '../fakes/deepseek.fake';
-import { cspViolations, launchChromium, watchPage } from '../support/browser';
+import { ASSISTANT, BOX, cspViolations, launchChromium, USER, UUID_PATH, watchPage } from '../support/browser';
 import { startApp } from '../support/app';
 import { makeChat } from '../support/ws-client';
-
-const UUID_PATH = /\/chat\/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
-const BOX = 'form[data-chat-form] textarea[name=content]';
-const ASSISTANT = '[data-message-id][data-role="assistant"]';
-const USER = '[data-message-id][data-role="user"]';
 
 jest.setTimeout(90_000);
 

@@ -1,6 +1,12 @@
 import { existsSync } from 'node:fs';
 import { Browser, chromium, Page } from 'playwright-core';
 
+/** The chat page's address once a chat is open, its message box, and its messages. */
+export const UUID_PATH = /\/chat\/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+export const BOX = 'form[data-chat-form] textarea[name=content]';
+export const ASSISTANT = '[data-message-id][data-role="assistant"]';
+export const USER = '[data-message-id][data-role="user"]';
+
 /** Debian's Chromium (CI installs the package); the flags this closed network needs. */
 export const CHROMIUM = '/usr/bin/chromium';
 
