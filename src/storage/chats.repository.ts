@@ -2,6 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { Kysely, Selectable } from 'kysely';
 import { nowIso } from '../common/clock';
 import type { MessageRow } from './messages.repository';
+import { GroupCommit } from './group-commit';
 import { ChatsTable, Database } from './schema';
 
 export type ChatRow = Selectable<ChatsTable>;
@@ -24,7 +25,11 @@ export function chatRow(chat: NewChat): ChatRow {
 
 @Injectable()
 export class ChatsRepository {
-  constructor(private readonly db: Kysely<Database>) {}
+  private readonly writes: GroupCommit;
+
+  constructor(private readonly db: Kysely<Database>) {
+    this.writes = GroupCommit.of(db);
+  }
 
   async create(chat: NewChat): Promise<ChatRow> {
     const row = chatRow(chat);
@@ -34,14 +39,10 @@ export class ChatsRepository {
 
   /** A chat made by `chatRow`, with its first messages (rows of `messageRow`) in the same transaction. */
   async insert(chat: ChatRow, messages: MessageRow[] = []): Promise<void> {
-    if (!messages.length) {
-      await this.db.insertInto('chats').values(chat).execute();
-      return;
-    }
-    await this.db.transaction().execute(async (trx) => {
-      await trx.insertInto('chats').values(chat).execute();
-      await trx.insertInto('messages').values(messages).execute();
-    });
+    await this.writes.run(async (db) => {
+      await db.insertInto('chats').values(chat).execute();
+      if (messages.length) await db.insertInto('messages').values(messages).execute();
+    }, messages.length > 0);
   }
 
   findById(id: string): Promise<ChatRow | undefined> {
@@ -81,7 +82,8 @@ export class ChatsRepository {
   }
 
   async touch(id: string): Promise<void> {
-    await this.db.updateTable('chats').set({ updated_at: nowIso() }).where('id', '=', id).execute();
+    const updatedAt = nowIso();
+    await this.writes.run((db) => db.updateTable('chats').set({ updated_at: updatedAt }).where('id', '=', id).execute());
   }
 
   async delete(id: string): Promise<boolean> {

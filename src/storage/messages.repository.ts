@@ -2,6 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { Kysely, Selectable, sql } from 'kysely';
 import { nowIso } from '../common/clock';
 import { isPostgres } from './database.provider';
+import { GroupCommit } from './group-commit';
 import { Database, MessagesTable } from './schema';
 
 export type MessageRow = Selectable<MessagesTable>;
@@ -77,7 +78,11 @@ export interface FinalMessage {
 
 @Injectable()
 export class MessagesRepository {
-  constructor(private readonly db: Kysely<Database>) {}
+  private readonly writes: GroupCommit;
+
+  constructor(private readonly db: Kysely<Database>) {
+    this.writes = GroupCommit.of(db);
+  }
 
   async insert(message: NewMessage): Promise<MessageRow> {
     const row = messageRow(message);
@@ -87,7 +92,7 @@ export class MessagesRepository {
 
   /** Rows made by `messageRow`, in one statement. */
   async insertRows(rows: MessageRow[]): Promise<void> {
-    if (rows.length) await this.db.insertInto('messages').values(rows).execute();
+    if (rows.length) await this.writes.run((db) => db.insertInto('messages').values(rows).execute());
   }
 
   findById(id: string): Promise<MessageRow | undefined> {
@@ -124,7 +129,7 @@ export class MessagesRepository {
   /** Marks `oldIds` as replaced by `newId`. */
   async markReplaced(oldIds: string[], newId: string): Promise<void> {
     if (!oldIds.length) return;
-    await this.db.updateTable('messages').set({ replaced_by: newId }).where('id', 'in', oldIds).execute();
+    await this.writes.run((db) => db.updateTable('messages').set({ replaced_by: newId }).where('id', 'in', oldIds).execute());
   }
 
   /**
@@ -189,16 +194,15 @@ export class MessagesRepository {
     return [...titles.rows, ...messages.rows].sort((a, b) => Number(a.rank) - Number(b.rank)).slice(0, limit);
   }
 
-
-  /** The text so far of a message still streaming (called about once a second, never per piece). */
   /**
-   * The text so far of several streaming messages, in one transaction (one commit for all: a
-   * commit, not the update, is most of a snapshot's cost). Messages no longer streaming are left alone.
+   * The text so far of several streaming messages (called about once a second, never per piece), in
+   * one transaction (one commit for all: a commit, not the update, is most of a snapshot's cost).
+   * Messages no longer streaming are left alone.
    */
   async snapshotMany(snapshots: MessageSnapshot[]): Promise<void> {
     if (!snapshots.length) return;
-    const write = async (db: Kysely<Database>) => {
-      const updatedAt = nowIso();
+    const updatedAt = nowIso();
+    await this.writes.run(async (db) => {
       for (const { id, content, reasoning, seq } of snapshots) {
         await db
           .updateTable('messages')
@@ -207,25 +211,26 @@ export class MessagesRepository {
           .where('status', '=', 'streaming')
           .execute();
       }
-    };
-    if (snapshots.length === 1) await write(this.db);
-    else await this.db.transaction().execute(write);
+    }, snapshots.length > 1);
   }
 
   async finish(id: string, final: FinalMessage): Promise<void> {
-    await this.db
-      .updateTable('messages')
-      .set({
-        content: final.content,
-        reasoning: final.reasoning,
-        status: final.status,
-        seq: final.seq,
-        usage: final.usage ? JSON.stringify(final.usage) : null,
-        error_code: final.error_code ?? null,
-        updated_at: nowIso(),
-      })
-      .where('id', '=', id)
-      .execute();
+    const updatedAt = nowIso();
+    await this.writes.run((db) =>
+      db
+        .updateTable('messages')
+        .set({
+          content: final.content,
+          reasoning: final.reasoning,
+          status: final.status,
+          seq: final.seq,
+          usage: final.usage ? JSON.stringify(final.usage) : null,
+          error_code: final.error_code ?? null,
+          updated_at: updatedAt,
+        })
+        .where('id', '=', id)
+        .execute(),
+    );
   }
 
   /** Answers streaming on other instances (or on none recorded), for the dead-instance sweep. */

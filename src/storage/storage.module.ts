@@ -2,6 +2,7 @@ import { Global, Inject, Logger, Module, OnApplicationShutdown, OnModuleInit } f
 import { Kysely, sql } from 'kysely';
 import { ChatsRepository } from './chats.repository';
 import { databaseProvider, isPostgres } from './database.provider';
+import { GroupCommit } from './group-commit';
 import { MessagesRepository } from './messages.repository';
 import { Database } from './schema';
 import { SolverRunsRepository } from './solver-runs.repository';
@@ -38,6 +39,7 @@ export class StorageModule implements OnModuleInit, OnApplicationShutdown {
 
   async onApplicationShutdown(): Promise<void> {
     clearInterval(this.indexTimer);
+    await GroupCommit.of(this.db).drain();
     await this.indexing;
     if (!isPostgres(this.db)) {
       // What is still queued would be indexed at the next start anyway; this keeps search complete.

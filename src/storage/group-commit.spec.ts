@@ -1,0 +1,90 @@
+import { Logger } from '@nestjs/common';
+import { Kysely } from 'kysely';
+import { rmSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { tempDatabaseUrl, usingPostgres } from '../../test/support/databases';
+import { chatRow, ChatsRepository } from './chats.repository';
+import { openDatabase, sqlitePath } from './database.provider';
+import { GroupCommit } from './group-commit';
+import { messageRow, MessagesRepository } from './messages.repository';
+import { Database } from './schema';
+
+describe(`GroupCommit (${usingPostgres() ? 'PostgreSQL' : 'SQLite file'})`, () => {
+  let dir: string | undefined;
+  let db: Kysely<Database>;
+  let chats: ChatsRepository;
+  let messages: MessagesRepository;
+
+  beforeAll(() => Logger.overrideLogger(false));
+  beforeEach(async () => {
+    const url = tempDatabaseUrl();
+    dir = url.startsWith('sqlite:') ? dirname(sqlitePath(url)) : undefined;
+    db = await openDatabase(url);
+    chats = new ChatsRepository(db);
+    messages = new MessagesRepository(db);
+  });
+  afterEach(async () => {
+    jest.restoreAllMocks();
+    await db?.destroy();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  const newTurn = (n: number) => {
+    const chat = chatRow({ id: `chat-${n}`, userId: 'u1', title: `turn ${n}` });
+    const rows = [
+      messageRow({ id: `user-${n}`, chat_id: chat.id, role: 'user', content: `question ${n}`, status: 'complete' }),
+      messageRow({ id: `answer-${n}`, chat_id: chat.id, role: 'assistant', content: '', status: 'streaming' }),
+    ];
+    return chats.insert(chat, rows);
+  };
+
+  it('is one per database, shared by its repositories', () => {
+    expect(GroupCommit.of(db)).toBe(GroupCommit.of(db));
+  });
+
+  it('stores every write asked for in one turn of the event loop; each resolves once readable', async () => {
+    const transaction = jest.spyOn(db, 'transaction');
+    await Promise.all([newTurn(1), newTurn(2), newTurn(3), chats.touch('chat-1')]);
+    // SQLite: one transaction (one commit) for all four; PostgreSQL: a transaction per new chat.
+    expect(transaction).toHaveBeenCalledTimes(usingPostgres() ? 3 : 1);
+    expect((await messages.listByChat('chat-2')).map((m) => m.id)).toEqual(['user-2', 'answer-2']);
+    expect((await chats.list('u1')).map((c) => c.id).sort()).toEqual(['chat-1', 'chat-2', 'chat-3']);
+  });
+
+  it('a write that fails fails alone: the others of its batch are committed', async () => {
+    await newTurn(1);
+    const results = await Promise.allSettled([
+      newTurn(2),
+      newTurn(1), // the same chat id again: a primary-key violation
+      messages.finish('answer-1', { content: 'done', reasoning: null, status: 'complete', seq: 3 }),
+    ]);
+    expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
+    expect((await messages.findById('answer-1'))?.content).toBe('done');
+    expect((await messages.listByChat('chat-2')).map((m) => m.id)).toEqual(['user-2', 'answer-2']);
+    // The failing insert left nothing half-written: chat-1 still has its two messages only.
+    expect((await messages.listByChat('chat-1')).map((m) => m.id)).toEqual(['user-1', 'answer-1']);
+  });
+
+  it('a write whose second statement fails leaves none of its statements', async () => {
+    const chat = chatRow({ id: 'half', userId: 'u1', title: 'half' });
+    const broken = messageRow({ id: 'm', chat_id: 'no-such-chat', role: 'user', content: 'x', status: 'complete' });
+    // (better-sqlite3's SqliteError is not `instanceof Error` in a later Jest realm: no toThrow here.)
+    await expect(chats.insert(chat, [broken]).then(() => 'stored', () => 'failed')).resolves.toBe('failed');
+    expect(await chats.findById('half')).toBeUndefined();
+  });
+
+  it('hands back what a write returns', async () => {
+    await newTurn(7);
+    await expect(GroupCommit.of(db).run(async (trx) => (await trx.selectFrom('chats').select('id').execute()).length)).resolves.toBe(1);
+  });
+
+  (usingPostgres() ? it.skip : it)('SQLite: runs a batch in the order asked; drain waits for what was asked before it', async () => {
+    const group = GroupCommit.of(db);
+    let stored = false;
+    void newTurn(8).then(() => (stored = true));
+    const count = group.run(async (trx) => (await trx.selectFrom('chats').select('id').execute()).length);
+    await group.drain();
+    expect(stored).toBe(true);
+    await expect(count).resolves.toBe(1);
+  });
+});
