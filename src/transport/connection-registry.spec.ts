@@ -1,4 +1,6 @@
+import type { AddressInfo, Socket } from 'node:net';
 import type { WebSocket } from 'ws';
+import { WebSocket as RealWebSocket, WebSocketServer } from 'ws';
 import { ConnectionRegistry, connectionIdOf } from './connection-registry';
 import { Frame } from './frames';
 
@@ -318,5 +320,64 @@ describe('ConnectionRegistry', () => {
     expect(sent(a)).toEqual([{ type: 'notice', text: 'hello' }]);
     expect(sent(b)).toEqual([{ type: 'notice', text: 'hello' }]);
     expect(closed.send).not.toHaveBeenCalled();
+  });
+});
+
+describe('ConnectionRegistry over a real socket: one TCP write per tick', () => {
+  let server: WebSocketServer;
+  let client: RealWebSocket;
+  let registry: ConnectionRegistry;
+  let connectionId: string;
+  /** Calls into the server side's TCP socket (a corked socket writes what waited in one `_writev`). */
+  let writes: jest.SpyInstance[];
+  const received: Frame[] = [];
+  const writeCalls = () => writes.reduce((n, spy) => n + spy.mock.calls.length, 0);
+  const tick = () => new Promise((resolve) => setImmediate(resolve));
+  const until = async (n: number) => {
+    for (let i = 0; i < 200 && received.length < n; i++) await new Promise((resolve) => setTimeout(resolve, 5));
+  };
+
+  beforeEach(async () => {
+    received.length = 0;
+    registry = new ConnectionRegistry();
+    server = new WebSocketServer({ port: 0, host: '127.0.0.1' });
+    await new Promise((resolve) => server.once('listening', resolve));
+    const accepted = new Promise<RealWebSocket>((resolve) => server.once('connection', resolve));
+    client = new RealWebSocket(`ws://127.0.0.1:${(server.address() as AddressInfo).port}`);
+    client.on('message', (data) => received.push(JSON.parse(String(data)) as Frame));
+    const socket = await accepted;
+    await new Promise((resolve) => client.once('open', resolve));
+    connectionId = registry.add(socket).id;
+    const raw = (socket as unknown as { _socket: Socket })._socket;
+    writes = [jest.spyOn(raw, '_writev' as never), jest.spyOn(raw, '_write' as never)];
+  });
+  afterEach(async () => {
+    jest.restoreAllMocks();
+    client.close();
+    await new Promise((resolve) => server.close(resolve));
+  });
+
+  it('frames sent in one tick, promise callbacks included, leave in one write, in order', async () => {
+    registry.send(connectionId, { type: 'chat_created', chat_id: 'c1' });
+    registry.send(connectionId, { type: 'user_message', chat_id: 'c1' });
+    await Promise.resolve();
+    registry.send(connectionId, { type: 'agent_response_start', chat_id: 'c1', message_id: 'm1' });
+    await tick();
+    expect(writeCalls()).toBe(1);
+    await until(3);
+    expect(received.map((f) => f.type)).toEqual(['chat_created', 'user_message', 'agent_response_start']);
+  });
+
+  it('a frame does not wait past its tick: frames of later ticks are written on their own', async () => {
+    registry.send(connectionId, piece(1));
+    await tick();
+    expect(writeCalls()).toBe(1);
+    await until(1);
+    expect(received.map((f) => f.seq)).toEqual([1]);
+    registry.send(connectionId, piece(2));
+    await tick();
+    expect(writeCalls()).toBe(2);
+    await until(2);
+    expect(received.map((f) => f.seq)).toEqual([1, 2]);
   });
 });
