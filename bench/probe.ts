@@ -16,6 +16,15 @@ const sql: Record<string, number> = { select: 0, insert: 0, update: 0, delete: 0
 /** Wall time spent inside SQLite statements (better-sqlite3 is synchronous: the event loop waits). */
 let sqlNs = 0n;
 
+const detailFile = process.env.BENCH_SQL_DETAIL;
+const detail = new Map<string, { n: number; ns: bigint }>();
+if (detailFile) {
+  setInterval(() => {
+    const rows = [...detail].map(([k, d]) => ({ sql: k, n: d.n, ms: Number(d.ns) / 1e6 })).sort((a, b) => b.ms - a.ms);
+    require('node:fs').writeFileSync(detailFile, JSON.stringify(rows, null, 1));
+  }, 2000).unref();
+}
+
 function countSql(): void {
   const load = createRequire(join(process.cwd(), 'package.json'));
   const Database = load('better-sqlite3');
@@ -33,7 +42,15 @@ function countSql(): void {
       try {
         return original.apply(this, args);
       } finally {
-        sqlNs += process.hrtime.bigint() - started;
+        const ns = process.hrtime.bigint() - started;
+        sqlNs += ns;
+        if (detailFile) {
+          const key = (this.source ?? '').slice(0, 90);
+          const d = detail.get(key) ?? { n: 0, ns: 0n };
+          d.n += 1;
+          d.ns += ns;
+          detail.set(key, d);
+        }
       }
     };
   }

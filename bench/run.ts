@@ -20,9 +20,9 @@ import { ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
-import { join, resolve } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
-import { nowMs, procCpuMs, procRssBytes, Rpc, sleep, Summary } from './lib';
+import { nowMs, procCpuMs, procRssBytes, Rpc, sleep, summarize, Summary } from './lib';
 import { analyzeProfile, ProfileReport } from './profile';
 
 /** The checkout the bench lives in: results and findings are written here. */
@@ -51,6 +51,14 @@ if (!P.profile && !option('only')?.includes('profile')) ONLY.delete('profile');
 if (!P.sweep.length) ONLY.delete('sweep');
 if (!P.profilePieces) P.profilePieces = 60;
 const INTERVAL = 20; // 50 pieces/s
+/** `--trace`: every server gets trace.ts preloaded; the 1-client phase reports where a turn's time goes. */
+const TRACE = flag('trace');
+const TRACE_DIR = join(OUT, 'trace');
+if (TRACE) {
+  rmSync(TRACE_DIR, { recursive: true, force: true });
+  mkdirSync(TRACE_DIR, { recursive: true });
+  process.env.BENCH_TRACE_DIR = TRACE_DIR;
+}
 const COMPARE = option('compare') ? resolve(option('compare')!) : undefined;
 /**
  * The code under test: this checkout's working tree; `--root=PATH` another checkout (built there);
@@ -232,7 +240,12 @@ async function startServer(
   root = SUT,
   kind: Kind = 'server',
 ): Promise<Target> {
-  const proc = startNode(name, [...nodeFlags, '--expose-gc', '-r', join(BUILD, 'probe.js'), join(root, 'dist', 'main.js')], serverEnv(fakeUrl, databaseUrl, extraEnv), root);
+  // BENCH_PRELOAD=FILE: one more module preloaded into every server (a tracer of one's own).
+  const preload = [
+    ...(TRACE ? ['-r', join(BUILD, 'trace.js')] : []),
+    ...(process.env.BENCH_PRELOAD ? ['-r', process.env.BENCH_PRELOAD] : []),
+  ];
+  const proc = startNode(name, [...nodeFlags, '--expose-gc', '-r', join(BUILD, 'probe.js'), ...preload, join(root, 'dist', 'main.js')], serverEnv(fakeUrl, databaseUrl, extraEnv), root);
   const [, url] = await proc.waitLine(/listening on (http:\/\/\S+)/);
   return { kind, proc, httpUrl: url, wsUrl: `${url.replace(/^http/, 'ws')}/ws` };
 }
@@ -437,6 +450,23 @@ async function phaseTtfp1(targets: Target[], load: Proc): Promise<void> {
     log(`  ttfp1 ${t.kind}: first piece p50 ${f2(out[t.kind].ttfp.p50)} ms p99 ${f2(out[t.kind].ttfp.p99)} ms (to the model p50 ${f2(out[t.kind].inbound.p50)}, back p50 ${f2(out[t.kind].outbound.p50)}), failed ${out[t.kind].failed}`);
   }
   results.phases.ttfp1 = out;
+  if (TRACE) results.phases.trace = await readTraces(targets, P.ttfpTurns * P.rounds);
+}
+
+/** p50 of each traced step over the last `turns` turns of each server (see trace.ts). */
+async function readTraces(targets: Target[], turns: number): Promise<Record<string, Record<string, number>>> {
+  await sleep(1500); // trace.ts writes its file every second
+  const out: Record<string, Record<string, number>> = {};
+  for (const t of targets) {
+    if (t.kind === 'relay') continue;
+    const prefix = `${basename(t.kind === 'compare' ? COMPARE! : SUT)}-`;
+    const files = readdirSync(TRACE_DIR).filter((f) => f.startsWith(prefix));
+    const traced = files.map((f) => JSON.parse(readFileSync(join(TRACE_DIR, f), 'utf8')) as Record<string, number>[]).sort((a, b) => b.length - a.length)[0] ?? [];
+    const steps: Record<string, number[]> = {};
+    for (const turn of traced.slice(-turns)) for (const [step, ms] of Object.entries(turn)) if (step !== 'at') (steps[step] ??= []).push(ms);
+    out[t.kind] = Object.fromEntries(Object.entries(steps).map(([step, values]) => [step, summarize(values).p50]));
+  }
+  return out;
 }
 
 /** `clients` sockets per target; each round every target gets the same load, in alternating order. */
@@ -629,6 +659,19 @@ function report(): string {
     push(`| no log line per piece | **${c.logLines} lines** during ${s.server.pieces} pieces | – | ${verdict(c.logLines < s.server.pieces / 1000)} |`);
   }
   push();
+
+  if (ph.trace) {
+    const kinds = Object.keys(ph.trace);
+    const steps = Object.keys(ph.trace[kinds[0]] ?? {}).sort((a, b) => ph.trace[kinds[0]][a] - ph.trace[kinds[0]][b]);
+    push('## Where a turn\'s time goes (1 client, `--trace`)');
+    push();
+    push('ms after ws handed the server the `user_message` frame, p50 per step (bench/trace.ts; its wrappers add a little to each).');
+    push();
+    push(`| step | ${kinds.join(' | ')} |`);
+    push(`|---|${kinds.map(() => '---|').join('')}`);
+    for (const step of steps) push(`| ${step} | ${kinds.map((k) => f2(ph.trace[k][step])).join(' | ')} |`);
+    push();
+  }
 
   // ---- all numbers
   push('## Measured (bare relay vs server, same run)');
