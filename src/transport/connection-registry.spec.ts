@@ -368,6 +368,14 @@ describe('ConnectionRegistry over a real socket: one TCP write per tick', () => 
     expect(received.map((f) => f.type)).toEqual(['chat_created', 'user_message', 'agent_response_start']);
   });
 
+  it('flushWrites writes what waits now: a frame sent just before a terminate still arrives', async () => {
+    registry.send(connectionId, { type: 'agent_response_end', chat_id: 'c1', message_id: 'm1' });
+    registry.flushWrites();
+    registry.get(connectionId)!.socket.terminate();
+    await until(1);
+    expect(received.map((f) => f.type)).toEqual(['agent_response_end']);
+  });
+
   it('a frame does not wait past its tick: frames of later ticks are written on their own', async () => {
     registry.send(connectionId, piece(1));
     await tick();

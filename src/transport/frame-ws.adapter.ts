@@ -207,6 +207,8 @@ export class FrameWsAdapter extends WsAdapter {
   async close(server: WebSocketServer): Promise<void> {
     const closed = new Promise<void>((resolve, reject) => server.close((error) => (error ? reject(error) : resolve())));
     const state = this.servers.get(server);
+    // Frames sent in this tick (an answer's end at shutdown) are still corked: terminate drops them.
+    this.registry.flushWrites();
     for (const connection of [...this.registry.all()]) {
       if (!state || connection.socket.listeners('close').includes(state.onClose)) connection.socket.terminate();
     }
