@@ -39,10 +39,8 @@ export class ChatsRepository {
 
   /** A chat made by `chatRow`, with its first messages (rows of `messageRow`) in the same transaction. */
   async insert(chat: ChatRow, messages: MessageRow[] = []): Promise<void> {
-    await this.writes.run(async (db) => {
-      await db.insertInto('chats').values(chat).execute();
-      if (messages.length) await db.insertInto('messages').values(messages).execute();
-    }, messages.length > 0);
+    const chatQuery = this.db.insertInto('chats').values(chat).compile();
+    await this.writes.run(messages.length ? [chatQuery, this.db.insertInto('messages').values(messages).compile()] : [chatQuery]);
   }
 
   findById(id: string): Promise<ChatRow | undefined> {
@@ -82,8 +80,7 @@ export class ChatsRepository {
   }
 
   async touch(id: string): Promise<void> {
-    const updatedAt = nowIso();
-    await this.writes.run((db) => db.updateTable('chats').set({ updated_at: updatedAt }).where('id', '=', id).execute());
+    await this.writes.run([this.db.updateTable('chats').set({ updated_at: nowIso() }).where('id', '=', id).compile()]);
   }
 
   async delete(id: string): Promise<boolean> {

@@ -28,6 +28,14 @@ export function isPostgres(db: Kysely<any>): boolean {
   return db.getExecutor().adapter instanceof PostgresAdapter;
 }
 
+export type SqliteHandle = SqliteDatabase.Database;
+const sqliteHandles = new WeakMap<Kysely<any>, SqliteHandle>();
+
+/** The better-sqlite3 connection under a SQLite Kysely (for `GroupCommit`'s synchronous batches). */
+export function sqliteHandleOf(db: Kysely<any>): SqliteHandle | undefined {
+  return sqliteHandles.get(db);
+}
+
 export interface DatabaseOptions {
   /** SQLite's `synchronous` pragma (WAL mode): see `Environment.SQLITE_SYNCHRONOUS`. */
   sqliteSynchronous?: 'normal' | 'full';
@@ -52,6 +60,7 @@ export async function openDatabase(url: string, options: DatabaseOptions = {}): 
   const checkpointMs = options.sqliteCheckpointMs ?? 0;
   if (path !== ':memory:' && checkpointMs > 0) startCheckpointer(sqlite, path, checkpointMs);
   const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
+  sqliteHandles.set(db, sqlite);
   await migrate(db);
   return db;
 }

@@ -1,13 +1,13 @@
-import { Kysely } from 'kysely';
-import { isPostgres } from './database.provider';
+import { CompiledQuery, Kysely } from 'kysely';
+import { isPostgres, SqliteHandle, sqliteHandleOf } from './database.provider';
 import { Database } from './schema';
 
-/** Writes only: a write may run twice (see `GroupCommit.run`). */
-export type Write<T> = (db: Kysely<Database>) => Promise<T>;
+/** The statements of one write, compiled (`query.compile()`); they run in this order, all or none. */
+export type Write = readonly CompiledQuery[];
 
 interface Queued {
-  write: Write<unknown>;
-  resolve: (value: unknown) => void;
+  write: Write;
+  resolve: () => void;
   reject: (error: unknown) => void;
 }
 
@@ -19,12 +19,15 @@ interface Queued {
  * queue). Alone, a write waits for the end of the current turn of the event loop (`setImmediate`),
  * not for a timer.
  *
- * A write that fails makes the shared transaction roll back; every write of that batch then runs
- * again in a transaction of its own, so only the failing one fails. A write therefore holds
- * database statements only, no other side effect.
+ * A write is its statements compiled by Kysely (repositories build them as usual). On SQLite the
+ * batch runs synchronously on the connection, under Kysely's lock on it, as one better-sqlite3
+ * transaction: no await between statements (each costs a few microtask turns through Kysely's
+ * executor). A write that fails makes the batch roll back; every write of it then runs again in a
+ * transaction of its own, so only the failing one fails. (A writer thread with its own connection
+ * was tried: on two cores it competes with the load for CPU and gained nothing; bench/findings.md.)
  *
- * PostgreSQL commits concurrently on its pool's connections: writes run at once, each in a
- * transaction when `atomic`.
+ * PostgreSQL commits concurrently on its pool's connections: writes run at once, a write of several
+ * statements in a transaction.
  */
 export class GroupCommit {
   private static readonly byDatabase = new WeakMap<Kysely<Database>, GroupCommit>();
@@ -36,47 +39,65 @@ export class GroupCommit {
     return group;
   }
 
-  private readonly batching: boolean;
+  /** SQLite's connection (undefined on PostgreSQL). */
+  private readonly sqlite: SqliteHandle | undefined;
   private queue: Queued[] = [];
 
   private constructor(private readonly db: Kysely<Database>) {
-    this.batching = !isPostgres(db);
+    this.sqlite = isPostgres(db) ? undefined : sqliteHandleOf(db);
   }
 
-  /**
-   * Runs `write` and resolves once it is committed. `atomic`: the write's statements need one
-   * transaction (SQLite always gives it one; PostgreSQL only when asked).
-   */
-  run<T>(write: Write<T>, atomic = false): Promise<T> {
-    if (!this.batching) return atomic ? this.db.transaction().execute(write) : write(this.db);
-    return new Promise<T>((resolve, reject) => {
+  /** Runs the write's statements in one transaction; resolves once they are committed. */
+  run(write: Write): Promise<void> {
+    if (!this.sqlite) return this.runNow(write);
+    return new Promise<void>((resolve, reject) => {
       if (!this.queue.length) setImmediate(() => void this.flush());
-      this.queue.push({ write, resolve: resolve as (value: unknown) => void, reject });
+      this.queue.push({ write, resolve, reject });
     });
   }
 
   /** Resolves when every write asked for before this call is committed (or has failed). */
   async drain(): Promise<void> {
-    if (this.batching) await this.run(async () => undefined);
+    if (this.sqlite) await this.run([]);
+  }
+
+  private async runNow(write: Write): Promise<void> {
+    if (write.length === 1) {
+      await this.db.executeQuery(write[0]);
+      return;
+    }
+    await this.db.transaction().execute(async (trx) => {
+      for (const query of write) await trx.executeQuery(query);
+    });
   }
 
   private async flush(): Promise<void> {
     const batch = this.queue;
     this.queue = [];
-    let results: unknown[];
-    try {
-      results = await this.db.transaction().execute(async (trx) => {
-        const values: unknown[] = [];
-        for (const queued of batch) values.push(await queued.write(trx));
-        return values;
-      });
-    } catch (error) {
-      if (batch.length === 1) return batch[0].reject(error);
-      for (const queued of batch) {
-        await this.db.transaction().execute(queued.write).then(queued.resolve, queued.reject);
-      }
-      return;
-    }
-    batch.forEach((queued, i) => queued.resolve(results[i]));
+    const sqlite = this.sqlite!;
+    const runAll = sqlite.transaction((writes: Write[]) => {
+      for (const write of writes) for (const query of write) sqlite.prepare(query.sql).run(...(query.parameters as unknown[]));
+    });
+    // Kysely's lock on the one connection: no Kysely transaction is open around these statements.
+    await this.db
+      .connection()
+      .execute(async () => {
+        try {
+          runAll(batch.map((queued) => queued.write));
+        } catch (error) {
+          if (batch.length === 1) return batch[0].reject(error);
+          for (const queued of batch) {
+            try {
+              runAll([queued.write]);
+              queued.resolve();
+            } catch (alone) {
+              queued.reject(alone);
+            }
+          }
+          return;
+        }
+        for (const queued of batch) queued.resolve();
+      })
+      .catch((error: unknown) => batch.forEach((queued) => queued.reject(error)));
   }
 }

@@ -4,7 +4,7 @@ import { rmSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { tempDatabaseUrl, usingPostgres } from '../../test/support/databases';
 import { ChatsRepository } from './chats.repository';
-import { openDatabase, sqlitePath } from './database.provider';
+import { openDatabase, sqliteHandleOf, sqlitePath } from './database.provider';
 import { messageRow, MessageRow, MessagesRepository } from './messages.repository';
 import { Database } from './schema';
 
@@ -145,7 +145,8 @@ describe(`MessagesRepository (${usingPostgres() ? 'PostgreSQL' : 'SQLite file'})
     await streaming('a3');
     await messages.finish('a2', { content: 'final', reasoning: null, status: 'complete', seq: 5 });
     const ended = await messages.findById('a2');
-    const transaction = jest.spyOn(db, 'transaction');
+    const sqlite = sqliteHandleOf(db);
+    const transaction = sqlite ? jest.spyOn(sqlite, 'transaction') : jest.spyOn(db, 'transaction');
     await messages.snapshotMany([
       { id: 'a1', content: 'one', reasoning: null, seq: 1 },
       { id: 'a2', content: 'late', reasoning: null, seq: 9 },

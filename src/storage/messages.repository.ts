@@ -92,7 +92,7 @@ export class MessagesRepository {
 
   /** Rows made by `messageRow`, in one statement. */
   async insertRows(rows: MessageRow[]): Promise<void> {
-    if (rows.length) await this.writes.run((db) => db.insertInto('messages').values(rows).execute());
+    if (rows.length) await this.writes.run([this.db.insertInto('messages').values(rows).compile()]);
   }
 
   findById(id: string): Promise<MessageRow | undefined> {
@@ -129,7 +129,7 @@ export class MessagesRepository {
   /** Marks `oldIds` as replaced by `newId`. */
   async markReplaced(oldIds: string[], newId: string): Promise<void> {
     if (!oldIds.length) return;
-    await this.writes.run((db) => db.updateTable('messages').set({ replaced_by: newId }).where('id', 'in', oldIds).execute());
+    await this.writes.run([this.db.updateTable('messages').set({ replaced_by: newId }).where('id', 'in', oldIds).compile()]);
   }
 
   /**
@@ -202,22 +202,21 @@ export class MessagesRepository {
   async snapshotMany(snapshots: MessageSnapshot[]): Promise<void> {
     if (!snapshots.length) return;
     const updatedAt = nowIso();
-    await this.writes.run(async (db) => {
-      for (const { id, content, reasoning, seq } of snapshots) {
-        await db
+    await this.writes.run(
+      snapshots.map(({ id, content, reasoning, seq }) =>
+        this.db
           .updateTable('messages')
           .set({ content, reasoning, seq, updated_at: updatedAt })
           .where('id', '=', id)
           .where('status', '=', 'streaming')
-          .execute();
-      }
-    }, snapshots.length > 1);
+          .compile(),
+      ),
+    );
   }
 
   async finish(id: string, final: FinalMessage): Promise<void> {
-    const updatedAt = nowIso();
-    await this.writes.run((db) =>
-      db
+    await this.writes.run([
+      this.db
         .updateTable('messages')
         .set({
           content: final.content,
@@ -226,11 +225,11 @@ export class MessagesRepository {
           seq: final.seq,
           usage: final.usage ? JSON.stringify(final.usage) : null,
           error_code: final.error_code ?? null,
-          updated_at: updatedAt,
+          updated_at: nowIso(),
         })
         .where('id', '=', id)
-        .execute(),
-    );
+        .compile(),
+    ]);
   }
 
   /** Answers streaming on other instances (or on none recorded), for the dead-instance sweep. */
