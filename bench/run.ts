@@ -20,7 +20,7 @@ import { ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
-import { basename, join, resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { nowMs, procCpuMs, procRssBytes, Rpc, sleep, summarize, Summary } from './lib';
 import { analyzeProfile, ProfileReport } from './profile';
@@ -245,13 +245,15 @@ async function startServer(
     ...(TRACE ? ['-r', join(BUILD, 'trace.js')] : []),
     ...(process.env.BENCH_PRELOAD ? ['-r', process.env.BENCH_PRELOAD] : []),
   ];
-  const proc = startNode(name, [...nodeFlags, '--expose-gc', '-r', join(BUILD, 'probe.js'), ...preload, join(root, 'dist', 'main.js')], serverEnv(fakeUrl, databaseUrl, extraEnv), root);
+  const env = serverEnv(fakeUrl, databaseUrl, { ...(TRACE ? { BENCH_TRACE_NAME: kind } : {}), ...extraEnv });
+  const proc = startNode(name, [...nodeFlags, '--expose-gc', '-r', join(BUILD, 'probe.js'), ...preload, join(root, 'dist', 'main.js')], env, root);
   const [, url] = await proc.waitLine(/listening on (http:\/\/\S+)/);
   return { kind, proc, httpUrl: url, wsUrl: `${url.replace(/^http/, 'ws')}/ws` };
 }
 
 async function startRelay(fakeUrl: string): Promise<Target> {
-  const proc = startNode('relay', ['--expose-gc', '-r', join(BUILD, 'probe.js'), join(BUILD, 'relay.js')], { ...process.env, UPSTREAM: fakeUrl });
+  const trace = TRACE ? ['-r', join(BUILD, 'trace.js')] : [];
+  const proc = startNode('relay', ['--expose-gc', '-r', join(BUILD, 'probe.js'), ...trace, join(BUILD, 'relay.js')], { ...process.env, UPSTREAM: fakeUrl, BENCH_TRACE_NAME: 'relay' });
   const [, url] = await proc.waitLine(/listening on (ws:\/\/\S+)/);
   return { kind: 'relay', proc, wsUrl: url, httpUrl: url.replace(/^ws/, 'http').replace(/\/ws$/, '') };
 }
@@ -458,8 +460,7 @@ async function readTraces(targets: Target[], turns: number): Promise<Record<stri
   await sleep(1500); // trace.ts writes its file every second
   const out: Record<string, Record<string, number>> = {};
   for (const t of targets) {
-    if (t.kind === 'relay') continue;
-    const prefix = `${basename(t.kind === 'compare' ? COMPARE! : SUT)}-`;
+    const prefix = `${t.kind}-`;
     const files = readdirSync(TRACE_DIR).filter((f) => f.startsWith(prefix));
     const traced = files.map((f) => JSON.parse(readFileSync(join(TRACE_DIR, f), 'utf8')) as Record<string, number>[]).sort((a, b) => b.length - a.length)[0] ?? [];
     const steps: Record<string, number[]> = {};
@@ -662,14 +663,15 @@ function report(): string {
 
   if (ph.trace) {
     const kinds = Object.keys(ph.trace);
-    const steps = Object.keys(ph.trace[kinds[0]] ?? {}).sort((a, b) => ph.trace[kinds[0]][a] - ph.trace[kinds[0]][b]);
+    const byServer = ph.trace.server ?? {};
+    const steps = [...new Set(kinds.flatMap((k) => Object.keys(ph.trace[k])))].sort((a, b) => (byServer[a] ?? 1e9) - (byServer[b] ?? 1e9));
     push('## Where a turn\'s time goes (1 client, `--trace`)');
     push();
     push('ms after ws handed the server the `user_message` frame, p50 per step (bench/trace.ts; its wrappers add a little to each).');
     push();
     push(`| step | ${kinds.join(' | ')} |`);
     push(`|---|${kinds.map(() => '---|').join('')}`);
-    for (const step of steps) push(`| ${step} | ${kinds.map((k) => f2(ph.trace[k][step])).join(' | ')} |`);
+    for (const step of steps) push(`| ${step} | ${kinds.map((k) => (ph.trace[k][step] === undefined ? '–' : f2(ph.trace[k][step]))).join(' | ')} |`);
     push();
   }
 

@@ -4,12 +4,13 @@
  * method, the model request (made, given a socket, written, flushed), the group commit, each frame
  * sent, the model's response and first data. It wraps library and app functions from the outside
  * (prototype methods), so the app is the one measured; the wrappers cost a little, so a traced run's
- * latencies are not the report's figures. Steps are written to BENCH_TRACE_DIR/<root>-<pid>.json.
+ * latencies are not the report's figures. Also preloaded into the bare relay (same wrappers: ws, http),
+ * as the floor. Steps are written to BENCH_TRACE_DIR/<BENCH_TRACE_NAME>-<pid>.json.
  */
 import { createRequire } from 'node:module';
 import { writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { performance } from 'node:perf_hooks';
+import { nowMs } from './lib';
 import type * as Http from 'node:http';
 import type * as Net from 'node:net';
 
@@ -20,11 +21,11 @@ const root = process.cwd();
 const load = createRequire(join(root, 'package.json'));
 const turns: Turn[] = [];
 let current: (Turn & { at: number }) | undefined;
-const fakePort = Number(new URL(process.env.DEEPSEEK_BASE_URL ?? 'http://127.0.0.1:1').port);
+const fakePort = Number(new URL(process.env.DEEPSEEK_BASE_URL ?? process.env.UPSTREAM ?? 'http://127.0.0.1:1').port);
 
 /** The first time this turn reaches `step`, in ms since the server got the frame. */
 function mark(step: string): void {
-  if (current && current[step] === undefined) current[step] = performance.now() - current.at;
+  if (current && current[step] === undefined) current[step] = nowMs() - current.at;
 }
 
 /** Replaces `target[name]` with a wrapper calling `before` first; keeps decorator metadata. */
@@ -62,7 +63,7 @@ try {
 for (const WebSocket of wsCopies) {
   wrap(WebSocket.prototype, 'emit', (_self, [event, data]) => {
     if (event === 'message' && String(data).includes('"user_message"')) {
-      current = { at: performance.now() };
+      current = { at: nowMs() };
       turns.push(current);
     }
   });
@@ -77,20 +78,44 @@ wrap(http.ClientRequest.prototype as unknown as Record<string, unknown>, 'emit',
   if (event === 'finish') mark('model request flushed');
   if (event === 'response') mark('model response headers');
 });
-wrap(http.IncomingMessage.prototype as unknown as Record<string, unknown>, 'emit', (_self, [event]) => {
-  if (event === 'data') mark('model response data');
+wrap(http.IncomingMessage.prototype as unknown as Record<string, unknown>, 'emit', (_self, [event, chunk]) => {
+  if (event !== 'data' || !current) return;
+  mark('model response data');
+  // The fake model stamps each piece with its send time on the same clock (CLOCK_MONOTONIC).
+  const sentAt = /\[\d+\|(\d+\.\d+)\]/.exec(String(chunk))?.[1];
+  if (sentAt && current['model sent its first piece'] === undefined) current['model sent its first piece'] = Number(sentAt) - current.at;
 });
 wrap(net.Socket.prototype as unknown as Record<string, unknown>, '_writeGeneric', (self) => {
   if ((self as Net.Socket).remotePort === fakePort) mark('model request written');
 });
+wrap(net.Socket.prototype as unknown as Record<string, unknown>, 'emit', (self, args) => {
+  const [event] = args;
+  if (event === 'data' && (self as Net.Socket).remotePort === fakePort) mark('model bytes read');
+});
+wrap(net.Socket.prototype as unknown as Record<string, unknown>, 'uncork', (self) => {
+  if ((self as Net.Socket).remotePort !== fakePort && (self as Net.Socket).writableCorked === 1) mark('frames: socket uncorked');
+});
+const chatService = appModule('chat/chat.service.js')?.ChatService?.prototype;
+if (chatService) {
+  const userMessage = chatService.userMessage as Fn;
+  chatService.userMessage = async function (this: unknown, ...args: unknown[]) {
+    await userMessage.apply(this, args);
+    mark('user_message handled');
+  };
+}
 const gateway = appModule('chat/chat.gateway.js')?.ChatGateway?.prototype;
 if (gateway) wrap(gateway, 'onUserMessage', () => mark('gateway method'));
 const group = appModule('storage/group-commit.js')?.GroupCommit?.prototype;
 if (group) {
   wrap(group, 'run', () => mark('rows asked to be written'));
   wrap(group, 'flush', () => mark('rows: transaction begins'));
+  const flush = group.flush as Fn;
+  group.flush = async function (this: unknown, ...args: unknown[]) {
+    await flush.apply(this, args);
+    mark('rows: committed');
+  };
 }
 const dir = process.env.BENCH_TRACE_DIR;
 if (dir) {
-  setInterval(() => writeFileSync(join(dir, `${basename(root)}-${process.pid}.json`), JSON.stringify(turns)), 1000).unref();
+  setInterval(() => writeFileSync(join(dir, `${process.env.BENCH_TRACE_NAME ?? basename(root)}-${process.pid}.json`), JSON.stringify(turns)), 1000).unref();
 }
