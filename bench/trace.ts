@@ -103,6 +103,18 @@ if (chatService) {
     mark('user_message handled');
   };
 }
+const adapter = appModule('transport/frame-ws.adapter.js')?.FrameWsAdapter?.prototype;
+if (adapter) wrap(adapter, 'dispatch', () => mark('adapter: frame dispatched'));
+const pipe = appModule('transport/frame-validation.pipe.js')?.FrameValidationPipe?.prototype;
+if (pipe) {
+  const transform = pipe.transform as Fn;
+  pipe.transform = async function (this: unknown, ...args: unknown[]) {
+    mark('validation begins');
+    const value = await transform.apply(this, args);
+    mark('validation done');
+    return value;
+  };
+}
 const gateway = appModule('chat/chat.gateway.js')?.ChatGateway?.prototype;
 if (gateway) wrap(gateway, 'onUserMessage', () => mark('gateway method'));
 const group = appModule('storage/group-commit.js')?.GroupCommit?.prototype;
