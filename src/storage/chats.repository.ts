@@ -1,7 +1,8 @@
 import { Injectable } from '@nestjs/common';
 import { Kysely, Selectable } from 'kysely';
 import { nowIso } from '../common/clock';
-import type { MessageRow } from './messages.repository';
+import { insertMessage, type MessageRow } from './messages.repository';
+import { PreparedStatements } from './prepared';
 import { GroupCommit } from './group-commit';
 import { ChatsTable, Database } from './schema';
 
@@ -26,6 +27,7 @@ export function chatRow(chat: NewChat): ChatRow {
 @Injectable()
 export class ChatsRepository {
   private readonly writes: GroupCommit;
+  private readonly prepared = new PreparedStatements();
 
   constructor(private readonly db: Kysely<Database>) {
     this.writes = GroupCommit.of(db);
@@ -39,8 +41,8 @@ export class ChatsRepository {
 
   /** A chat made by `chatRow`, with its first messages (rows of `messageRow`) in the same transaction. */
   async insert(chat: ChatRow, messages: MessageRow[] = []): Promise<void> {
-    const chatQuery = this.db.insertInto('chats').values(chat).compile();
-    await this.writes.run(messages.length ? [chatQuery, this.db.insertInto('messages').values(messages).compile()] : [chatQuery]);
+    const chatQuery = this.prepared.bind('insert', chat, (row) => this.db.insertInto('chats').values(row));
+    await this.writes.run([chatQuery, ...messages.map((row) => insertMessage(this.db, this.prepared, row))]);
   }
 
   findById(id: string): Promise<ChatRow | undefined> {
@@ -80,7 +82,10 @@ export class ChatsRepository {
   }
 
   async touch(id: string): Promise<void> {
-    await this.writes.run([this.db.updateTable('chats').set({ updated_at: nowIso() }).where('id', '=', id).compile()]);
+    const touch = this.prepared.bind('touch', { id, updated_at: nowIso() }, (v) =>
+      this.db.updateTable('chats').set({ updated_at: v.updated_at }).where('id', '=', v.id),
+    );
+    await this.writes.run([touch]);
   }
 
   async delete(id: string): Promise<boolean> {

@@ -1,8 +1,9 @@
 import { Injectable } from '@nestjs/common';
-import { Kysely, Selectable, sql } from 'kysely';
+import { CompiledQuery, Kysely, Selectable, sql } from 'kysely';
 import { nowIso } from '../common/clock';
 import { isPostgres } from './database.provider';
 import { GroupCommit } from './group-commit';
+import { PreparedStatements } from './prepared';
 import { Database, MessagesTable } from './schema';
 
 export type MessageRow = Selectable<MessagesTable>;
@@ -79,6 +80,7 @@ export interface FinalMessage {
 @Injectable()
 export class MessagesRepository {
   private readonly writes: GroupCommit;
+  private readonly prepared = new PreparedStatements();
 
   constructor(private readonly db: Kysely<Database>) {
     this.writes = GroupCommit.of(db);
@@ -92,7 +94,7 @@ export class MessagesRepository {
 
   /** Rows made by `messageRow`, in one statement. */
   async insertRows(rows: MessageRow[]): Promise<void> {
-    if (rows.length) await this.writes.run([this.db.insertInto('messages').values(rows).compile()]);
+    if (rows.length) await this.writes.run(rows.map((row) => insertMessage(this.db, this.prepared, row)));
   }
 
   findById(id: string): Promise<MessageRow | undefined> {
@@ -204,32 +206,32 @@ export class MessagesRepository {
     const updatedAt = nowIso();
     await this.writes.run(
       snapshots.map(({ id, content, reasoning, seq }) =>
-        this.db
-          .updateTable('messages')
-          .set({ content, reasoning, seq, updated_at: updatedAt })
-          .where('id', '=', id)
-          .where('status', '=', 'streaming')
-          .compile(),
+        this.prepared.bind('snapshot', { id, content, reasoning, seq, updated_at: updatedAt }, (v) =>
+          this.db
+            .updateTable('messages')
+            .set({ content: v.content, reasoning: v.reasoning, seq: v.seq, updated_at: v.updated_at })
+            .where('id', '=', v.id)
+            .where('status', '=', 'streaming'),
+        ),
       ),
     );
   }
 
   async finish(id: string, final: FinalMessage): Promise<void> {
-    await this.writes.run([
-      this.db
-        .updateTable('messages')
-        .set({
-          content: final.content,
-          reasoning: final.reasoning,
-          status: final.status,
-          seq: final.seq,
-          usage: final.usage ? JSON.stringify(final.usage) : null,
-          error_code: final.error_code ?? null,
-          updated_at: nowIso(),
-        })
-        .where('id', '=', id)
-        .compile(),
-    ]);
+    const values = {
+      id,
+      content: final.content,
+      reasoning: final.reasoning,
+      status: final.status,
+      seq: final.seq,
+      usage: final.usage ? JSON.stringify(final.usage) : null,
+      error_code: final.error_code ?? null,
+      updated_at: nowIso(),
+    };
+    const finish = this.prepared.bind('finish', values, ({ id: messageId, ...set }) =>
+      this.db.updateTable('messages').set(set).where('id', '=', messageId),
+    );
+    await this.writes.run([finish]);
   }
 
   /** Answers streaming on other instances (or on none recorded), for the dead-instance sweep. */
@@ -265,6 +267,11 @@ export class MessagesRepository {
 }
 
 /** The row a new message will be (timestamped now: rows made one after another sort in that order). */
+/** The insert of one row made by `messageRow` (compiled once: every such row has the same columns). */
+export function insertMessage(db: Kysely<Database>, prepared: PreparedStatements, row: MessageRow): CompiledQuery {
+  return prepared.bind('insert message', row, (values) => db.insertInto('messages').values(values));
+}
+
 export function messageRow(message: NewMessage): MessageRow {
   const now = nowIso();
   return {

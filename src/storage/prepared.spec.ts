@@ -1,0 +1,58 @@
+import { Logger } from '@nestjs/common';
+import { Kysely } from 'kysely';
+import { rmSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { tempDatabaseUrl, usingPostgres } from '../../test/support/databases';
+import { chatRow } from './chats.repository';
+import { openDatabase, sqlitePath } from './database.provider';
+import { PreparedStatements } from './prepared';
+import { Database } from './schema';
+
+describe(`PreparedStatements (${usingPostgres() ? 'PostgreSQL' : 'SQLite file'})`, () => {
+  let dir: string | undefined;
+  let db: Kysely<Database>;
+
+  beforeAll(() => Logger.overrideLogger(false));
+  beforeEach(async () => {
+    const url = tempDatabaseUrl();
+    dir = url.startsWith('sqlite:') ? dirname(sqlitePath(url)) : undefined;
+    db = await openDatabase(url);
+  });
+  afterEach(async () => {
+    await db?.destroy();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('compiles a shape once and binds each call its own values, in the order of the SQL', async () => {
+    const prepared = new PreparedStatements();
+    const build = jest.fn((row: ReturnType<typeof chatRow>) => db.insertInto('chats').values(row));
+    const first = prepared.bind('insert', chatRow({ id: 'c1', userId: 'u1', title: 'one' }), build);
+    const second = prepared.bind('insert', chatRow({ id: 'c2', userId: 'u2', title: 'two', settings: { thinking: true } }), build);
+    expect(build).toHaveBeenCalledTimes(1);
+    expect(second.sql).toBe(first.sql);
+    await db.executeQuery(first);
+    await db.executeQuery(second);
+    const rows = await db.selectFrom('chats').select(['id', 'user_id', 'title', 'settings']).orderBy('id').execute();
+    expect(rows).toEqual([
+      { id: 'c1', user_id: 'u1', title: 'one', settings: '{}' },
+      { id: 'c2', user_id: 'u2', title: 'two', settings: '{"thinking":true}' },
+    ]);
+  });
+
+  it('keeps the literals of the statement as compiled', async () => {
+    const prepared = new PreparedStatements();
+    await db.executeQuery(prepared.bind('insert', chatRow({ id: 'c1', userId: 'u1', title: 'old' }), (row) => db.insertInto('chats').values(row)));
+    const rename = (id: string, title: string) =>
+      prepared.bind('rename unless archived', { id, title }, (v) => db.updateTable('chats').set({ title: v.title }).where('id', '=', v.id).where('title', '!=', 'archived'));
+    await db.executeQuery(rename('c1', 'archived'));
+    await db.executeQuery(rename('c1', 'new'));
+    expect((await db.selectFrom('chats').select('title').executeTakeFirst())?.title).toBe('archived');
+  });
+
+  it('refuses a shape that does not use a value as a parameter (it could not be bound later)', () => {
+    const prepared = new PreparedStatements();
+    expect(() => prepared.bind('touch', { id: 'c1', unused: 1 }, (v) => db.updateTable('chats').set({ title: 'x' }).where('id', '=', v.id))).toThrow(
+      'prepared statement touch: unused is not one of its parameters',
+    );
+  });
+});
