@@ -39,6 +39,20 @@ describe(`PreparedStatements (${usingPostgres() ? 'PostgreSQL' : 'SQLite file'})
     ]);
   });
 
+  it('leaves undefined values out as Kysely does (the column takes its default): another shape, not a NULL', async () => {
+    const prepared = new PreparedStatements();
+    const insert = (row: Record<string, unknown>) => prepared.bind('insert', row, (v) => db.insertInto('chats').values(v as never));
+    await db.executeQuery(insert(chatRow({ id: 'c1', userId: 'u1', title: 'one' })));
+    // No user: user_id is NOT NULL with a default; bound as NULL this insert would fail.
+    await db.executeQuery(insert({ ...chatRow({ id: 'c2', userId: 'x', title: 'two' }), user_id: undefined }));
+    await db.executeQuery(insert(chatRow({ id: 'c3', userId: 'u3', title: 'three' })));
+    const rows = await db.selectFrom('chats').select(['id', 'user_id']).orderBy('id').execute();
+    expect(rows.map((r) => r.id)).toEqual(['c1', 'c2', 'c3']);
+    expect(rows[0].user_id).toBe('u1');
+    expect(rows[1].user_id).not.toBeNull();
+    expect(rows[2].user_id).toBe('u3');
+  });
+
   it('keeps the literals of the statement as compiled', async () => {
     const prepared = new PreparedStatements();
     await db.executeQuery(prepared.bind('insert', chatRow({ id: 'c1', userId: 'u1', title: 'old' }), (row) => db.insertInto('chats').values(row)));

@@ -12,29 +12,32 @@ export class PreparedStatements {
   private readonly shapes = new Map<string, { sql: string; slots: Slot[] }>();
 
   /**
-   * The statement `build` makes from `values`, compiled on the first call with this `shape` and
-   * reused after: `build` must give every value of `values` to Kysely as a value (not to choose
-   * SQL), and the same `shape` must always mean the same keys. Literals in `build` stay as compiled.
+   * The statement `build` makes from `values`, compiled on the first call with this `shape` and these
+   * keys, reused after. `build` must give every value to Kysely as a value (not to choose SQL).
+   * Undefined values are left out, as Kysely leaves them out (a column not inserted takes its
+   * default), so they make a shape of their own. Literals in `build` stay as compiled.
    */
   bind<V extends Record<string, unknown>>(shape: string, values: V, build: (placeholders: V) => Compilable): CompiledQuery {
-    let compiled = this.shapes.get(shape);
+    const keys = Object.keys(values).filter((key) => values[key] !== undefined);
+    const id = `${shape}:${keys.join(',')}`;
+    let compiled = this.shapes.get(id);
     if (!compiled) {
-      const keys = new Map<unknown, string>();
+      const byPlaceholder = new Map<unknown, string>();
       const placeholders = {} as Record<string, unknown>;
-      for (const key of Object.keys(values)) {
+      for (const key of keys) {
         const placeholder = { placeholder: key };
-        keys.set(placeholder, key);
+        byPlaceholder.set(placeholder, key);
         placeholders[key] = placeholder;
       }
       const query = build(placeholders as V).compile();
-      const bound = new Set(query.parameters.map((parameter) => keys.get(parameter)));
-      const missing = [...keys.values()].find((key) => !bound.has(key));
+      const bound = new Set(query.parameters.map((parameter) => byPlaceholder.get(parameter)));
+      const missing = keys.find((key) => !bound.has(key));
       if (missing) throw new Error(`prepared statement ${shape}: ${missing} is not one of its parameters`);
       compiled = {
         sql: query.sql,
-        slots: query.parameters.map((parameter) => (keys.has(parameter) ? { key: keys.get(parameter)! } : { value: parameter })),
+        slots: query.parameters.map((parameter) => (byPlaceholder.has(parameter) ? { key: byPlaceholder.get(parameter)! } : { value: parameter })),
       };
-      this.shapes.set(shape, compiled);
+      this.shapes.set(id, compiled);
     }
     return CompiledQuery.raw(
       compiled.sql,
