@@ -1,9 +1,9 @@
 import { Injectable } from '@nestjs/common';
 import { Kysely, Selectable } from 'kysely';
 import { nowIso } from '../common/clock';
+import { GroupCommit } from './group-commit';
 import { insertMessage, type MessageRow } from './messages.repository';
 import { PreparedStatements } from './prepared';
-import { GroupCommit } from './group-commit';
 import { ChatsTable, Database } from './schema';
 
 export type ChatRow = Selectable<ChatsTable>;

@@ -92,7 +92,7 @@ export class MessagesRepository {
     return row;
   }
 
-  /** Rows made by `messageRow`, in one statement. */
+  /** Rows made by `messageRow`, in one transaction. */
   async insertRows(rows: MessageRow[]): Promise<void> {
     if (rows.length) await this.writes.run(rows.map((row) => insertMessage(this.db, this.prepared, row)));
   }
@@ -266,12 +266,12 @@ export class MessagesRepository {
   }
 }
 
-/** The row a new message will be (timestamped now: rows made one after another sort in that order). */
 /** The insert of one row made by `messageRow` (compiled once: every such row has the same columns). */
 export function insertMessage(db: Kysely<Database>, prepared: PreparedStatements, row: MessageRow): CompiledQuery {
   return prepared.bind('insert message', row, (values) => db.insertInto('messages').values(values));
 }
 
+/** The row a new message will be (timestamped now: rows made one after another sort in that order). */
 export function messageRow(message: NewMessage): MessageRow {
   const now = nowIso();
   return {

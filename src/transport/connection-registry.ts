@@ -67,11 +67,6 @@ export class ConnectionRegistry {
     for (const raw of this.corked) raw.uncork();
     this.corked.clear();
   };
-
-  /** Writes now what this tick's frames left corked (before sockets are terminated: shutdown). */
-  flushWrites(): void {
-    this.uncorkAll();
-  }
   /** Told when a room gets its first member here and when it loses its last (Redis subscriptions). */
   private roomListener?: (room: string, active: boolean) => void;
 
@@ -249,6 +244,11 @@ export class ConnectionRegistry {
     }
     this.write(connection.socket, data ?? JSON.stringify(frame));
     return true;
+  }
+
+  /** Writes now what this tick's frames left corked (before sockets are terminated: shutdown). */
+  flushWrites(): void {
+    this.uncorkAll();
   }
 
   /**
