@@ -300,6 +300,15 @@ describe('ChatService', () => {
       expect(generations.start.mock.invocationCallOrder[0]).toBeLessThan(chats.touch.mock.invocationCallOrder[0]);
     });
 
+    it("a new message's attachments are read once (their owner checked), and their text goes to the model", async () => {
+      const file = { id: 'f1', user_id: USER, name: 'notes.txt', size: 9, content: 'line one\n', created_at: '2026-01-01T00:00:00.000Z' };
+      files.findFiles.mockResolvedValue([file as never]);
+      await service.userMessage({ content: 'Sum up', attachments: ['f1'] }, connectionId, USER);
+      expect(files.findFiles.mock.calls).toEqual([[['f1'], USER]]);
+      const sent = generations.start.mock.calls[0][0].request.messages;
+      expect(sent[sent.length - 1].content).toContain('--- Attached file: notes.txt ---\nline one\n');
+    });
+
     it('a failed write after the request went out: the sender gets the error, `stored` rejects (the generation drops itself), nothing is published', async () => {
       chats.findOwned.mockResolvedValue(chatRow());
       messages.insertRows.mockRejectedValue(new Error('disk full'));

@@ -8,7 +8,7 @@ import { storedEndFrame } from '../generation/generation';
 import { GenerationService } from '../generation/generation.service';
 import { LlmProvider } from '../llm/llm.provider';
 import { chatRow, ChatRow, ChatsRepository } from '../storage/chats.repository';
-import { FilesRepository } from '../storage/files.repository';
+import { FileRow, FilesRepository } from '../storage/files.repository';
 import { messageRow, MessageRow, MessagesRepository } from '../storage/messages.repository';
 import { ConnectionRegistry } from '../transport/connection-registry';
 import { Fanout } from '../transport/fanout';
@@ -99,6 +99,7 @@ export class ChatService {
       history: earlier,
       newChat,
       userMessage: user,
+      files,
       userId,
       requestId,
       beforeStore: async () => {
@@ -154,6 +155,8 @@ export class ChatService {
     history: MessageRow[];
     newChat?: ChatRow;
     userMessage?: MessageRow;
+    /** Files already read (the new message's attachments): not read again for the context. */
+    files?: FileRow[];
     /** What must precede the rows and the frames (a settings update, joining the chat's room). */
     beforeStore?: () => Promise<void>;
     /** Frames that announce the stored rows, before the answer's (`chat_created`, `user_message`). */
@@ -174,7 +177,7 @@ export class ChatService {
       await store(userMessage ? [userMessage] : []);
       throw new AppError('model_not_configured', 'no model API key is configured (set DEEPSEEK_API_KEY)', { chat_id: chatId });
     }
-    const history = await this.withAttachments(userMessage ? [...turn.history, userMessage] : turn.history, userId);
+    const history = await this.withAttachments(userMessage ? [...turn.history, userMessage] : turn.history, userId, turn.files);
     const context = buildContext(history, settings.system_prompt, this.env.CONTEXT_TOKENS);
     const model = settings.model ?? this.llm.defaultModel;
     const assistant = messageRow({
@@ -225,10 +228,12 @@ export class ChatService {
   }
 
   /** Messages whose attachments' text is appended, as the model sees them (now and in later turns). */
-  private async withAttachments(rows: MessageRow[], userId: string): Promise<MessageRow[]> {
+  private async withAttachments(rows: MessageRow[], userId: string, known: FileRow[] = []): Promise<MessageRow[]> {
     const ids = rows.flatMap((row) => (row.attachments ? (JSON.parse(row.attachments) as string[]) : []));
     if (!ids.length) return rows;
-    const files = new Map((await this.files.findFiles(ids, userId)).map((f) => [f.id, f]));
+    const files = new Map(known.map((f) => [f.id, f]));
+    const unread = ids.filter((id) => !files.has(id));
+    if (unread.length) for (const file of await this.files.findFiles(unread, userId)) files.set(file.id, file);
     return rows.map((row) => {
       if (!row.attachments) return row;
       const parts = (JSON.parse(row.attachments) as string[]).map((id) => files.get(id)).filter((f) => f !== undefined);
