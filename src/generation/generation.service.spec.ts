@@ -251,6 +251,29 @@ describe('GenerationService', () => {
     expect(service.find('m1')?.status).toBe('complete');
   });
 
+  it('an ended answer stays findable for resume 10 minutes, without a timer of its own; the oldest leave past 1,000', async () => {
+    jest.useFakeTimers({ doNotFake: ['nextTick', 'setImmediate', 'queueMicrotask'] });
+    const end = async (id: string) => {
+      const generation = service.start(spec(id));
+      llm.streams.at(-1)!.finish();
+      await generation.done;
+    };
+    await end('m1');
+    expect(service.find('m1')?.status).toBe('complete');
+    const timers = jest.getTimerCount();
+    await end('m2');
+    expect(jest.getTimerCount()).toBe(timers);
+    jest.setSystemTime(Date.now() + 10 * 60_000 - 1);
+    expect(service.find('m1')).toBeDefined();
+    jest.setSystemTime(Date.now() + 2);
+    expect(service.find('m1')).toBeUndefined();
+    for (let i = 0; i < 1001; i++) await end(`n${i}`);
+    expect(service.find('n0')).toBeUndefined();
+    expect(service.find('n1')).toBeDefined();
+    expect(service.find('n1000')).toBeDefined();
+    jest.useRealTimers();
+  });
+
   it('frames carry no id when the request had none; the end frame has no reasoning or usage when there were none', async () => {
     const generation = service.start(spec('m1', { requestId: undefined }));
     llm.streams[0].content('Just text');
@@ -948,7 +971,7 @@ describe('GenerationService', () => {
       await generation.done;
       await drain;
       expect(drained).toBe(true);
-      expect(jest.getTimerCount()).toBeLessThanOrEqual(1); // only the unref'd keep-ended timer
+      expect(jest.getTimerCount()).toBe(0); // no timer per ended answer
       expect(fanout.frames().at(-1)?.status).toBe('complete');
     });
 

@@ -32,7 +32,8 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
   private readonly running = new Map<string, Generation>();
   /** Running generations per owner, kept with `running` (checked on every `user_message`/`regenerate`). */
   private readonly runningPerUser = new Map<string, number>();
-  private readonly ended = new Map<string, Generation>();
+  /** Ended generations kept for resume, oldest first, each with the time it may be dropped. */
+  private readonly ended = new Map<string, { generation: Generation; until: number }>();
   /** Generations holding pending text, all sent by one shared `setImmediate` (see `flushPending`). */
   private readonly pending = new Set<Generation>();
   private flushScheduled = false;
@@ -109,7 +110,8 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
       this.flush(running);
       return running;
     }
-    return this.ended.get(messageId);
+    const kept = this.ended.get(messageId);
+    return kept && kept.until > Date.now() ? kept.generation : undefined;
   }
 
   start(spec: GenerationSpec): Generation {
@@ -371,14 +373,14 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
   }
 
   private keepEnded(generation: Generation): void {
-    this.ended.set(generation.messageId, generation);
-    if (this.ended.size > KEEP_ENDED_MAX) {
-      const oldest = this.ended.keys().next().value as string;
-      this.ended.delete(oldest);
+    const now = Date.now();
+    this.ended.delete(generation.messageId);
+    this.ended.set(generation.messageId, { generation, until: now + KEEP_ENDED_MS });
+    // Oldest first: what has expired, and what is past the cap, leaves as new ones come (no timer each).
+    for (const [id, kept] of this.ended) {
+      if (kept.until > now && this.ended.size <= KEEP_ENDED_MAX) break;
+      this.ended.delete(id);
     }
-    setTimeout(() => {
-      if (this.ended.get(generation.messageId) === generation) this.ended.delete(generation.messageId);
-    }, KEEP_ENDED_MS).unref();
   }
 
   // ---- many instances (Redis) ----
