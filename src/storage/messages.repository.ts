@@ -151,6 +151,34 @@ export class MessagesRepository {
     });
   }
 
+  /**
+   * SQLite: index rows are keyed by their row's rowid (migration 0006), and a restore from `.dump`
+   * (or a VACUUM, which SQLite allows to) renumbers the rowids of a table without an INTEGER
+   * PRIMARY KEY (messages and chats are keyed by uuid): the index would then point at other rows,
+   * and a delete or an edit would miss its entry. Checks the newest `sample` index rows of each
+   * index against their rows (a renumbering after any delete moves them); when one no longer
+   * matches, that index is built again from its table. Run at start-up. Answers which were rebuilt.
+   */
+  async repairSearchIndex(sample = 1000): Promise<string[]> {
+    if (isPostgres(this.db)) return [];
+    const rebuilt: string[] = [];
+    for (const queue of SEARCH_QUEUES) {
+      const [fts, table, key] = [sql.raw(queue.fts), sql.raw(queue.table), sql.raw(queue.key)];
+      const { rows } = await sql<{ stale: number }>`
+        SELECT count(*) AS stale FROM (SELECT rowid, ${key} AS id FROM ${fts} ORDER BY rowid DESC LIMIT ${sample}) f
+        LEFT JOIN ${table} t ON t.rowid = f.rowid WHERE t.id IS NOT f.id`.execute(this.db);
+      if (!rows[0].stale) continue;
+      await this.db.transaction().execute(async (trx) => {
+        await sql`DELETE FROM ${fts}`.execute(trx);
+        await sql`DELETE FROM ${sql.raw(queue.pending)}`.execute(trx);
+        await sql`INSERT INTO ${sql.raw(queue.pending)} (id) SELECT rowid FROM ${table} WHERE ${sql.raw(queue.indexable)}`.execute(trx);
+      });
+      rebuilt.push(queue.fts);
+    }
+    while (rebuilt.length && (await this.flushSearchIndex(5000)));
+    return rebuilt;
+  }
+
   /** Full-text search over a user's messages and chat titles, best first (FTS5 or PostgreSQL). */
   async search(userId: string, query: string, limit = 50): Promise<SearchHit[]> {
     const words = searchWords(query);
@@ -300,6 +328,10 @@ export function messageRow(message: NewMessage): MessageRow {
 interface SearchQueue {
   pending: string;
   fts: string;
+  /** The indexed table, the index column holding its row's id, and the rows worth indexing. */
+  table: string;
+  key: string;
+  indexable: string;
   /** The index row of each queued rowid `p.id`, as `SELECT rowid, …columns of fts`. */
   rows: string;
   columns: string;
@@ -309,12 +341,18 @@ const SEARCH_QUEUES: SearchQueue[] = [
   {
     pending: 'messages_fts_pending',
     fts: 'messages_fts',
+    table: 'messages',
+    key: 'message_id',
+    indexable: "status != 'streaming'",
     columns: 'rowid, content, message_id, chat_id',
     rows: 'SELECT m.rowid, m.content, m.id, m.chat_id FROM messages_fts_pending p JOIN messages m ON m.rowid = p.id',
   },
   {
     pending: 'chats_fts_pending',
     fts: 'chats_fts',
+    table: 'chats',
+    key: 'chat_id',
+    indexable: '1',
     columns: 'rowid, title, chat_id',
     rows: 'SELECT c.rowid, c.title, c.id FROM chats_fts_pending p JOIN chats c ON c.rowid = p.id',
   },

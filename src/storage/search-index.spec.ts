@@ -88,6 +88,28 @@ describe('search index queue (SQLite)', () => {
     await new ChatsRepository(db).delete('chat');
     expect(await indexState(db)).toEqual({ indexed: [], pending: 0 });
   });
+
+  it('after the rows were renumbered (a restore from .dump does it; VACUUM may), the start-up check rebuilds the index', async () => {
+    const chats = new ChatsRepository(db);
+    for (let i = 1; i <= 6; i++) await messages.insert({ id: `m${i}`, chat_id: 'chat', role: 'user', content: `animal${i} text`, status: 'complete' });
+    await chats.create({ id: 'early', userId: 'u1', title: 'Early chat' });
+    await chats.create({ id: 'late', userId: 'u1', title: 'Walrus notes' });
+    await messages.flushSearchIndex();
+    expect(await messages.repairSearchIndex()).toEqual([]); // nothing to repair
+    await sql`DELETE FROM messages WHERE id IN ('m1', 'm2')`.execute(db);
+    await chats.delete('early');
+    // What a renumbering does to uuid-keyed tables (their rowid is not their key)
+    await sql`UPDATE messages SET rowid = rowid + 100`.execute(db);
+    await sql`UPDATE chats SET rowid = rowid + 100`.execute(db);
+    // The index rows now sit at rowids no row has: a delete or an edit would miss them
+    expect((await sql<{ n: number }>`SELECT count(*) AS n FROM messages_fts f JOIN messages m ON m.rowid = f.rowid`.execute(db)).rows[0].n).toBe(0);
+    expect(await messages.repairSearchIndex()).toEqual(['messages_fts', 'chats_fts']);
+    expect((await indexState(db)).indexed).toEqual([['m3', 'animal3 text'], ['m4', 'animal4 text'], ['m5', 'animal5 text'], ['m6', 'animal6 text']]);
+    expect((await messages.search('u1', 'animal5')).map((h) => h.message_id)).toEqual(['m5']);
+    expect((await messages.search('u1', 'walrus')).map((h) => h.chat_id)).toEqual(['late']);
+    await sql`DELETE FROM messages WHERE id = 'm4'`.execute(db);
+    expect((await indexState(db)).indexed.map(([id]) => id)).toEqual(['m3', 'm5', 'm6']);
+  });
 });
 
 describe('StorageModule indexes the queue on its own (SQLite)', () => {

@@ -25,9 +25,14 @@ export class StorageModule implements OnModuleInit, OnApplicationShutdown {
     private readonly messages: MessagesRepository,
   ) {}
 
-  /** SQLite: what the search triggers queued (messages, chat titles) is indexed in batches (migrations 0007, 0009). */
-  onModuleInit(): void {
+  /**
+   * SQLite: the search index is checked against its tables (a restore from a dump may have renumbered their rows)
+   * and what the search triggers queue (messages, chat titles) is indexed in batches (migrations 0007, 0009).
+   */
+  async onModuleInit(): Promise<void> {
     if (isPostgres(this.db)) return;
+    const rebuilt = await this.messages.repairSearchIndex();
+    if (rebuilt.length) this.logger.warn(`search index rebuilt (${rebuilt.join(', ')}): its rows no longer matched their tables' rows, as after a restore from a dump`);
     this.indexTimer = setInterval(() => {
       this.indexing ??= this.messages
         .flushSearchIndex()
