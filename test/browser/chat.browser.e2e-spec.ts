@@ -7,9 +7,9 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Browser, BrowserContext, Page } from 'playwright-core';
+import { BrowserContext, Page } from 'playwright-core';
 import { FakeDeepSeek } from '../fakes/deepseek.fake';
-import { ASSISTANT, BOX, cspViolations, launchChromium, USER, UUID_PATH, watchPage } from '../support/browser';
+import { ASSISTANT, BOX, browserSession, USER, UUID_PATH } from '../support/browser';
 import { startApp } from '../support/app';
 import { makeChat, WsTestClient } from '../support/ws-client';
 
@@ -18,13 +18,11 @@ jest.setTimeout(90_000);
 describe('chat page in Chromium', () => {
   let fake: FakeDeepSeek;
   let app: Awaited<ReturnType<typeof startApp>>;
-  let browser: Browser;
-  let context: BrowserContext;
   let dataDir: string;
-  /** Uncaught page errors and console errors (CSP violations show up here), per test. */
-  let problems: string[];
-  /** Pages opened by the test: each is checked for `securitypolicyviolation` events afterwards. */
-  let pages: Page[];
+  // Every test also proves the strict CSP held (no violation event on any page it opened); the tests
+  // check page and console errors themselves (`problems`, emptied before each test).
+  const session = browserSession({ viewport: { width: 1200, height: 800 }, checkProblems: false });
+  const { problems } = session;
 
   beforeAll(async () => {
     dataDir = mkdtempSync(join(tmpdir(), 'chat-browser-'));
@@ -35,27 +33,12 @@ describe('chat page in Chromium', () => {
       DATABASE_URL: `sqlite:${join(dataDir, 'chat.db')}`,
       AUTH_MODE: 'none',
     });
-    browser = await launchChromium();
   });
 
   afterAll(async () => {
-    await browser?.close();
     await app?.close();
     await fake?.close();
     if (dataDir) rmSync(dataDir, { recursive: true, force: true });
-  });
-
-  beforeEach(async () => {
-    problems = [];
-    pages = [];
-    context = await browser.newContext({ viewport: { width: 1200, height: 800 } });
-  });
-
-  afterEach(async () => {
-    // Every test also proves the strict CSP held: no violation event on any page it opened.
-    const violations = await cspViolations(pages);
-    await context?.close();
-    expect(violations).toEqual([]);
   });
 
   /**
@@ -63,9 +46,7 @@ describe('chat page in Chromium', () => {
    * (window.__chatTuning); an init script records CSP violations before any page script runs.
    */
   async function openPage(path: string, opts: { tuning?: Record<string, number>; on?: BrowserContext } = {}): Promise<Page> {
-    const page = await (opts.on ?? context).newPage();
-    pages.push(page);
-    await watchPage(page, problems);
+    const page = await session.newPage(opts.on);
     await page.addInitScript((tuning) => {
       const w = window as unknown as { __conn: string[]; __chatTuning?: Record<string, number> };
       // Every state the connection indicator shows, in order (brief ones too).
@@ -228,9 +209,9 @@ describe('chat page in Chromium', () => {
 
   it('shows the connection state, following the browser going offline and online', async () => {
     const page = await openPage('/chat');
-    await context.setOffline(true);
+    await session.context.setOffline(true);
     await page.locator('[data-connection="offline"]').waitFor({ state: 'attached' });
-    await context.setOffline(false);
+    await session.context.setOffline(false);
     await page.locator('[data-connection="connected"]').waitFor({ state: 'attached' });
     expect(problems).toEqual([]);
   });
@@ -384,7 +365,7 @@ describe('chat page in Chromium', () => {
   ].join('\n');
 
   it('highlights code with a working Copy button; streamed and stored HTML are the same; announced once', async () => {
-    await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: app.url });
+    await session.context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: app.url });
     const page = await openPage('/chat');
     // Every value the polite live region takes, and every label the thinking's summary shows.
     await page.evaluate(() => {
@@ -588,7 +569,7 @@ describe('chat page in Chromium', () => {
     await ws.next((f) => f.type === 'agent_response_end');
     ws.close();
 
-    const phone = await browser.newContext({ viewport: { width: 360, height: 740 }, isMobile: true, hasTouch: true });
+    const phone = await session.browser.newContext({ viewport: { width: 360, height: 740 }, isMobile: true, hasTouch: true });
     try {
       const page = await openPage(`/chat/${chatId}`, { on: phone });
       await page.locator(`${ASSISTANT}[data-status="complete"] [data-content][data-md="rendered"]`).last().waitFor();
@@ -631,7 +612,7 @@ describe('chat page in Chromium', () => {
         indicator.dataset.connection = before;
         return name;
       });
-    const dark = await browser.newContext({
+    const dark = await session.browser.newContext({
       viewport: { width: 1200, height: 800 },
       colorScheme: 'dark',
       reducedMotion: 'reduce',

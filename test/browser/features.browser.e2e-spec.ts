@@ -7,9 +7,9 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Browser, BrowserContext, Page } from 'playwright-core';
+import { Page } from 'playwright-core';
 import { FakeDeepSeek } from '../fakes/deepseek.fake';
-import { ASSISTANT, BOX, cspViolations, launchChromium, USER, UUID_PATH, watchPage } from '../support/browser';
+import { ASSISTANT, BOX, browserSession, USER, UUID_PATH } from '../support/browser';
 import { startApp } from '../support/app';
 import { makeChat } from '../support/ws-client';
 
@@ -18,11 +18,9 @@ jest.setTimeout(90_000);
 describe('chat features in Chromium', () => {
   let fake: FakeDeepSeek;
   let app: Awaited<ReturnType<typeof startApp>>;
-  let browser: Browser;
-  let context: BrowserContext;
   let dataDir: string;
-  let problems: string[];
-  let pages: Page[];
+  // Expected refusals (413/415 uploads, the revoked share link, the nonsense import) show as failed loads in the console.
+  const session = browserSession({ viewport: { width: 1200, height: 860 }, expectedConsole: /status of (400|404|413|415)/ });
 
   beforeAll(async () => {
     dataDir = mkdtempSync(join(tmpdir(), 'chat-features-'));
@@ -36,35 +34,17 @@ describe('chat features in Chromium', () => {
       // Small, so that one long message pushes older turns out of the context.
       CONTEXT_TOKENS: '400',
     });
-    browser = await launchChromium();
   });
 
   afterAll(async () => {
-    await browser?.close();
     await app?.close();
     await fake?.close();
     if (dataDir) rmSync(dataDir, { recursive: true, force: true });
   });
 
-  beforeEach(async () => {
-    problems = [];
-    pages = [];
-    context = await browser.newContext({ viewport: { width: 1200, height: 860 } });
-  });
-
-  afterEach(async () => {
-    const violations = await cspViolations(pages);
-    await context?.close();
-    expect(violations).toEqual([]);
-    expect(problems).toEqual([]);
-  });
-
   /** Opens a page; records CSP violations and page errors; waits for the socket unless `readonly`. */
   async function openPage(path: string, opts: { readonly?: boolean } = {}): Promise<Page> {
-    const page = await context.newPage();
-    pages.push(page);
-    // Expected refusals (413/415 uploads, the revoked share link, the nonsense import) show as failed loads in the console.
-    await watchPage(page, problems, /status of (400|404|413|415)/);
+    const page = await session.newPage();
     await page.goto(app.url + path);
     if (!opts.readonly) await page.locator('[data-connection="connected"]').waitFor({ state: 'attached' });
     return page;

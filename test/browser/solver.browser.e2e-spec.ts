@@ -7,10 +7,10 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Browser, BrowserContext, Page } from 'playwright-core';
+import { Page } from 'playwright-core';
 import { FakeDeepSeek, Scenario } from '../fakes/deepseek.fake';
 import { CALC_FILES, CALC_FIX_DIFF, CALC_ISSUE, FakeGithub } from '../fakes/github.fake';
-import { cspViolations, launchChromium, watchPage } from '../support/browser';
+import { browserSession } from '../support/browser';
 import { startApp } from '../support/app';
 import { answer, pieces, solverRequestKind, stream } from '../support/solver-model';
 
@@ -26,11 +26,8 @@ describe('Solver page in Chromium', () => {
   let model: FakeDeepSeek;
   let github: FakeGithub;
   let app: Awaited<ReturnType<typeof startApp>>;
-  let browser: Browser;
-  let context: BrowserContext;
   let dataDir: string;
-  let problems: string[];
-  let pages: Page[];
+  const session = browserSession({ viewport: { width: 1200, height: 900 } });
   /** What the fake model answers, by request kind. */
   let answers: { files: () => Scenario; solution: () => Scenario; repair: () => Scenario };
 
@@ -51,11 +48,9 @@ describe('Solver page in Chromium', () => {
       RATE_LIMIT_PER_MINUTE: '0',
       DATABASE_URL: `sqlite:${join(dataDir, 'chat.db')}`,
     });
-    browser = await launchChromium();
   });
 
   afterAll(async () => {
-    await browser?.close();
     await app?.close();
     await model?.close();
     await github?.close();
@@ -69,23 +64,11 @@ describe('Solver page in Chromium', () => {
       solution: () => stream(answer('The loop reads one element past the end, so the sum is NaN.', CALC_FIX_DIFF), { delayMs: 20 }),
       repair: () => stream(answer('Fixed the context.', CALC_FIX_DIFF)),
     };
-    problems = [];
-    pages = [];
-    context = await browser.newContext({ viewport: { width: 1200, height: 900 } });
-  });
-
-  afterEach(async () => {
-    const violations = await cspViolations(pages);
-    await context?.close();
-    expect(violations).toEqual([]);
-    expect(problems).toEqual([]);
   });
 
   /** Opens a page, records CSP violations and every progress value shown, waits for the socket. */
   async function openPage(path: string): Promise<Page> {
-    const page = await context.newPage();
-    pages.push(page);
-    await watchPage(page, problems);
+    const page = await session.newPage();
     await page.addInitScript(() => {
       const w = window as unknown as { __progress: number[] };
       w.__progress = [];
@@ -108,7 +91,7 @@ describe('Solver page in Chromium', () => {
   }
 
   it('solves an issue: progress by stage to complete, thinking folded, solution, coloured patch, copy; the stored run renders', async () => {
-    await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: app.url });
+    await session.context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: app.url });
     const page = await openPage('/solver');
     expect(await page.locator(RUN).isHidden()).toBe(true);
     await solve(page, ISSUE_URL);
@@ -175,7 +158,7 @@ describe('Solver page in Chromium', () => {
     await stored.screenshot({ path: '/tmp/solver-stored.png', fullPage: true });
 
     // Unknown and malformed run ids are the 404 page.
-    const missing = await context.newPage();
+    const missing = await session.context.newPage();
     expect((await missing.goto(`${app.url}/solver/00000000-0000-4000-8000-000000000000`))!.status()).toBe(404);
     expect((await missing.goto(`${app.url}/solver/not-a-uuid`))!.status()).toBe(404);
     await missing.close();
@@ -218,10 +201,10 @@ describe('Solver page in Chromium', () => {
     await page.waitForFunction(() => (document.querySelector('[data-solution]')?.textContent ?? '').length > 20, null, { timeout: 20_000 });
 
     // the lid closes and opens again: the socket drops, the run does not
-    await context.setOffline(true);
+    await session.context.setOffline(true);
     await page.locator('[data-connection="offline"]').waitFor({ state: 'attached' });
     const before = (await solutionText()).length;
-    await context.setOffline(false);
+    await session.context.setOffline(false);
     await page.locator('[data-connection="connected"]').waitFor({ state: 'attached', timeout: 15_000 });
     await page.waitForFunction((n) => (document.querySelector('[data-solution]')?.textContent ?? '').length > n + 16, before, { timeout: 20_000 });
     expect(content.startsWith((await solutionText()).trim().slice(0, 40))).toBe(true);

@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { Browser, chromium, Page } from 'playwright-core';
+import { Browser, BrowserContext, chromium, Page } from 'playwright-core';
 
 /** The chat page's address once a chat is open, its message box, and its messages. */
 export const UUID_PATH = /\/chat\/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
@@ -49,4 +49,64 @@ export async function cspViolations(pages: Page[]): Promise<string[]> {
     violations.push(...(await page.evaluate(() => (window as unknown as { __csp?: string[] }).__csp ?? []).catch(() => [])));
   }
   return violations;
+}
+
+export interface BrowserSession {
+  /** The suite's Chromium. */
+  readonly browser: Browser;
+  /** The running test's own context (a new one per test). */
+  readonly context: BrowserContext;
+  /** Page and console errors of the test's pages (the same array, emptied before each test). */
+  readonly problems: string[];
+  /** A new page on the test's context (or `on`), watched: errors to `problems`, CSP violations recorded. */
+  newPage(on?: BrowserContext): Promise<Page>;
+}
+
+/**
+ * What every browser suite sets up: Chromium for the suite, a fresh context per test, and after
+ * each test the checks: no CSP violation on any page the test opened, and (unless `checkProblems`
+ * is false: the suite checks `problems` itself) no page or console error.
+ */
+export function browserSession(options: {
+  viewport: { width: number; height: number };
+  /** Console errors the suite's pages are expected to show (refused uploads…). */
+  expectedConsole?: RegExp;
+  checkProblems?: boolean;
+}): BrowserSession {
+  let browser: Browser | undefined;
+  let context: BrowserContext | undefined;
+  const problems: string[] = [];
+  const pages: Page[] = [];
+  beforeAll(async () => {
+    browser = await launchChromium();
+  });
+  afterAll(async () => {
+    await browser?.close();
+  });
+  beforeEach(async () => {
+    problems.length = 0;
+    pages.length = 0;
+    context = await browser!.newContext({ viewport: options.viewport });
+  });
+  afterEach(async () => {
+    const violations = await cspViolations(pages);
+    await context?.close();
+    expect(violations).toEqual([]);
+    if (options.checkProblems !== false) expect(problems).toEqual([]);
+  });
+  return {
+    get browser() {
+      return browser!;
+    },
+    get context() {
+      return context!;
+    },
+    problems,
+    async newPage(on?: BrowserContext) {
+      const page = await (on ?? context!).newPage();
+      pages.push(page);
+      await watchPage(page, problems, options.expectedConsole);
+      return page;
+    },
+  };
 }
