@@ -1,33 +1,26 @@
 import { Logger } from '@nestjs/common';
 import { Kysely } from 'kysely';
-import { rmSync } from 'node:fs';
-import { dirname } from 'node:path';
-import { tempDatabaseUrl, usingPostgres } from '../../test/support/databases';
+import { usingPostgres } from '../../test/support/databases';
+import { useTempDatabase } from '../../test/support/temp-database';
 import { chatRow, ChatsRepository } from './chats.repository';
-import { openDatabase, sqliteHandleOf, sqlitePath } from './database.provider';
+import { sqliteHandleOf } from './database.provider';
 import { GroupCommit } from './group-commit';
 import { messageRow, MessagesRepository } from './messages.repository';
 import { Database } from './schema';
 
 describe(`GroupCommit (${usingPostgres() ? 'PostgreSQL' : 'SQLite file'})`, () => {
-  let dir: string | undefined;
+  const database = useTempDatabase();
   let db: Kysely<Database>;
   let chats: ChatsRepository;
   let messages: MessagesRepository;
 
   beforeAll(() => Logger.overrideLogger(false));
-  beforeEach(async () => {
-    const url = tempDatabaseUrl();
-    dir = url.startsWith('sqlite:') ? dirname(sqlitePath(url)) : undefined;
-    db = await openDatabase(url);
+  beforeEach(() => {
+    db = database.db;
     chats = new ChatsRepository(db);
     messages = new MessagesRepository(db);
   });
-  afterEach(async () => {
-    jest.restoreAllMocks();
-    await db?.destroy();
-    if (dir) rmSync(dir, { recursive: true, force: true });
-  });
+  afterEach(() => jest.restoreAllMocks());
 
   const newTurn = (n: number) => {
     const chat = chatRow({ id: `chat-${n}`, userId: 'u1', title: `turn ${n}` });

@@ -1,35 +1,28 @@
 import { Logger } from '@nestjs/common';
 import { Kysely } from 'kysely';
-import { rmSync } from 'node:fs';
-import { dirname } from 'node:path';
-import { tempDatabaseUrl, usingPostgres } from '../../test/support/databases';
+import { usingPostgres } from '../../test/support/databases';
+import { useTempDatabase } from '../../test/support/temp-database';
 import { ChatsRepository } from './chats.repository';
-import { openDatabase, sqliteHandleOf, sqlitePath } from './database.provider';
+import { sqliteHandleOf } from './database.provider';
 import { messageRow, MessageRow, MessagesRepository } from './messages.repository';
 import { Database } from './schema';
 
 /** "Medium" tests: the real repository on a real database (a SQLite file, or PostgreSQL in the postgres project). */
 describe(`MessagesRepository (${usingPostgres() ? 'PostgreSQL' : 'SQLite file'})`, () => {
-  let dir: string | undefined;
+  const database = useTempDatabase();
   let db: Kysely<Database>;
   let messages: MessagesRepository;
   let chats: ChatsRepository;
 
   beforeAll(() => Logger.overrideLogger(false));
   beforeEach(async () => {
-    const url = tempDatabaseUrl();
-    dir = url.startsWith('sqlite:') ? dirname(sqlitePath(url)) : undefined;
-    db = await openDatabase(url);
+    db = database.db;
     messages = new MessagesRepository(db);
     chats = new ChatsRepository(db);
     await chats.create({ id: 'chat', userId: 'u1', title: 'T' });
     await chats.create({ id: 'other', userId: 'u2', title: 'O' });
   });
-  afterEach(async () => {
-    jest.restoreAllMocks();
-    await db?.destroy();
-    if (dir) rmSync(dir, { recursive: true, force: true });
-  });
+  afterEach(() => jest.restoreAllMocks());
 
   const streaming = (id: string, chatId = 'chat') =>
     messages.insert({ id, chat_id: chatId, role: 'assistant', content: '', status: 'streaming', model: 'm', request_id: 'req' });

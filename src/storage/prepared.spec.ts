@@ -1,26 +1,18 @@
 import { Logger } from '@nestjs/common';
 import { Kysely } from 'kysely';
-import { rmSync } from 'node:fs';
-import { dirname } from 'node:path';
-import { tempDatabaseUrl, usingPostgres } from '../../test/support/databases';
+import { usingPostgres } from '../../test/support/databases';
+import { useTempDatabase } from '../../test/support/temp-database';
 import { chatRow } from './chats.repository';
-import { openDatabase, sqlitePath } from './database.provider';
 import { PreparedStatements } from './prepared';
 import { Database } from './schema';
 
 describe(`PreparedStatements (${usingPostgres() ? 'PostgreSQL' : 'SQLite file'})`, () => {
-  let dir: string | undefined;
+  const database = useTempDatabase();
   let db: Kysely<Database>;
 
   beforeAll(() => Logger.overrideLogger(false));
-  beforeEach(async () => {
-    const url = tempDatabaseUrl();
-    dir = url.startsWith('sqlite:') ? dirname(sqlitePath(url)) : undefined;
-    db = await openDatabase(url);
-  });
-  afterEach(async () => {
-    await db?.destroy();
-    if (dir) rmSync(dir, { recursive: true, force: true });
+  beforeEach(() => {
+    db = database.db;
   });
 
   it('compiles a shape once and binds each call its own values, in the order of the SQL', async () => {

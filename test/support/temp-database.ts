@@ -1,0 +1,32 @@
+import type { Kysely } from 'kysely';
+import { rmSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { openDatabase, sqlitePath } from '../../src/storage/database.provider';
+import type { Database } from '../../src/storage/schema';
+import { tempDatabaseUrl } from './databases';
+
+/**
+ * For each test of the suite: a fresh database (`tempDatabaseUrl`) opened by the app's own
+ * `openDatabase` before it, destroyed after it (a SQLite file's folder removed). Read `db` in tests
+ * and hooks, not at the suite's top level.
+ */
+export function useTempDatabase(): { readonly db: Kysely<Database> } {
+  let db: Kysely<Database> | undefined;
+  let dir: string | undefined;
+  beforeEach(async () => {
+    const url = tempDatabaseUrl();
+    dir = url.startsWith('sqlite:') ? dirname(sqlitePath(url)) : undefined;
+    db = await openDatabase(url);
+  });
+  afterEach(async () => {
+    await db?.destroy();
+    db = undefined;
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+  return {
+    get db() {
+      if (!db) throw new Error('useTempDatabase: the database exists only during a test');
+      return db;
+    },
+  };
+}
