@@ -338,15 +338,15 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
     this.snapshotTimer.unref();
   }
 
-  /**
-   * Writes the text so far of every running generation whose text changed since its last
-   * snapshot, all in one transaction (one commit per interval, not one per generation).
-   */
   private stopSnapshots(): void {
     clearInterval(this.snapshotTimer);
     this.snapshotTimer = undefined;
   }
 
+  /**
+   * Writes the text so far of every running generation whose text changed since its last
+   * snapshot, all in one transaction (one commit per interval, not one per generation).
+   */
   private async snapshotAll(): Promise<void> {
     if (this.snapshotting) return; // the last one is still being written
     const due: Generation[] = [];
