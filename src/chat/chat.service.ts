@@ -292,19 +292,22 @@ export class ChatService {
 
   /** A new chat holding an export's messages, written in one transaction. */
   async importChat(data: { title: string; messages: ImportedMessage[] }, userId: string): Promise<{ id: string }> {
-    const id = randomUUID();
-    const created = nowIso();
-    const rows = data.messages.map((m) => {
-      const at = nowIso();
-      return {
-        id: randomUUID(), chat_id: id, role: m.role, content: m.content, reasoning: m.reasoning,
-        status: m.role === 'user' ? 'complete' : m.status, model: null, usage: null, error_code: null,
-        request_id: null, seq: 0, created_at: at, updated_at: at, replaced_by: null, previous_versions: null, attachments: null, instance_id: null,
+    const chat = chatRow({ id: randomUUID(), userId, title: data.title });
+    const rows = data.messages.map((m) => ({
+      ...messageRow({
+        id: randomUUID(),
+        chat_id: chat.id,
+        role: m.role,
+        content: m.content,
+        status: m.role === 'user' ? 'complete' : m.status,
         omitted_turns: m.omitted_turns,
-      };
-    });
-    await this.chats.importChat({ id, user_id: userId, title: data.title, settings: '{}', created_at: created, updated_at: nowIso() }, rows);
-    return { id };
+      }),
+      reasoning: m.reasoning,
+    }));
+    // The chat's activity is its last message's.
+    chat.updated_at = nowIso();
+    await this.chats.insert(chat, rows);
+    return { id: chat.id };
   }
 
   /** A read-only link to one chat; every call makes a new one. */

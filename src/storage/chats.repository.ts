@@ -39,7 +39,10 @@ export class ChatsRepository {
     return row;
   }
 
-  /** A chat made by `chatRow`, with its first messages (rows of `messageRow`) in the same transaction. */
+  /**
+   * A chat made by `chatRow`, with its first messages (rows of `messageRow`) in the same transaction
+   * (a new turn's, or an imported chat's: nothing is half-imported).
+   */
   async insert(chat: ChatRow, messages: MessageRow[] = []): Promise<void> {
     const chatQuery = this.prepared.bind('insert', chat, (row) => this.db.insertInto('chats').values(row));
     await this.writes.run([chatQuery, ...messages.map((row) => insertMessage(this.db, this.prepared, row))]);
@@ -71,14 +74,6 @@ export class ChatsRepository {
     if (changes.settings !== undefined) values.settings = JSON.stringify(changes.settings);
     await this.db.updateTable('chats').set(values).where('id', '=', id).execute();
     return this.findById(id);
-  }
-
-  /** A whole chat with its messages in one transaction: nothing is half-imported. */
-  async importChat(chat: ChatRow, messages: Array<Record<string, unknown>>): Promise<void> {
-    await this.db.transaction().execute(async (trx) => {
-      await trx.insertInto('chats').values(chat).execute();
-      for (const message of messages) await trx.insertInto('messages').values(message as never).execute();
-    });
   }
 
   async touch(id: string): Promise<void> {
