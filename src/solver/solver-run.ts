@@ -7,6 +7,13 @@ export type SolverStage = 'issue' | 'repomap' | 'files' | 'solution' | 'verify' 
 /** The fanout room of a run: every connection watching it. */
 export const runRoom = (runId: string): string => `run:${runId}`;
 
+/** A frame of a run: its `run_id`, and the `id` of the `solve` that started it when it had one. */
+export function runFrame(runId: string, requestId: string | undefined, type: string, fields: Record<string, unknown> = {}): Frame {
+  const frame: Frame = { type, run_id: runId, ...fields };
+  if (requestId !== undefined) frame.id = requestId;
+  return frame;
+}
+
 /** Thrown into the run's flow when it was stopped (or ended otherwise) while waiting. */
 export class RunEnded extends Error {
   constructor() {
@@ -80,9 +87,7 @@ export class SolverRun {
 
   /** A frame of this run: `run_id`, and the `solve`'s `id` when it had one. */
   frame(type: string, fields: Record<string, unknown> = {}): Frame {
-    const frame: Frame = { type, run_id: this.id, ...fields };
-    if (this.requestId !== undefined) frame.id = this.requestId;
-    return frame;
+    return runFrame(this.id, this.requestId, type, fields);
   }
 
   /** `solver_progress`, with progress clamped so it never falls. */

@@ -12,7 +12,7 @@ import { SolveDto } from './dto/solve.dto';
 import { parseIssueUrl } from './issue-url';
 import { extractDiff, pathsOfDiff } from './patch';
 import { WatchRunDto } from './dto/watch-run.dto';
-import { RunEnded, runRoom, SolverRun, SolverStage } from './solver-run';
+import { RunEnded, runFrame, runRoom, SolverRun, SolverStage } from './solver-run';
 import { Outcome, RunChannel, SolverPipeline } from './solver.pipeline';
 
 /**
@@ -253,11 +253,7 @@ export class SolverService implements OnModuleInit, BeforeApplicationShutdown {
 
 /** A stored run as frames: `solver_started`, its last progress, and its end when it has ended. */
 export function storedRunFrames(row: SolverRunRow): Frame[] {
-  const base = (type: string, fields: Record<string, unknown> = {}): Frame => {
-    const frame: Frame = { type, run_id: row.id, ...fields };
-    if (row.request_id) frame.id = row.request_id;
-    return frame;
-  };
+  const base = (type: string, fields: Record<string, unknown> = {}): Frame => runFrame(row.id, row.request_id || undefined, type, fields);
   const stages = row.stages ? (JSON.parse(row.stages) as Array<{ message?: string }>) : [];
   const frames = [base('solver_started', { issue_url: row.issue_url })];
   if (row.stage) frames.push(base('solver_progress', { stage: row.stage, progress: row.progress, message: stages.at(-1)?.message ?? '' }));
