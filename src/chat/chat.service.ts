@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { nowIso } from '../common/clock';
+import { deferred } from '../common/deferred';
 import { RateLimits } from '../auth/rate-limits';
 import { AppError } from '../common/app-error';
 import { Environment } from '../config/environment';
@@ -387,14 +388,4 @@ function withId(frame: Frame, id: string | undefined): Frame {
 
 function toChatView(chat: ChatRow): ChatView {
   return { id: chat.id, title: chat.title, created_at: chat.created_at, updated_at: chat.updated_at };
-}
-
-/** A promise with its settle functions. */
-function deferred(): { promise: Promise<void>; resolve: () => void; reject: (error: unknown) => void } {
-  let resolve!: () => void;
-  let reject!: (error: unknown) => void;
-  const promise = new Promise<void>((res, rej) => ((resolve = res), (reject = rej)));
-  // Whoever awaits it sees the rejection; nobody awaiting it must not crash the process.
-  promise.catch(() => undefined);
-  return { promise, resolve, reject };
 }

@@ -11,6 +11,7 @@ import type { ChatCompletionChunk } from 'openai/resources/chat/completions';
 import { VERSION as SDK_VERSION } from 'openai/version';
 import { Observable, Subscriber } from 'rxjs';
 import { AppError, ErrorCode } from '../common/app-error';
+import { deferred } from '../common/deferred';
 import { LlmEvent, LlmProvider, LlmRequest, LlmSettings, LlmUsage } from './llm.provider';
 import {
   estimateTokens,
@@ -606,17 +607,12 @@ const AFTER_DONE_MS = 5_000;
 
 function postSse(target: SseTarget, payload: string, timeoutMs: number, handlers: SseHandlers): SseRequest {
   let settled = false;
-  let resolveDone!: () => void;
-  let rejectDone!: (err: unknown) => void;
-  const done = new Promise<void>((resolve, reject) => {
-    resolveDone = resolve;
-    rejectDone = reject;
-  });
+  const done = deferred();
   const settle = (err?: unknown) => {
     if (settled) return;
     settled = true;
-    if (err === undefined) resolveDone();
-    else rejectDone(err);
+    if (err === undefined) done.resolve();
+    else done.reject(err);
   };
   let responded = false;
   let req!: http.ClientRequest;
@@ -695,7 +691,7 @@ function postSse(target: SseTarget, payload: string, timeoutMs: number, handlers
   };
   send(true);
   return {
-    done,
+    done: done.promise,
     cancel: () => {
       settle();
       req.destroy();
