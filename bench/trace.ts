@@ -27,6 +27,8 @@ const fakePort = Number(new URL(process.env.DEEPSEEK_BASE_URL ?? process.env.UPS
 function mark(step: string): void {
   if (current && current[step] === undefined) current[step] = nowMs() - current.at;
 }
+// A module of one's own (BENCH_PRELOAD, loaded after this one) can add steps: `globalThis.benchMark('step')`.
+(globalThis as { benchMark?: (step: string) => void }).benchMark = mark;
 
 /** Replaces `target[name]` with a wrapper calling `before` first; keeps decorator metadata. */
 function wrap(target: Record<string, unknown>, name: string, before: (self: unknown, args: unknown[]) => void): void {
