@@ -1,5 +1,6 @@
-import { ValidationError, ValidationPipe } from '@nestjs/common';
+import { ArgumentMetadata, ValidationError, ValidationPipe } from '@nestjs/common';
 import { AppError } from '../common/app-error';
+import { FastPath, fastPathFor } from './dto-fast-path';
 
 function firstProblem(errors: ValidationError[], prefix = ''): { field: string; problem: string } {
   const error = errors[0];
@@ -9,8 +10,14 @@ function firstProblem(errors: ValidationError[], prefix = ''): { field: string; 
   return { field, problem: `${field} is invalid` };
 }
 
-/** class-validator for inbound frames: the first problem becomes `invalid_message` naming its field. */
+/**
+ * class-validator for inbound frames: the first problem becomes `invalid_message` naming its field.
+ * A frame its DTO's fast path (`dto-fast-path.ts`) finds valid skips the generic pipe; every other
+ * frame, and every DTO the fast path does not follow, goes through Nest's `ValidationPipe`.
+ */
 export class FrameValidationPipe extends ValidationPipe {
+  private readonly fastPaths = new WeakMap<object, FastPath | null>();
+
   constructor() {
     super({
       transform: true,
@@ -21,5 +28,16 @@ export class FrameValidationPipe extends ValidationPipe {
         return new AppError('invalid_message', `${field}: ${problem}`, { field });
       },
     });
+  }
+
+  override transform(value: unknown, metadata: ArgumentMetadata): Promise<unknown> {
+    const fast = typeof value === 'object' && value !== null && metadata.metatype ? this.fastPath(metadata.metatype)?.(value) : undefined;
+    return fast ? Promise.resolve(fast) : super.transform(value, metadata);
+  }
+
+  private fastPath(metatype: object): FastPath | null {
+    let fast = this.fastPaths.get(metatype);
+    if (fast === undefined) this.fastPaths.set(metatype, (fast = fastPathFor(metatype) ?? null));
+    return fast;
   }
 }
