@@ -167,15 +167,15 @@ export class ChatService {
     previousVersions?: string[];
   }): Promise<void> {
     const { chatId, settings, userId, requestId, userMessage } = turn;
-    const store = async (rows: MessageRow[]) => {
+    const write = async (rows: MessageRow[]) => {
       await turn.beforeStore?.();
       if (turn.newChat) await this.chats.insert(turn.newChat, rows);
       else await this.messages.insertRows(rows);
-      turn.afterStore?.();
     };
     if (!this.llm.isConfigured()) {
       // The user's message is kept (and shown) even though nothing can answer it.
-      await store(userMessage ? [userMessage] : []);
+      await write(userMessage ? [userMessage] : []);
+      turn.afterStore?.();
       throw new AppError('model_not_configured', 'no model API key is configured (set DEEPSEEK_API_KEY)', { chat_id: chatId });
     }
     const history = await this.withAttachments(userMessage ? [...turn.history, userMessage] : turn.history, userId, turn.files);
@@ -218,8 +218,14 @@ export class ChatService {
       // node:http writes the request on the next tick, and ticks wait until the promise chain that
       // is running now ends: without this the writes below (a chain of awaits) would go first.
       await new Promise<void>((resolve) => process.nextTick(resolve));
-      await store(userMessage ? [userMessage, assistant] : [assistant]);
+      await write(userMessage ? [userMessage, assistant] : [assistant]);
       if (turn.previousVersions?.length) await this.messages.markReplaced(turn.previousVersions, assistant.id);
+      // One more turn of the event loop: what the model sent while the rows were written (its
+      // bytes wait in the socket) is read in it, and leaves with the frames below in one write
+      // (GenerationService.release) instead of a write of its own. Waking a reader costs the
+      // writer ~0.15-0.5 ms here (bench/findings.md); the wait is that turn's I/O.
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      turn.afterStore?.();
       written.resolve();
     } catch (error) {
       // The generation drops itself without a frame; the sender gets this error.

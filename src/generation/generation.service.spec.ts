@@ -740,6 +740,21 @@ describe('GenerationService', () => {
       expect(fanout.types().at(-1)).toBe('agent_response_end');
     });
 
+    it('text still waiting for its frame when the row is stored leaves with the held frames, in the same tick', async () => {
+      const write = pendingWrite();
+      service.start(spec('m1', { stored: write.stored }));
+      llm.streams[0].content('first'); // arrived in this turn of the event loop: its frame waits for setImmediate
+      write.resolve();
+      await Promise.resolve(); // the release (a microtask), no setImmediate yet
+      await Promise.resolve();
+      expect(fanout.frames().map((f) => [f.type, f.seq, f.content])).toEqual([
+        ['agent_response_start', undefined, undefined],
+        ['agent_response', 1, 'first'],
+      ]);
+      await flush(); // and flushPending finds nothing left to send
+      expect(fanout.frames()).toHaveLength(2);
+    });
+
     it('an end (here: a stop) before the row is stored is written and sent after it', async () => {
       const write = pendingWrite();
       const generation = service.start(spec('m1', { stored: write.stored }));

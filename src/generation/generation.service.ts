@@ -149,8 +149,12 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
     else this.fanout.publish(generation.spec.room, frame);
   }
 
-  /** The row is stored: the frames held meanwhile go out, in order. */
+  /**
+   * The row is stored: the frames held meanwhile go out, in order, with the text that arrived and
+   * waits for `flushPending` (in the same tick, so in the same write as the frames before them).
+   */
   private release(generation: Generation): void {
+    this.flush(generation);
     const held = generation.held ?? [];
     generation.held = undefined;
     for (const frame of held) this.fanout.publish(generation.spec.room, frame);
