@@ -31,7 +31,8 @@ export class FrameValidationPipe extends ValidationPipe {
   }
 
   override transform(value: unknown, metadata: ArgumentMetadata): Promise<unknown> {
-    const fast = typeof value === 'object' && value !== null && metadata.metatype ? this.fastPath(metadata.metatype)?.(value) : undefined;
+    // ('custom' parameters, such as the socket, are not validated by ValidationPipe either.)
+    const fast = typeof value === 'object' && value !== null && metadata.metatype && metadata.type !== 'custom' ? this.fastPath(metadata.metatype)?.(value) : undefined;
     return fast ? Promise.resolve(fast) : super.transform(value, metadata);
   }
 

@@ -1,8 +1,8 @@
-import { INestApplication, Module } from '@nestjs/common';
+import { CallHandler, CanActivate, INestApplication, Injectable, Module, NestInterceptor, UseGuards, UseInterceptors } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { ConnectedSocket, MessageBody, OnGatewayConnection, OnGatewayDisconnect, SubscribeMessage } from '@nestjs/websockets';
 import { IsString } from 'class-validator';
-import { concat, Observable, of, throwError } from 'rxjs';
+import { concat, map, Observable, of, throwError } from 'rxjs';
 import type { AddressInfo } from 'node:net';
 import WebSocket from 'ws';
 import { upgradeStatus, WsTestClient } from '../../test/support/ws-client';
@@ -13,6 +13,7 @@ import { AppError } from '../common/app-error';
 import { Environment } from '../config/environment';
 import { UsersRepository } from '../storage/users.repository';
 import { ConnectionRegistry, connectionIdOf } from './connection-registry';
+import { directHandler } from './direct-handler';
 import { FrameGateway } from './frame-gateway.decorator';
 import { FrameWsAdapter } from './frame-ws.adapter';
 import { WS_PATH } from './ws-path';
@@ -83,7 +84,44 @@ class GatewayB {
   }
 }
 
-@Module({ providers: [ConnectionRegistry, GatewayA, GatewayB] })
+/** A guard that lets nothing through, counting its calls. */
+@Injectable()
+class ClosedGuard implements CanActivate {
+  static calls = 0;
+  canActivate(): boolean {
+    ClosedGuard.calls++;
+    return false;
+  }
+}
+
+/** An interceptor that marks every reply. */
+@Injectable()
+class MarkInterceptor implements NestInterceptor {
+  intercept(_context: unknown, next: CallHandler): Observable<unknown> {
+    return next.handle().pipe(map((reply: object) => ({ ...reply, intercepted: true })));
+  }
+}
+
+/** Gateway C: handlers with enhancers a host app might add; Nest's own pipeline runs them. */
+@FrameGateway()
+class GatewayC {
+  readonly seen: string[] = [];
+
+  @SubscribeMessage('c_guarded')
+  @UseGuards(ClosedGuard)
+  guarded(): object {
+    this.seen.push('c_guarded');
+    return { type: 'c_reply' };
+  }
+
+  @SubscribeMessage('c_intercepted')
+  @UseInterceptors(MarkInterceptor)
+  intercepted(@MessageBody() dto: EchoDto): object {
+    return { type: 'c_reply', text: dto.text };
+  }
+}
+
+@Module({ providers: [ConnectionRegistry, GatewayA, GatewayB, GatewayC] })
 class TestModule {}
 
 const waitFor = async (check: () => boolean, timeoutMs = 3000): Promise<void> => {
@@ -182,6 +220,25 @@ describe('FrameWsAdapter', () => {
       { type: 'error', code: 'conflict', message: 'stream broke', id: 'x1' },
       { type: 'b_done' },
     ]);
+  });
+
+  it('calls a @FrameGateway() handler directly, and leaves any other pipeline (guards, interceptors) to Nest', async () => {
+    const [gatewayA, gatewayB, gatewayC] = [app.get(GatewayA), app.get(GatewayB), app.get(GatewayC)];
+    expect(directHandler(gatewayA, 'echo')).toBeDefined();
+    expect(directHandler(gatewayB, 'note')).toBeDefined();
+    expect(directHandler(gatewayC, 'guarded')).toBeUndefined();
+    expect(directHandler(gatewayC, 'intercepted')).toBeUndefined();
+
+    const client = await connect();
+    const before = ClosedGuard.calls;
+    client.send({ type: 'c_guarded', id: 'g1' });
+    expect(await client.next((f) => f.type === 'error')).toMatchObject({ code: 'invalid_message', message: 'Forbidden resource', id: 'g1' });
+    expect(ClosedGuard.calls).toBe(before + 1);
+    expect(gatewayC.seen).toEqual([]);
+    client.send({ type: 'c_intercepted', id: 'i1', text: 'hey' });
+    expect(await client.next((f) => f.type === 'c_reply')).toEqual({ type: 'c_reply', text: 'hey', intercepted: true });
+    client.send({ type: 'c_intercepted', id: 'i2' }); // its validation pipe still runs first
+    expect(await client.next((f) => f.type === 'error')).toMatchObject({ code: 'invalid_message', id: 'i2', field: 'text' });
   });
 
   it('calls the gateways’ connection and disconnect hooks and forgets the closed connection', async () => {

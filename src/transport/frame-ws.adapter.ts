@@ -7,6 +7,7 @@ import { isObservable } from 'rxjs';
 import type { RawData, WebSocket, WebSocketServer } from 'ws';
 import { AppError, ErrorCode } from '../common/app-error';
 import { ConnectionRegistry, ConnectionUser, connectionOf } from './connection-registry';
+import { directHandler, Invoke } from './direct-handler';
 import { toErrorFrame } from './error-frames';
 import { Frame } from './frames';
 import { PROTOCOL_VERSION, WS_PATH } from './ws-path';
@@ -30,8 +31,6 @@ const UPGRADE_USER = Symbol('upgradeUser');
 const NO_CHECK_USER: ConnectionUser = Object.freeze({ id: 'local' });
 type CheckedRequest = IncomingMessage & { [UPGRADE_USER]?: ConnectionUser };
 
-/** A gateway handler, called with the socket the frame came from. */
-type Invoke = (client: WebSocket, frame: unknown, type: string) => unknown;
 
 /** What Nest prepared for one gateway: its handlers (not bound to any socket) and its hook streams. */
 interface GatewayBinding {
@@ -189,9 +188,11 @@ export class FrameWsAdapter extends WsAdapter {
     const gateway = callback[GATEWAY];
     if (!state || !gateway) return super.bindClientConnect(server, callback);
     state.gateways.push(gateway);
-    for (const { message, callback: handle } of gateway.handlers) {
+    for (const { message, methodName, callback: handle } of gateway.handlers) {
       const { instance } = gateway;
-      state.table.set(message as string, (client, frame, type) => (handle as (...args: unknown[]) => unknown).call(instance, client, frame, type));
+      // Nest's pipeline per frame, unless the handler's is exactly what directHandler does itself.
+      const invoke: Invoke = directHandler(instance, methodName) ?? ((client, frame, type) => (handle as (...args: unknown[]) => unknown).call(instance, client, frame, type));
+      state.table.set(message as string, invoke);
     }
   }
 
