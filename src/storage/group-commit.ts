@@ -2,9 +2,6 @@ import { CompiledQuery, Kysely } from 'kysely';
 import { isPostgres, SqliteHandle, sqliteHandleOf } from './database.provider';
 import { Database } from './schema';
 
-type SqliteStatement = { run(...params: unknown[]): unknown };
-const STATEMENTS_KEPT = 200;
-
 /** The statements of one write, compiled (`query.compile()`); they run in this order, all or none. */
 export type Write = readonly CompiledQuery[];
 
@@ -45,12 +42,6 @@ export class GroupCommit {
   /** SQLite's connection (undefined on PostgreSQL). */
   private readonly sqlite: SqliteHandle | undefined;
   private queue: Queued[] = [];
-  /**
-   * SQLite statements by SQL text, prepared once: the hot writes have a few texts (see
-   * `PreparedStatements`), and preparing one (parsing, planning) cost more than running it.
-   * Oldest dropped past `STATEMENTS_KEPT` (texts that vary, such as IN lists, come and go).
-   */
-  private readonly statements = new Map<string, SqliteStatement>();
 
   private constructor(private readonly db: Kysely<Database>) {
     this.sqlite = isPostgres(db) ? undefined : sqliteHandleOf(db);
@@ -80,22 +71,12 @@ export class GroupCommit {
     });
   }
 
-  private statement(sql: string): SqliteStatement {
-    let statement = this.statements.get(sql);
-    if (!statement) {
-      statement = this.sqlite!.prepare(sql);
-      if (this.statements.size >= STATEMENTS_KEPT) this.statements.delete(this.statements.keys().next().value!);
-      this.statements.set(sql, statement);
-    }
-    return statement;
-  }
-
   private async flush(): Promise<void> {
     const batch = this.queue;
     this.queue = [];
     const sqlite = this.sqlite!;
     const runAll = sqlite.transaction((writes: Write[]) => {
-      for (const write of writes) for (const query of write) this.statement(query.sql).run(...(query.parameters as unknown[]));
+      for (const write of writes) for (const query of write) sqlite.prepare(query.sql).run(...(query.parameters as unknown[]));
     });
     // Kysely's lock on the one connection: no Kysely transaction is open around these statements.
     await this.db
