@@ -30,6 +30,22 @@ describe('openDatabase (SQLite)', () => {
     expect(await synchronousOf({ sqliteSynchronous: 'full' })).toBe(2);
   });
 
+  it('indexes only the answers still streaming, and no chat by its time alone (fewer pages per commit)', async () => {
+    const db = await openDatabase(`sqlite:${join(mkdtempSync(join(tmpdir(), 'chat-db-')), 'chat.db')}`);
+    try {
+      const indexes = async (table: string) =>
+        (await sql<{ name: string; partial: number }>`select name, partial from pragma_index_list(${table})`.execute(db)).rows;
+      expect(await indexes('messages')).toContainEqual({ name: 'messages_streaming', partial: 1 });
+      expect((await indexes('messages')).map((i) => i.name)).not.toContain('messages_status');
+      expect((await indexes('chats')).map((i) => i.name)).not.toContain('chats_updated');
+      // The start-up recovery and the dead-instance sweep read that index, not the table.
+      const plan = await sql<{ detail: string }>`explain query plan update messages set status = 'interrupted' where status = 'streaming'`.execute(db);
+      expect(plan.rows.map((r) => r.detail).join(' ')).toContain('messages_streaming');
+    } finally {
+      await db.destroy();
+    }
+  });
+
   it('rejects any other SQLITE_SYNCHRONOUS value', () => {
     const env = plainToInstance(Environment, { SQLITE_SYNCHRONOUS: 'off' });
     expect(validateSync(env).map((e) => e.property)).toEqual(['SQLITE_SYNCHRONOUS']);

@@ -216,6 +216,18 @@ const migrations: Record<string, Migration> = {
         DELETE FROM chats_fts_pending WHERE id = old.rowid; END`.execute(db);
     },
   },
+  '0010_fewer_index_pages': {
+    async up(db: Kysely<any>) {
+      // Each index a row is in is one more page in the commit that writes the row (a new turn's
+      // commit wrote 11-14 pages of WAL, an answer's end 3). `chats_updated` served no query (a user's
+      // chats are listed through chats_user_updated); `messages_status` held every message to find
+      // the few still streaming: now only those are indexed (keyed by instance for the dead-instance
+      // sweep), so a finished message leaves the index instead of moving within it.
+      await sql`DROP INDEX IF EXISTS chats_updated`.execute(db);
+      await sql`DROP INDEX IF EXISTS messages_status`.execute(db);
+      await sql`CREATE INDEX messages_streaming ON messages (instance_id) WHERE status = 'streaming'`.execute(db);
+    },
+  },
 };
 
 export const migrationProvider: MigrationProvider = {
