@@ -88,6 +88,36 @@ describe('DTO fast path', () => {
     },
   );
 
+  it('asks a @Type for its class as class-transformer does (with the object), and agrees with the pipe', async () => {
+    class Small {
+      @IsInt()
+      n!: number;
+    }
+    class Named {
+      @IsString()
+      name!: string;
+    }
+    class Holder {
+      @IsString()
+      kind!: string;
+      @ValidateNested()
+      @Type((options) => ((options?.object as { kind?: string })?.kind === 'named' ? Named : Small))
+      item!: Small | Named;
+    }
+    const fast = fastPathFor(Holder)!;
+    for (const frame of [
+      { kind: 'small', item: { n: 1 } },
+      { kind: 'named', item: { name: 'x' } },
+      { kind: 'named', item: { n: 1 } },
+      { kind: 'small', item: { name: 'x' } },
+    ]) {
+      const full = await fullPipe(parsed(frame), Holder);
+      const quick = fast(parsed(frame));
+      expect({ frame, taken: quick !== undefined }).toEqual({ frame, taken: full.ok });
+      if (quick) expect(quick).toStrictEqual((full as { value: unknown }).value);
+    }
+  });
+
   it('keeps a frame whose own __proto__ key would pollute the instance for the full pipe', () => {
     const frame = JSON.parse(`{"type":"user_message","content":"hi","__proto__":{"admin":true}}`) as object;
     expect(fastPathFor(UserMessageDto)!(frame)).toBeUndefined();

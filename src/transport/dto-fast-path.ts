@@ -1,4 +1,5 @@
 import type { MetadataStorage as TransformerMetadata } from 'class-transformer/types/MetadataStorage';
+import type { TypeMetadata } from 'class-transformer/types/interfaces';
 import { getMetadataStorage, ValidationArguments, ValidationTypes } from 'class-validator';
 import type { ValidationMetadata } from 'class-validator/types/metadata/ValidationMetadata';
 
@@ -40,8 +41,7 @@ interface PropertyPlan {
   /** `IsDefined`: checked before the other constraints, as class-validator does. */
   defined: Constraint[];
   custom: Constraint[];
-  /** `ValidateNested` with a `@Type`: the nested class's plan. */
-  nested?: () => ClassPlan | null;
+  /** `ValidateNested` (with a `@Type`, which made the value an instance of the nested class). */
   hasNested: boolean;
 }
 
@@ -50,8 +50,8 @@ interface ClassPlan {
   properties: PropertyPlan[];
   /** The validated properties' names. */
   names: Set<string>;
-  /** Property name → the nested class a plain object value becomes (`@Type`). */
-  types: Map<string, () => ClassPlan | null>;
+  /** Property name → its `@Type`: the class a plain object value becomes. */
+  types: Map<string, TypeMetadata>;
   /** Keys met in values that no validation names: whether class-transformer copies them as they are. */
   otherKeys: Map<string, boolean>;
 }
@@ -94,7 +94,7 @@ function makePlan(target: new () => object): ClassPlan | null {
   if (!all.length) return null; // forbidUnknownValues and friends: left to the full pipe
   const grouped = storage.groupByPropertyName(all);
   const properties: PropertyPlan[] = [];
-  const types = new Map<string, () => ClassPlan | null>();
+  const types = new Map<string, TypeMetadata>();
   for (const [name, metadatas] of Object.entries(grouped)) {
     if (UNSAFE_KEYS.has(name) || hasTransforms(target, name)) return null;
     const property: PropertyPlan = { name, conditions: [], defined: [], custom: [], hasNested: false };
@@ -130,12 +130,7 @@ function makePlan(target: new () => object): ClassPlan | null {
     const type = transformer.findTypeMetadata(target, property.name);
     if (!type) continue;
     if (type.options?.discriminator) return null;
-    const nested = () => {
-      const cls = type.typeFunction() as unknown;
-      return typeof cls === 'function' ? planOf(cls as new () => object) : null;
-    };
-    types.set(property.name, nested);
-    if (property.hasNested) property.nested = nested;
+    types.set(property.name, type);
   }
   return { target, properties, names: new Set(properties.map((p) => p.name)), types, otherKeys: new Map() };
 }
@@ -182,7 +177,7 @@ function instantiate(plan: ClassPlan, value: Record<string, unknown>): object | 
       if (plan.types.has(key) || !item.every((element) => element === null || (typeof element !== 'object' && typeof element !== 'function'))) return undefined;
       entity[key] = item.slice();
     } else {
-      const nested = plan.types.get(key)?.();
+      const nested = nestedPlan(plan.types.get(key), entity, value, key);
       if (!nested) return undefined;
       const copy = instantiate(nested, item as Record<string, unknown>);
       if (!copy) return undefined;
@@ -190,6 +185,18 @@ function instantiate(plan: ClassPlan, value: Record<string, unknown>): object | 
     }
   }
   return entity;
+}
+
+/** The plan of the class a `@Type` makes of a plain object (asked as class-transformer asks it). */
+function nestedPlan(type: TypeMetadata | undefined, newObject: object, object: Record<string, unknown>, property: string): ClassPlan | null {
+  if (!type) return null;
+  let cls: unknown;
+  try {
+    cls = type.typeFunction ? type.typeFunction({ newObject, object, property }) : type.reflectedType;
+  } catch {
+    return null;
+  }
+  return typeof cls === 'function' ? planOf(cls as new () => object) : null;
 }
 
 /** class-validator's verdict (no errors) on an instance made by `instantiate`, for the plan's metadata. */
@@ -200,8 +207,9 @@ function isValid(plan: ClassPlan, entity: object): boolean {
     if (!property.conditions.every((condition) => condition(entity, value))) continue;
     if (!passes(property.defined, entity, value) || !passes(property.custom, entity, value)) return false;
     if (property.hasNested && value !== undefined) {
-      const nested = property.nested?.();
-      if (!nested || value === null || typeof value !== 'object' || Array.isArray(value) || !isValid(nested, value)) return false;
+      // As class-validator: the nested instance is checked against its own class's metadata.
+      const nested = value !== null && typeof value === 'object' && !Array.isArray(value) ? plans.get((value as object).constructor) : undefined;
+      if (!nested || !isValid(nested, value as object)) return false;
     }
   }
   return true;
