@@ -923,6 +923,29 @@ describe('GenerationService', () => {
       expect(caughtUp.frames().map((f) => f.type)).toEqual(['agent_response_end']);
     });
 
+    it('replays reasoning and content pieces that alternate, each with its own text, as they were sent', async () => {
+      service.start(spec());
+      await llm.streams[0].reasoningApart('think ', 'more');
+      await llm.streams[0].contentApart('an');
+      await llm.streams[0].reasoningApart(' again');
+      await llm.streams[0].contentApart('swer', ' ✓😀');
+      const live = fanout.frames().filter((f) => f.seq !== undefined);
+      const viewer = connect();
+      expect(await service.replay(viewer.id, 'm1', 0)).toBe(true);
+      expect(viewer.frames()).toEqual(live.map((f) => ({ ...f })));
+      expect(viewer.frames().map((f) => [f.type, f.seq, f.content])).toEqual([
+        ['agent_reasoning', 1, 'think '],
+        ['agent_reasoning', 2, 'more'],
+        ['agent_response', 3, 'an'],
+        ['agent_reasoning', 4, ' again'],
+        ['agent_response', 5, 'swer'],
+        ['agent_response', 6, ' ✓😀'],
+      ]);
+      const late = connect();
+      expect(await service.replay(late.id, 'm1', 4)).toBe(true);
+      expect(late.frames().map((f) => f.content)).toEqual(['swer', ' ✓😀']);
+    });
+
     it('answers false (and sends nothing) for a message it does not hold', async () => {
       const viewer = connect();
       expect(await service.replay(viewer.id, 'unknown', 0)).toBe(false);

@@ -286,7 +286,7 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
     }
     this.metrics.generationEnded(status, generation.seq, Date.now() - generation.startedAt, generation.usage);
     const frame = generation.endFrame();
-    generation.log.push(frame);
+    generation.endLogged = frame;
     this.untrack(generation);
     this.keepEnded(generation);
     this.send(generation, frame);

@@ -33,8 +33,14 @@ export class Generation {
   usage: LlmUsage | null = null;
   status: MessageStatus = 'streaming';
   errorCode: ErrorCode | null = null;
-  /** Every frame with a seq, then `agent_response_end`: what a `resume` replays. */
-  readonly log: Frame[] = [];
+  /**
+   * What a `resume` replays, kept small (a running answer holds one entry per frame): per numbered
+   * frame, where its text ends in `content` or `reasoning` (times 2, plus 1 for reasoning); the
+   * frames are rebuilt from the text when asked for (`framesAfter`).
+   */
+  private readonly marks: number[] = [];
+  /** `agent_response_end`, once sent. */
+  endLogged?: Frame;
   subscription?: Subscription;
   unregisterStop?: () => void;
   /** Text changed since the last snapshot. */
@@ -75,10 +81,14 @@ export class Generation {
     if (kind === 'reasoning') this.reasoning += text;
     else this.content += text;
     this.dirty = true;
+    this.marks.push((kind === 'reasoning' ? this.reasoning.length : this.content.length) * 2 + (kind === 'reasoning' ? 1 : 0));
+    return this.pieceFrame(kind, this.seq, text);
+  }
+
+  private pieceFrame(kind: 'reasoning' | 'content', seq: number, text: string): SequencedFrame {
     const frame = this.base(kind === 'reasoning' ? 'agent_reasoning' : 'agent_response') as SequencedFrame;
-    frame.seq = this.seq;
+    frame.seq = seq;
     frame.content = text;
-    this.log.push(frame);
     return frame;
   }
 
@@ -95,9 +105,14 @@ export class Generation {
   /** Frames a viewer that has seen up to `afterSeq` still needs (the end frame included once ended). */
   framesAfter(afterSeq: number): Frame[] {
     const out: Frame[] = [];
-    for (const frame of this.log) {
-      if (frame.type === 'agent_response_end' || (frame.seq as number) > afterSeq) out.push(frame);
-    }
+    const from = { content: 0, reasoning: 0 };
+    this.marks.forEach((mark, index) => {
+      const kind = mark % 2 === 1 ? 'reasoning' : 'content';
+      const end = Math.floor(mark / 2);
+      if (index + 1 > afterSeq) out.push(this.pieceFrame(kind, index + 1, this[kind].slice(from[kind], end)));
+      from[kind] = end;
+    });
+    if (this.endLogged) out.push(this.endLogged);
     return out;
   }
 }
