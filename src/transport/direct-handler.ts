@@ -55,6 +55,8 @@ export function directHandler(instance: object, methodName: string): Invoke | un
   const pipe = pipes[0] as PipeTransform;
 
   const params = (Reflect.getMetadata(ROUTE_ARGS_METADATA, target, methodName) ?? {}) as Record<string, { index: number; data?: unknown; pipes?: unknown[] }>;
+  // Without parameter decorators Nest hands the handler its raw arguments (socket, data, pattern).
+  if (!Object.keys(params).length) return undefined;
   const types = (Reflect.getMetadata(PARAMTYPES_METADATA, instance, methodName) ?? []) as unknown[];
   let socketAt: number | undefined;
   let bodyAt: number | undefined;
@@ -76,8 +78,8 @@ export function directHandler(instance: object, methodName: string): Invoke | un
     return (method as (...args: unknown[]) => unknown).apply(instance, args);
   };
   // Called a microtask later either way (as after Nest's awaits), so frames of one read keep their
-  // order whatever their handler takes. Without a body there is nothing for the pipe to change
-  // (Nest would pass it the socket, a 'custom' parameter it returns as is).
+  // order whatever their handler takes. With only the socket there is nothing for the pipe to
+  // change (Nest would pass it the socket, a 'custom' parameter it returns as is).
   if (bodyAt === undefined) return (client) => Promise.resolve(undefined).then(() => call(client, undefined));
   return (client, frame) => Promise.resolve(pipe.transform(frame, metadata)).then((body) => call(client, body));
 }

@@ -226,6 +226,7 @@ describe('FrameWsAdapter', () => {
     const [gatewayA, gatewayB, gatewayC] = [app.get(GatewayA), app.get(GatewayB), app.get(GatewayC)];
     expect(directHandler(gatewayA, 'echo')).toBeDefined();
     expect(directHandler(gatewayB, 'note')).toBeDefined();
+    expect(directHandler(gatewayB, 'stream')).toBeUndefined(); // no parameter decorators: Nest passes raw arguments
     expect(directHandler(gatewayC, 'guarded')).toBeUndefined();
     expect(directHandler(gatewayC, 'intercepted')).toBeUndefined();
 

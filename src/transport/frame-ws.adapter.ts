@@ -31,7 +31,6 @@ const UPGRADE_USER = Symbol('upgradeUser');
 const NO_CHECK_USER: ConnectionUser = Object.freeze({ id: 'local' });
 type CheckedRequest = IncomingMessage & { [UPGRADE_USER]?: ConnectionUser };
 
-
 /** What Nest prepared for one gateway: its handlers (not bound to any socket) and its hook streams. */
 interface GatewayBinding {
   instance: object;
