@@ -118,6 +118,7 @@ describe('ChatService', () => {
       'findById',
       'findOwned',
       'listByChat',
+      'listContext',
       'snapshotMany',
       'finish',
       'interruptAllStreaming',
@@ -143,6 +144,7 @@ describe('ChatService', () => {
       stored.push(...rows);
     });
     messages.listByChat.mockImplementation(async () => [...stored]);
+    messages.listContext.mockImplementation(async () => [...stored]);
     chats.touch.mockResolvedValue(undefined);
     llm.isConfigured.mockReturnValue(true);
     generations.start.mockReturnValue({} as Generation);
@@ -192,7 +194,7 @@ describe('ChatService', () => {
         expect.objectContaining({ chat_id: chatId, role: 'assistant', content: '', status: 'streaming', model: 'fake-model', request_id: 'req-1', seq: 0, omitted_turns: 0 }),
       );
       expect(userRow.created_at < assistantRow.created_at).toBe(true);
-      expect(messages.listByChat).not.toHaveBeenCalled();
+      expect(messages.listContext).not.toHaveBeenCalled();
       expect(userRow.id).toMatch(UUID);
       expect(assistantRow.id).toMatch(UUID);
       expect(fanout.publish.mock.calls).toEqual([

@@ -10,7 +10,7 @@ import { GenerationService } from '../generation/generation.service';
 import { LlmProvider } from '../llm/llm.provider';
 import { chatRow, ChatRow, ChatsRepository } from '../storage/chats.repository';
 import { FileRow, FilesRepository } from '../storage/files.repository';
-import { messageRow, MessageRow, MessagesRepository } from '../storage/messages.repository';
+import { ContextRow, messageRow, MessageRow, MessagesRepository } from '../storage/messages.repository';
 import { ConnectionRegistry } from '../transport/connection-registry';
 import { Fanout } from '../transport/fanout';
 import { Frame } from '../transport/frames';
@@ -85,7 +85,7 @@ export class ChatService {
       ? undefined
       : chatRow({ id: chatId, userId, title: titleFrom(dto.content), settings: dto.options ? settings : undefined });
     // A new chat's history is this message alone.
-    const earlier = existing ? await this.messages.listByChat(chatId) : [];
+    const earlier = existing ? await this.messages.listContext(chatId) : [];
     const user = messageRow({
       id: randomUUID(),
       chat_id: chatId,
@@ -131,7 +131,7 @@ export class ChatService {
     await this.limits.consumeMessage(userId);
     const chat = await this.requireChat(old.chat_id, userId);
     await this.fanout.join(connectionId, chatRoom(chat.id));
-    const all = await this.messages.listByChat(chat.id);
+    const all = await this.messages.listContext(chat.id);
     const history = all.slice(0, all.findIndex((m) => m.id === old.id));
     const previous = [...(old.previous_versions ? (JSON.parse(old.previous_versions) as string[]) : []), old.id];
     await this.startAnswer({
@@ -153,7 +153,7 @@ export class ChatService {
   private async startAnswer(turn: {
     chatId: string;
     settings: ChatSettings;
-    history: MessageRow[];
+    history: ContextRow[];
     newChat?: ChatRow;
     userMessage?: MessageRow;
     /** Files already read (the new message's attachments): not read again for the context. */
@@ -235,7 +235,7 @@ export class ChatService {
   }
 
   /** Messages whose attachments' text is appended, as the model sees them (now and in later turns). */
-  private async withAttachments(rows: MessageRow[], userId: string, known: FileRow[] = []): Promise<MessageRow[]> {
+  private async withAttachments(rows: ContextRow[], userId: string, known: FileRow[] = []): Promise<ContextRow[]> {
     const ids = rows.flatMap((row) => (row.attachments ? (JSON.parse(row.attachments) as string[]) : []));
     if (!ids.length) return rows;
     const files = new Map(known.map((f) => [f.id, f]));

@@ -1,5 +1,5 @@
 import { LlmMessage } from '../llm/llm.provider';
-import { MessageRow } from '../storage/messages.repository';
+import { ContextRow } from '../storage/messages.repository';
 
 export interface ChatSettings {
   model?: string;
@@ -39,7 +39,7 @@ export interface Context {
  * newest-first until `budget` tokens, kept in order. The newest turn and the system prompt always go.
  * Answers without text (failed) and reasoning are never sent back.
  */
-export function buildContext(history: MessageRow[], systemPrompt: string | undefined, budget: number): Context {
+export function buildContext(history: ContextRow[], systemPrompt: string | undefined, budget: number): Context {
   const turns: LlmMessage[][] = [];
   for (const row of history) {
     if (row.role === 'user') {

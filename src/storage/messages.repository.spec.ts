@@ -81,6 +81,20 @@ describe(`MessagesRepository (${usingPostgres() ? 'PostgreSQL' : 'SQLite file'})
     expect(await messages.listByChat('nobody')).toEqual([]);
   });
 
+  it('listContext reads the main line as listByChat does, with only what a model request needs', async () => {
+    await messages.insert({ id: 'q', chat_id: 'chat', role: 'user', content: 'q', status: 'complete', attachments: ['f1'] });
+    await messages.insert({ id: 'old', chat_id: 'chat', role: 'assistant', content: 'first try', status: 'complete' });
+    await messages.insertRows([messageRow({ id: 'new', chat_id: 'chat', role: 'assistant', content: '', status: 'streaming', previous_versions: ['old'] })]);
+    await messages.markReplaced(['old'], 'new');
+    await messages.finish('new', { content: 'second', reasoning: 'long thoughts', status: 'complete', seq: 2, usage: { total_tokens: 9 } });
+    expect(await messages.listContext('chat')).toEqual([
+      { id: 'q', role: 'user', content: 'q', status: 'complete', attachments: '["f1"]' },
+      { id: 'new', role: 'assistant', content: 'second', status: 'complete', attachments: null },
+    ]);
+    expect((await messages.listByChat('chat')).map((m) => m.id)).toEqual(['q', 'new']);
+    expect(await messages.listContext('nobody')).toEqual([]);
+  });
+
   it('insertRows stores rows made by messageRow in one statement, in the order they were made', async () => {
     jest.spyOn(Date, 'now').mockReturnValue(Date.parse('2030-01-01T00:00:00.000Z'));
     const user = messageRow({ id: 'z-user', chat_id: 'chat', role: 'user', content: 'Q', status: 'complete', attachments: ['f1'] });
