@@ -118,13 +118,7 @@ export class MessagesRepository {
 
   /** The chat's current messages, oldest first (answers replaced by a regenerated one left out). */
   listByChat(chatId: string): Promise<MessageRow[]> {
-    return this.db
-      .selectFrom('messages')
-      .select(MESSAGE_COLUMNS)
-      .where('chat_id', '=', chatId)
-      .where('replaced_by', 'is', null)
-      .orderBy('created_at', 'asc')
-      .execute();
+    return this.mainLine(chatId).select(MESSAGE_COLUMNS).execute();
   }
 
   /**
@@ -134,13 +128,12 @@ export class MessagesRepository {
    * reasoning per answer: 3.7 → 1.7 ms.
    */
   listContext(chatId: string): Promise<ContextRow[]> {
-    return this.db
-      .selectFrom('messages')
-      .select(CONTEXT_COLUMNS)
-      .where('chat_id', '=', chatId)
-      .where('replaced_by', 'is', null)
-      .orderBy('created_at', 'asc')
-      .execute();
+    return this.mainLine(chatId).select(CONTEXT_COLUMNS).execute();
+  }
+
+  /** A chat's current messages (no replaced answer), oldest first; the caller picks the columns. */
+  private mainLine(chatId: string) {
+    return this.db.selectFrom('messages').where('chat_id', '=', chatId).where('replaced_by', 'is', null).orderBy('created_at', 'asc');
   }
 
   /** Every message of the chat, replaced versions included (export). */
