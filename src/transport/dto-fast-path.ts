@@ -61,17 +61,24 @@ const OTHER_KEYS_KEPT = 64;
 
 const UNSAFE_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
 const plans = new WeakMap<object, ClassPlan | null>();
+const fastPaths = new WeakMap<object, FastPath | null>();
 
-/** The fast path for frames of `metatype`, or undefined when its metadata is not one it follows. */
+/** The fast path for frames of `metatype` (made once per class), or undefined when its metadata is not one it follows. */
 export function fastPathFor(metatype: unknown): FastPath | undefined {
   if (typeof metatype !== 'function') return undefined;
-  const plan = planOf(metatype as new () => object);
-  if (!plan) return undefined;
-  return (value) => {
-    if (Array.isArray(value)) return undefined;
-    const entity = instantiate(plan, value as Record<string, unknown>);
-    return entity && isValid(plan, entity) ? entity : undefined;
-  };
+  let fast = fastPaths.get(metatype);
+  if (fast === undefined) {
+    const plan = planOf(metatype as new () => object);
+    fast = plan
+      ? (value) => {
+          if (Array.isArray(value)) return undefined;
+          const entity = instantiate(plan, value as Record<string, unknown>);
+          return entity && isValid(plan, entity) ? entity : undefined;
+        }
+      : null;
+    fastPaths.set(metatype, fast);
+  }
+  return fast ?? undefined;
 }
 
 function planOf(target: new () => object): ClassPlan | null {

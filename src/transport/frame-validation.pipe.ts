@@ -1,6 +1,6 @@
 import { ArgumentMetadata, ValidationError, ValidationPipe } from '@nestjs/common';
 import { AppError } from '../common/app-error';
-import { FastPath, fastPathFor } from './dto-fast-path';
+import { fastPathFor } from './dto-fast-path';
 
 function firstProblem(errors: ValidationError[], prefix = ''): { field: string; problem: string } {
   const error = errors[0];
@@ -16,8 +16,6 @@ function firstProblem(errors: ValidationError[], prefix = ''): { field: string; 
  * frame, and every DTO the fast path does not follow, goes through Nest's `ValidationPipe`.
  */
 export class FrameValidationPipe extends ValidationPipe {
-  private readonly fastPaths = new WeakMap<object, FastPath | null>();
-
   constructor() {
     super({
       transform: true,
@@ -32,13 +30,7 @@ export class FrameValidationPipe extends ValidationPipe {
 
   override transform(value: unknown, metadata: ArgumentMetadata): Promise<unknown> {
     // ('custom' parameters, such as the socket, are not validated by ValidationPipe either.)
-    const fast = typeof value === 'object' && value !== null && metadata.metatype && metadata.type !== 'custom' ? this.fastPath(metadata.metatype)?.(value) : undefined;
+    const fast = typeof value === 'object' && value !== null && metadata.type !== 'custom' ? fastPathFor(metadata.metatype)?.(value) : undefined;
     return fast ? Promise.resolve(fast) : super.transform(value, metadata);
-  }
-
-  private fastPath(metatype: object): FastPath | null {
-    let fast = this.fastPaths.get(metatype);
-    if (fast === undefined) this.fastPaths.set(metatype, (fast = fastPathFor(metatype) ?? null));
-    return fast;
   }
 }
