@@ -16,6 +16,8 @@ export type ErrorCode =
   | 'upstream_timeout'
   | 'upstream_interrupted'
   | 'upstream_bad_request'
+  | 'upstream_bad_response'
+  | 'limit_exceeded'
   | 'github_error'
   | 'shutting_down'
   | 'unauthorized'

@@ -22,6 +22,8 @@ const STATUS: Partial<Record<ErrorCode, number>> = {
   upstream_timeout: 504,
   upstream_interrupted: 502,
   upstream_bad_request: 502,
+  upstream_bad_response: 502,
+  limit_exceeded: 429,
   github_error: 502,
 };
 
