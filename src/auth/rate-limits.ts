@@ -28,22 +28,31 @@ return 0`;
  */
 @Injectable()
 export class RateLimits {
-  private readonly messages: SlidingWindowLimiter;
+  /** The in-process windows (without Redis), one per kind of event. */
+  private readonly windows = new Map<string, SlidingWindowLimiter>();
 
   constructor(
     private readonly env: Environment,
     private readonly redis: RedisService,
-  ) {
-    this.messages = new SlidingWindowLimiter(env.RATE_LIMIT_PER_MINUTE, WINDOW_MS);
+  ) {}
+
+  /**
+   * Counts one event of `kind` for `key`: at most `limit` (`0` = no limit) in any `windowMs`, in
+   * Redis when it is set (shared by all instances). Returns 0 when allowed, else the wait in ms.
+   */
+  async consume(kind: string, key: string, limit: number, windowMs: number): Promise<number> {
+    if (limit <= 0) return 0;
+    if (this.redis.enabled) {
+      return Number(await this.redis.client.eval(SLIDING_WINDOW_LUA, 1, this.redis.key(kind, key), Date.now(), windowMs, limit, randomUUID()));
+    }
+    let window = this.windows.get(kind);
+    if (!window) this.windows.set(kind, (window = new SlidingWindowLimiter(limit, windowMs)));
+    return window.consume(key);
   }
 
   /** Counts one message of `userId`, or throws `rate_limited` with `retry_after_ms`. */
   async consumeMessage(userId: string): Promise<void> {
-    const limit = this.env.RATE_LIMIT_PER_MINUTE;
-    if (limit <= 0) return;
-    const wait = this.redis.enabled
-      ? Number(await this.redis.client.eval(SLIDING_WINDOW_LUA, 1, this.redis.key('rate', userId), Date.now(), WINDOW_MS, limit, randomUUID()))
-      : this.messages.consume(userId);
+    const wait = await this.consume('rate', userId, this.env.RATE_LIMIT_PER_MINUTE, WINDOW_MS);
     if (wait > 0) {
       throw new AppError('rate_limited', `too many messages; try again in ${Math.ceil(wait / 1000)} s`, { retry_after_ms: wait });
     }
