@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { Observable, Subscription } from 'rxjs';
 import { AppError } from '../common/app-error';
 import { Dialect, FakeDeepSeek, OPENAI_FIELDS, WireFormat } from '../../test/fakes/deepseek.fake';
-import { DeepSeekProvider, SseParser } from './deepseek.provider';
+import { DeepSeekProvider } from './deepseek.provider';
 import { LlmEvent, LlmRequest, LlmSettings } from './llm.provider';
 
 interface Outcome {
@@ -1227,54 +1227,7 @@ describe('FakeDeepSeek dialects and wire switches (what the provider tests rely 
 });
 
 // -------------------------------------------------------------------------------------------------
-// The hand-written SSE path (node:http + SseParser): wire shapes and failures the fake does not script.
-
-describe('SseParser', () => {
-  const parse = (reads: string[]): string[] => {
-    const out: string[] = [];
-    const parser = new SseParser((data) => {
-      out.push(data);
-      return true;
-    });
-    for (const r of reads) parser.push(r);
-    return out;
-  };
-  const body =
-    ': keep-alive\n\n' +
-    'data: {"a":1}\n\n' +
-    'data:{"b":"ü ✓ 🎉"}\n\n' +
-    'event: message\nid: 7\ndata: {"c":\ndata: 3}\n\n' +
-    ':comment\nretry: 10\n\n' +
-    'data: [DONE]\n\n';
-  const expected = ['{"a":1}', '{"b":"ü ✓ 🎉"}', '{"c":\n3}', '[DONE]'];
-
-  it('LF, CRLF and CR line endings; data with or without the space; multi-line data; comments and other fields ignored', () => {
-    expect(parse([body])).toEqual(expected);
-    expect(parse([body.replace(/\n/g, '\r\n')])).toEqual(expected);
-    expect(parse([body.replace(/\n/g, '\r')])).toEqual(expected);
-  });
-
-  it('the same events when the body is cut at every character (a CRLF split between \\r and \\n too)', () => {
-    for (const text of [body, body.replace(/\n/g, '\r\n'), body.replace(/\n/g, '\r')]) {
-      expect(parse([...text])).toEqual(expected);
-    }
-    // Every two-way cut of the CRLF body.
-    const crlf = body.replace(/\n/g, '\r\n');
-    for (let i = 1; i < crlf.length; i++) expect(parse([crlf.slice(0, i), crlf.slice(i)])).toEqual(expected);
-  });
-
-  it('events without data (comments only, `event:` only, empty `data:`) are not handed over; an unfinished event at the end neither', () => {
-    expect(parse([':\n\n: keep-alive\n\nevent: ping\n\ndata:\n\ndata: \n\ndata: {"x":1}'])).toEqual([]);
-  });
-
-  it('stops when the handler says so', () => {
-    const out: string[] = [];
-    const parser = new SseParser((data) => (out.push(data), false));
-    parser.push('data: 1\n\ndata: 2\n\n');
-    parser.push('data: 3\n\n');
-    expect(out).toEqual(['1', '3']);
-  });
-});
+// The SSE path (node:http + eventsource-parser): wire shapes and failures the fake does not script.
 
 describe('DeepSeekProvider over node:http (wire shapes and failures)', () => {
   beforeAll(() => Logger.overrideLogger(false));
@@ -1485,7 +1438,7 @@ describe('DeepSeekProvider over node:http (wire shapes and failures)', () => {
     }
   });
 
-  it('a data event that is not JSON → internal (as with the SDK), not an answer', async () => {
+  it('a data event that is not JSON is skipped; with nothing else → upstream_bad_response, not an empty answer', async () => {
     const server = await rawServer((res) => {
       sse(res);
       res.end('data: {"choices": [oops\n\n');
@@ -1493,7 +1446,8 @@ describe('DeepSeekProvider over node:http (wire shapes and failures)', () => {
     try {
       const out = await collect(provider(server.url, { maxRetries: 2 }).stream(hello));
       expect(out.events).toEqual([]);
-      expect(codeOf(out.error)).toBe('internal');
+      expect(codeOf(out.error)).toBe('upstream_bad_response');
+      expect((out.error as Error).message).toContain('1 not JSON');
     } finally {
       await server.close();
     }
