@@ -1,5 +1,6 @@
 import { Module } from '@nestjs/common';
 import { GenerationModule } from '../generation/generation.module';
+import { ChatLimits } from './chat-limits';
 import { ChatPagesController } from './chat-pages.controller';
 import { ChatGateway } from './chat.gateway';
 import { ChatService } from './chat.service';
@@ -11,7 +12,7 @@ import { SharePageController } from './share-page.controller';
 @Module({
   imports: [GenerationModule],
   controllers: [ChatPagesController, ChatsApiController, FilesController, InfoController, SharePageController],
-  providers: [ChatGateway, ChatService],
+  providers: [ChatGateway, ChatService, ChatLimits],
   exports: [ChatService],
 })
 export class ChatModule {}

@@ -13,6 +13,7 @@ import { MessageRow, MessagesRepository } from '../storage/messages.repository';
 import { ConnectionRegistry } from '../transport/connection-registry';
 import { Fanout } from '../transport/fanout';
 import { Frame } from '../transport/frames';
+import { ChatLimits } from './chat-limits';
 import { ChatService, chatRoom } from './chat.service';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
@@ -159,6 +160,7 @@ describe('ChatService', () => {
       { provide: RateLimits, useValue: limits },
       { provide: FilesRepository, useValue: files },
       { provide: Environment, useValue: validateEnvironment({ CONTEXT_TOKENS: '4096' }) },
+      ChatLimits,
     ]);
     service = context.get(ChatService);
     registry = context.get(ConnectionRegistry);

@@ -14,8 +14,9 @@ import { ContextRow, messageRow, MessageRow, MessagesRepository } from '../stora
 import { ConnectionRegistry } from '../transport/connection-registry';
 import { Fanout } from '../transport/fanout';
 import { Frame } from '../transport/frames';
+import { ChatLimits } from './chat-limits';
 import { ImportedMessage } from './chat-transfer';
-import { buildContext, ChatSettings, mergeSettings, titleFrom } from './context';
+import { buildContext, ChatSettings, mergeSettings, titleFrom, withAttachedText } from './context';
 import { RegenerateDto, ResumeDto, SubscribeDto } from './dto/control.dto';
 import { UserMessageDto } from './dto/user-message.dto';
 
@@ -59,6 +60,7 @@ export class ChatService {
     private readonly env: Environment,
     private readonly limits: RateLimits,
     private readonly files: FilesRepository,
+    private readonly chatLimits: ChatLimits,
   ) {}
 
   /**
@@ -68,19 +70,17 @@ export class ChatService {
    */
   async userMessage(dto: UserMessageDto, connectionId: string, userId: string): Promise<void> {
     if (!this.generations.isAccepting) throw new AppError('shutting_down', 'the server is shutting down; try again shortly');
-    const files = dto.attachments?.length ? await this.files.findFiles(dto.attachments, userId) : [];
-    if (dto.attachments?.length) {
-      const owned = new Set(files.map((f) => f.id));
-      const missing = dto.attachments.find((id) => !owned.has(id));
-      if (missing) throw new AppError('not_found', `attachment ${missing} does not exist`, { field: 'attachments' });
-    }
+    // Every limit is checked before anything is written or sent to the model.
+    const files = await this.chatLimits.attachments(dto.attachments, userId);
+    await this.chatLimits.options(dto.options);
     const existing = dto.chat_id ? await this.requireChat(dto.chat_id, userId) : undefined;
+    const settings = mergeSettings(existing ? (JSON.parse(existing.settings) as ChatSettings) : {}, dto.options);
+    this.chatLimits.fitsContext(dto.content, files, settings.system_prompt);
     this.limits.checkRunning(this.generations.runningFor(userId));
     await this.limits.consumeMessage(userId);
     const requestId = dto.id;
     const chatId = existing?.id ?? randomUUID();
     const room = chatRoom(chatId);
-    const settings = mergeSettings(existing ? (JSON.parse(existing.settings) as ChatSettings) : {}, dto.options);
     const newChat = existing
       ? undefined
       : chatRow({ id: chatId, userId, title: titleFrom(dto.content), settings: dto.options ? settings : undefined });
@@ -210,7 +210,7 @@ export class ChatService {
         model,
         thinking: settings.thinking,
         temperature: settings.temperature,
-        maxTokens: settings.max_tokens,
+        maxTokens: this.chatLimits.maxTokens(settings.max_tokens),
       },
       stored: written.promise,
     });
@@ -244,8 +244,7 @@ export class ChatService {
     return rows.map((row) => {
       if (!row.attachments) return row;
       const parts = (JSON.parse(row.attachments) as string[]).map((id) => files.get(id)).filter((f) => f !== undefined);
-      const text = parts.map((f) => `\n\n--- Attached file: ${f.name} ---\n${f.content}\n--- End of ${f.name} ---`).join('');
-      return { ...row, content: row.content + text };
+      return { ...row, content: withAttachedText(row.content, parts) };
     });
   }
 

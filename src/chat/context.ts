@@ -28,6 +28,11 @@ export function estimateTokens(text: string): number {
   return Math.ceil(text.length / 4) + 4;
 }
 
+/** A message's text as the model sees it: its attached files' text follows it. */
+export function withAttachedText(content: string, files: readonly { name: string; content: string }[]): string {
+  return content + files.map((f) => `\n\n--- Attached file: ${f.name} ---\n${f.content}\n--- End of ${f.name} ---`).join('');
+}
+
 export interface Context {
   messages: LlmMessage[];
   /** Whole turns left out, oldest first, to fit the budget. */

@@ -76,6 +76,18 @@ export class Environment {
   @IsOptional() @IsString()
   ALLOWED_ORIGINS?: string;
 
+  /** `Host` names answered (comma-separated, `*` any); unset: loopback names on a loopback HOST, else any. */
+  @IsOptional() @IsString()
+  ALLOWED_HOSTS?: string;
+
+  /** Express's `trust proxy` (`true`, a hop count, or addresses/subnets) when behind a reverse proxy. */
+  @IsOptional() @IsString()
+  TRUST_PROXY?: string;
+
+  /** Accounts one client address may create per hour (`0` = no limit). */
+  @Transform(toInt) @IsInt() @Min(0)
+  SIGNUPS_PER_HOUR = 10;
+
   /** `false` closes sign-up (the first account can always be made). */
   @IsIn(['true', 'false'])
   ALLOW_SIGNUP: 'true' | 'false' = 'true';
@@ -87,6 +99,34 @@ export class Environment {
   /** Open WebSockets one user may hold at once. */
   @Transform(toInt) @IsInt() @Min(1)
   WS_MAX_SOCKETS_PER_USER = 20;
+
+  /** Files one `user_message` may attach. */
+  @Transform(toInt) @IsInt() @Min(1)
+  MAX_ATTACHMENTS_PER_MESSAGE = 10;
+
+  /** Total size of the files one `user_message` attaches. */
+  @Transform(toInt) @IsInt() @Min(1)
+  MAX_ATTACHMENT_BYTES_PER_TURN = 1_048_576;
+
+  /** Bytes of uploaded files one user may keep (`0` = no quota). */
+  @Transform(toInt) @IsInt() @Min(0)
+  FILE_QUOTA_BYTES = 104_857_600;
+
+  /** Largest body of `POST /api/chats/import`. */
+  @Transform(toInt) @IsInt() @Min(1024)
+  IMPORT_MAX_BYTES = 33_554_432;
+
+  /** Most messages one import may hold. */
+  @Transform(toInt) @IsInt() @Min(1)
+  IMPORT_MAX_MESSAGES = 10_000;
+
+  /** Imports one user may make per hour (`0` = no limit). */
+  @Transform(toInt) @IsInt() @Min(0)
+  IMPORTS_PER_HOUR = 20;
+
+  /** Largest `max_tokens` a message's options may ask for. */
+  @Transform(toInt) @IsInt() @Min(1)
+  MAX_TOKENS_LIMIT = 65_536;
 
   /** No-progress timeout of a model request; `: keep-alive` comments do not count as progress. */
   @Transform(toInt) @IsInt() @Min(10)
@@ -116,7 +156,7 @@ export class Environment {
   WS_PING_INTERVAL_MS = 30_000;
 }
 
-const OPTIONAL = ['REDIS_URL', 'DEEPSEEK_API_KEY', 'SESSION_SECRET', 'GITHUB_TOKEN', 'ALLOWED_ORIGINS', 'LLM_REASONING_EFFORT'];
+const OPTIONAL = ['REDIS_URL', 'DEEPSEEK_API_KEY', 'SESSION_SECRET', 'GITHUB_TOKEN', 'ALLOWED_ORIGINS', 'LLM_REASONING_EFFORT', 'ALLOWED_HOSTS', 'TRUST_PROXY'];
 
 /** Validates raw variables; throws one readable error naming every bad variable. */
 export function validateEnvironment(raw: Record<string, unknown>): Environment {

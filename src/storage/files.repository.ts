@@ -23,6 +23,17 @@ export class FilesRepository {
     return this.db.selectFrom('files').selectAll().where('id', 'in', ids).where('user_id', '=', userId).execute();
   }
 
+  /** Bytes of the files `userId` keeps (what the upload quota counts). */
+  async bytesOf(userId: string): Promise<number> {
+    const row = await this.db
+      .selectFrom('files')
+      .select((eb) => eb.fn.sum<number | string | null>('size').as('bytes'))
+      .where('user_id', '=', userId)
+      .executeTakeFirst();
+    // PostgreSQL sums integers as numeric (a string); SQLite as a number; no rows: null.
+    return Number(row?.bytes ?? 0);
+  }
+
   async insertShare(share: Omit<ShareRow, 'created_at'>): Promise<void> {
     await this.db.insertInto('shares').values({ ...share, created_at: nowIso() }).execute();
   }
