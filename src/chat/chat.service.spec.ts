@@ -81,6 +81,7 @@ function messageRow(fields: Partial<MessageRow> & Pick<MessageRow, 'id' | 'role'
     model: null,
     usage: null,
     error_code: null,
+    finish_reason: null,
     request_id: null,
     seq: 0,
     created_at: T,

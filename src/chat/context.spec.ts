@@ -17,6 +17,7 @@ function row(role: 'user' | 'assistant', content: string, extra: Partial<Message
     model: role === 'assistant' ? 'm' : null,
     usage: null,
     error_code: null,
+    finish_reason: null,
     request_id: null,
     seq: 0,
     created_at: new Date(1_700_000_000_000 + counter).toISOString(),

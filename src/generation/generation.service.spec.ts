@@ -7,11 +7,11 @@ import { Environment, validateEnvironment } from '../config/environment';
 import { LlmEvent, LlmProvider, LlmRequest, LlmUsage } from '../llm/llm.provider';
 import { MetricsService } from '../metrics/metrics.service';
 import { RedisService } from '../redis/redis.service';
-import { FinalMessage, MessagesRepository } from '../storage/messages.repository';
+import { FinalMessage, MessagesRepository, messageRow } from '../storage/messages.repository';
 import { ConnectionRegistry } from '../transport/connection-registry';
 import { Fanout } from '../transport/fanout';
 import { Frame } from '../transport/frames';
-import { GenerationSpec } from './generation';
+import { GenerationSpec, storedEndFrame } from './generation';
 import { GenerationService, SNAPSHOT_INTERVAL_MS } from './generation.service';
 import { StopRegistry } from './stop.registry';
 
@@ -241,10 +241,11 @@ describe('GenerationService', () => {
         content: 'Hello',
         reasoning: 'Let me think',
         usage: USAGE,
+        finish_reason: 'stop',
       },
     ]);
     expect(messages.finish.mock.calls).toEqual([
-      ['m1', { content: 'Hello', reasoning: 'Let me think', status: 'complete', seq: 4, usage: USAGE, error_code: null }],
+      ['m1', { content: 'Hello', reasoning: 'Let me think', status: 'complete', seq: 4, usage: USAGE, error_code: null, finish_reason: 'stop' }],
     ]);
     expect(upstream.teardowns).toBe(1);
     expect(service.runningCount).toBe(0);
@@ -287,8 +288,23 @@ describe('GenerationService', () => {
       seq: 1,
       status: 'complete',
       content: 'Just text',
+      finish_reason: 'stop',
     });
     expect(messages.finish).toHaveBeenCalledWith('m1', expect.objectContaining({ reasoning: null, usage: null }));
+  });
+
+  it('a cut-short answer (finish_reason length) is complete, and its reason reaches the end frame and the stored row', async () => {
+    const generation = service.start(spec());
+    llm.streams[0].content('The first half');
+    llm.streams[0].events.next({ type: 'finish', reason: 'length', complete: true });
+    await generation.done;
+    expect(fanout.frames().at(-1)).toEqual(
+      expect.objectContaining({ type: 'agent_response_end', status: 'complete', content: 'The first half', finish_reason: 'length' }),
+    );
+    expect(messages.finish).toHaveBeenCalledWith('m1', expect.objectContaining({ status: 'complete', finish_reason: 'length' }));
+    const row = messageRow({ id: 'm1', chat_id: 'c1', role: 'assistant', content: 'The first half', status: 'complete' });
+    expect(storedEndFrame({ ...row, finish_reason: 'length' })).toMatchObject({ finish_reason: 'length' });
+    expect(storedEndFrame(row)).not.toHaveProperty('finish_reason');
   });
 
   it('finish with complete=false ends as interrupted, keeping the text', async () => {
@@ -332,7 +348,7 @@ describe('GenerationService', () => {
       { type: 'agent_response_end', ...base, seq: 0, status: 'error', content: '' },
     ]);
     expect(messages.finish.mock.calls).toEqual([
-      ['m1', { content: '', reasoning: null, status: 'error', seq: 0, usage: null, error_code: 'upstream_auth' }],
+      ['m1', { content: '', reasoning: null, status: 'error', seq: 0, usage: null, error_code: 'upstream_auth', finish_reason: null }],
     ]);
     expect(logError).not.toHaveBeenCalled();
   });
@@ -519,7 +535,7 @@ describe('GenerationService', () => {
         expect.objectContaining({ seq: 2, status: 'complete', content: 'xy', reasoning: 'hm', usage: USAGE }),
       );
       expect(messages.finish.mock.calls).toEqual([
-        ['m1', { content: 'xy', reasoning: 'hm', status: 'complete', seq: 2, usage: USAGE, error_code: null }],
+        ['m1', { content: 'xy', reasoning: 'hm', status: 'complete', seq: 2, usage: USAGE, error_code: null, finish_reason: 'stop' }],
       ]);
     });
 

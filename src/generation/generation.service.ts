@@ -236,6 +236,7 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
         generation.usage = event.usage;
         break;
       case 'finish':
+        generation.finishReason = event.reason;
         void this.end(generation, event.complete ? 'complete' : 'interrupted');
         break;
     }
@@ -280,6 +281,7 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
         seq: generation.seq,
         usage: generation.usage as Record<string, unknown> | null,
         error_code: generation.errorCode,
+        finish_reason: generation.finishReason,
       });
     } catch (error) {
       this.logger.error(`could not store the end of message ${generation.messageId}: ${String(error)}`);

@@ -33,6 +33,8 @@ export class Generation {
   usage: LlmUsage | null = null;
   status: MessageStatus = 'streaming';
   errorCode: ErrorCode | null = null;
+  /** The model's own finish_reason, when it gave one (`length`: cut short by the token limit). */
+  finishReason: string | null = null;
   /**
    * What a `resume` replays, kept small (a running answer holds one entry per frame): per numbered
    * frame, where its text ends in `content` or `reasoning` (times 2, plus 1 for reasoning); the
@@ -99,6 +101,7 @@ export class Generation {
     frame.content = this.content;
     if (this.reasoning) frame.reasoning = this.reasoning;
     if (this.usage) frame.usage = this.usage;
+    if (this.finishReason) frame.finish_reason = this.finishReason;
     return frame;
   }
 
@@ -123,5 +126,6 @@ export function storedEndFrame(row: MessageRow): Frame {
   if (row.request_id) frame.id = row.request_id;
   if (row.reasoning) frame.reasoning = row.reasoning;
   if (row.usage) frame.usage = JSON.parse(row.usage);
+  if (row.finish_reason) frame.finish_reason = row.finish_reason;
   return frame;
 }

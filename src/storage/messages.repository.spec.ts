@@ -39,6 +39,7 @@ describe(`MessagesRepository (${usingPostgres() ? 'PostgreSQL' : 'SQLite file'})
       model: null,
       usage: null,
       error_code: null,
+      finish_reason: null,
       request_id: null,
       seq: 0,
       created_at: row.created_at,
@@ -166,14 +167,14 @@ describe(`MessagesRepository (${usingPostgres() ? 'PostgreSQL' : 'SQLite file'})
     await expect(messages.snapshotMany([])).resolves.toBeUndefined();
   });
 
-  it('finish stores the final text, status, seq, usage JSON and error code', async () => {
+  it('finish stores the final text, status, seq, usage JSON, error code and finish_reason', async () => {
     await streaming('a1');
     await messages.snapshotMany([{ id: 'a1', content: 'par', reasoning: null, seq: 1 }]);
     const usage = { prompt_tokens: 10, completion_tokens: 5, total_tokens: 15, reasoning_tokens: 2 };
-    await messages.finish('a1', { content: 'partial answer', reasoning: 'why', status: 'complete', seq: 4, usage });
+    await messages.finish('a1', { content: 'partial answer', reasoning: 'why', status: 'complete', seq: 4, usage, finish_reason: 'length' });
     const row = await messages.findById('a1');
     expect(row).toEqual(
-      expect.objectContaining({ content: 'partial answer', reasoning: 'why', status: 'complete', seq: 4, error_code: null }),
+      expect.objectContaining({ content: 'partial answer', reasoning: 'why', status: 'complete', seq: 4, error_code: null, finish_reason: 'length' }),
     );
     expect(row!.usage).toBe(JSON.stringify(usage));
     expect(JSON.parse(row!.usage!)).toEqual(usage);
@@ -181,7 +182,7 @@ describe(`MessagesRepository (${usingPostgres() ? 'PostgreSQL' : 'SQLite file'})
     await streaming('a2');
     await messages.finish('a2', { content: '', reasoning: null, status: 'error', seq: 0, error_code: 'upstream_auth' });
     expect(await messages.findById('a2')).toEqual(
-      expect.objectContaining({ content: '', reasoning: null, status: 'error', seq: 0, usage: null, error_code: 'upstream_auth' }),
+      expect.objectContaining({ content: '', reasoning: null, status: 'error', seq: 0, usage: null, error_code: 'upstream_auth', finish_reason: null }),
     );
   });
 

@@ -19,6 +19,7 @@ const MESSAGE_COLUMNS = [
   'model',
   'usage',
   'error_code',
+  'finish_reason',
   'request_id',
   'seq',
   'created_at',
@@ -79,6 +80,8 @@ export interface FinalMessage {
   seq: number;
   usage?: Record<string, unknown> | null;
   error_code?: string | null;
+  /** The model's own finish_reason, when it gave one. */
+  finish_reason?: string | null;
 }
 
 @Injectable()
@@ -267,6 +270,7 @@ export class MessagesRepository {
       seq: final.seq,
       usage: final.usage ? JSON.stringify(final.usage) : null,
       error_code: final.error_code ?? null,
+      finish_reason: final.finish_reason ?? null,
       updated_at: nowIso(),
     };
     const finish = this.prepared.bind('finish', values, ({ id: messageId, ...set }) =>
@@ -325,6 +329,7 @@ export function messageRow(message: NewMessage): MessageRow {
     model: message.model ?? null,
     usage: null,
     error_code: null,
+    finish_reason: null,
     request_id: message.request_id ?? null,
     seq: 0,
     created_at: now,

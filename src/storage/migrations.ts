@@ -228,6 +228,12 @@ const migrations: Record<string, Migration> = {
       await sql`CREATE INDEX messages_streaming ON messages (instance_id) WHERE status = 'streaming'`.execute(db);
     },
   },
+  '0011_finish_reason': {
+    async up(db: Kysely<any>) {
+      // Why the model stopped (`length`, `content_filter`, …): a page tells a cut-short answer apart.
+      await db.schema.alterTable('messages').addColumn('finish_reason', 'varchar(32)').execute();
+    },
+  },
 };
 
 export const migrationProvider: MigrationProvider = {

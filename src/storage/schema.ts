@@ -22,6 +22,8 @@ export interface MessagesTable {
   /** JSON of the model's usage figures, when it reported them. */
   usage: string | null;
   error_code: string | null;
+  /** The model's own finish_reason (`stop`, `length`, `content_filter`, `tool_calls`), when it gave one. */
+  finish_reason: string | null;
   /** The client's `id` of the frame that started the generation. */
   request_id: string | null;
   /** Last `seq` included in `content`/`reasoning` (0 for user messages). */
