@@ -132,7 +132,8 @@ export class UpstreamErrors {
   scrub(text: string): string {
     let out = text;
     const key = this.apiKey?.trim();
-    if (key) out = out.split(key).join('***');
+    // A placeholder key (`none`, `EMPTY`, `k`) is no secret, and masking it would mangle the words.
+    if (key && key.length >= 8) out = out.split(key).join('***');
     return out.replace(/\bsk-[A-Za-z0-9_*-]{4,}/g, 'sk-***');
   }
 
