@@ -47,6 +47,12 @@
     error: 'The model could not answer',
   };
 
+  /** A complete answer the model cut short (its finish_reason), so it is not passed off as whole. */
+  const FINISH_TEXT = {
+    length: 'Cut short: the answer reached its length limit',
+    content_filter: "Cut short by the model provider's content filter",
+  };
+
   /** Render costs, for tests and for measuring (read `window.__chat.stats` in the console). */
   const stats = { frames: 0, renderMs: 0, maxFrameMs: 0, parsedChars: 0, fullRenders: 0, committedBlocks: 0 };
 
@@ -343,7 +349,10 @@
 
   const renderStatusNote = (el) => {
     let note = $('[data-status-note]', el);
-    const text = el.dataset.role === 'assistant' ? STATUS_TEXT[el.dataset.status] : undefined;
+    const text =
+      el.dataset.role !== 'assistant'
+        ? undefined
+        : STATUS_TEXT[el.dataset.status] || (el.dataset.status === 'complete' ? FINISH_TEXT[el.dataset.finishReason] : undefined);
     if (!text) {
       if (note) note.remove();
       return;
@@ -981,6 +990,8 @@
         dirty.delete(el);
         const stick = nearBottom();
         el.dataset.status = frame.status || 'complete';
+        if (frame.finish_reason) el.dataset.finishReason = frame.finish_reason;
+        else delete el.dataset.finishReason;
         renderMessage(el);
         if (stick) scrollToBottom();
         if (!announced.has(frame.message_id)) {

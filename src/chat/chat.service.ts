@@ -45,6 +45,8 @@ export interface MessageView {
   attachments?: { id: string; name: string; size: number }[];
   /** Older turns the answer's model request left out (only when some were). */
   omitted_turns?: number;
+  /** The model's own finish_reason of an ended answer (`length`: cut short), when it gave one. */
+  finish_reason?: string;
 }
 
 /** The rules of a chat turn; transports (gateway, controllers) only call in. */
@@ -370,6 +372,7 @@ export class ChatService {
       view.seq = live ? live.seq : row.seq;
       view.model = row.model;
       if (row.omitted_turns && row.omitted_turns > 0) view.omitted_turns = row.omitted_turns;
+      if (row.finish_reason && !live) view.finish_reason = row.finish_reason;
     }
     return view;
   }
