@@ -20,6 +20,16 @@ const AGENTS = {
   https: new https.Agent({ keepAlive: true, maxSockets: Infinity }),
 };
 
+/** Sockets to model servers: in use by a request, and kept alive idle (for specs and diagnostics). */
+export function upstreamSockets(): { active: number; idle: number } {
+  const count = (pools: NodeJS.ReadOnlyDict<unknown[]>[]) =>
+    pools.reduce((n, pool) => n + Object.values(pool).reduce((m, list) => m + (list?.length ?? 0), 0), 0);
+  return {
+    active: count([AGENTS.http.sockets, AGENTS.https.sockets]),
+    idle: count([AGENTS.http.freeSockets, AGENTS.https.freeSockets]),
+  };
+}
+
 /** How a reused kept-alive socket fails when the server had closed it (the request never arrived). */
 const STALE_SOCKET_CODES = new Set(['ECONNRESET', 'EPIPE']);
 /** How much of an error answer is read into memory. */
