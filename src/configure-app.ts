@@ -1,9 +1,12 @@
 import { NestExpressApplication } from '@nestjs/platform-express';
 import type { Response } from 'express';
 import helmet from 'helmet';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { HostCheck } from './auth/host-check';
+import { httpEdge, trustProxyValue } from './auth/http-edge';
 import { UpgradeAuth } from './auth/upgrade-auth';
+import { importBody } from './chat/import-body';
 import { HttpErrorFilter } from './common/http-error.filter';
 import { MountPoint } from './common/mount';
 import { Environment } from './config/environment';
@@ -43,8 +46,9 @@ function packageFile(pkg: string, file: string): string {
 /** Template helpers (hbs keeps one global registry; registering twice is harmless). */
 function registerViewHelpers(): void {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const hbs = require('hbs') as { registerHelper(name: string, fn: (...args: unknown[]) => unknown): void };
+  const hbs = require('hbs') as { registerHelper(name: string, fn: (...args: unknown[]) => unknown): void; registerPartial(name: string, text: string): void };
   hbs.registerHelper('eq', (a: unknown, b: unknown) => a === b);
+  hbs.registerPartial('account_menu', readFileSync(join(ROOT_DIR, 'views', 'partials', 'account_menu.hbs'), 'utf8'));
 }
 
 /** The security headers of our pages: same-origin resources only, no inline script, no framing. */
@@ -66,6 +70,10 @@ function securityHeaders() {
     },
     // Pages load only same-origin resources; COEP would only get in the way of embedding hosts.
     crossOriginEmbedderPolicy: false,
+    // Keeps our origin on same-origin requests (Chromium sends `Origin: null` on a form POST under
+    // `no-referrer`) and sends nothing to other sites. HSTS is httpEdge's: https requests only.
+    referrerPolicy: { policy: 'same-origin' },
+    strictTransportSecurity: false,
   });
 }
 
@@ -110,8 +118,13 @@ function wire(app: NestExpressApplication, ownsApp: boolean): NestExpressApplica
     }),
   );
   const base = mount.basePath;
-  if (ownsApp) app.use(securityHeaders());
-  else app.use(base ? [base] : OWN_PATHS.map((path) => mount.path(path)), securityHeaders());
+  const trustProxy = trustProxyValue(env.TRUST_PROXY);
+  if (trustProxy !== undefined) app.set('trust proxy', trustProxy);
+  const edge = httpEdge(app.get(HostCheck));
+  if (ownsApp) app.use(edge, securityHeaders());
+  else app.use(base ? [base] : OWN_PATHS.map((path) => mount.path(path)), edge, securityHeaders());
+  // Before Nest's own JSON parser (added at init), so an export bigger than its 100 KB can come back.
+  app.use(mount.path('/api/chats/import'), importBody(env.IMPORT_MAX_BYTES));
 
   const express = app.getHttpAdapter().getInstance();
   const views = join(ROOT_DIR, 'views');

@@ -9,7 +9,7 @@ describe('accounts, ownership and limits (e2e)', () => {
 
   beforeAll(async () => {
     fake = await FakeDeepSeek.start();
-    server = await startApp({ AUTH_MODE: 'local', DEEPSEEK_BASE_URL: fake.baseUrl, DEEPSEEK_API_KEY: 'test-key', RATE_LIMIT_PER_MINUTE: '4' });
+    server = await startApp({ AUTH_MODE: 'local', DEEPSEEK_BASE_URL: fake.baseUrl, DEEPSEEK_API_KEY: 'test-key', RATE_LIMIT_PER_MINUTE: '4', SIGNUPS_PER_HOUR: '100' });
   });
   afterAll(async () => {
     await server.close();
@@ -81,6 +81,48 @@ describe('accounts, ownership and limits (e2e)', () => {
     expect(await upgradeStatus(server.wsUrl, { cookie: alice, origin: own })).toBe(101);
     await request(server.url).post('/auth/logout').set('Cookie', alice).set('Origin', 'https://evil.example').expect(403);
     await request(server.url).post('/auth/login').set('Origin', 'https://evil.example').send({ username: 'alice', password: 'correct horse battery' }).expect(403);
+  });
+
+  it('takes a same-origin post as Chromium marks it (Origin: null + Sec-Fetch-Site: same-origin); refuses cross-site ones', async () => {
+    const form = { username: 'alice', password: 'correct horse battery' };
+    // Chromium under a no-referrer policy: Origin null, but the browser's own Sec-Fetch-Site says same-origin.
+    const ok = await request(server.url).post('/auth/login').type('form').set('Origin', 'null').set('Sec-Fetch-Site', 'same-origin').send(form).expect(303);
+    expect(ok.headers.location).toBe('/chat');
+    await request(server.url).post('/auth/login').set('Origin', 'null').send(form).expect(403);
+    await request(server.url).post('/auth/login').set('Origin', 'null').set('Sec-Fetch-Site', 'cross-site').send(form).expect(403);
+    await request(server.url).post('/auth/login').set('Sec-Fetch-Site', 'cross-site').send(form).expect(403);
+    await request(server.url).post('/auth/login').set('Origin', 'https://evil.example').set('Sec-Fetch-Site', 'same-site').send(form).expect(403);
+    await request(server.url).post('/auth/logout').set('Cookie', alice).set('Origin', 'null').set('Sec-Fetch-Site', 'cross-site').expect(403);
+    expect(await upgradeStatus(server.wsUrl, { cookie: alice, origin: 'null', 'sec-fetch-site': 'cross-site' })).toBe(403);
+    expect(await upgradeStatus(server.wsUrl, { cookie: alice, origin: 'https://evil.example', 'sec-fetch-site': 'cross-site' })).toBe(403);
+    await request(server.url).get('/api/chats').set('Cookie', alice).expect(200); // the refused logout ended nothing
+    // Our pages keep their origin on same-origin requests and send nothing elsewhere.
+    const page = await request(server.url).get('/login').expect(200);
+    expect(page.headers['referrer-policy']).toBe('same-origin');
+  });
+
+  it('shows a refused form again with the message and the typed name (escaped); JSON clients keep JSON', async () => {
+    const html = (res: request.Response) => {
+      expect(res.headers['content-type']).toMatch(/^text\/html/);
+      return res.text;
+    };
+    const wrong = html(await request(server.url).post('/auth/login').type('form').send({ username: 'alice', password: 'not the password' }).expect(401));
+    expect(wrong).toContain('data-auth-error>wrong username or password<');
+    expect(wrong).toContain('value="alice"');
+    const short = html(await request(server.url).post('/auth/signup').type('form').send({ username: 'zed', password: 'short' }).expect(400));
+    expect(short).toMatch(/data-auth-error>[^<]*password must be longer than or equal to 10 characters/);
+    expect(short).toContain('value="zed"');
+    expect(short).toContain('data-auth-form="signup"');
+    const taken = html(await request(server.url).post('/auth/signup').type('form').send({ username: 'ALICE', password: 'long enough pass' }).expect(409));
+    expect(taken).toContain('data-auth-error>that username is taken<');
+    const hostile = html(await request(server.url).post('/auth/signup').type('form').send({ username: '"><b>x', password: 'long enough pass' }).expect(400));
+    expect(hostile).toContain('value="&quot;&gt;&lt;b&gt;x"');
+    expect(hostile).not.toContain('<b>x');
+    // Nothing was written: the refused names cannot sign in.
+    await request(server.url).post('/auth/login').send({ username: 'zed', password: 'short' }).expect(401);
+    // JSON keeps JSON.
+    const json = await request(server.url).post('/auth/login').send({ username: 'alice', password: 'not the password' }).expect(401);
+    expect(json.body).toEqual({ statusCode: 401, error: 'Unauthorized', message: 'wrong username or password' });
   });
 
   it("never lets one user reach another's chat, over HTTP or WS", async () => {
@@ -163,6 +205,38 @@ describe('accounts, ownership and limits (e2e)', () => {
     expect(last).toBe(429);
   });
 
+  it('changes a password given the current one: other sessions end and their sockets close, this one stays', async () => {
+    const first = await signup('gina');
+    const login = (password: string) => request(server.url).post('/auth/login').send({ username: 'gina', password });
+    const second = cookieOf((await login('correct horse battery').expect(200)).headers['set-cookie']);
+    const ws = await connect(second);
+    const change = (body: object, cookie = first) => request(server.url).post('/auth/password').set('Cookie', cookie).send(body);
+    const refused = await change({ current_password: 'not the one', new_password: 'a new long passphrase' }).expect(403);
+    expect(refused.body.message).toBe('the current password is wrong');
+    await change({ current_password: 'correct horse battery', new_password: 'short' }).expect(400);
+    await request(server.url).post('/auth/password').send({ current_password: 'correct horse battery', new_password: 'a new long passphrase' }).expect(401);
+    await request(server.url).get('/api/chats').set('Cookie', second).expect(200); // refusals changed nothing
+    await change({ current_password: 'correct horse battery', new_password: 'a new long passphrase' }).expect(204);
+    expect(await ws.closed).toBe(4401);
+    await request(server.url).get('/api/chats').set('Cookie', second).expect(401);
+    await request(server.url).get('/api/chats').set('Cookie', first).expect(200);
+    await login('correct horse battery').expect(401);
+    await login('a new long passphrase').expect(200);
+  });
+
+  it('lets the admin alone open and close sign-up, effective at once', async () => {
+    const set = (cookie: string, open: boolean) => request(server.url).post('/auth/signup-open').set('Cookie', cookie).send({ open });
+    await set(bob, false).expect(403);
+    expect((await set(alice, false).expect(200)).body).toEqual({ signup_open: false });
+    const refused = await request(server.url).post('/auth/signup').send({ username: 'henry', password: 'correct horse battery' }).expect(403);
+    expect(refused.body.message).toBe('sign-up is closed');
+    await request(server.url).post('/auth/login').send({ username: 'henry', password: 'correct horse battery' }).expect(401);
+    expect((await request(server.url).get('/login').expect(200)).text).not.toContain('Create an account');
+    expect((await request(server.url).get('/chat').set('Cookie', alice).expect(200)).text).toContain('data-signup-state="closed"');
+    expect((await set(alice, true).expect(200)).body).toEqual({ signup_open: true });
+    await signup('henry');
+  });
+
   it('logout ends the session on the server and closes its sockets', async () => {
     const session = await signup('erin');
     const ws = await connect(session);
@@ -175,14 +249,50 @@ describe('accounts, ownership and limits (e2e)', () => {
   });
 });
 
+const cookieOf = (setCookie: string | string[] | undefined) => String([setCookie].flat()[0]).split(';')[0];
+
 describe('closed sign-up (e2e)', () => {
   it('lets the first account (the admin) in, then refuses sign-up', async () => {
     const server = await startApp({ AUTH_MODE: 'local', ALLOW_SIGNUP: 'false' });
     try {
       await request(server.url).post('/auth/signup').send({ username: 'admin', password: 'correct horse battery' }).expect(201);
+      const admin = cookieOf((await request(server.url).post('/auth/login').send({ username: 'admin', password: 'correct horse battery' }).expect(200)).headers['set-cookie']);
+      await request(server.url).post('/auth/signup').send({ username: 'other', password: 'correct horse battery' }).expect(403);
+      // The admin's switch cannot open what ALLOW_SIGNUP=false closed.
+      expect((await request(server.url).post('/auth/signup-open').set('Cookie', admin).send({ open: true }).expect(200)).body).toEqual({ signup_open: false });
       await request(server.url).post('/auth/signup').send({ username: 'other', password: 'correct horse battery' }).expect(403);
     } finally {
       await server.close();
     }
+  });
+});
+
+describe('sign-up and login limits per client address, behind a proxy (e2e)', () => {
+  let server: RunningApp;
+  const password = 'correct horse battery';
+  beforeAll(async () => {
+    server = await startApp({ AUTH_MODE: 'local', SIGNUPS_PER_HOUR: '2', TRUST_PROXY: 'loopback' });
+  });
+  afterAll(() => server.close());
+  const post = (path: string, from: string, body: object) => request(server.url).post(path).set('X-Forwarded-For', from).send(body);
+
+  it('limits sign-ups per client address; the refused one writes nothing', async () => {
+    await post('/auth/signup', '203.0.113.1', { username: 'ann1', password }).expect(201);
+    await post('/auth/signup', '203.0.113.1', { username: 'ann2', password }).expect(201);
+    const refused = await post('/auth/signup', '203.0.113.1', { username: 'ann3', password }).expect(429);
+    expect(refused.body.message).toMatch(/^too many new accounts from this address; try again in \d+ min$/);
+    await post('/auth/login', '203.0.113.5', { username: 'ann3', password }).expect(401);
+    await post('/auth/signup', '203.0.113.2', { username: 'ben1', password }).expect(201);
+  });
+
+  it('counts only failures, per address and name: a stranger cannot lock a known user out from elsewhere', async () => {
+    for (let i = 0; i < 10; i++) await post('/auth/login', '198.51.100.7', { username: 'ann1', password: `wrong ${i}` }).expect(401);
+    const locked = await post('/auth/login', '198.51.100.7', { username: 'ann1', password }).expect(429);
+    expect(locked.body.message).toMatch(/^too many failed sign-ins; try again in \d+ min$/);
+    // The owner, from their own address, and other names from the stranger's address, still get in.
+    await post('/auth/login', '203.0.113.1', { username: 'ann1', password }).expect(200);
+    await post('/auth/login', '198.51.100.7', { username: 'ann2', password }).expect(200);
+    // Successes do not count.
+    for (let i = 0; i < 12; i++) await post('/auth/login', '203.0.113.9', { username: 'ben1', password }).expect(200);
   });
 });

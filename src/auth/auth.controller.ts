@@ -1,48 +1,63 @@
-import { Body, Controller, Get, HttpCode, Post, Req, Res } from '@nestjs/common';
+import { applyDecorators, Body, Controller, Get, Post, Query, Req, Res, UseFilters } from '@nestjs/common';
 import type { Request, Response } from 'express';
-import { AppError } from '../common/app-error';
 import { MountPoint } from '../common/mount';
-import { Environment } from '../config/environment';
+import { AuthFormFilter, isForm } from './auth-form.filter';
+import { AuthPages } from './auth-pages';
 import { AuthUser, SESSION_COOKIE } from './auth-user';
 import { CurrentUser, Public } from './auth.decorators';
 import { AuthService, IssuedSession, SESSION_TTL_MS } from './auth.service';
-import { CredentialsDto, LoginDto, MIN_PASSWORD_LENGTH } from './dto/credentials.dto';
+import { CredentialsDto, LoginDto, PasswordChangeDto, SignupSwitchDto } from './dto/credentials.dto';
 
-/** Sign-up, login and logout: JSON for scripts, forms (303 redirects) for the pages. */
+/** A post of one of our forms: a refusal re-renders the form (AuthFormFilter), JSON keeps JSON. */
+const FormPost = (path: string) => applyDecorators(Post(path), UseFilters(AuthFormFilter));
+
+const NOTICES: Record<string, string> = {
+  password: 'Password changed. Your other sessions were signed out.',
+  signup: 'Sign-up setting saved.',
+};
+
+/**
+ * Sign-up, login, logout, password change and the admin's sign-up switch: JSON for scripts, forms
+ * (303 redirects, or the form again with the refusal) for the pages.
+ */
 @Controller()
 export class AuthController {
   constructor(
     private readonly auth: AuthService,
-    private readonly env: Environment,
+    private readonly pages: AuthPages,
     private readonly mount: MountPoint,
   ) {}
 
   @Public()
   @Get('login')
-  loginPage(@Res() res: Response): void {
-    res.render('login', { layout: false, pageTitle: 'Sign in', mode: 'login', signupOpen: this.env.ALLOW_SIGNUP !== 'false' });
+  loginPage(@Res() res: Response): Promise<void> {
+    return this.pages.render(res, 'login');
   }
 
   @Public()
   @Get('signup')
-  signupPage(@Res() res: Response): void {
-    res.render('login', { layout: false, pageTitle: 'Create account', mode: 'signup', minPassword: MIN_PASSWORD_LENGTH });
+  signupPage(@Res() res: Response): Promise<void> {
+    return this.pages.render(res, 'signup');
+  }
+
+  @Get('account')
+  accountPage(@CurrentUser() user: AuthUser, @Query('done') done: unknown, @Res() res: Response): Promise<void> {
+    return this.pages.render(res, 'account', { notice: typeof done === 'string' ? NOTICES[done] : undefined }, user);
   }
 
   @Public()
-  @Post('auth/signup')
+  @FormPost('auth/signup')
   async signup(@Body() dto: CredentialsDto, @Req() req: Request, @Res() res: Response): Promise<void> {
-    await this.answer(req, res, 201, 'signup', () => this.auth.signup(dto));
+    this.signedIn(req, res, 201, await this.auth.signup(dto, clientAddress(req)));
   }
 
   @Public()
-  @Post('auth/login')
+  @FormPost('auth/login')
   async login(@Body() dto: LoginDto, @Req() req: Request, @Res() res: Response): Promise<void> {
-    await this.answer(req, res, 200, 'login', () => this.auth.login(dto, req.ip ?? 'unknown'));
+    this.signedIn(req, res, 200, await this.auth.login(dto, clientAddress(req)));
   }
 
-  @Post('auth/logout')
-  @HttpCode(204)
+  @FormPost('auth/logout')
   async logout(@CurrentUser() user: AuthUser, @Req() req: Request, @Res() res: Response): Promise<void> {
     await this.auth.logout(user);
     res.clearCookie(SESSION_COOKIE, { path: '/' });
@@ -50,19 +65,25 @@ export class AuthController {
     else res.status(204).end();
   }
 
-  private async answer(req: Request, res: Response, status: number, mode: string, act: () => Promise<IssuedSession>): Promise<void> {
-    let session: IssuedSession;
-    try {
-      session = await act();
-    } catch (error) {
-      if (!isForm(req) || !(error instanceof AppError)) throw error;
-      const code = error.code === 'unauthorized' ? 401 : error.code === 'conflict' ? 409 : error.code === 'rate_limited' ? 429 : 403;
-      res.status(code).render('login', { layout: false, pageTitle: 'Sign in', mode, error: error.message, signupOpen: this.env.ALLOW_SIGNUP !== 'false', minPassword: MIN_PASSWORD_LENGTH });
-      return;
-    }
+  @FormPost('auth/password')
+  async changePassword(@CurrentUser() user: AuthUser, @Body() dto: PasswordChangeDto, @Req() req: Request, @Res() res: Response): Promise<void> {
+    await this.auth.changePassword(user, dto.current_password, dto.new_password, clientAddress(req));
+    if (isForm(req)) res.redirect(303, this.mount.path('/account?done=password'));
+    else res.status(204).end();
+  }
+
+  @FormPost('auth/signup-open')
+  async setSignupOpen(@CurrentUser() user: AuthUser, @Body() dto: SignupSwitchDto, @Req() req: Request, @Res() res: Response): Promise<void> {
+    const open = await this.auth.setSignupOpen(user, dto.open === 'true');
+    if (isForm(req)) res.redirect(303, this.mount.path('/account?done=signup'));
+    else res.status(200).json({ signup_open: open });
+  }
+
+  private signedIn(req: Request, res: Response, status: number, session: IssuedSession): void {
     res.cookie(SESSION_COOKIE, session.token, {
       httpOnly: true,
       sameSite: 'lax',
+      // https directly, or X-Forwarded-Proto from a proxy trusted by TRUST_PROXY.
       secure: req.secure,
       path: '/',
       maxAge: SESSION_TTL_MS,
@@ -72,6 +93,7 @@ export class AuthController {
   }
 }
 
-function isForm(req: Request): boolean {
-  return req.is('application/x-www-form-urlencoded') === 'application/x-www-form-urlencoded' || req.is('multipart/form-data') === 'multipart/form-data';
+/** The client's address for limits: Express's `req.ip` follows TRUST_PROXY. */
+function clientAddress(req: Request): string {
+  return req.ip ?? req.socket.remoteAddress ?? 'unknown';
 }

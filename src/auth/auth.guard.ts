@@ -1,6 +1,6 @@
 import { CanActivate, ExecutionContext, Injectable } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
-import type { Request } from 'express';
+import type { Request, Response } from 'express';
 import { AppError } from '../common/app-error';
 import { AuthUser } from './auth-user';
 import { IS_PUBLIC } from './auth.decorators';
@@ -31,8 +31,21 @@ export class AuthGuard implements CanActivate {
     }
     const user = await this.users.resolve(req);
     if (user) req.user = user;
+    if (user?.sessionKey && req.method === 'GET' && req.accepts(['html', 'json']) === 'html') {
+      await this.describeAccount(user, context.switchToHttp().getResponse<Response>());
+    }
     const isPublic = this.reflector.getAllAndOverride<boolean>(IS_PUBLIC, [context.getHandler(), context.getClass()]);
     if (isPublic || user) return true;
     throw new AppError('unauthorized', 'sign in first');
+  }
+
+  /** What the account menu of every page shows (views/partials/account_menu.hbs). */
+  private async describeAccount(user: AuthUser, res: Response): Promise<void> {
+    res.locals.account = {
+      username: user.username,
+      isAdmin: user.isAdmin,
+      signupOpen: user.isAdmin ? await this.auth.signupOpen() : undefined,
+      signupLocked: this.auth.signupLocked,
+    };
   }
 }

@@ -1,7 +1,10 @@
 import { DynamicModule, Global, Module } from '@nestjs/common';
+import { AuthFormFilter } from './auth-form.filter';
+import { AuthPages } from './auth-pages';
 import { AuthController } from './auth.controller';
 import { AuthGuard } from './auth.guard';
 import { AuthService } from './auth.service';
+import { HostCheck } from './host-check';
 import { RateLimits } from './rate-limits';
 import { UpgradeAuth } from './upgrade-auth';
 
@@ -17,8 +20,8 @@ export class AuthModule {
     return {
       module: AuthModule,
       controllers: options.accounts === false ? [] : [AuthController],
-      providers: [AuthService, RateLimits, UpgradeAuth, AuthGuard],
-      exports: [AuthService, RateLimits, UpgradeAuth, AuthGuard],
+      providers: [AuthService, RateLimits, UpgradeAuth, AuthGuard, HostCheck, AuthPages, AuthFormFilter],
+      exports: [AuthService, RateLimits, UpgradeAuth, AuthGuard, HostCheck],
     };
   }
 }

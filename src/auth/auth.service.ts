@@ -8,15 +8,21 @@ import { AppError } from '../common/app-error';
 import { Environment } from '../config/environment';
 import { sqlitePath } from '../storage/database.provider';
 import { UserRow, UsersRepository } from '../storage/users.repository';
-import { ConnectionRegistry } from '../transport/connection-registry';
+import { ConnectionRegistry, ConnectionUser } from '../transport/connection-registry';
 import { AuthUser, LOCAL_USER, SESSION_COOKIE } from './auth-user';
 import { CredentialsDto, LoginDto } from './dto/credentials.dto';
+import { isLoopback } from './host-check';
 import { isAllowedOrigin, parseAllowedOrigins, readCookie } from './origin';
 import { SlidingWindowLimiter } from './sliding-window.limiter';
 
 export const SESSION_TTL_MS = 30 * 24 * 3600_000;
-const LOGIN_ATTEMPTS = 10;
+/** Wrong passwords for one name from one address before that pair waits (other addresses do not). */
+const LOGIN_FAILURES = 10;
+/** Wrong passwords from one address, whatever the names, before it waits (password spraying). */
+const ADDRESS_FAILURES = 100;
 const LOGIN_WINDOW_MS = 15 * 60_000;
+const SIGNUP_WINDOW_MS = 3600_000;
+const SIGNUP_OPEN = 'signup_open';
 
 export interface IssuedSession {
   user: AuthUser;
@@ -30,8 +36,9 @@ export class AuthService implements OnModuleInit {
   private readonly logger = new Logger(AuthService.name);
   private secret!: Buffer;
   private readonly allowedOrigins: string[];
-  private readonly loginsByIp = new SlidingWindowLimiter(LOGIN_ATTEMPTS, LOGIN_WINDOW_MS);
-  private readonly loginsByName = new SlidingWindowLimiter(LOGIN_ATTEMPTS, LOGIN_WINDOW_MS);
+  private readonly failuresByName = new SlidingWindowLimiter(LOGIN_FAILURES, LOGIN_WINDOW_MS);
+  private readonly failuresByAddress = new SlidingWindowLimiter(ADDRESS_FAILURES, LOGIN_WINDOW_MS);
+  private readonly signups: SlidingWindowLimiter;
   /** Hash checked for unknown users, so a wrong name costs the same time as a wrong password. */
   private dummyHash?: Promise<string>;
 
@@ -41,6 +48,7 @@ export class AuthService implements OnModuleInit {
     private readonly registry: ConnectionRegistry,
   ) {
     this.allowedOrigins = parseAllowedOrigins(env.ALLOWED_ORIGINS);
+    this.signups = new SlidingWindowLimiter(env.SIGNUPS_PER_HOUR, SIGNUP_WINDOW_MS);
   }
 
   get enabled(): boolean {
@@ -49,15 +57,34 @@ export class AuthService implements OnModuleInit {
 
   onModuleInit(): void {
     this.secret = this.loadSecret();
-    if (!this.enabled && !/^(127\.|::1$|localhost$)/.test(this.env.HOST)) {
+    if (!this.enabled && !isLoopback(this.env.HOST)) {
       this.logger.warn(`AUTH_MODE=none on ${this.env.HOST}: anyone who reaches this address owns every chat`);
     }
   }
 
-  async signup(dto: CredentialsDto): Promise<IssuedSession> {
-    if (this.env.ALLOW_SIGNUP === 'false' && (await this.users.count()) > 0) {
+  /** `ALLOW_SIGNUP=false`: sign-up stays closed whatever the admin's switch says. */
+  get signupLocked(): boolean {
+    return this.env.ALLOW_SIGNUP === 'false';
+  }
+
+  /** Sign-up is open unless `ALLOW_SIGNUP=false` or the admin closed it (the first account can always be made). */
+  async signupOpen(): Promise<boolean> {
+    return !this.signupLocked && (await this.users.setting(SIGNUP_OPEN)) !== 'false';
+  }
+
+  /** The admin's switch: stored, so every instance sees it at once. */
+  async setSignupOpen(user: AuthUser, open: boolean): Promise<boolean> {
+    if (!user.isAdmin) throw new AppError('forbidden', 'only the admin may open or close sign-up');
+    await this.users.setSetting(SIGNUP_OPEN, String(open));
+    return this.signupOpen();
+  }
+
+  async signup(dto: CredentialsDto, address: string): Promise<IssuedSession> {
+    if (!(await this.signupOpen()) && (await this.users.count()) > 0) {
       throw new AppError('forbidden', 'sign-up is closed');
     }
+    const wait = this.signups.consume(address);
+    if (wait) throw new AppError('rate_limited', `too many new accounts from this address; try again in ${Math.ceil(wait / 60_000)} min`, { retry_after_ms: wait });
     const passwordHash = await hash(dto.password);
     const user = await this.users.create({ id: randomUUID(), username: dto.username, passwordHash });
     if (!user) throw new AppError('conflict', 'that username is taken');
@@ -65,25 +92,55 @@ export class AuthService implements OnModuleInit {
     return this.issue(user);
   }
 
-  async login(dto: LoginDto, ip: string): Promise<IssuedSession> {
-    const waitIp = this.loginsByIp.consume(ip);
-    const waitName = waitIp ? 0 : this.loginsByName.consume(dto.username.toLowerCase());
-    if (waitIp || waitName) {
-      throw new AppError('rate_limited', 'too many login attempts; try again later', { retry_after_ms: waitIp || waitName });
-    }
-    const user = await this.users.findByUsername(dto.username);
-    const ok = user ? await verify(user.password_hash, dto.password) : await this.burnTime(dto.password);
-    if (!user || !ok) throw new AppError('unauthorized', 'wrong username or password');
-    this.loginsByName.reset(dto.username.toLowerCase());
+  async login(dto: LoginDto, address: string): Promise<IssuedSession> {
+    const user = await this.checkPassword(dto.username, dto.password, address);
+    if (!user) throw new AppError('unauthorized', 'wrong username or password');
     return this.issue(user);
+  }
+
+  /**
+   * New password for the signed-in user, given the current one (a wrong one counts as a failed
+   * login). Every other session of the user ends and its sockets close; the asking one stays.
+   */
+  async changePassword(user: AuthUser, current: string, next: string, address: string): Promise<void> {
+    if (!user.sessionKey) throw new AppError('forbidden', 'accounts are off (AUTH_MODE=none)');
+    if (!(await this.checkPassword(user.username, current, address))) throw new AppError('forbidden', 'the current password is wrong');
+    await this.users.setPassword(user.id, await hash(next));
+    await this.users.deleteOtherSessions(user.id, user.sessionKey);
+    this.closeSockets((other) => other.id === user.id && other.sessionKey !== user.sessionKey, 'password changed');
+    this.logger.log('password changed; other sessions ended');
+  }
+
+  /**
+   * The user when the password is right. Only failures count, per address and name together (a
+   * stranger elsewhere cannot lock a known user out) and per address (spraying many names).
+   */
+  private async checkPassword(username: string, password: string, address: string): Promise<UserRow | undefined> {
+    const pair = `${address}\n${username.toLowerCase()}`;
+    const wait = this.failuresByName.wait(pair) || this.failuresByAddress.wait(address);
+    if (wait) throw new AppError('rate_limited', `too many failed sign-ins; try again in ${Math.ceil(wait / 60_000)} min`, { retry_after_ms: wait });
+    const user = await this.users.findByUsername(username);
+    const ok = user ? await verify(user.password_hash, password) : await this.burnTime(password);
+    if (user && ok) {
+      this.failuresByName.reset(pair);
+      return user;
+    }
+    this.failuresByName.consume(pair);
+    this.failuresByAddress.consume(address);
+    return undefined;
   }
 
   /** Ends the session on the server and closes its sockets. */
   async logout(user: AuthUser): Promise<void> {
     if (!user.sessionKey) return;
     await this.users.deleteSession(user.sessionKey);
+    this.closeSockets((other) => other.sessionKey === user.sessionKey, 'logged out');
+  }
+
+  /** Closes this instance's sockets whose user matches, with 4401 (the session is gone). */
+  private closeSockets(match: (user: ConnectionUser) => boolean, reason: string): void {
     for (const connection of [...this.registry.all()]) {
-      if (connection.user?.sessionKey === user.sessionKey) connection.socket.close(4401, 'logged out');
+      if (connection.user && match(connection.user)) connection.socket.close(4401, reason);
     }
   }
 
@@ -133,7 +190,7 @@ export class AuthService implements OnModuleInit {
     const folder = url.startsWith('sqlite:') && sqlitePath(url) !== ':memory:' ? dirname(sqlitePath(url)) : join(process.cwd(), 'data');
     const file = join(folder, 'session.secret');
     if (existsSync(file)) return readFileSync(file);
-    mkdirSync(folder, { recursive: true });
+    mkdirSync(folder, { recursive: true, mode: 0o700 });
     const secret = randomBytes(32);
     writeFileSync(file, secret, { mode: 0o600 });
     return secret;

@@ -27,6 +27,13 @@ export class SlidingWindowLimiter {
     return 0;
   }
 
+  /** 0 when one more event would be allowed, else the milliseconds until it is; counts nothing. */
+  wait(key: string, now = Date.now()): number {
+    if (this.limit <= 0) return 0;
+    const times = (this.events.get(key) ?? []).filter((t) => t > now - this.windowMs);
+    return times.length >= this.limit ? Math.max(1, times[0] + this.windowMs - now) : 0;
+  }
+
   reset(key: string): void {
     this.events.delete(key);
   }

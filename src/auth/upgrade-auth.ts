@@ -4,9 +4,10 @@ import { Environment } from '../config/environment';
 import { ConnectionRegistry } from '../transport/connection-registry';
 import { UpgradeVerdict } from '../transport/frame-ws.adapter';
 import { AuthService } from './auth.service';
+import { HostCheck } from './host-check';
 import { UserResolver } from './user-resolver';
 
-/** The WebSocket upgrade check: Origin, then the user (through the UserResolver port), then the per-user socket cap. */
+/** The WebSocket upgrade check: Host (421, as on HTTP), Origin, then the user (through the UserResolver port), then the per-user socket cap. */
 @Injectable()
 export class UpgradeAuth {
   constructor(
@@ -14,9 +15,11 @@ export class UpgradeAuth {
     private readonly users: UserResolver,
     private readonly registry: ConnectionRegistry,
     private readonly env: Environment,
+    private readonly hosts: HostCheck,
   ) {}
 
   readonly authenticate = async (req: IncomingMessage): Promise<UpgradeVerdict> => {
+    if (!this.hosts.allows(req)) return { ok: false, status: 421, message: 'Misdirected Request' };
     if (!this.auth.originAllowed(req)) return { ok: false, status: 403, message: 'Forbidden origin' };
     const user = await this.users.resolve(req);
     if (!user) return { ok: false, status: 401, message: 'Unauthorized' };

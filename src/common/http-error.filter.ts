@@ -36,25 +36,13 @@ export class HttpErrorFilter implements ExceptionFilter {
   private readonly logger = new Logger(HttpErrorFilter.name);
 
   /** Without a mount point (a bare `new HttpErrorFilter()`): the standalone server's paths. */
-  constructor(@Optional() private readonly mount: MountPoint = new MountPoint()) {}
+  constructor(@Optional() protected readonly mount: MountPoint = new MountPoint()) {}
 
   catch(exception: unknown, host: ArgumentsHost): void {
     const http = host.switchToHttp();
     const response = http.getResponse<Response>();
     const request = http.getRequest<Request>();
-    let status: number = HttpStatus.INTERNAL_SERVER_ERROR;
-    let message = 'internal error';
-    if (exception instanceof AppError) {
-      status = STATUS[exception.code] ?? 500;
-      message = exception.message;
-    } else if (exception instanceof HttpException) {
-      status = exception.getStatus();
-      const body = exception.getResponse();
-      const text = typeof body === 'string' ? body : (body as { message?: unknown }).message;
-      message = Array.isArray(text) ? text.join('; ') : String(text ?? exception.message);
-    } else {
-      this.logger.error(`unhandled error on ${request.method} ${request.path}: ${(exception as Error)?.stack ?? exception}`);
-    }
+    const { status, message } = this.describe(exception, request);
     if (response.headersSent) return;
     const api = this.mount.path('/api/');
     const wantsPage = request.method === 'GET' && !request.path.startsWith(api) && request.accepts(['json', 'html']) === 'html';
@@ -74,6 +62,24 @@ export class HttpErrorFilter implements ExceptionFilter {
       return;
     }
     response.status(status).json({ statusCode: status, error: reasonPhrase(status), message });
+  }
+
+  /** The HTTP status and the message a person may read (an unexpected error is logged, not shown). */
+  protected describe(exception: unknown, request: Request): { status: number; message: string } {
+    if (exception instanceof AppError) return { status: STATUS[exception.code] ?? 500, message: exception.message };
+    if (exception instanceof HttpException) {
+      const body = exception.getResponse();
+      const text = typeof body === 'string' ? body : (body as { message?: unknown }).message;
+      return { status: exception.getStatus(), message: Array.isArray(text) ? text.join('; ') : String(text ?? exception.message) };
+    }
+    const parser = exception as { status?: unknown; expose?: unknown; message?: unknown } | null;
+    if (typeof parser?.status === 'number' && parser.status >= 400 && parser.status < 500 && parser.expose === true) {
+      // The body parser refused the body (over its limit, not JSON): the client's mistake; one line, no stack.
+      this.logger.warn(`${request.method} ${request.path}: ${parser.status} ${String(parser.message)}`);
+      return { status: parser.status, message: String(parser.message) };
+    }
+    this.logger.error(`unhandled error on ${request.method} ${request.path}: ${(exception as Error)?.stack ?? exception}`);
+    return { status: HttpStatus.INTERNAL_SERVER_ERROR, message: 'internal error' };
   }
 }
 

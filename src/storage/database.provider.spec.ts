@@ -46,6 +46,19 @@ describe('openDatabase (SQLite)', () => {
     }
   });
 
+  it('creates the data folder 0700 and the database files 0600', async () => {
+    const folder = join(mkdtempSync(join(tmpdir(), 'chat-db-')), 'data');
+    const db = await openDatabase(`sqlite:${join(folder, 'chat.db')}`, { sqliteCheckpointMs: 0 });
+    try {
+      await sql`insert into server_settings (key, value) values ('probe', 'x')`.execute(db);
+      const mode = (file: string) => statSync(join(folder, file)).mode & 0o777;
+      expect(mode('.')).toBe(0o700);
+      for (const file of ['chat.db', 'chat.db-wal', 'chat.db-shm']) expect([file, mode(file)]).toEqual([file, 0o600]);
+    } finally {
+      await db.destroy();
+    }
+  });
+
   it('rejects any other SQLITE_SYNCHRONOUS value', () => {
     const env = plainToInstance(Environment, { SQLITE_SYNCHRONOUS: 'off' });
     expect(validateSync(env).map((e) => e.property)).toEqual(['SQLITE_SYNCHRONOUS']);

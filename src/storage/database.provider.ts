@@ -2,7 +2,7 @@ import { Logger, Provider } from '@nestjs/common';
 import SqliteDatabase from 'better-sqlite3';
 import { Kysely, Migrator, PostgresAdapter, PostgresDialect, SqliteDialect, sql } from 'kysely';
 import { Pool } from 'pg';
-import { mkdirSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { Environment } from '../config/environment';
 import { migrationProvider } from './migrations';
@@ -49,7 +49,7 @@ export async function openDatabase(url: string, options: DatabaseOptions = {}): 
     throw new Error(`DATABASE_URL "${redactUrl(url)}": use sqlite:<path> or postgres://…`);
   }
   const path = sqlitePath(url);
-  if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+  if (path !== ':memory:') createPrivately(path);
   const sqlite = new SqliteDatabase(path);
   sqlite.pragma('journal_mode = WAL');
   // better-sqlite3 is synchronous: with `full`, every commit blocks the event loop for an fsync.
@@ -63,6 +63,15 @@ export async function openDatabase(url: string, options: DatabaseOptions = {}): 
   sqliteHandles.set(db, sqlite);
   await migrate(db);
   return db;
+}
+
+/**
+ * Chats are private: a new data folder is 0700 and a new database file 0600 (SQLite gives its WAL and
+ * shared-memory files the database file's mode). Existing folders and files keep theirs.
+ */
+function createPrivately(path: string): void {
+  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  closeSync(openSync(path, 'a', 0o600));
 }
 
 /**

@@ -234,6 +234,16 @@ const migrations: Record<string, Migration> = {
       await db.schema.alterTable('messages').addColumn('finish_reason', 'varchar(32)').execute();
     },
   },
+  '0012_server_settings': {
+    async up(db: Kysely<any>) {
+      // Switches the admin changes from the page (sign-up open or closed), shared by every instance.
+      await db.schema
+        .createTable('server_settings')
+        .addColumn('key', 'varchar(64)', (c) => c.primaryKey())
+        .addColumn('value', 'text', (c) => c.notNull())
+        .execute();
+    },
+  },
 };
 
 export const migrationProvider: MigrationProvider = {

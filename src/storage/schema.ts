@@ -75,6 +75,12 @@ export interface SessionsTable {
   expires_at: string;
 }
 
+/** Settings changed at run time by the admin (`signup_open`: `true`/`false`). */
+export interface ServerSettingsTable {
+  key: string;
+  value: string;
+}
+
 export interface SolverRunsTable {
   id: string;
   /** Who started it; `local` is the single user of AUTH_MODE=none. */
@@ -113,6 +119,7 @@ export interface Database {
   shares: SharesTable;
   users: UsersTable;
   sessions: SessionsTable;
+  server_settings: ServerSettingsTable;
   chats: ChatsTable;
   messages: MessagesTable;
   solver_runs: SolverRunsTable;

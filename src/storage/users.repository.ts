@@ -66,6 +66,28 @@ export class UsersRepository {
     await this.db.deleteFrom('sessions').where('id_hash', '=', idHash).execute();
   }
 
+  async setPassword(userId: string, passwordHash: string): Promise<void> {
+    await this.db.updateTable('users').set({ password_hash: passwordHash }).where('id', '=', userId).execute();
+  }
+
+  /** Ends every session of a user but `keep` (the one that asked). */
+  async deleteOtherSessions(userId: string, keep: string): Promise<void> {
+    await this.db.deleteFrom('sessions').where('user_id', '=', userId).where('id_hash', '!=', keep).execute();
+  }
+
+  async setting(key: string): Promise<string | undefined> {
+    const row = await this.db.selectFrom('server_settings').select('value').where('key', '=', key).executeTakeFirst();
+    return row?.value;
+  }
+
+  async setSetting(key: string, value: string): Promise<void> {
+    await this.db
+      .insertInto('server_settings')
+      .values({ key, value })
+      .onConflict((oc) => oc.column('key').doUpdateSet({ value }))
+      .execute();
+  }
+
   async deleteExpiredSessions(now: string): Promise<void> {
     await this.db.deleteFrom('sessions').where('expires_at', '<=', now).execute();
   }

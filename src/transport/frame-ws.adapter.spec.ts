@@ -7,6 +7,7 @@ import type { AddressInfo } from 'node:net';
 import WebSocket from 'ws';
 import { upgradeStatus, WsTestClient } from '../../test/support/ws-client';
 import { AuthService } from '../auth/auth.service';
+import { HostCheck } from '../auth/host-check';
 import { UpgradeAuth } from '../auth/upgrade-auth';
 import { UserResolver } from '../auth/user-resolver';
 import { AppError } from '../common/app-error';
@@ -304,7 +305,7 @@ describe('FrameWsAdapter with the upgrade check: per-user socket cap', () => {
     const env = Object.assign(new Environment(), { WS_MAX_SOCKETS_PER_USER: LIMIT });
     const users = { deleteSession: async () => undefined } as unknown as UsersRepository;
     auth = new AuthService(users, env, registry);
-    const upgrade = new UpgradeAuth(auth, resolver, registry, env);
+    const upgrade = new UpgradeAuth(auth, resolver, registry, env, new HostCheck(env));
     app.useWebSocketAdapter(new FrameWsAdapter(app, registry, { maxPayload: 4096, pingIntervalMs: 10_000, authenticate: upgrade.authenticate }));
     await app.listen(0, '127.0.0.1');
     url = `ws://127.0.0.1:${(app.getHttpServer().address() as AddressInfo).port}${WS_PATH}`;

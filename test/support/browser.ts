@@ -51,6 +51,28 @@ export async function cspViolations(pages: Page[]): Promise<string[]> {
   return violations;
 }
 
+/** The password every browser suite's accounts use. */
+export const PASSWORD = 'correct horse battery';
+
+/**
+ * Signs in through the real form in `context` (`signup`: creates the account first), as a person
+ * would, and waits for the chat page. Returns the session as a Cookie header, for the test's own
+ * requests and sockets beside the page.
+ */
+export async function signInThroughForm(context: BrowserContext, url: string, username: string, mode: 'signup' | 'login' = 'login'): Promise<string> {
+  const page = await context.newPage();
+  try {
+    await page.goto(`${url}/${mode}`);
+    await page.locator('#username').fill(username);
+    await page.locator('#password').fill(PASSWORD);
+    await Promise.all([page.waitForURL(`${url}/chat`), page.locator('button[type=submit]').click()]);
+  } finally {
+    await page.close();
+  }
+  const cookies = await context.cookies(url);
+  return cookies.map((c) => `${c.name}=${c.value}`).join('; ');
+}
+
 export interface BrowserSession {
   /** The suite's Chromium. */
   readonly browser: Browser;
@@ -60,6 +82,10 @@ export interface BrowserSession {
   readonly problems: string[];
   /** A new page on the test's context (or `on`), watched: errors to `problems`, CSP violations recorded. */
   newPage(on?: BrowserContext): Promise<Page>;
+  /** With `account`: the test context's session as a Cookie header (for requests beside the page). */
+  readonly cookie: string;
+  /** With `account`: signs another context in as the suite's user, through the login form. */
+  signIn(on: BrowserContext): Promise<string>;
 }
 
 /**
@@ -72,11 +98,26 @@ export function browserSession(options: {
   /** Console errors the suite's pages are expected to show (refused uploads…). */
   expectedConsole?: RegExp;
   checkProblems?: boolean;
+  /**
+   * The app's URL, for suites running with accounts (the default AUTH_MODE=local): the suite's user
+   * signs up through the real form before the first test, and each test's context signs in through
+   * the login form.
+   */
+  account?: () => string;
 }): BrowserSession {
   let browser: Browser | undefined;
   let context: BrowserContext | undefined;
   const problems: string[] = [];
   const pages: Page[] = [];
+  const username = `user${Math.random().toString(36).slice(2, 10)}`;
+  let signedUp = false;
+  let cookie = '';
+  const signIn = async (on: BrowserContext): Promise<string> => {
+    const mode = signedUp ? 'login' : 'signup';
+    const header = await signInThroughForm(on, options.account!(), username, mode);
+    signedUp = true;
+    return header;
+  };
   beforeAll(async () => {
     browser = await launchChromium();
   });
@@ -87,6 +128,7 @@ export function browserSession(options: {
     problems.length = 0;
     pages.length = 0;
     context = await browser!.newContext({ viewport: options.viewport });
+    if (options.account) cookie = await signIn(context);
   });
   afterEach(async () => {
     const violations = await cspViolations(pages);
@@ -108,5 +150,9 @@ export function browserSession(options: {
       await watchPage(page, problems, options.expectedConsole);
       return page;
     },
+    get cookie() {
+      return cookie;
+    },
+    signIn,
   };
 }

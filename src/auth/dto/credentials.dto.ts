@@ -1,4 +1,5 @@
-import { IsString, Length, Matches } from 'class-validator';
+import { Transform } from 'class-transformer';
+import { IsIn, IsString, Length, Matches } from 'class-validator';
 
 export const MIN_PASSWORD_LENGTH = 10;
 
@@ -17,4 +18,18 @@ export class LoginDto {
 
   @IsString() @Length(1, 256)
   password: string;
+}
+
+export class PasswordChangeDto {
+  @IsString() @Length(1, 256)
+  current_password: string;
+
+  @IsString() @Length(MIN_PASSWORD_LENGTH, 256)
+  new_password: string;
+}
+
+/** The admin's sign-up switch: `open` is `true` or `false` (a form sends strings, JSON may send booleans). */
+export class SignupSwitchDto {
+  @Transform(({ value }: { value: unknown }) => String(value)) @IsIn(['true', 'false'])
+  open: 'true' | 'false';
 }
