@@ -50,7 +50,8 @@ export abstract class LlmProvider {
    * A cold Observable: each subscription makes one HTTP request; unsubscribing aborts it.
    * Errors are `AppError`s with an upstream code (`upstream_auth`, `upstream_quota`,
    * `upstream_rate_limited`, `upstream_unavailable`, `upstream_timeout`, `upstream_interrupted`,
-   * `upstream_bad_request`, `model_not_configured`).
+   * `upstream_bad_request`, `upstream_bad_response`, `model_not_configured`). An answer with
+   * nothing in it never completes: it errors with `upstream_bad_response`.
    */
   abstract stream(request: LlmRequest): Observable<LlmEvent>;
   /** Model ids from the upstream list; the default model alone when the list cannot be read. */

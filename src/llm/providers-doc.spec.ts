@@ -5,8 +5,11 @@
  */
 import { Logger } from '@nestjs/common';
 import { readFileSync } from 'node:fs';
+import * as http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { lastValueFrom, toArray } from 'rxjs';
+import { AppError } from '../common/app-error';
 import { Dialect, FakeDeepSeek, OPENAI_FIELDS } from '../../test/fakes/deepseek.fake';
 import { validateEnvironment } from '../config/environment';
 import { DeepSeekProvider } from './deepseek.provider';
@@ -106,5 +109,82 @@ describe('docs/providers.md recipes', () => {
       for (const key of Object.keys(req.body)) expect(OPENAI_FIELDS).toContain(key);
     }
     expect(await provider.listModels()).toEqual([env.DEEPSEEK_MODEL]);
+  });
+});
+
+/** The rows of "When a server answers oddly": what comes, and how it must show. */
+function oddAnswers(): Array<{ server: string; status: number; type: string; body: string; shows: string }> {
+  const section = DOC.split(/^## /m).find((s) => s.startsWith('When a server answers oddly'))!;
+  const code = (cell: string) => /`([^`]*)`/.exec(cell)?.[1] ?? '';
+  return section
+    .split('\n')
+    .filter((line) => line.startsWith('| ') && !line.startsWith('| server') && !line.startsWith('|---'))
+    .map((line) => {
+      const [server, statusType, sends, shows] = line.slice(2, -2).split(' | ');
+      return {
+        server,
+        status: Number(/^\d+/.exec(statusType)![0]),
+        type: code(statusType),
+        body: code(sends).replace(/\\n/g, '\n').replace(/\\r/g, '\r').replace(/\\uFEFF/g, '\uFEFF'),
+        shows: code(shows),
+      };
+    });
+}
+
+describe('docs/providers.md: when a server answers oddly', () => {
+  const rows = oddAnswers();
+  let server: http.Server;
+  let answer = rows[0];
+  beforeAll(async () => {
+    Logger.overrideLogger(false);
+    server = http.createServer((req, res) => {
+      req.resume();
+      req.on('end', () => {
+        res.writeHead(answer.status, { 'Content-Type': answer.type });
+        res.end(answer.body);
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+  });
+  afterAll(async () => {
+    Logger.overrideLogger(['log', 'error', 'warn', 'debug', 'verbose']);
+    server.closeAllConnections();
+    await new Promise((resolve) => server.close(resolve));
+  });
+
+  it('lists the known shapes', () => {
+    expect(rows.length).toBeGreaterThanOrEqual(12);
+    for (const row of rows) expect(row.shows).toMatch(/^(complete|upstream_[a-z_]+)$/);
+  });
+
+  it.each(rows.map((row) => [row.server, row] as const))('%s', async (_name, row) => {
+    answer = row;
+    const provider = new DeepSeekProvider(
+      Object.assign(new LlmSettings(), {
+        apiKey: 'test-key',
+        baseUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1`,
+        model: 'm',
+        timeoutMs: 5_000,
+        maxRetries: 0,
+        retryBaseMs: 1,
+      }),
+    );
+    const events: LlmEvent[] = [];
+    let error: unknown;
+    await new Promise<void>((resolve) =>
+      provider.stream({ messages: [{ role: 'user', content: 'hi' }] }).subscribe({
+        next: (e) => events.push(e),
+        error: (e: unknown) => ((error = e), resolve()),
+        complete: () => resolve(),
+      }),
+    );
+    if (row.shows === 'complete') {
+      expect(error).toBeUndefined();
+      expect(events.some((e) => e.type === 'content')).toBe(true);
+      expect(events.at(-1)).toMatchObject({ type: 'finish', complete: true });
+    } else {
+      expect(error).toBeInstanceOf(AppError);
+      expect((error as AppError).code).toBe(row.shows);
+    }
   });
 });
