@@ -1,7 +1,8 @@
 /**
  * The sample nginx config of docs/nginx.conf, run for real in front of two instances (PostgreSQL +
- * Redis): pages, API and the WebSocket upgrade pass through, and a stream resumes exactly whichever
- * instance the balancer picks.
+ * Redis) with accounts (the default AUTH_MODE=local) and TRUST_PROXY as the README says: the real
+ * forms in Chromium, pages, API and the WebSocket upgrade pass through, limits see each client's own
+ * address, and a stream resumes exactly whichever instance the balancer picks.
  */
 import { ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -12,6 +13,7 @@ import { join } from 'node:path';
 import request from 'supertest';
 import { FakeDeepSeek } from './fakes/deepseek.fake';
 import { RunningApp, startApp } from './support/app';
+import { launchChromium, PASSWORD, signInThroughForm } from './support/browser';
 import { TEST_POSTGRES_URL, TEST_REDIS_URL, TEST_SCHEMA_PREFIX } from './support/databases';
 import { AnyFrame, WsTestClient } from './support/ws-client';
 
@@ -35,6 +37,8 @@ describe('two instances behind the sample nginx config (e2e)', () => {
   let b: RunningApp;
   let nginx: ChildProcess;
   let proxy = '';
+  let cookie = '';
+  const connect = () => WsTestClient.connect(`${proxy.replace('http', 'ws')}/ws`, { headers: { cookie } });
 
   beforeAll(async () => {
     if (!existsSync(NGINX)) throw new Error(`nginx is missing at ${NGINX}: apt-get install -y nginx-light (CI installs it)`);
@@ -46,6 +50,8 @@ describe('two instances behind the sample nginx config (e2e)', () => {
       REDIS_PREFIX: `chattest:${run}:`,
       DEEPSEEK_BASE_URL: fake.baseUrl,
       DEEPSEEK_API_KEY: 'test-key',
+      AUTH_MODE: 'local',
+      TRUST_PROXY: 'loopback',
     };
     a = await startApp(settings);
     b = await startApp(settings);
@@ -67,6 +73,8 @@ describe('two instances behind the sample nginx config (e2e)', () => {
     for (let i = 0; i < 50; i++) {
       try {
         await request(proxy).get('/health');
+        const res = await request(proxy).post('/auth/signup').send({ username: 'nginx', password: PASSWORD }).expect(201);
+        cookie = String([res.headers['set-cookie']].flat()[0]).split(';')[0];
         return;
       } catch {
         await new Promise((resolve) => setTimeout(resolve, 100));
@@ -84,19 +92,41 @@ describe('two instances behind the sample nginx config (e2e)', () => {
 
   it('passes pages, the API and the WebSocket upgrade through', async () => {
     await request(proxy).get('/health').expect(200);
-    await request(proxy).get('/chat').expect(200).expect('Content-Type', /html/);
-    const ws = await WsTestClient.connect(`${proxy.replace('http', 'ws')}/ws`);
+    await request(proxy).get('/chat').set('Cookie', cookie).expect(200).expect('Content-Type', /html/);
+    const ws = await connect();
     ws.send({ type: 'user_message', id: 'n', content: 'through nginx' });
     const end = await ws.nextOfType('agent_response_end');
     expect(end.status).toBe('complete');
     ws.close();
     // Whichever instance answers, the chat is there.
-    for (let i = 0; i < 4; i++) await request(proxy).get(`/api/chats/${end.chat_id}`).expect(200);
+    for (let i = 0; i < 4; i++) await request(proxy).get(`/api/chats/${end.chat_id}`).set('Cookie', cookie).expect(200);
+  });
+
+  it('signs up and in through the real forms in Chromium, and the page socket connects', async () => {
+    const browser = await launchChromium();
+    try {
+      const context = await browser.newContext();
+      await signInThroughForm(context, proxy, 'chromium', 'signup');
+      const page = await context.newPage();
+      await page.goto(`${proxy}/chat`);
+      await page.locator('[data-connection="connected"]').waitFor({ state: 'attached' });
+      await Promise.all([page.waitForURL(`${proxy}/login`), page.locator('[data-account-menu] summary').click().then(() => page.locator('[data-logout]').click())]);
+      await signInThroughForm(context, proxy, 'chromium');
+    } finally {
+      await browser.close();
+    }
+  }, 60_000);
+
+  it('limits see the client behind nginx: failures from one address do not lock the user out elsewhere', async () => {
+    const login = (from: string, password: string) => request(proxy).post('/auth/login').set('X-Forwarded-For', from).send({ username: 'nginx', password });
+    for (let i = 0; i < 10; i++) await login('198.51.100.7', `wrong ${i}`).expect(401);
+    await login('198.51.100.7', PASSWORD).expect(429);
+    await login('203.0.113.1', PASSWORD).expect(200);
   });
 
   it('a stream resumed on another connection through the balancer is exact', async () => {
     fake.enqueue({ kind: 'stream', content: words(40), delayMs: 15 });
-    const first = await WsTestClient.connect(`${proxy.replace('http', 'ws')}/ws`);
+    const first = await connect();
     first.send({ type: 'user_message', id: 'r', content: 'resume through nginx' });
     const head: AnyFrame[] = [];
     for (;;) {
@@ -105,7 +135,7 @@ describe('two instances behind the sample nginx config (e2e)', () => {
       if (frame.seq === 5) break;
     }
     first.close();
-    const second = await WsTestClient.connect(`${proxy.replace('http', 'ws')}/ws`);
+    const second = await connect();
     second.send({ type: 'resume', message_id: head[0].message_id, after_seq: 5 });
     const rest = await second.collect((f) => f.type === 'agent_response_end');
     const pieces = rest.filter((f) => f.type === 'agent_response');

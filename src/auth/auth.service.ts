@@ -13,7 +13,7 @@ import { AuthUser, LOCAL_USER, SESSION_COOKIE } from './auth-user';
 import { CredentialsDto, LoginDto } from './dto/credentials.dto';
 import { isLoopback } from './host-check';
 import { isAllowedOrigin, parseAllowedOrigins, readCookie } from './origin';
-import { SlidingWindowLimiter } from './sliding-window.limiter';
+import { RateLimits } from './rate-limits';
 
 export const SESSION_TTL_MS = 30 * 24 * 3600_000;
 /** Wrong passwords for one name from one address before that pair waits (other addresses do not). */
@@ -36,9 +36,6 @@ export class AuthService implements OnModuleInit {
   private readonly logger = new Logger(AuthService.name);
   private secret!: Buffer;
   private readonly allowedOrigins: string[];
-  private readonly failuresByName = new SlidingWindowLimiter(LOGIN_FAILURES, LOGIN_WINDOW_MS);
-  private readonly failuresByAddress = new SlidingWindowLimiter(ADDRESS_FAILURES, LOGIN_WINDOW_MS);
-  private readonly signups: SlidingWindowLimiter;
   /** Hash checked for unknown users, so a wrong name costs the same time as a wrong password. */
   private dummyHash?: Promise<string>;
 
@@ -46,9 +43,9 @@ export class AuthService implements OnModuleInit {
     private readonly users: UsersRepository,
     private readonly env: Environment,
     private readonly registry: ConnectionRegistry,
+    private readonly limits: RateLimits,
   ) {
     this.allowedOrigins = parseAllowedOrigins(env.ALLOWED_ORIGINS);
-    this.signups = new SlidingWindowLimiter(env.SIGNUPS_PER_HOUR, SIGNUP_WINDOW_MS);
   }
 
   get enabled(): boolean {
@@ -83,7 +80,7 @@ export class AuthService implements OnModuleInit {
     if (!(await this.signupOpen()) && (await this.users.count()) > 0) {
       throw new AppError('forbidden', 'sign-up is closed');
     }
-    const wait = this.signups.consume(address);
+    const wait = await this.limits.consume('signup', address, this.env.SIGNUPS_PER_HOUR, SIGNUP_WINDOW_MS);
     if (wait) throw new AppError('rate_limited', `too many new accounts from this address; try again in ${Math.ceil(wait / 60_000)} min`, { retry_after_ms: wait });
     const passwordHash = await hash(dto.password);
     const user = await this.users.create({ id: randomUUID(), username: dto.username, passwordHash });
@@ -117,16 +114,18 @@ export class AuthService implements OnModuleInit {
    */
   private async checkPassword(username: string, password: string, address: string): Promise<UserRow | undefined> {
     const pair = `${address}\n${username.toLowerCase()}`;
-    const wait = this.failuresByName.wait(pair) || this.failuresByAddress.wait(address);
+    const wait =
+      (await this.limits.wait('login-fail', pair, LOGIN_FAILURES, LOGIN_WINDOW_MS)) ||
+      (await this.limits.wait('login-fail-address', address, ADDRESS_FAILURES, LOGIN_WINDOW_MS));
     if (wait) throw new AppError('rate_limited', `too many failed sign-ins; try again in ${Math.ceil(wait / 60_000)} min`, { retry_after_ms: wait });
     const user = await this.users.findByUsername(username);
     const ok = user ? await verify(user.password_hash, password) : await this.burnTime(password);
     if (user && ok) {
-      this.failuresByName.reset(pair);
+      await this.limits.reset('login-fail', pair);
       return user;
     }
-    this.failuresByName.consume(pair);
-    this.failuresByAddress.consume(address);
+    await this.limits.consume('login-fail', pair, LOGIN_FAILURES, LOGIN_WINDOW_MS);
+    await this.limits.consume('login-fail-address', address, ADDRESS_FAILURES, LOGIN_WINDOW_MS);
     return undefined;
   }
 

@@ -9,7 +9,8 @@ const WINDOW_MS = 60_000;
 
 /**
  * The sliding window in Redis (a sorted set of timestamps per user), atomic in one script: prune,
- * count, then add only when allowed, so refused attempts do not count. Returns 0 or the wait in ms.
+ * count, then add only when allowed, so refused attempts do not count (an empty member only asks).
+ * Returns 0 or the wait in ms.
  */
 const SLIDING_WINDOW_LUA = `
 local key, now, window, limit, member = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
@@ -18,8 +19,10 @@ if redis.call('ZCARD', key) >= limit then
   local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
   return math.max(1, tonumber(oldest[2]) + window - now)
 end
-redis.call('ZADD', key, now, member)
-redis.call('PEXPIRE', key, window)
+if member ~= '' then
+  redis.call('ZADD', key, now, member)
+  redis.call('PEXPIRE', key, window)
+end
 return 0`;
 
 /**
@@ -40,14 +43,29 @@ export class RateLimits {
    * Counts one event of `kind` for `key`: at most `limit` (`0` = no limit) in any `windowMs`, in
    * Redis when it is set (shared by all instances). Returns 0 when allowed, else the wait in ms.
    */
-  async consume(kind: string, key: string, limit: number, windowMs: number): Promise<number> {
+  consume(kind: string, key: string, limit: number, windowMs: number): Promise<number> {
+    return this.window(kind, key, limit, windowMs, randomUUID());
+  }
+
+  /** As `consume`, but only asks: the wait one more event of `kind` for `key` would have. */
+  wait(kind: string, key: string, limit: number, windowMs: number): Promise<number> {
+    return this.window(kind, key, limit, windowMs, '');
+  }
+
+  /** Forgets the events of `kind` for `key` (a successful login clears its failures). */
+  async reset(kind: string, key: string): Promise<void> {
+    if (this.redis.enabled) await this.redis.client.del(this.redis.key(kind, key));
+    else this.windows.get(kind)?.reset(key);
+  }
+
+  private async window(kind: string, key: string, limit: number, windowMs: number, member: string): Promise<number> {
     if (limit <= 0) return 0;
     if (this.redis.enabled) {
-      return Number(await this.redis.client.eval(SLIDING_WINDOW_LUA, 1, this.redis.key(kind, key), Date.now(), windowMs, limit, randomUUID()));
+      return Number(await this.redis.client.eval(SLIDING_WINDOW_LUA, 1, this.redis.key(kind, key), Date.now(), windowMs, limit, member));
     }
     let window = this.windows.get(kind);
     if (!window) this.windows.set(kind, (window = new SlidingWindowLimiter(limit, windowMs)));
-    return window.consume(key);
+    return member ? window.consume(key) : window.wait(key);
   }
 
   /** Counts one message of `userId`, or throws `rate_limited` with `retry_after_ms`. */

@@ -17,6 +17,16 @@ describe('SlidingWindowLimiter', () => {
     expect(limiter.consume('u', 1000)).toBe(0);
   });
 
+  it('wait asks without counting: only consume moves the window', () => {
+    const limiter = new SlidingWindowLimiter(2, 1000);
+    for (let i = 0; i < 5; i++) expect(limiter.wait('u', 0)).toBe(0);
+    limiter.consume('u', 0);
+    limiter.consume('u', 100);
+    expect(limiter.wait('u', 200)).toBe(800);
+    limiter.reset('u');
+    expect(limiter.wait('u', 200)).toBe(0);
+  });
+
   it('is off with a limit of 0', () => {
     const limiter = new SlidingWindowLimiter(0, 1000);
     for (let i = 0; i < 100; i++) expect(limiter.consume('u', i)).toBe(0);

@@ -8,6 +8,8 @@ import WebSocket from 'ws';
 import { upgradeStatus, WsTestClient } from '../../test/support/ws-client';
 import { AuthService } from '../auth/auth.service';
 import { HostCheck } from '../auth/host-check';
+import { RateLimits } from '../auth/rate-limits';
+import { RedisService } from '../redis/redis.service';
 import { UpgradeAuth } from '../auth/upgrade-auth';
 import { UserResolver } from '../auth/user-resolver';
 import { AppError } from '../common/app-error';
@@ -304,7 +306,7 @@ describe('FrameWsAdapter with the upgrade check: per-user socket cap', () => {
     registry = app.get(ConnectionRegistry);
     const env = Object.assign(new Environment(), { WS_MAX_SOCKETS_PER_USER: LIMIT });
     const users = { deleteSession: async () => undefined } as unknown as UsersRepository;
-    auth = new AuthService(users, env, registry);
+    auth = new AuthService(users, env, registry, new RateLimits(env, { enabled: false } as RedisService));
     const upgrade = new UpgradeAuth(auth, resolver, registry, env, new HostCheck(env));
     app.useWebSocketAdapter(new FrameWsAdapter(app, registry, { maxPayload: 4096, pingIntervalMs: 10_000, authenticate: upgrade.authenticate }));
     await app.listen(0, '127.0.0.1');
