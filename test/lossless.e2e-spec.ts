@@ -77,7 +77,7 @@ describe('lossless generations (e2e)', () => {
       const frames = await viewer.collect((f) => f.type === 'agent_response_end');
       expect(frames).toEqual([
         // seq: the live end's (pieces read together from the model may have shared a frame)
-        { type: 'agent_response_end', id: 'k', chat_id: end.chat_id, message_id: end.message_id, seq: end.seq, status: 'complete', content: 'kept answer', usage: expect.any(Object) },
+        { type: 'agent_response_end', id: 'k', chat_id: end.chat_id, message_id: end.message_id, seq: end.seq, status: 'complete', content: 'kept answer', usage: expect.any(Object), finish_reason: 'stop' },
       ]);
       viewer.close();
     } finally {
