@@ -1,3 +1,4 @@
+import { Logger } from '@nestjs/common';
 import request from 'supertest';
 import { FilesRepository } from '../src/storage/files.repository';
 import { FakeDeepSeek } from './fakes/deepseek.fake';
@@ -124,5 +125,95 @@ describe('limits that hold: attachments, stored files, options (e2e)', () => {
     expect(sent.model).toBe('deepseek-v4-pro');
     // and in a chat that has one
     await refused({ content: 'switch', chat_id: end.chat_id, options: { model: 'other' } }, 'invalid_message', /options\.model/);
+  });
+});
+
+describe('limits that hold: import (e2e)', () => {
+  let fake: FakeDeepSeek;
+  let server: RunningApp;
+  let warnings: jest.SpyInstance;
+  let errors: jest.SpyInstance;
+
+  beforeAll(async () => {
+    fake = await FakeDeepSeek.start();
+    server = await startApp({
+      DEEPSEEK_BASE_URL: fake.baseUrl,
+      DEEPSEEK_API_KEY: 'test-key',
+      IMPORT_MAX_BYTES: '400000',
+      IMPORT_MAX_MESSAGES: '40',
+      IMPORTS_PER_HOUR: '3',
+    });
+  });
+  beforeEach(() => {
+    warnings = jest.spyOn(Logger.prototype, 'warn');
+    errors = jest.spyOn(Logger.prototype, 'error');
+  });
+  afterEach(() => jest.restoreAllMocks());
+  afterAll(async () => {
+    await server.close();
+    await fake.close();
+  });
+
+  const chatCount = async () => ((await request(server.url).get('/api/chats').expect(200)).body.chats as unknown[]).length;
+  const exportOf = (messages: { role: string; content: string }[]) => ({ format: 'chat-export', version: 1, title: 'Imported', messages });
+  let imports = 0;
+
+  it('an export far bigger than 100 KB imports back whole', async () => {
+    const long = (word: string) => `${word} ${'x'.repeat(31_000)}`;
+    const ws = await WsTestClient.connect(server.wsUrl);
+    let chatId: string | undefined;
+    for (const word of ['one', 'two', 'three', 'four']) {
+      ws.send({ type: 'user_message', id: word, content: long(word), ...(chatId ? { chat_id: chatId } : {}) });
+      chatId = (await ws.next((f) => f.type === 'agent_response_end' && f.id === word)).chat_id as string;
+    }
+    ws.close();
+    const exported = await request(server.url).get(`/api/chats/${chatId}/export?format=json`).expect(200);
+    expect(exported.text.length).toBeGreaterThan(124_000);
+    const imported = await request(server.url).post('/api/chats/import').type('json').send(exported.text).expect(201);
+    imports++;
+    const copy = (await request(server.url).get(`/api/chats/${imported.body.id}`).expect(200)).body;
+    expect(copy.messages.map((m: { content: string }) => m.content)).toEqual(JSON.parse(exported.text).messages.map((m: { content: string }) => m.content));
+  });
+
+  it('a body over IMPORT_MAX_BYTES is 413 JSON with one log line (no stack); nothing is written', async () => {
+    const before = await chatCount();
+    const res = await request(server.url)
+      .post('/api/chats/import')
+      .send(exportOf([{ role: 'user', content: 'x'.repeat(400_000) }]))
+      .expect(413);
+    expect(res.body).toEqual({ statusCode: 413, error: 'Payload Too Large', message: 'the import is over 400000 bytes (IMPORT_MAX_BYTES)' });
+    expect(warnings.mock.calls).toEqual([[expect.stringMatching(/^import refused: body of \d+ bytes is over IMPORT_MAX_BYTES \(400000\)$/)]]);
+    expect(errors).not.toHaveBeenCalled();
+    expect(await chatCount()).toBe(before);
+  });
+
+  it('other routes keep the app-wide body limit, and a body over it is 413 too, not a 500', async () => {
+    const res = await request(server.url).patch('/api/chats/00000000-0000-4000-8000-000000000000').send({ title: 'x'.repeat(200_000) }).expect(413);
+    expect(res.body).toMatchObject({ statusCode: 413, error: 'Payload Too Large' });
+    expect(warnings).toHaveBeenCalledTimes(1);
+    expect(errors).not.toHaveBeenCalled();
+  });
+
+  it('more messages than IMPORT_MAX_MESSAGES is 413; nothing is written', async () => {
+    const before = await chatCount();
+    const messages = Array.from({ length: 41 }, (_, i) => ({ role: i % 2 ? 'assistant' : 'user', content: `m${i}` }));
+    const res = await request(server.url).post('/api/chats/import').send(exportOf(messages)).expect(413);
+    expect(res.body.message).toBe('the import has 41 messages; at most 40 (IMPORT_MAX_MESSAGES)');
+    expect(await chatCount()).toBe(before);
+    await request(server.url).post('/api/chats/import').send(exportOf(messages.slice(0, 40))).expect(201);
+    imports++;
+  });
+
+  it('at most IMPORTS_PER_HOUR imports: then 429 limit_exceeded; nothing is written', async () => {
+    const small = exportOf([{ role: 'user', content: 'hello' }]);
+    while (imports < 3) {
+      await request(server.url).post('/api/chats/import').send(small).expect(201);
+      imports++;
+    }
+    const before = await chatCount();
+    const res = await request(server.url).post('/api/chats/import').send(small).expect(429);
+    expect(res.body.message).toMatch(/^imports: at most 3 per hour \(IMPORTS_PER_HOUR\); try again in \d+ min$/);
+    expect(await chatCount()).toBe(before);
+    expect(fake.requests.length).toBe(4); // the four turns of the first test, no more
   });
 });

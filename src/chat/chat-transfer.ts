@@ -30,15 +30,17 @@ export interface ImportedMessage {
 
 const ENDED = new Set(['complete', 'stopped', 'interrupted', 'error']);
 
-/** Checks a JSON export completely before anything is written. */
-export function parseImport(body: unknown): { title: string; messages: ImportedMessage[] } {
+/** Checks a JSON export completely before anything is written: at most `maxMessages` messages (IMPORT_MAX_MESSAGES). */
+export function parseImport(body: unknown, maxMessages: number): { title: string; messages: ImportedMessage[] } {
   const bad = (why: string) => new AppError('invalid_message', `not a chat export: ${why}`);
   if (!body || typeof body !== 'object' || Array.isArray(body)) throw bad('the body is not a JSON object');
   const data = body as Record<string, unknown>;
   if (data.format !== 'chat-export') throw bad('format must be "chat-export"');
   if (data.version !== 1) throw bad('version must be 1');
   if (!Array.isArray(data.messages)) throw bad('messages must be an array');
-  if (data.messages.length > 10_000) throw bad('too many messages');
+  if (data.messages.length > maxMessages) {
+    throw new AppError('payload_too_large', `the import has ${data.messages.length} messages; at most ${maxMessages} (IMPORT_MAX_MESSAGES)`);
+  }
   const messages = data.messages.map((raw: unknown, index: number): ImportedMessage => {
     if (!raw || typeof raw !== 'object') throw bad(`messages[${index}] is not an object`);
     const m = raw as Record<string, unknown>;

@@ -298,8 +298,9 @@ export class ChatService {
     return { ...this.toMessageView(row), chat_id: row.chat_id, replaced_by: row.replaced_by };
   }
 
-  /** A new chat holding an export's messages, written in one transaction. */
+  /** A new chat holding an export's messages (at most IMPORTS_PER_HOUR); all of it or nothing shows. */
   async importChat(data: { title: string; messages: ImportedMessage[] }, userId: string): Promise<{ id: string }> {
+    await this.chatLimits.consumeImport(userId);
     const chat = chatRow({ id: randomUUID(), userId, title: data.title });
     const rows = data.messages.map((m) => ({
       ...messageRow({
@@ -314,7 +315,7 @@ export class ChatService {
     }));
     // The chat's activity is its last message's.
     chat.updated_at = nowIso();
-    await this.chats.insert(chat, rows);
+    await this.chats.insertImported(chat, rows);
     return { id: chat.id };
   }
 

@@ -3,6 +3,7 @@ import type { Response } from 'express';
 import { AuthUser } from '../auth/auth-user';
 import { CurrentUser } from '../auth/auth.decorators';
 import { AppError } from '../common/app-error';
+import { Environment } from '../config/environment';
 import { parseImport, toExport, toMarkdown } from './chat-transfer';
 import { assertUuid } from '../common/uuid';
 import { ChatService } from './chat.service';
@@ -10,7 +11,10 @@ import { RenameChatDto } from './dto/rename-chat.dto';
 
 @Controller('api')
 export class ChatsApiController {
-  constructor(private readonly chat: ChatService) {}
+  constructor(
+    private readonly chat: ChatService,
+    private readonly env: Environment,
+  ) {}
 
   @Get('chats')
   async list(@CurrentUser() user: AuthUser) {
@@ -19,7 +23,7 @@ export class ChatsApiController {
 
   @Post('chats/import')
   importChat(@CurrentUser() user: AuthUser, @Body() body: unknown) {
-    return this.chat.importChat(parseImport(body), user.id);
+    return this.chat.importChat(parseImport(body, this.env.IMPORT_MAX_MESSAGES), user.id);
   }
 
   @Get('chats/:uuid')

@@ -177,6 +177,40 @@ describe(`ChatsRepository (${usingPostgres() ? 'PostgreSQL' : 'SQLite file'})`, 
     expect(await refusal(orphan)).toMatch(FOREIGN_KEY);
   });
 
+  describe('insertImported', () => {
+    const rowsOf = (chatId: string, n: number) =>
+      Array.from({ length: n }, (_, i) =>
+        messageRow({ id: `${chatId}-m${i}`, chat_id: chatId, role: i % 2 ? 'assistant' : 'user', content: `n${i}`, status: 'complete' }),
+      );
+    const stored = async (chatId: string) =>
+      Number((await db.selectFrom('messages').select((eb) => eb.fn.countAll().as('n')).where('chat_id', '=', chatId).executeTakeFirstOrThrow()).n);
+
+    it('writes in batches, other work running between them; the chat is its owner\'s only once every row is in', async () => {
+      const chat = chatRow({ id: 'imp', userId: 'u1', title: 'Imported' });
+      let done = false;
+      const writing = chats.insertImported(chat, rowsOf('imp', 40), 2).finally(() => (done = true));
+      const seen: { owned: boolean; rows: number }[] = [];
+      // Other work: a turn of the event loop each (SQLite's queries alone resolve without one).
+      while (!done) {
+        seen.push({ owned: !!(await chats.findOwned('imp', 'u1')), rows: await stored('imp') });
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      await writing;
+      expect(seen.some((s) => s.rows > 0 && s.rows < 40)).toBe(true); // batches interleaved with these reads
+      expect(seen.filter((s) => s.owned).every((s) => s.rows === 40)).toBe(true);
+      expect((await chats.list('u1')).map((c) => c.id)).toEqual(['imp']);
+      expect((await messages.listByChat('imp')).map((m) => m.content)).toEqual(rowsOf('imp', 40).map((m) => m.content));
+    });
+
+    it('a batch that fails takes the whole import with it: no chat, no rows', async () => {
+      const rows = rowsOf('bad', 5);
+      rows[3] = { ...rows[3], id: rows[0].id }; // the second batch repeats an id of the first
+      expect(await refusal(chats.insertImported(chatRow({ id: 'bad', userId: 'u1', title: 'Bad' }), rows, 2))).toMatch(UNIQUE);
+      expect(await chats.findById('bad')).toBeUndefined();
+      expect(await stored('bad')).toBe(0);
+    });
+  });
+
   it('keeps its data when the same database is opened again (a restart), and migrations run again harmlessly', async () => {
     await chats.create({ id: 'c', userId: 'u1', title: 'Survives', settings: { model: 'm' } });
     await messages.insert({ id: 'm', chat_id: 'c', role: 'user', content: 'hello', status: 'complete' });

@@ -11,6 +11,11 @@ export type ChatRow = Selectable<ChatsTable>;
 /** Exactly the schema's columns: PostgreSQL adds a generated search column (`title_tsv`) that rows must not carry. */
 const CHAT_COLUMNS = ['id', 'user_id', 'title', 'settings', 'created_at', 'updated_at'] as const satisfies readonly (keyof ChatsTable)[];
 
+/** The owner of a chat whose import is still being written: not an id any user has here (uuids, `local`). */
+const IMPORTING = '(import in progress)';
+/** Rows an import writes per transaction: a few ms of SQLite each (bench in the commit). */
+const IMPORT_BATCH_ROWS = 500;
+
 export interface NewChat {
   id: string;
   userId: string;
@@ -46,6 +51,24 @@ export class ChatsRepository {
   async insert(chat: ChatRow, messages: MessageRow[] = []): Promise<void> {
     const chatQuery = this.prepared.bind('insert', chat, (row) => this.db.insertInto('chats').values(row));
     await this.writes.run([chatQuery, ...messages.map((row) => insertMessage(this.db, this.prepared, row))]);
+  }
+
+  /**
+   * An imported chat with its messages, `batch` rows a transaction so that a big import never holds
+   * the event loop for long (SQLite writes synchronously). Until its last row is in, the chat
+   * belongs to nobody (IMPORTING), so no one sees it half-written; a failed batch deletes it.
+   */
+  async insertImported(chat: ChatRow, messages: MessageRow[], batch = IMPORT_BATCH_ROWS): Promise<void> {
+    await this.insert({ ...chat, user_id: IMPORTING });
+    try {
+      for (let i = 0; i < messages.length; i += batch) {
+        await this.writes.run(messages.slice(i, i + batch).map((row) => insertMessage(this.db, this.prepared, row)));
+      }
+      await this.db.updateTable('chats').set({ user_id: chat.user_id }).where('id', '=', chat.id).execute();
+    } catch (error) {
+      await this.delete(chat.id);
+      throw error;
+    }
   }
 
   findById(id: string): Promise<ChatRow | undefined> {
