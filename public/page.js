@@ -103,8 +103,10 @@
         if (options.onClose) options.onClose(ev);
         indicator(current());
         scheduleReconnect();
+        // 4401: the server ended this session (logged out elsewhere, password changed).
+        if (ev.code === 4401) void checkSession();
         // Refused again and again before any frame: maybe the session ended (the upgrade got 401).
-        if (!wasReady && attempt >= 3 && attempt % 3 === 0) void checkSession();
+        else if (!wasReady && attempt >= 3 && attempt % 3 === 0) void checkSession();
       };
       s.onerror = () => {
         /* onclose follows and reconnects */

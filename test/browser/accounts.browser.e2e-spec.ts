@@ -85,6 +85,9 @@ describe('accounts in Chromium (AUTH_MODE=local)', () => {
     const other = await session.browser.newContext();
     try {
       await signInThroughForm(other, app.url, 'ada');
+      const stale = await session.newPage(other);
+      await stale.goto(`${app.url}/chat`);
+      await stale.locator('[data-connection="connected"]').waitFor({ state: 'attached' });
       const page = await session.newPage();
       await page.goto(`${app.url}/login`);
       await submit(page, { '#username': 'ada', '#password': PASSWORD });
@@ -96,7 +99,8 @@ describe('accounts in Chromium (AUTH_MODE=local)', () => {
       await submit(page, { '#current-password': PASSWORD, '#new-password': 'a brand new passphrase' });
       expect(await page.locator('[data-auth-notice]').textContent()).toMatch(/Password changed/);
 
-      const stale = await other.newPage();
+      // The other session's open page is sent to the login page by itself (its socket closed with 4401).
+      await stale.waitForURL(`${app.url}/login`);
       await stale.goto(`${app.url}/chat`);
       expect(new URL(stale.url()).pathname).toBe('/login');
       await page.goto(`${app.url}/chat`);
@@ -139,5 +143,22 @@ describe('accounts in Chromium (AUTH_MODE=local)', () => {
     expect(await page.locator('[data-account-name]').textContent()).toBe('grace');
     expect(await page.locator('[data-signup-switch]').count()).toBe(0);
     expect(await page.locator('[data-chat-list] .chat-link').count()).toBe(0); // ada's chat is not hers
+  });
+});
+
+describe('AUTH_MODE=none in Chromium (a private machine)', () => {
+  let app: RunningApp;
+  const session = browserSession({ viewport: { width: 1200, height: 800 } });
+  beforeAll(async () => {
+    app = await startApp({ AUTH_MODE: 'none' });
+  });
+  afterAll(() => app?.close());
+
+  it('opens the chat without an account, and shows no account menu', async () => {
+    const page = await session.newPage();
+    await page.goto(`${app.url}/chat`);
+    expect(new URL(page.url()).pathname).toBe('/chat');
+    await page.locator('[data-connection="connected"]').waitFor({ state: 'attached' });
+    expect(await page.locator('[data-account-menu]').count()).toBe(0);
   });
 });

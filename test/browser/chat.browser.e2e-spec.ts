@@ -21,7 +21,8 @@ describe('chat page in Chromium', () => {
   let dataDir: string;
   // Every test also proves the strict CSP held (no violation event on any page it opened); the tests
   // check page and console errors themselves (`problems`, emptied before each test).
-  const session = browserSession({ viewport: { width: 1200, height: 800 }, checkProblems: false });
+  // Runs with accounts (the default AUTH_MODE=local): each test's context signs in through the login form.
+  const session = browserSession({ viewport: { width: 1200, height: 800 }, checkProblems: false, account: () => app.url });
   const { problems } = session;
 
   beforeAll(async () => {
@@ -31,7 +32,7 @@ describe('chat page in Chromium', () => {
       DEEPSEEK_BASE_URL: fake.baseUrl,
       DEEPSEEK_API_KEY: 'test-key',
       DATABASE_URL: `sqlite:${join(dataDir, 'chat.db')}`,
-      AUTH_MODE: 'none',
+      AUTH_MODE: 'local',
     });
   });
 
@@ -453,8 +454,8 @@ describe('chat page in Chromium', () => {
   });
 
   it('renames and deletes chats from the sidebar with the keyboard, without blocking dialogs', async () => {
-    const keep = await makeChat(app, 'Keep me');
-    const doomed = await makeChat(app, 'Delete me');
+    const keep = await makeChat(app, 'Keep me', session.cookie);
+    const doomed = await makeChat(app, 'Delete me', session.cookie);
     const page = await openPage(`/chat/${doomed}`);
     page.on('dialog', (d) => {
       problems.push(`dialog: ${d.message()}`);
@@ -475,7 +476,7 @@ describe('chat page in Chromium', () => {
     expect(await page.locator('[data-chat-title]').textContent()).toBe('Renamed chat');
     expect(await page.title()).toBe('Renamed chat');
     expect(await item(doomed).locator('[data-chat-rename]').evaluate((el) => el === document.activeElement)).toBe(true);
-    const listed = async () => ((await (await fetch(`${app.url}/api/chats`)).json()) as { chats: { id: string; title: string }[] }).chats;
+    const listed = async () => ((await (await fetch(`${app.url}/api/chats`, { headers: { cookie: session.cookie } })).json()) as { chats: { id: string; title: string }[] }).chats;
     expect((await listed()).find((c) => c.id === doomed)?.title).toBe('Renamed chat');
 
     // Escape cancels a rename.
@@ -513,7 +514,7 @@ describe('chat page in Chromium', () => {
   });
 
   it('works with the keyboard alone: Tab reaches chats, the box and Send, and focus is always visible', async () => {
-    await makeChat(app, 'A chat to reach');
+    await makeChat(app, 'A chat to reach', session.cookie);
     const page = await openPage('/chat');
     const seen: { hook: string; outline: string }[] = [];
     for (let i = 0; i < 80; i++) {
@@ -559,18 +560,19 @@ describe('chat page in Chromium', () => {
 
   it('fits a 360 px phone without sideways scrolling, sidebar folded and openable; screenshots light, dark, phone', async () => {
     const wide = 'x'.repeat(300);
-    const chatId = await makeChat(app, `Wide ${wide}`);
+    const chatId = await makeChat(app, `Wide ${wide}`, session.cookie);
     fake.enqueue({
       kind: 'stream',
       content: [`A long line \`${wide}\` and https://example.com/${wide}\n\n\`\`\`js\nconst s = "${wide}";\n\`\`\`\n\n| a | b | c | d |\n|---|---|---|---|\n| ${wide} | 2 | 3 | 4 |\n`],
     });
-    const ws = await WsTestClient.connect(app.wsUrl, { headers: { Origin: app.url } });
+    const ws = await WsTestClient.connect(app.wsUrl, { headers: { Origin: app.url, Cookie: session.cookie } });
     ws.send({ type: 'user_message', chat_id: chatId, content: 'Wide content please' });
     await ws.next((f) => f.type === 'agent_response_end');
     ws.close();
 
     const phone = await session.browser.newContext({ viewport: { width: 360, height: 740 }, isMobile: true, hasTouch: true });
     try {
+      await session.signIn(phone);
       const page = await openPage(`/chat/${chatId}`, { on: phone });
       await page.locator(`${ASSISTANT}[data-status="complete"] [data-content][data-md="rendered"]`).last().waitFor();
       const overflow = () =>
@@ -618,6 +620,7 @@ describe('chat page in Chromium', () => {
       reducedMotion: 'reduce',
     });
     try {
+      await session.signIn(dark);
       const page = await openPage(`/chat/${chatId}`, { on: dark });
       await page.locator(`${ASSISTANT} [data-content][data-md="rendered"]`).last().waitFor();
       const bg = await page.evaluate(() => getComputedStyle(document.body).backgroundColor);

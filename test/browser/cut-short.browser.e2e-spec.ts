@@ -12,11 +12,12 @@ jest.setTimeout(90_000);
 describe('cut-short answers in Chromium', () => {
   let fake: FakeDeepSeek;
   let app: RunningApp;
-  const session = browserSession({ viewport: { width: 1000, height: 700 } });
+  // Runs with accounts (the default AUTH_MODE=local): each test's context signs in through the login form.
+  const session = browserSession({ viewport: { width: 1000, height: 700 }, account: () => app.url });
 
   beforeAll(async () => {
     fake = await FakeDeepSeek.start();
-    app = await startApp({ DEEPSEEK_BASE_URL: fake.baseUrl, DEEPSEEK_API_KEY: 'test-key' });
+    app = await startApp({ AUTH_MODE: 'local', DEEPSEEK_BASE_URL: fake.baseUrl, DEEPSEEK_API_KEY: 'test-key' });
   });
   afterAll(async () => {
     await app?.close();

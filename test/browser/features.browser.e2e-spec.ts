@@ -20,7 +20,8 @@ describe('chat features in Chromium', () => {
   let app: Awaited<ReturnType<typeof startApp>>;
   let dataDir: string;
   // Expected refusals (413/415 uploads, the revoked share link, the nonsense import) show as failed loads in the console.
-  const session = browserSession({ viewport: { width: 1200, height: 860 }, expectedConsole: /status of (400|404|413|415)/ });
+  // Runs with accounts (the default AUTH_MODE=local): each test's context signs in through the login form.
+  const session = browserSession({ viewport: { width: 1200, height: 860 }, expectedConsole: /status of (400|404|413|415)/, account: () => app.url });
 
   beforeAll(async () => {
     dataDir = mkdtempSync(join(tmpdir(), 'chat-features-'));
@@ -29,8 +30,8 @@ describe('chat features in Chromium', () => {
       DEEPSEEK_BASE_URL: fake.baseUrl,
       DEEPSEEK_API_KEY: 'test-key',
       DATABASE_URL: `sqlite:${join(dataDir, 'chat.db')}`,
-      AUTH_MODE: 'none',
       RATE_LIMIT_PER_MINUTE: '0',
+      AUTH_MODE: 'local',
       // Small, so that one long message pushes older turns out of the context.
       CONTEXT_TOKENS: '400',
     });
@@ -152,8 +153,8 @@ describe('chat features in Chromium', () => {
   });
 
   it('finds a chat with the sidebar search and opens it', async () => {
-    const id = await makeChat(app, 'Tell me about the quokka islands');
-    await makeChat(app, 'Something unrelated');
+    const id = await makeChat(app, 'Tell me about the quokka islands', session.cookie);
+    await makeChat(app, 'Something unrelated', session.cookie);
     const page = await openPage('/chat');
     await page.locator('[data-search]').fill('quokka');
     const hit = page.locator(`[data-search-results] a[href="/chat/${id}"]`).first();
@@ -166,7 +167,7 @@ describe('chat features in Chromium', () => {
   });
 
   it('shares a chat read-only, revokes the link, exports and imports it', async () => {
-    const id = await makeChat(app, 'A chat worth sharing');
+    const id = await makeChat(app, 'A chat worth sharing', session.cookie);
     const page = await openPage(`/chat/${id}`);
     expect(await page.locator('[data-export="json"]').getAttribute('href')).toBe(`/api/chats/${id}/export?format=json`);
     expect(await page.locator('[data-export="md"]').getAttribute('href')).toBe(`/api/chats/${id}/export?format=md`);

@@ -27,7 +27,8 @@ describe('Solver page in Chromium', () => {
   let github: FakeGithub;
   let app: Awaited<ReturnType<typeof startApp>>;
   let dataDir: string;
-  const session = browserSession({ viewport: { width: 1200, height: 900 } });
+  // Runs with accounts (the default AUTH_MODE=local): each test's context signs in through the login form.
+  const session = browserSession({ viewport: { width: 1200, height: 900 }, account: () => app.url });
   /** What the fake model answers, by request kind. */
   let answers: { files: () => Scenario; solution: () => Scenario; repair: () => Scenario };
 
@@ -44,8 +45,8 @@ describe('Solver page in Chromium', () => {
       DEEPSEEK_BASE_URL: model.baseUrl,
       DEEPSEEK_API_KEY: 'test-key',
       GITHUB_API_URL: github.url,
-      AUTH_MODE: 'none',
       RATE_LIMIT_PER_MINUTE: '0',
+      AUTH_MODE: 'local',
       DATABASE_URL: `sqlite:${join(dataDir, 'chat.db')}`,
     });
   });
@@ -218,7 +219,7 @@ describe('Solver page in Chromium', () => {
     // every piece once: the catch-up after the reload started from the first one
     expect(await page.locator('[data-reasoning-text]').textContent()).toBe('Thinking it over.');
     const runId = new URL(page.url()).pathname.split('/').pop()!;
-    const stored = await (await fetch(`${app.url}/api/solver/runs/${runId}`)).json();
+    const stored = await (await fetch(`${app.url}/api/solver/runs/${runId}`, { headers: { cookie: session.cookie } })).json();
     expect(stored).toMatchObject({ status: 'complete', applies: true });
     expect(await page.locator('code[data-patch]').textContent()).toBe(stored.patch);
     expect(stored.patch).toContain('+  for (let i = 0; i < values.length; i++) {');

@@ -2,10 +2,10 @@
  * Hostile model output and hostile user text through both renderers (the server's template and the
  * page's Markdown renderer), in a real Chromium: nothing may run and no dangerous markup may survive.
  */
-import { Browser } from 'playwright-core';
+import { Browser, BrowserContext } from 'playwright-core';
 import request from 'supertest';
 import { FakeDeepSeek } from '../fakes/deepseek.fake';
-import { launchChromium } from '../support/browser';
+import { launchChromium, signInThroughForm } from '../support/browser';
 import { RunningApp, startApp } from '../support/app';
 import { WsTestClient } from '../support/ws-client';
 
@@ -67,11 +67,16 @@ describe('XSS payloads are inert in both renderers (Chromium)', () => {
   let fake: FakeDeepSeek;
   let server: RunningApp;
   let browser: Browser;
+  let context: BrowserContext;
+  let cookie = '';
 
   beforeAll(async () => {
     fake = await FakeDeepSeek.start();
-    server = await startApp({ DEEPSEEK_BASE_URL: fake.baseUrl, DEEPSEEK_API_KEY: 'test-key' });
+    // With accounts (the default AUTH_MODE=local): the test's user signs up through the real form.
+    server = await startApp({ AUTH_MODE: 'local', DEEPSEEK_BASE_URL: fake.baseUrl, DEEPSEEK_API_KEY: 'test-key' });
     browser = await launchChromium();
+    context = await browser.newContext();
+    cookie = await signInThroughForm(context, server.url, 'xss', 'signup');
   });
   afterAll(async () => {
     await browser?.close();
@@ -80,7 +85,7 @@ describe('XSS payloads are inert in both renderers (Chromium)', () => {
   });
 
   async function inspect(path: string) {
-    const page = await browser.newPage();
+    const page = await context.newPage();
     const dialogs: string[] = [];
     page.on('dialog', (d) => {
       dialogs.push(d.message());
@@ -113,8 +118,8 @@ describe('XSS payloads are inert in both renderers (Chromium)', () => {
       { role: 'user', content: payload },
       { role: 'assistant', content: payload, reasoning: payload },
     ]);
-    const imported = await request(server.url).post('/api/chats/import').send({ format: 'chat-export', version: 1, title: '<script>window.__xss=1</script>', messages }).expect(201);
-    const html = (await request(server.url).get(`/chat/${imported.body.id}`).expect(200)).text;
+    const imported = await request(server.url).post('/api/chats/import').set('Cookie', cookie).send({ format: 'chat-export', version: 1, title: '<script>window.__xss=1</script>', messages }).expect(201);
+    const html = (await request(server.url).get(`/chat/${imported.body.id}`).set('Cookie', cookie).expect(200)).text;
     expect(html).not.toMatch(/<script>window\.__xss/i);
     expect(html).not.toMatch(/<img[^>]*onerror/i);
     const report = await inspect(`/chat/${imported.body.id}`);
@@ -124,12 +129,12 @@ describe('XSS payloads are inert in both renderers (Chromium)', () => {
 
   it('a streamed answer rendered live, then on reload', async () => {
     fake.enqueue({ kind: 'stream', content: PAYLOADS.map((p) => `${p}\n\n`) });
-    const ws = await WsTestClient.connect(server.wsUrl);
+    const ws = await WsTestClient.connect(server.wsUrl, { headers: { cookie } });
     ws.send({ type: 'user_message', content: 'say something nasty' });
     const created = await ws.nextOfType('chat_created');
     await ws.nextOfType('agent_response_end');
     ws.close();
-    const page = await browser.newPage();
+    const page = await context.newPage();
     await page.goto(`${server.url}/chat/${created.chat_id}`);
     await page.waitForSelector('[data-connection="connected"]');
     // A second, live answer streamed into the open page.

@@ -66,6 +66,8 @@ export async function signInThroughForm(context: BrowserContext, url: string, us
     await page.locator('#username').fill(username);
     await page.locator('#password').fill(PASSWORD);
     await Promise.all([page.waitForURL(`${url}/chat`), page.locator('button[type=submit]').click()]);
+    // Signed in for real (the menu shows only with accounts), not let through by AUTH_MODE=none.
+    expect(await page.locator('[data-account-name]').textContent()).toBe(username);
   } finally {
     await page.close();
   }

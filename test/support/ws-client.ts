@@ -105,8 +105,8 @@ export class WsTestClient {
 }
 
 /** A chat made over the protocol (the fake model's default answer), for tests that need some; its id. */
-export async function makeChat(app: { wsUrl: string; url: string }, text: string): Promise<string> {
-  const ws = await WsTestClient.connect(app.wsUrl, { headers: { Origin: app.url } });
+export async function makeChat(app: { wsUrl: string; url: string }, text: string, cookie?: string): Promise<string> {
+  const ws = await WsTestClient.connect(app.wsUrl, { headers: { Origin: app.url, ...(cookie ? { Cookie: cookie } : {}) } });
   try {
     ws.send({ type: 'user_message', id: 'mk', content: text });
     const created = await ws.next((f) => f.type === 'chat_created');
