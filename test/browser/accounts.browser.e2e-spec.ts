@@ -53,6 +53,7 @@ describe('accounts in Chromium (AUTH_MODE=local)', () => {
     await page.locator(`${ASSISTANT}[data-status="complete"]`).waitFor();
 
     await openMenu(page);
+    await page.screenshot({ path: '/tmp/account-menu.png' });
     await Promise.all([page.waitForURL(`${app.url}/login`), page.locator('[data-logout]').click()]);
     // The session is gone on the server: the chat is behind the login page again.
     await page.goto(chatUrl);
@@ -98,6 +99,7 @@ describe('accounts in Chromium (AUTH_MODE=local)', () => {
       expect(await page.locator('[data-auth-error]').textContent()).toBe('the current password is wrong');
       await submit(page, { '#current-password': PASSWORD, '#new-password': 'a brand new passphrase' });
       expect(await page.locator('[data-auth-notice]').textContent()).toMatch(/Password changed/);
+      await page.screenshot({ path: '/tmp/account-page.png' });
 
       // The other session's open page is sent to the login page by itself (its socket closed with 4401).
       await stale.waitForURL(`${app.url}/login`);
