@@ -1034,6 +1034,37 @@ describe('DeepSeekProvider: only what the server understands', () => {
     }
   });
 
+  it('a 200 that is not an answer (a login page) after a refusal naming no field: the drop is not remembered', async () => {
+    const bodies: any[] = [];
+    let portal = true;
+    const server = await rawServer((res, _req, raw) => {
+      const body = JSON.parse(raw);
+      bodies.push(body);
+      if ('thinking' in body) {
+        res.writeHead(400, { 'Content-Type': 'application/json' });
+        res.end(JSON.stringify({ object: 'error', message: 'Unrecognized request argument supplied', type: 'BadRequestError', param: null, code: 400 }));
+      } else if (portal) {
+        res.writeHead(200, { 'Content-Type': 'text/html' });
+        res.end('<html><head><title>Sign in</title></head></html>');
+      } else {
+        res.writeHead(200, { 'Content-Type': 'text/event-stream' });
+        res.end(chunk({ content: 'ok' }, 'stop') + 'data: [DONE]\n\n');
+      }
+    });
+    const optional = (b: any) => ['thinking', 'stream_options'].filter((k) => k in b);
+    try {
+      const p = make(server.url, { thinkingField: 'deepseek', maxRetries: 0 });
+      const failed = await collect(p.stream(thinkingOn));
+      expect(codeOf(failed.error)).toBe('upstream_bad_response');
+      portal = false;
+      await collect(p.stream(thinkingOn));
+      // The login page did not show the fields were the trouble: the next turn sends them again.
+      expect(bodies.map(optional)).toEqual([['thinking', 'stream_options'], [], ['thinking', 'stream_options'], []]);
+    } finally {
+      await server.close();
+    }
+  });
+
   it('a 400 about something else (a bad temperature) is not retried', async () => {
     const bodies: any[] = [];
     const server = await rawServer((res, _req, raw) => {

@@ -71,7 +71,7 @@ export function sseTarget(baseUrl: string, apiKey: string): SseTarget {
 }
 
 export interface SseHandlers {
-  /** A 2xx answer arrived (before its first event). */
+  /** A 2xx answer that is an answer arrived (an event stream, or a whole completion). */
   accepted: () => void;
   /** One chunk: a parsed `data:` event (not `[DONE]`, not an error), or a whole non-streamed
    * completion in a chunk's shape (`message` as `delta`). */
@@ -233,6 +233,7 @@ export function postSse(target: SseTarget, payload: string, timeoutMs: number, h
       } catch {
         if (/^(data|event|id|retry)?:/.test(trimmed)) {
           // An event stream under another content type: read it as one.
+          handlers.accepted();
           const parser = events(res);
           parser.feed(text);
           parser.end();
@@ -250,6 +251,7 @@ export function postSse(target: SseTarget, payload: string, timeoutMs: number, h
         return fail(new BadResponse(`The model API answered ${status} with JSON that is not a chat completion (${JSON.stringify(trimmed.slice(0, 120))}).`));
       }
       // A whole (non-streamed) completion: its message as one chunk.
+      handlers.accepted();
       deliver({
         choices: choices.map((c) => ({ index: c?.index ?? 0, delta: c?.message ?? c?.delta ?? {}, finish_reason: c?.finish_reason ?? null })),
         usage: o.usage ?? null,
@@ -276,9 +278,12 @@ export function postSse(target: SseTarget, payload: string, timeoutMs: number, h
       return;
     }
     const contentType = String(res.headers['content-type'] ?? '').toLowerCase();
-    handlers.accepted();
-    if (contentType.includes('text/event-stream')) streamEvents(res, body);
-    else readWhole(res, body, contentType);
+    if (contentType.includes('text/event-stream')) {
+      handlers.accepted();
+      streamEvents(res, body);
+    } else {
+      readWhole(res, body, contentType);
+    }
   };
 
   send(true);

@@ -204,9 +204,9 @@ export function errorStatus(e: Record<string, unknown>): number | undefined {
   if (/auth|api[_ ]?key|unauthori[sz]ed/.test(words)) return 401;
   if (/permission|forbidden/.test(words)) return 403;
   if (/quota|balance|billing|payment|credit/.test(words)) return 402;
-  if (/rate[_ ]?limit|too[_ ]many/.test(words)) return 429;
+  if (/rate[_ ]?limit|too[_ ]many|exhausted/.test(words)) return 429;
   if (/not[_ ]?found|model[_ ]not/.test(words)) return 404;
-  if (/overload|unavailable|exhausted/.test(words)) return 503;
+  if (/overload|unavailable/.test(words)) return 503;
   if (/invalid|bad[_ ]request|validation|context[_ ]length|exceed/.test(words)) return 400;
   if (/server|internal|api[_ ]error/.test(words)) return 500;
   return undefined;
