@@ -1,6 +1,5 @@
 import { Injectable } from '@nestjs/common';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { nowIso } from '../common/clock';
 import { deferred } from '../common/deferred';
 import { RateLimits } from '../auth/rate-limits';
 import { AppError } from '../common/app-error';
@@ -302,19 +301,14 @@ export class ChatService {
   async importChat(data: { title: string; messages: ImportedMessage[] }, userId: string): Promise<{ id: string }> {
     await this.chatLimits.consumeImport(userId);
     const chat = chatRow({ id: randomUUID(), userId, title: data.title });
-    const rows = data.messages.map((m) => ({
-      ...messageRow({
-        id: randomUUID(),
-        chat_id: chat.id,
-        role: m.role,
-        content: m.content,
-        status: m.role === 'user' ? 'complete' : m.status,
-        omitted_turns: m.omitted_turns,
-      }),
-      reasoning: m.reasoning,
-    }));
-    // The chat's activity is its last message's.
-    chat.updated_at = nowIso();
+    // Made a batch at a time, as they are written.
+    const rows = (function* () {
+      for (const m of data.messages) {
+        const status = m.role === 'user' ? 'complete' : m.status;
+        const row = messageRow({ id: randomUUID(), chat_id: chat.id, role: m.role, content: m.content, status, omitted_turns: m.omitted_turns });
+        yield { ...row, reasoning: m.reasoning };
+      }
+    })();
     await this.chats.insertImported(chat, rows);
     return { id: chat.id };
   }

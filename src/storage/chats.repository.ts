@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import { Kysely, Selectable } from 'kysely';
+import { CompiledQuery, Kysely, Selectable } from 'kysely';
 import { nowIso } from '../common/clock';
 import { GroupCommit } from './group-commit';
 import { insertMessage, type MessageRow } from './messages.repository';
@@ -55,16 +55,22 @@ export class ChatsRepository {
 
   /**
    * An imported chat with its messages, `batch` rows a transaction so that a big import never holds
-   * the event loop for long (SQLite writes synchronously). Until its last row is in, the chat
-   * belongs to nobody (IMPORTING), so no one sees it half-written; a failed batch deletes it.
+   * the event loop for long (SQLite writes synchronously); `messages` may be made lazily, a batch at
+   * a time. Until its last row is in, the chat belongs to nobody (IMPORTING), so no one sees it
+   * half-written; a failed batch deletes it. Its activity (`updated_at`) is when the import ended.
    */
-  async insertImported(chat: ChatRow, messages: MessageRow[], batch = IMPORT_BATCH_ROWS): Promise<void> {
+  async insertImported(chat: ChatRow, messages: Iterable<MessageRow>, batch = IMPORT_BATCH_ROWS): Promise<void> {
     await this.insert({ ...chat, user_id: IMPORTING });
     try {
-      for (let i = 0; i < messages.length; i += batch) {
-        await this.writes.run(messages.slice(i, i + batch).map((row) => insertMessage(this.db, this.prepared, row)));
+      let pending: CompiledQuery[] = [];
+      for (const row of messages) {
+        pending.push(insertMessage(this.db, this.prepared, row));
+        if (pending.length < batch) continue;
+        await this.writes.run(pending);
+        pending = [];
       }
-      await this.db.updateTable('chats').set({ user_id: chat.user_id }).where('id', '=', chat.id).execute();
+      if (pending.length) await this.writes.run(pending);
+      await this.db.updateTable('chats').set({ user_id: chat.user_id, updated_at: nowIso() }).where('id', '=', chat.id).execute();
     } catch (error) {
       await this.delete(chat.id);
       throw error;
