@@ -1,13 +1,13 @@
 import {
   buildRepoMap,
   estimateTokens,
-  extractDeclarations,
   keywordsOf,
   mappableFiles,
   relevance,
   skipReason,
   TreeEntry,
 } from './repo-map';
+import { extractDeclarations } from './declarations';
 
 const blob = (path: string, size = 100): TreeEntry => ({ path, type: 'blob', size, sha: `sha-${path}` });
 

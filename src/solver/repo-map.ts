@@ -3,6 +3,8 @@
  * top-level declarations, within a token budget. Pure functions; the service fetches what they ask for.
  */
 
+import { extension, languageOf } from './declarations';
+
 export interface TreeEntry {
   path: string;
   type: 'blob' | 'tree' | 'commit';
@@ -90,35 +92,6 @@ const GENERATED_PATTERNS = [
 /** Files larger than this are not source a model should read (data dumps, fixtures). */
 export const MAX_SOURCE_BYTES = 512 * 1024;
 
-export type Language = 'ts' | 'py' | 'go' | 'rs' | 'java';
-
-const LANGUAGES: Record<string, Language> = {
-  ts: 'ts',
-  tsx: 'ts',
-  mts: 'ts',
-  cts: 'ts',
-  js: 'ts',
-  jsx: 'ts',
-  mjs: 'ts',
-  cjs: 'ts',
-  py: 'py',
-  go: 'go',
-  rs: 'rs',
-  java: 'java',
-  kt: 'java',
-};
-
-const extension = (path: string): string => {
-  const name = path.slice(path.lastIndexOf('/') + 1);
-  const dot = name.lastIndexOf('.');
-  return dot > 0 ? name.slice(dot + 1).toLowerCase() : '';
-};
-
-export function languageOf(path: string): Language | undefined {
-  if (path.endsWith('.d.ts')) return undefined;
-  return LANGUAGES[extension(path)];
-}
-
 /** Why a path is left out of the map, or undefined when it belongs in it. */
 export function skipReason(entry: Pick<TreeEntry, 'path' | 'size'>): 'vendored' | 'binary' | 'generated' | 'large' | undefined {
   const parts = entry.path.split('/');
@@ -133,68 +106,6 @@ export function skipReason(entry: Pick<TreeEntry, 'path' | 'size'>): 'vendored' 
 /** Blobs worth mapping: not vendored, binary, generated or huge. */
 export function mappableFiles(tree: TreeEntry[]): TreeEntry[] {
   return tree.filter((e) => e.type === 'blob' && !skipReason(e));
-}
-
-const DECLARATIONS: Record<Language, RegExp[]> = {
-  ts: [
-    /^export\s+(?:default\s+)?(?:declare\s+)?(?:async\s+)?function\*?\s*[\w$]*/,
-    /^export\s+(?:default\s+)?(?:declare\s+)?(?:abstract\s+)?class\s+[\w$]+/,
-    /^export\s+(?:declare\s+)?(?:const|let|var|interface|type|enum|namespace)\s+[\w$]+/,
-    /^export\s+default\s+[\w$]+/,
-    /^export\s*\{[^}]*\}/,
-    /^(?:async\s+)?function\*?\s*[\w$]+/,
-    /^(?:abstract\s+)?class\s+[\w$]+/,
-    /^(?:interface|enum)\s+[\w$]+/,
-    /^type\s+[\w$]+\s*(?:<[^=]*>)?\s*=/,
-    /^(?:const|let|var)\s+[\w$]+\s*=\s*(?:async\s*)?(?:function\b|\([^)]*\)\s*=>|[\w$]+\s*=>)/,
-    /^module\.exports\s*=/,
-    /^exports\.[\w$]+\s*=/,
-  ],
-  py: [/^(?:async\s+)?def\s+\w+\s*\(/, /^class\s+\w+/],
-  go: [/^func\s+(?:\([^)]*\)\s*)?\w+/, /^type\s+\w+/],
-  rs: [
-    /^(?:pub(?:\([^)]*\))?\s+)?(?:const\s+)?(?:async\s+)?(?:unsafe\s+)?(?:extern\s+"[^"]*"\s+)?fn\s+\w+/,
-    /^(?:pub(?:\([^)]*\))?\s+)?(?:struct|enum|trait|union|type|mod)\s+\w+/,
-    /^impl\b/,
-    /^(?:pub\s+)?macro_rules!\s*\w+/,
-  ],
-  java: [
-    /^(?:(?:public|protected|private|abstract|final|static|sealed|non-sealed|data|open|internal)\s+)*(?:class|interface|enum|record|object)\s+\w+/,
-    /^ {2,4}(?:(?:public|protected|private|abstract|final|static|synchronized|override|open|suspend)\s+)+[\w<>[\],.? ]+\s+\w+\s*\(/,
-    /^ {2,4}(?:(?:public|protected|private|override|open|suspend)\s+)*fun\s+\w+/,
-    /^fun\s+\w+/,
-  ],
-};
-
-const MAX_DECLARATIONS = 24;
-const MAX_DECLARATION_CHARS = 110;
-
-/**
- * Top-level declarations of a source file, one line each, trimmed of bodies. Regex-based: good enough
- * to tell a model where things live, not a parser.
- */
-export function extractDeclarations(path: string, source: string): string[] {
-  const language = languageOf(path);
-  if (!language) return [];
-  const patterns = DECLARATIONS[language];
-  const out: string[] = [];
-  for (const raw of source.split(/\r?\n/)) {
-    if (!raw.trim() || /^\s*(\/\/|#|\*|\/\*)/.test(raw)) continue;
-    if (language !== 'java' && /^\s/.test(raw)) continue;
-    if (!patterns.some((p) => p.test(raw))) continue;
-    out.push(shorten(raw, language));
-    if (out.length >= MAX_DECLARATIONS) break;
-  }
-  return out;
-}
-
-function shorten(line: string, language: Language): string {
-  let text = line.trim();
-  // Keep the signature, drop the body.
-  const cut = language === 'py' ? text.search(/:\s*(#.*)?$/) : text.search(/\s*\{[^{}]*\}?\s*;?\s*$/);
-  if (cut > 0 && !/^(export\s*\{|module\.exports)/.test(text)) text = text.slice(0, cut);
-  text = text.replace(/\s+/g, ' ');
-  return text.length > MAX_DECLARATION_CHARS ? `${text.slice(0, MAX_DECLARATION_CHARS - 1)}…` : text;
 }
 
 /** Words of the issue worth matching against paths (identifiers, file names). */

@@ -1,5 +1,6 @@
 import { Module } from '@nestjs/common';
 import { GenerationModule } from '../generation/generation.module';
+import { DeclarationReader } from './declaration-reader';
 import { GithubClient } from './github.client';
 import { SolverPagesController } from './solver-pages.controller';
 import { SolverRunsController } from './solver-runs.controller';
@@ -11,7 +12,7 @@ import { SolverService } from './solver.service';
 @Module({
   imports: [GenerationModule],
   controllers: [SolverRunsController, SolverPagesController],
-  providers: [SolverGateway, SolverService, SolverPipeline, GithubClient],
+  providers: [SolverGateway, SolverService, SolverPipeline, GithubClient, DeclarationReader],
   exports: [SolverService],
 })
 export class SolverModule {}

@@ -8,7 +8,9 @@ import { GithubClient, IssueInfo, RepoFile, RepoInfo } from './github.client';
 import { issueLabel } from './issue-url';
 import { ApplyResult, applyDiff, changedFiles, explanationOf, extractDiff, pathsOfDiff } from './patch';
 import { filesMessages, issueText, MAX_SELECTED_FILES, parseFilesReply, repairMessages, SourceFile, solutionMessages } from './prompts';
-import { buildRepoMap, extractDeclarations, keywordsOf, languageOf, mappableFiles, relevance, TreeEntry } from './repo-map';
+import { DeclarationReader } from './declaration-reader';
+import { languageOf } from './declarations';
+import { buildRepoMap, keywordsOf, mappableFiles, relevance, TreeEntry } from './repo-map';
 import { RunEnded, SolverRun, SolverStage } from './solver-run';
 
 /** Source files whose declarations are read for the map (one GitHub request each). */
@@ -72,6 +74,7 @@ export class SolverPipeline {
     private readonly github: GithubClient,
     private readonly llm: LlmProvider,
     private readonly env: Environment,
+    private readonly declarationReader: DeclarationReader,
   ) {}
 
   /** Runs the stages; resolves with what `solver_complete` reports. */
@@ -126,15 +129,21 @@ export class SolverPipeline {
       .slice(0, this.github.hasToken ? DECLARATION_READS_WITH_TOKEN : DECLARATION_READS_WITHOUT_TOKEN);
     io.progress('repomap', 15, `${job.blobs.size} files; reading declarations of ${toRead.length}`);
     const declarations = new Map<string, string[]>();
+    let gaveUp = 0;
     await eachLimited(toRead, GITHUB_CONCURRENCY, async (entry) => {
       const text = await this.github.blob(target, entry.sha, run.signal);
-      if (text !== undefined) declarations.set(entry.path, extractDeclarations(entry.path, text));
+      if (text === undefined || run.ended) return;
+      // In a worker thread with a time budget: a hostile file cannot hold the event loop.
+      const found = await this.declarationReader.read(entry.path, text);
+      if (found) declarations.set(entry.path, found);
+      else gaveUp += 1;
     });
     run.throwIfEnded();
     const map = buildRepoMap({ tree: tree.entries, truncated: tree.truncated, declarations, score: job.score, budgetTokens: this.mapBudget() });
     const left = map.omitted ? `, ${map.omitted} left out for the token budget` : '';
     const cut = tree.truncated ? '; GitHub truncated the tree' : '';
-    io.progress('repomap', 25, `mapped ${map.listed} files in ~${map.tokens} tokens (${map.skipped} vendored, binary or generated skipped${left})${cut}`);
+    const slow = gaveUp ? `; declarations of ${gaveUp} file(s) left out (over the time budget)` : '';
+    io.progress('repomap', 25, `mapped ${map.listed} files in ~${map.tokens} tokens (${map.skipped} vendored, binary or generated skipped${left})${cut}${slow}`);
     return map.text;
   }
 
