@@ -1,30 +1,35 @@
 import { Logger } from '@nestjs/common';
+import { randomBytes } from 'node:crypto';
 import request from 'supertest';
 import { FilesRepository } from '../src/storage/files.repository';
 import { FakeDeepSeek } from './fakes/deepseek.fake';
-import { RunningApp, startApp } from './support/app';
+import { RunningApp, startApp, tempDatabaseUrl } from './support/app';
+import { TEST_REDIS_URL, usingPostgres } from './support/databases';
 import { WsTestClient } from './support/ws-client';
 
 /**
  * Per-user limits: each refusal names its setting, and a refused request leaves no row behind and
  * makes no model request (the fake records every chat completion it is asked for).
  */
+/** The app on a fake model server that records its requests, with these limits. */
+async function withFakeModel(limits: Record<string, string>): Promise<{ fake: FakeDeepSeek; server: RunningApp }> {
+  const fake = await FakeDeepSeek.start();
+  return { fake, server: await startApp({ DEEPSEEK_BASE_URL: fake.baseUrl, DEEPSEEK_API_KEY: 'test-key', ...limits }) };
+}
+
 describe('limits that hold: attachments, stored files, options (e2e)', () => {
   let fake: FakeDeepSeek;
   let server: RunningApp;
   let ws: WsTestClient;
 
   beforeAll(async () => {
-    fake = await FakeDeepSeek.start();
-    server = await startApp({
-      DEEPSEEK_BASE_URL: fake.baseUrl,
-      DEEPSEEK_API_KEY: 'test-key',
+    ({ fake, server } = await withFakeModel({
       MAX_ATTACHMENTS_PER_MESSAGE: '2',
       MAX_ATTACHMENT_BYTES_PER_TURN: '3000',
       CONTEXT_TOKENS: '800',
       FILE_QUOTA_BYTES: '10000',
       MAX_TOKENS_LIMIT: '500',
-    });
+    }));
     ws = await WsTestClient.connect(server.wsUrl);
   });
   afterAll(async () => {
@@ -135,14 +140,7 @@ describe('limits that hold: import (e2e)', () => {
   let errors: jest.SpyInstance;
 
   beforeAll(async () => {
-    fake = await FakeDeepSeek.start();
-    server = await startApp({
-      DEEPSEEK_BASE_URL: fake.baseUrl,
-      DEEPSEEK_API_KEY: 'test-key',
-      IMPORT_MAX_BYTES: '400000',
-      IMPORT_MAX_MESSAGES: '40',
-      IMPORTS_PER_HOUR: '3',
-    });
+    ({ fake, server } = await withFakeModel({ IMPORT_MAX_BYTES: '400000', IMPORT_MAX_MESSAGES: '40', IMPORTS_PER_HOUR: '3' }));
   });
   beforeEach(() => {
     warnings = jest.spyOn(Logger.prototype, 'warn');
@@ -215,5 +213,21 @@ describe('limits that hold: import (e2e)', () => {
     expect(res.body.message).toMatch(/^imports: at most 3 per hour \(IMPORTS_PER_HOUR\); try again in \d+ min$/);
     expect(await chatCount()).toBe(before);
     expect(fake.requests.length).toBe(4); // the four turns of the first test, no more
+  });
+
+  (usingPostgres() ? it : it.skip)('with Redis, IMPORTS_PER_HOUR counts one user\'s imports on every instance', async () => {
+    const shared = { DATABASE_URL: tempDatabaseUrl(), REDIS_URL: TEST_REDIS_URL, REDIS_PREFIX: `chattest:${randomBytes(5).toString('hex')}:`, IMPORTS_PER_HOUR: '2' };
+    const [a, b] = [await startApp(shared), await startApp(shared)];
+    try {
+      const small = exportOf([{ role: 'user', content: 'hello' }]);
+      await request(a.url).post('/api/chats/import').send(small).expect(201);
+      await request(b.url).post('/api/chats/import').send(small).expect(201);
+      const refused = await request(a.url).post('/api/chats/import').send(small).expect(429);
+      expect(refused.body.message).toMatch(/IMPORTS_PER_HOUR/);
+      expect((await request(b.url).get('/api/chats').expect(200)).body.chats).toHaveLength(2);
+    } finally {
+      await a.close();
+      await b.close();
+    }
   });
 });
