@@ -46,6 +46,14 @@ describe('cut-short answers in Chromium', () => {
     expect(await stored.getAttribute('data-finish-reason')).toBe(reason);
     expect(await stored.locator('[data-status-note]').textContent()).toBe(note);
     await page.screenshot({ path: `/tmp/cut-short-${reason}.png` });
+
+    // The shared read-only page says it too.
+    await page.locator('[data-share]').click();
+    await page.waitForFunction(() => (document.querySelector('[data-share-url]') as HTMLInputElement | null)?.value.includes('/share/'));
+    const shared = await session.newPage();
+    await shared.goto(await page.locator('[data-share-url]').inputValue());
+    await shared.locator(`${ASSISTANT} [data-status-note]`).waitFor();
+    expect(await shared.locator(`${ASSISTANT} [data-status-note]`).textContent()).toBe(note);
   });
 
   it('a whole answer (finish_reason stop) has no note', async () => {
