@@ -4,7 +4,7 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { tempDatabaseUrl, usingPostgres } from '../../test/support/databases';
-import { chatRow, ChatsRepository } from './chats.repository';
+import { chatRow, ChatsRepository, IMPORTING } from './chats.repository';
 import { migrate, openDatabase, sqlitePath } from './database.provider';
 import { messageRow, MessagesRepository } from './messages.repository';
 import { Database } from './schema';
@@ -200,6 +200,16 @@ describe(`ChatsRepository (${usingPostgres() ? 'PostgreSQL' : 'SQLite file'})`, 
       expect(seen.filter((s) => s.owned).every((s) => s.rows === 40)).toBe(true);
       expect((await chats.list('u1')).map((c) => c.id)).toEqual(['imp']);
       expect((await messages.listByChat('imp')).map((m) => m.content)).toEqual(rowsOf('imp', 40).map((m) => m.content));
+    });
+
+    it('an import cut short (the server stopped) is removed by the next import after an hour', async () => {
+      const hourAgo = new Date(Date.now() - 3_600_001).toISOString();
+      await chats.insert({ ...chatRow({ id: 'cut', userId: IMPORTING, title: 'Cut' }), updated_at: hourAgo }, rowsOf('cut', 3));
+      await chats.insert(chatRow({ id: 'running', userId: IMPORTING, title: 'Still being written' }), rowsOf('running', 1));
+      await chats.insertImported(chatRow({ id: 'next', userId: 'u1', title: 'Next' }), rowsOf('next', 1));
+      expect(await chats.findById('cut')).toBeUndefined();
+      expect(await stored('cut')).toBe(0);
+      expect(await chats.findById('running')).toBeDefined();
     });
 
     it('a batch that fails takes the whole import with it: no chat, no rows', async () => {

@@ -12,7 +12,9 @@ export type ChatRow = Selectable<ChatsTable>;
 const CHAT_COLUMNS = ['id', 'user_id', 'title', 'settings', 'created_at', 'updated_at'] as const satisfies readonly (keyof ChatsTable)[];
 
 /** The owner of a chat whose import is still being written: not an id any user has here (uuids, `local`). */
-const IMPORTING = '(import in progress)';
+export const IMPORTING = '(import in progress)';
+/** An import still unfinished after this long was cut short (the server stopped): its rows are removed. */
+const ABANDONED_IMPORT_MS = 3_600_000;
 /** Rows an import writes per transaction: a few ms of SQLite each (bench in the commit). */
 const IMPORT_BATCH_ROWS = 500;
 
@@ -57,9 +59,17 @@ export class ChatsRepository {
    * An imported chat with its messages, `batch` rows a transaction so that a big import never holds
    * the event loop for long (SQLite writes synchronously); `messages` may be made lazily, a batch at
    * a time. Until its last row is in, the chat belongs to nobody (IMPORTING), so no one sees it
-   * half-written; a failed batch deletes it. Its activity (`updated_at`) is when the import ended.
+   * half-written; a failed batch deletes it, and so does the next import once an hour has passed
+   * (the server stopped part-way). Its activity (`updated_at`) is when the import ended.
    */
   async insertImported(chat: ChatRow, messages: Iterable<MessageRow>, batch = IMPORT_BATCH_ROWS): Promise<void> {
+    const abandoned = await this.db
+      .selectFrom('chats')
+      .select('id')
+      .where('user_id', '=', IMPORTING)
+      .where('updated_at', '<', new Date(Date.now() - ABANDONED_IMPORT_MS).toISOString())
+      .execute();
+    for (const { id } of abandoned) await this.delete(id);
     await this.insert({ ...chat, user_id: IMPORTING });
     try {
       let pending: CompiledQuery[] = [];
