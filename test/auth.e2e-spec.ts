@@ -289,6 +289,10 @@ describe('sign-up and login limits per client address, behind a proxy (e2e)', ()
     for (let i = 0; i < 10; i++) await post('/auth/login', '198.51.100.7', { username: 'ann1', password: `wrong ${i}` }).expect(401);
     const locked = await post('/auth/login', '198.51.100.7', { username: 'ann1', password }).expect(429);
     expect(locked.body.message).toMatch(/^too many failed sign-ins; try again in \d+ min$/);
+    // A person sees it on the form, with the name kept.
+    const form = await request(server.url).post('/auth/login').type('form').set('X-Forwarded-For', '198.51.100.7').send({ username: 'ann1', password }).expect(429);
+    expect(form.text).toMatch(/data-auth-error>too many failed sign-ins; try again in \d+ min</);
+    expect(form.text).toContain('value="ann1"');
     // The owner, from their own address, and other names from the stranger's address, still get in.
     await post('/auth/login', '203.0.113.1', { username: 'ann1', password }).expect(200);
     await post('/auth/login', '198.51.100.7', { username: 'ann2', password }).expect(200);
