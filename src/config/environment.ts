@@ -64,6 +64,18 @@ export class Environment {
   @IsOptional() @IsString()
   GITHUB_TOKEN?: string;
 
+  /** Who may ask a Solver run to open a pull request with GITHUB_TOKEN: `admin`, `everyone` or `off`. */
+  @IsIn(['admin', 'everyone', 'off'])
+  SOLVER_PR: 'admin' | 'everyone' | 'off' = 'admin';
+
+  /** When set, the only repositories (comma-separated `owner/repo`, `*` a wildcard) a pull request may be opened on. */
+  @IsOptional() @IsString()
+  SOLVER_PR_REPOS?: string;
+
+  /** Solver runs one user may have going at once; one more is `limit_exceeded`. */
+  @Transform(toInt) @IsInt() @Min(1)
+  SOLVER_MAX_RUNS_PER_USER = 2;
+
   @Transform(toInt) @IsInt() @Min(256)
   CONTEXT_TOKENS = 65536;
 
@@ -156,7 +168,7 @@ export class Environment {
   WS_PING_INTERVAL_MS = 30_000;
 }
 
-const OPTIONAL = ['REDIS_URL', 'DEEPSEEK_API_KEY', 'SESSION_SECRET', 'GITHUB_TOKEN', 'ALLOWED_ORIGINS', 'LLM_REASONING_EFFORT', 'ALLOWED_HOSTS', 'TRUST_PROXY'];
+const OPTIONAL = ['REDIS_URL', 'DEEPSEEK_API_KEY', 'SESSION_SECRET', 'GITHUB_TOKEN', 'SOLVER_PR_REPOS', 'ALLOWED_ORIGINS', 'LLM_REASONING_EFFORT', 'ALLOWED_HOSTS', 'TRUST_PROXY'];
 
 /** Validates raw variables; throws one readable error naming every bad variable. */
 export function validateEnvironment(raw: Record<string, unknown>): Environment {

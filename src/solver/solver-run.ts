@@ -49,6 +49,8 @@ export class SolverRun {
   patch = '';
   /** The run's patch once verified (clean when it applies). */
   checkedPatch?: string;
+  /** Why this run's user may not open a pull request (SOLVER_PR); undefined when they may. */
+  prRefusal?: string;
   /** Blob paths of the default branch, once read. */
   paths?: Set<string>;
   usage: LlmUsage = { prompt_tokens: 0, completion_tokens: 0, total_tokens: 0 };

@@ -7,6 +7,7 @@ import { Frame } from '../transport/frames';
 import { GithubClient, IssueInfo, RepoFile, RepoInfo } from './github.client';
 import { issueLabel } from './issue-url';
 import { ApplyResult, applyDiff, changedFiles, explanationOf, extractDiff, pathsOfDiff } from './patch';
+import { ciRunReason, repoPatterns, repoRefusal } from './pr-policy';
 import { filesMessages, issueText, MAX_SELECTED_FILES, parseFilesReply, repairMessages, SourceFile, solutionMessages } from './prompts';
 import { DeclarationReader } from './declaration-reader';
 import { languageOf } from './declarations';
@@ -60,9 +61,6 @@ interface Job {
   /** Files read so far, by path. */
   sources: Map<string, RepoFile>;
 }
-
-/** Workflows run with the repository's secrets: a model-written change to them is never pushed. */
-const PROTECTED_PATHS = /^\.github\/workflows\//;
 
 /**
  * The stages of a run — issue → repomap → files → solution → verify → (pr) — on GitHub and the model.
@@ -235,11 +233,16 @@ export class SolverPipeline {
     const { run, io, target, repo, issue, blobs } = job;
     io.progress('pr', 90, 'opening a pull request');
     const changed = changedFiles(result);
-    const protectedPath = changed.find((f) => PROTECTED_PATHS.test(f.path))?.path;
-    if (!this.github.hasToken) outcome.prError = 'no GITHUB_TOKEN is set: opening a pull request needs a token that may push';
-    else if (!result.applies) outcome.prError = 'the patch does not apply, so no pull request was opened';
-    else if (repo.canPush === false) outcome.prError = `the GITHUB_TOKEN may not push to ${repo.fullName}`;
-    else if (protectedPath) outcome.prError = `the patch changes ${protectedPath}; the Solver does not push CI workflow changes`;
+    // Files CI or a build runs are never pushed: the issue that steered the model is anyone's.
+    const ciRun = changed.map(ciRunReason).find(Boolean);
+    const names = unique([`${target.owner}/${target.repo}`, repo.fullName]);
+    outcome.prError =
+      run.prRefusal ??
+      repoRefusal(repoPatterns(this.env.SOLVER_PR_REPOS), names) ??
+      (!this.github.hasToken ? 'no GITHUB_TOKEN is set: opening a pull request needs a token that may push' : undefined) ??
+      (!result.applies ? 'the patch does not apply, so no pull request was opened' : undefined) ??
+      (ciRun ? `${ciRun}; the Solver never pushes such changes (the patch is shown for a person to apply)` : undefined) ??
+      (repo.canPush === false ? `the GITHUB_TOKEN may not push to ${repo.fullName}` : undefined);
     if (outcome.prError) {
       io.progress('pr', 96, outcome.prError);
       return;

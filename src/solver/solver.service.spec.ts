@@ -9,6 +9,7 @@ import { Fanout } from '../transport/fanout';
 import { Frame } from '../transport/frames';
 import { SolverRun } from './solver-run';
 import { Outcome, RunChannel, SolverPipeline } from './solver.pipeline';
+import { UsersRepository } from '../storage/users.repository';
 import { SolverService } from './solver.service';
 
 const URL = 'https://github.com/octo/calc/issues/7';
@@ -44,8 +45,9 @@ describe('SolverService', () => {
       stops,
       fanout as unknown as Fanout,
       registry as unknown as ConnectionRegistry,
-      { DRAIN_TIMEOUT_MS: 30 } as Environment,
+      { DRAIN_TIMEOUT_MS: 30, SOLVER_MAX_RUNS_PER_USER: 2, SOLVER_PR: 'admin', AUTH_MODE: 'local' } as Environment,
       limits as unknown as RateLimits,
+      { findById: async () => ({ is_admin: 0 }) } as unknown as UsersRepository,
     );
     await service.onModuleInit();
   });
@@ -94,6 +96,32 @@ describe('SolverService', () => {
     await tick();
     expect(frames[3]).toEqual({ type: 'error', id: 'r2', run_id: frames[2].run_id, code: 'github_error', message: 'nope', github_status: 404 });
     expect(rows.get(frames[2].run_id as string)).toMatchObject({ status: 'error', error_code: 'github_error' });
+  });
+
+  it('a user has at most SOLVER_MAX_RUNS_PER_USER runs at once: one more is limit_exceeded and starts nothing', async () => {
+    hangUntilAborted({});
+    await service.solve({ issue_url: URL }, 'c1');
+    await service.solve({ issue_url: URL }, 'c1');
+    await expect(service.solve({ id: 'r3', issue_url: URL }, 'c1')).rejects.toMatchObject({ code: 'limit_exceeded', details: { limit: 'solver_runs', max: 2 } });
+    expect(frames.filter((f) => f.type === 'solver_started')).toHaveLength(2);
+    expect(service.runningCount).toBe(2);
+    await stops.stop(frames[0].run_id as string, 'u1', 'run_id');
+    await tick();
+    await service.solve({ issue_url: URL }, 'c1');
+    expect(service.runningCount).toBe(2);
+    await service.beforeApplicationShutdown();
+  });
+
+  it('open_pr of a user who is not the admin (SOLVER_PR=admin): the run goes on, told why it may not push', async () => {
+    const seen: Array<{ openPr: boolean; prRefusal?: string }> = [];
+    pipeline.run.mockImplementation(async (run) => {
+      seen.push({ openPr: run.openPr, prRefusal: run.prRefusal });
+      return { summary: 's', files: [], patch: '', applies: false };
+    });
+    await service.solve({ issue_url: URL, open_pr: true }, 'c1');
+    await service.solve({ issue_url: URL }, 'c1');
+    await tick();
+    expect(seen).toEqual([{ openPr: true, prRefusal: "opening pull requests is the admin's alone on this server (SOLVER_PR=admin)" }, { openPr: false, prRefusal: undefined }]);
   });
 
   it('a refused solve (rate limit) starts nothing', async () => {

@@ -5,11 +5,13 @@ import { AppError } from '../common/app-error';
 import { Environment } from '../config/environment';
 import { StopRegistry } from '../generation/stop.registry';
 import { SolverRunChanges, SolverRunRow, SolverRunsRepository } from '../storage/solver-runs.repository';
+import { UsersRepository } from '../storage/users.repository';
 import { ConnectionRegistry } from '../transport/connection-registry';
 import { Fanout } from '../transport/fanout';
 import { Frame } from '../transport/frames';
 import { SolveDto } from './dto/solve.dto';
 import { parseIssueUrl } from './issue-url';
+import { prRefusalFor } from './pr-policy';
 import { extractDiff, pathsOfDiff } from './patch';
 import { WatchRunDto } from './dto/watch-run.dto';
 import { RunEnded, runFrame, runRoom, SolverRun, SolverStage } from './solver-run';
@@ -37,6 +39,7 @@ export class SolverService implements OnModuleInit, BeforeApplicationShutdown {
     private readonly registry: ConnectionRegistry,
     private readonly env: Environment,
     private readonly limits: RateLimits,
+    private readonly users: UsersRepository,
   ) {}
 
   async onModuleInit(): Promise<void> {
@@ -56,8 +59,17 @@ export class SolverService implements OnModuleInit, BeforeApplicationShutdown {
     const ref = parseIssueUrl(dto.issue_url);
     if (!ref) throw new AppError('invalid_message', 'issue_url: must be https://github.com/OWNER/REPO/issues/N', { field: 'issue_url' });
     const userId = this.registry.userOf(connectionId).id;
+    const mine = [...this.running.values()].filter((r) => r.userId === userId).length;
+    if (mine >= this.env.SOLVER_MAX_RUNS_PER_USER) {
+      throw new AppError(
+        'limit_exceeded',
+        `at most ${this.env.SOLVER_MAX_RUNS_PER_USER} Solver run(s) at once per user (SOLVER_MAX_RUNS_PER_USER); wait for one to finish or stop it`,
+        { limit: 'solver_runs', max: this.env.SOLVER_MAX_RUNS_PER_USER },
+      );
+    }
     await this.limits.consumeMessage(userId);
     const run = new SolverRun(randomUUID(), ref, dto.issue_url, dto.open_pr === true, dto.id, userId);
+    if (run.openPr) run.prRefusal = prRefusalFor(this.env.SOLVER_PR, await this.isAdmin(userId));
     this.running.set(run.id, run);
     run.unregisterStop = this.stops.register(run.id, userId, () => this.stop(run));
     await this.fanout.join(connectionId, run.room);
@@ -94,6 +106,12 @@ export class SolverService implements OnModuleInit, BeforeApplicationShutdown {
     } finally {
       this.registry.release(connectionId, dto.run_id, !caughtUp);
     }
+  }
+
+  /** With AUTH_MODE=none the single user is the admin; otherwise the account says (read now, not at login). */
+  private async isAdmin(userId: string): Promise<boolean> {
+    if (this.env.AUTH_MODE === 'none') return true;
+    return (await this.users.findById(userId))?.is_admin === 1;
   }
 
   async listRuns(userId: string): Promise<SolverRunRow[]> {
