@@ -135,7 +135,7 @@ describe('ChatService', () => {
     limits.checkRunning.mockReturnValue(undefined);
     limits.consumeMessage.mockResolvedValue(undefined);
     generations.runningFor.mockReturnValue(0);
-    files = strictMock<FilesRepository>('FilesRepository', ['findFiles']);
+    files = strictMock<FilesRepository>('FilesRepository', ['findFiles', 'sizesOf']);
     files.findFiles.mockResolvedValue([]);
 
     stored = [];
@@ -303,6 +303,28 @@ describe('ChatService', () => {
       expect(generations.start.mock.calls[0][0].request.temperature).toBe(1.5);
       expect(chats.touch.mock.calls).toEqual([[CHAT_ID]]);
       expect(generations.start.mock.invocationCallOrder[0]).toBeLessThan(chats.touch.mock.invocationCallOrder[0]);
+    });
+
+    it('reads the files of earlier turns only where those turns may still fit CONTEXT_TOKENS', async () => {
+      chats.findOwned.mockResolvedValue(chatRow());
+      stored.push(
+        messageRow({ id: 'u0', role: 'user', content: 'old file', attachments: '["old"]' }),
+        messageRow({ id: 'a0', role: 'assistant', content: 'first answer' }),
+        messageRow({ id: 'u1', role: 'user', content: 'recent file', attachments: '["recent"]' }),
+        messageRow({ id: 'a1', role: 'assistant', content: 'second answer' }),
+      );
+      const file = (id: string, size: number) => ({ id, user_id: USER, name: `${id}.txt`, size, content: 'x'.repeat(size), created_at: 'T' });
+      files.sizesOf.mockResolvedValue([
+        { id: 'old', size: 1_000_000 },
+        { id: 'recent', size: 60_000 }, // over CONTEXT_TOKENS (4096) on its own
+      ]);
+      files.findFiles.mockResolvedValue([file('recent', 60_000) as never]);
+      await service.userMessage({ content: 'Next', chat_id: CHAT_ID }, connectionId, USER);
+      expect(files.sizesOf.mock.calls).toEqual([[['old', 'recent'], USER]]);
+      expect(files.findFiles.mock.calls).toEqual([[['recent'], USER]]);
+      const spec = generations.start.mock.calls[0][0];
+      expect(spec.startFields).toEqual({ omitted_turns: 2 });
+      expect(spec.request.messages.map((m) => m.content)).toEqual(['Next']);
     });
 
     it("a new message's attachments are read once (their owner checked), and their text goes to the model", async () => {

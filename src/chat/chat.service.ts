@@ -15,7 +15,7 @@ import { Fanout } from '../transport/fanout';
 import { Frame } from '../transport/frames';
 import { ChatLimits } from './chat-limits';
 import { ImportedMessage } from './chat-transfer';
-import { buildContext, ChatSettings, mergeSettings, titleFrom, withAttachedText } from './context';
+import { attachmentsWithinBudget, buildContext, ChatSettings, mergeSettings, titleFrom, withAttachedText } from './context';
 import { RegenerateDto, ResumeDto, SubscribeDto } from './dto/control.dto';
 import { UserMessageDto } from './dto/user-message.dto';
 
@@ -235,13 +235,19 @@ export class ChatService {
     }
   }
 
-  /** Messages whose attachments' text is appended, as the model sees them (now and in later turns). */
+  /**
+   * Messages whose attachments' text is appended, as the model sees them (now and in later turns).
+   * Only the files of turns that can still fit CONTEXT_TOKENS are read (their sizes tell).
+   */
   private async withAttachments(rows: ContextRow[], userId: string, known: FileRow[] = []): Promise<ContextRow[]> {
-    const ids = rows.flatMap((row) => (row.attachments ? (JSON.parse(row.attachments) as string[]) : []));
+    const ids = [...new Set(rows.flatMap((row) => (row.attachments ? (JSON.parse(row.attachments) as string[]) : [])))];
     if (!ids.length) return rows;
     const files = new Map(known.map((f) => [f.id, f]));
-    const unread = ids.filter((id) => !files.has(id));
-    if (unread.length) for (const file of await this.files.findFiles(unread, userId)) files.set(file.id, file);
+    const sizes = new Map(known.map((f) => [f.id, f.size]));
+    const unsized = ids.filter((id) => !sizes.has(id));
+    if (unsized.length) for (const { id, size } of await this.files.sizesOf(unsized, userId)) sizes.set(id, size);
+    const unread = attachmentsWithinBudget(rows, sizes, this.env.CONTEXT_TOKENS).filter((id) => !files.has(id));
+    if (unread.length) for (const file of await this.files.findFiles([...new Set(unread)], userId)) files.set(file.id, file);
     return rows.map((row) => {
       if (!row.attachments) return row;
       const parts = (JSON.parse(row.attachments) as string[]).map((id) => files.get(id)).filter((f) => f !== undefined);

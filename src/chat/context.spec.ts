@@ -1,7 +1,7 @@
 import 'reflect-metadata';
 import { plainToInstance } from 'class-transformer';
 import { MessageRow } from '../storage/messages.repository';
-import { buildContext, ChatSettings, estimateTokens, mergeSettings, titleFrom } from './context';
+import { attachmentsWithinBudget, buildContext, ChatSettings, estimateTokens, mergeSettings, titleFrom, withAttachedText } from './context';
 import { ChatOptionsDto } from './dto/user-message.dto';
 
 let counter = 0;
@@ -185,6 +185,30 @@ describe('buildContext', () => {
 
   it('an empty history gives only the system prompt', () => {
     expect(buildContext([], 'sys', 1000)).toEqual({ messages: [{ role: 'system', content: 'sys' }], omittedTurns: 0 });
+  });
+});
+
+describe('attachmentsWithinBudget', () => {
+  const withFiles = (content: string, ...ids: string[]) => row('user', content, { attachments: JSON.stringify(ids) });
+  const sizes = new Map([
+    ['old', 600_000],
+    ['big', 12_000], // at least 1,000 tokens
+    ['now', 100],
+  ]);
+
+  it('names the files of the turns that may still fit; once newer turns fill the budget, older files are not needed', () => {
+    const history = [withFiles('first', 'old'), answer('a1'), withFiles('second', 'big'), answer('a2'), withFiles('third', 'now')];
+    expect(attachmentsWithinBudget(history, sizes, 500)).toEqual(['now', 'big']);
+    // buildContext, given the real text, leaves out the turn whose file was not read
+    const text = new Map([...sizes].map(([id, size]) => [id, withAttachedText('', [{ name: id, content: 'x'.repeat(size) }])]));
+    const real = history.map((r) => (r.attachments ? { ...r, content: r.content + (JSON.parse(r.attachments) as string[]).map((id) => text.get(id)).join('') } : r));
+    expect(buildContext(real, undefined, 500).omittedTurns).toBe(2);
+    // a budget that holds the newer turns needs the older file too
+    expect(attachmentsWithinBudget(history, sizes, 1_100)).toEqual(['now', 'big', 'old']);
+  });
+
+  it('always names the newest message\'s files, however big', () => {
+    expect(attachmentsWithinBudget([withFiles('only', 'old')], sizes, 256)).toEqual(['old']);
   });
 });
 

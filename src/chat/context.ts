@@ -33,6 +33,24 @@ export function withAttachedText(content: string, files: readonly { name: string
   return content + files.map((f) => `\n\n--- Attached file: ${f.name} ---\n${f.content}\n--- End of ${f.name} ---`).join('');
 }
 
+/**
+ * The attachments whose text could still go with a turn: those of user messages whose newer turns do
+ * not already fill `budget` on a low estimate (a file has at least one character per 3 bytes).
+ * `buildContext` leaves every older turn out anyway, so their files need not be read.
+ */
+export function attachmentsWithinBudget(history: ContextRow[], sizes: ReadonlyMap<string, number>, budget: number): string[] {
+  const ids: string[] = [];
+  let newer = 0;
+  for (let i = history.length - 1; i >= 0 && newer <= budget; i--) {
+    const row = history[i];
+    if (row.role !== 'user') continue;
+    const own = row.attachments ? (JSON.parse(row.attachments) as string[]) : [];
+    ids.push(...own);
+    newer += estimateTokens(row.content) + own.reduce((sum, id) => sum + Math.floor((sizes.get(id) ?? 0) / 12), 0);
+  }
+  return ids;
+}
+
 export interface Context {
   messages: LlmMessage[];
   /** Whole turns left out, oldest first, to fit the budget. */

@@ -23,6 +23,12 @@ export class FilesRepository {
     return this.db.selectFrom('files').selectAll().where('id', 'in', ids).where('user_id', '=', userId).execute();
   }
 
+  /** The sizes of the files with these ids that belong to `userId` (their text is not read). */
+  sizesOf(ids: string[], userId: string): Promise<Pick<FileRow, 'id' | 'size'>[]> {
+    if (!ids.length) return Promise.resolve([]);
+    return this.db.selectFrom('files').select(['id', 'size']).where('id', 'in', ids).where('user_id', '=', userId).execute();
+  }
+
   /** Bytes of the files `userId` keeps (what the upload quota counts). */
   async bytesOf(userId: string): Promise<number> {
     const row = await this.db
