@@ -72,6 +72,14 @@ export class Environment {
   @IsOptional() @IsString()
   SOLVER_PR_REPOS?: string;
 
+  /** Retries of a GitHub request after a 5xx, a dropped connection or a short secondary rate limit. */
+  @Transform(toInt) @IsInt() @Min(0) @Max(10)
+  GITHUB_MAX_RETRIES = 3;
+
+  /** First back-off of those retries (doubling, with jitter); a secondary limit waits its `retry-after`. */
+  @Transform(toInt) @IsInt() @Min(1)
+  GITHUB_RETRY_BASE_MS = 1000;
+
   /** Solver runs one user may have going at once; one more is `limit_exceeded`. */
   @Transform(toInt) @IsInt() @Min(1)
   SOLVER_MAX_RUNS_PER_USER = 2;

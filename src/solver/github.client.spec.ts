@@ -5,7 +5,8 @@ import { AppError } from '../common/app-error';
 import { Environment } from '../config/environment';
 import { GithubClient, githubError } from './github.client';
 
-const client = (url: string, token?: string) => new GithubClient({ GITHUB_API_URL: url, GITHUB_TOKEN: token } as Environment);
+const client = (url: string, token?: string) =>
+  new GithubClient({ GITHUB_API_URL: url, GITHUB_TOKEN: token, GITHUB_MAX_RETRIES: 3, GITHUB_RETRY_BASE_MS: 1 } as Environment);
 const target = { owner: 'octo', repo: 'calc' };
 
 /** The AppError a promise rejects with. */
@@ -114,8 +115,53 @@ describe('GithubClient against the fake GitHub', () => {
     const gh = client(github.url);
     github.failNext(/issues\/7$/, 403, 1, { message: 'Resource not accessible by integration', documentation_url: 'x' });
     expect((await failure(gh.issue(target, 7))).message).toBe('GitHub refused access to issue #7 of octo/calc (403: Resource not accessible by integration).');
-    github.failNext(/issues\/7$/, 502);
+    github.failNext(/issues\/7$/, 502, 4); // the first answer and three retries
     expect((await failure(gh.issue(target, 7))).message).toBe('GitHub failed while reading issue #7 of octo/calc (502); try again later.');
+  });
+
+  it('retries 5xx answers and dropped connections with back-off, then succeeds', async () => {
+    const gh = client(github.url);
+    github.requests.length = 0;
+    github.failNext(/issues\/7$/, 503, 2);
+    await expect(gh.issue(target, 7)).resolves.toMatchObject({ number: 7 });
+    github.failNext(/issues\/7$/, 0, 1);
+    await expect(gh.issue(target, 7)).resolves.toMatchObject({ number: 7 });
+    expect(github.calls().filter((c) => c === 'GET /repos/octo/calc/issues/7')).toHaveLength(5);
+  });
+
+  it("a secondary rate limit (429 or 403) waits GitHub's retry-after and tries again; a long one fails saying so", async () => {
+    const gh = client(github.url);
+    github.requests.length = 0;
+    const secondary = { message: 'You have exceeded a secondary rate limit. Please wait a few minutes before you try again.', documentation_url: 'x' };
+    github.failNext(/issues\/7$/, 429, 1, secondary, { 'retry-after': '1' });
+    github.failNext(/issues\/7$/, 403, 1, secondary, { 'retry-after': '0' });
+    await expect(gh.issue(target, 7)).resolves.toMatchObject({ number: 7 });
+    expect(github.calls()).toHaveLength(3);
+    github.failNext(/issues\/7$/, 403, 1, secondary, { 'retry-after': '600' });
+    const error = await failure(gh.issue(target, 7));
+    expect(error.message).toBe("GitHub's secondary rate limit was hit; retry after 600 s.");
+    expect(error.details).toEqual({ github_status: 403 });
+    expect(github.calls()).toHaveLength(4);
+  });
+
+  it('the hourly limit is not retried (it resets within the hour; the error says when)', async () => {
+    github.requests.length = 0;
+    github.setRateLimit(0, Math.floor(Date.now() / 1000) + 600);
+    await expect(failure(client(github.url).issue(target, 7))).resolves.toMatchObject({ message: expect.stringContaining('rate limit is used up') });
+    expect(github.calls()).toHaveLength(1);
+    github.setRateLimit(Number.POSITIVE_INFINITY);
+  });
+
+  it('a stop during a back-off ends the wait at once', async () => {
+    const controller = new AbortController();
+    github.failNext(/issues\/7$/, 502, 1);
+    const gh = new GithubClient({ GITHUB_API_URL: github.url, GITHUB_MAX_RETRIES: 3, GITHUB_RETRY_BASE_MS: 60_000 } as Environment);
+    const pending = gh.issue(target, 7, controller.signal).catch((e: unknown) => e);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    controller.abort();
+    const error = await pending;
+    expect(error).not.toBeInstanceOf(AppError);
+    expect((error as Error).name).toBe('AbortError');
   });
 
   it('unreachable: nothing listens at GITHUB_API_URL', async () => {
@@ -124,7 +170,8 @@ describe('GithubClient against the fake GitHub', () => {
     const { port } = server.address() as AddressInfo;
     await new Promise<void>((resolve) => server.close(() => resolve()));
     const error = await failure(client(`http://127.0.0.1:${port}`).issue(target, 7));
-    expect(error.message).toMatch(new RegExp(`^GitHub is unreachable at http://127.0.0.1:${port}`));
+    // no internal address or socket error for the user (they are logged)
+    expect(error.message).toBe('GitHub could not be reached (reading issue #7 of octo/calc); try again later.');
   });
 
   it('an aborted request rejects with the abort, not a github_error', async () => {
@@ -155,7 +202,7 @@ describe('GithubClient against the fake GitHub', () => {
 });
 
 describe('githubError', () => {
-  const context = { baseUrl: 'https://api.github.com', hasToken: true, now: Date.parse('2026-01-01T00:00:00Z') };
+  const context = { hasToken: true, now: Date.parse('2026-01-01T00:00:00Z') };
   const response = (status: number, headers: Record<string, string> = {}, message = 'x') => ({ status, response: { status, headers, data: { message } } });
 
   it('maps a 429 rate limit with a token, and a secondary limit with retry-after', () => {
@@ -170,7 +217,10 @@ describe('githubError', () => {
       'GitHub answered 422 for a new branch b: Reference already exists.',
     );
     expect(githubError({ status: 500, message: 'connect ECONNREFUSED 127.0.0.1:1' }, 'it', context).message).toBe(
-      'GitHub is unreachable at https://api.github.com (connect ECONNREFUSED 127.0.0.1:1).',
+      'GitHub could not be reached (reading it); try again later.',
+    );
+    expect(githubError(response(403, {}, 'You have exceeded a secondary rate limit.'), 'it', context).message).toBe(
+      "GitHub's secondary rate limit was hit; retry after 60 s.",
     );
   });
 });

@@ -1,10 +1,11 @@
-import { Injectable } from '@nestjs/common';
+import { Injectable, Logger } from '@nestjs/common';
 import { Octokit } from '@octokit/rest';
 import { AppError } from '../common/app-error';
 import { Environment } from '../config/environment';
+import { retryDelay, RetryPolicy, secondaryLimitWait, sleep } from './github-retry';
 import { TreeEntry } from './repo-map';
 
-/** Longest wait for one GitHub request; GitHub answers in well under a second when it is well. */
+/** Longest wait for one attempt of a GitHub request; GitHub answers in well under a second when it is well. */
 export const GITHUB_TIMEOUT_MS = 20_000;
 
 export interface RepoInfo {
@@ -52,15 +53,20 @@ interface OctokitLikeError {
 }
 
 /**
- * GitHub's REST API through Octokit (`baseUrl` = GITHUB_API_URL; the token is optional). Every
- * failure becomes an `AppError` with code `github_error` and a message saying what to do; a request
- * aborted through `signal` (a stopped run) rejects with the abort as is.
+ * GitHub's REST API through Octokit (`baseUrl` = GITHUB_API_URL; the token is optional). 5xx
+ * answers, dropped connections and short secondary rate limits are retried (github-retry.ts); every
+ * final failure becomes an `AppError` with code `github_error` and a message saying what to do,
+ * without internal addresses or socket errors (those are logged); a request aborted through
+ * `signal` (a stopped run) rejects with the abort as is.
  */
 @Injectable()
 export class GithubClient {
+  private readonly logger = new Logger(GithubClient.name);
   private readonly octokit: Octokit;
+  private readonly policy: RetryPolicy;
 
   constructor(private readonly env: Environment) {
+    this.policy = { retries: env.GITHUB_MAX_RETRIES ?? 3, baseMs: env.GITHUB_RETRY_BASE_MS ?? 1000, maxWaitMs: 60_000 };
     const quiet = () => undefined;
     this.octokit = new Octokit({
       baseUrl: env.GITHUB_API_URL.replace(/\/+$/, ''),
@@ -194,18 +200,34 @@ export class GithubClient {
   }
 
   private async call<T>(what: string, signal: AbortSignal | undefined, fn: (request: { signal: AbortSignal }) => Promise<T>): Promise<T> {
-    const timeout = AbortSignal.timeout(GITHUB_TIMEOUT_MS);
-    const combined = signal ? AbortSignal.any([signal, timeout]) : timeout;
-    try {
-      return await fn({ signal: combined });
-    } catch (error) {
-      if (signal?.aborted) throw error;
-      if (timeout.aborted) {
-        throw new AppError('github_error', `GitHub did not answer within ${GITHUB_TIMEOUT_MS / 1000} s (reading ${what}).`);
+    for (let attempt = 0; ; attempt++) {
+      const timeout = AbortSignal.timeout(GITHUB_TIMEOUT_MS);
+      const combined = signal ? AbortSignal.any([signal, timeout]) : timeout;
+      try {
+        return await fn({ signal: combined });
+      } catch (error) {
+        if (signal?.aborted) throw error;
+        if (timeout.aborted) {
+          throw new AppError('github_error', `GitHub did not answer within ${GITHUB_TIMEOUT_MS / 1000} s (reading ${what}).`);
+        }
+        const wait = retryDelay(error, attempt, this.policy);
+        if (wait === undefined) {
+          if (!(error as { response?: unknown })?.response) this.logger.warn(`GitHub unreachable at ${this.env.GITHUB_API_URL} (${what}): ${describe(error)}`);
+          throw githubError(error, what, { hasToken: this.hasToken });
+        }
+        this.logger.warn(`GitHub: ${what} failed (${describe(error)}); retry ${attempt + 1} of ${this.policy.retries} in ${wait} ms`);
+        await sleep(wait, signal);
       }
-      throw githubError(error, what, { baseUrl: this.env.GITHUB_API_URL, hasToken: this.hasToken });
     }
   }
+}
+
+/** What went wrong, for the log: GitHub's status, or the error and its cause (a socket error). */
+function describe(error: unknown): string {
+  const e = error as { status?: number; message?: string; response?: { status: number }; cause?: { message?: string; code?: string } };
+  if (e?.response) return `status ${e.response.status}`;
+  const cause = e?.cause ? ` (${e.cause.code ?? e.cause.message ?? ''})` : '';
+  return `${String(e?.message ?? error)}${cause}`;
 }
 
 function decodeText(content: string, encoding: string): string | undefined {
@@ -233,7 +255,7 @@ function minutesFromNow(date: Date, now: number): string {
 export function githubError(
   error: unknown,
   what: string,
-  context: { baseUrl: string; hasToken: boolean; now?: number },
+  context: { hasToken: boolean; now?: number },
 ): AppError {
   const e = error as OctokitLikeError;
   const status = e?.response?.status ?? (typeof e?.status === 'number' ? e.status : undefined);
@@ -241,8 +263,8 @@ export function githubError(
   const data = e?.response?.data as { message?: unknown } | undefined;
   const upstream = typeof data?.message === 'string' ? data.message.slice(0, 200) : '';
   if (!e?.response) {
-    const cause = e?.message ? ` (${String(e.message).slice(0, 200)})` : '';
-    return new AppError('github_error', `GitHub is unreachable at ${context.baseUrl}${cause}.`);
+    // The address and the socket error are for the log (the caller logs them), not for the user.
+    return new AppError('github_error', `GitHub could not be reached (reading ${what}); try again later.`);
   }
   if (status === 404) {
     const hint = context.hasToken ? 'check the URL, or whether GITHUB_TOKEN may read it' : 'check the URL; a private repository needs a GITHUB_TOKEN';
@@ -262,8 +284,9 @@ export function githubError(
       ...(reset ? { reset_at: reset.toISOString() } : {}),
     });
   }
-  if ((status === 403 || status === 429) && headers['retry-after']) {
-    return new AppError('github_error', `GitHub's secondary rate limit was hit; retry after ${headers['retry-after']} s.`, { github_status: status });
+  const secondary = secondaryLimitWait(status, headers, upstream);
+  if (secondary !== undefined) {
+    return new AppError('github_error', `GitHub's secondary rate limit was hit; retry after ${secondary} s.`, { github_status: status });
   }
   if (status === 403) {
     return new AppError('github_error', `GitHub refused access to ${what} (403${upstream ? `: ${upstream}` : ''}).`, { github_status: status });

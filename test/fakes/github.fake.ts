@@ -81,7 +81,7 @@ export class FakeGithub {
   private token?: string;
   private remaining: number;
   private reset: number;
-  private readonly failures: Array<{ match: RegExp; status: number; body?: object; times: number }> = [];
+  private readonly failures: Array<{ match: RegExp; status: number; body?: object; times: number; headers?: Record<string, string> }> = [];
   private readonly sockets = new Set<import('node:net').Socket>();
 
   private constructor(
@@ -149,9 +149,12 @@ export class FakeGithub {
     if (resetEpochSeconds !== undefined) this.reset = resetEpochSeconds;
   }
 
-  /** The next `times` requests whose `METHOD path` matches answer `status` with GitHub's body. */
-  failNext(match: RegExp, status: number, times = 1, body?: object): void {
-    this.failures.push({ match, status, body, times });
+  /**
+   * The next `times` requests whose `METHOD path` matches answer `status` with GitHub's body (and
+   * `headers` over the usual ones, e.g. `retry-after`); status 0 drops the connection unanswered.
+   */
+  failNext(match: RegExp, status: number, times = 1, body?: object, headers?: Record<string, string>): void {
+    this.failures.push({ match, status, body, times, headers });
   }
 
   /** Requests (method + path) made so far, e.g. `GET /repos/o/r/issues/1`. */
@@ -198,7 +201,9 @@ export class FakeGithub {
     const failure = this.failures.find((f) => f.times > 0 && f.match.test(`${method} ${path}`));
     if (failure) {
       failure.times -= 1;
-      return this.json(res, failure.status, failure.body ?? { message: http.STATUS_CODES[failure.status] ?? 'Error', documentation_url: DOCS, status: String(failure.status) });
+      if (failure.status === 0) return void req.socket.destroy();
+      const body = failure.body ?? { message: http.STATUS_CODES[failure.status] ?? 'Error', documentation_url: DOCS, status: String(failure.status) };
+      return this.json(res, failure.status, body, failure.headers);
     }
 
     const match = /^\/repos\/([^/]+)\/([^/]+)(\/.*)?$/.exec(path);
@@ -480,12 +485,13 @@ export class FakeGithub {
     };
   }
 
-  private json(res: http.ServerResponse, status: number, payload: unknown): void {
+  private json(res: http.ServerResponse, status: number, payload: unknown, headers: Record<string, string> = {}): void {
     const text = JSON.stringify(payload);
     res.writeHead(status, {
       'Content-Type': 'application/json; charset=utf-8',
       'Content-Length': Buffer.byteLength(text),
       ...this.rateHeaders(res.req),
+      ...headers,
     });
     res.end(text);
   }
