@@ -11,8 +11,8 @@ const ISSUE_URL = 'https://github.com/octo/calc/issues/7';
 
 /** A correct fix whose hunk header is off (line 40, wrong counts): it applies only after tolerant placement. */
 const SLOPPY_DIFF = CALC_FIX_DIFF.replace('@@ -4,7 +4,7 @@', '@@ -40,6 +40,9 @@');
-/** Context that is not in the file. */
-const BROKEN_DIFF = SLOPPY_DIFF.replace('   let sum = 0;', '   let total = 0;');
+/** A line to remove that is not in the file (a paraphrased context line alone would be tolerated). */
+const BROKEN_DIFF = SLOPPY_DIFF.replace('-  for (let i = 0; i <= values.length; i++) {', '-  for (let i = 0; i <= values.size; i++) {');
 const EXACT_DIFF = CALC_FIX_DIFF;
 
 
@@ -159,11 +159,11 @@ describe('Solver over /ws (e2e)', () => {
     answers.solution = () => stream(answer('First try.', BROKEN_DIFF));
     const frames = await run('s2');
     const { complete } = checkRun(frames, 's2', ['issue', 'repomap', 'files', 'solution', 'verify', 'complete']);
-    expect(frames.some((f) => f.stage === 'verify' && /does not apply .*let total = 0;.*asking for one repair/.test(f.message))).toBe(true);
+    expect(frames.some((f) => f.stage === 'verify' && /does not apply .*values\.size.*asking for one repair/.test(f.message))).toBe(true);
     const repair = requestsOf('repair');
     expect(repair.length).toBe(1);
     const reason = repair[0].body.messages[repair[0].body.messages.length - 1].content as string;
-    expect(reason).toContain('src/math.js: hunk 1 (@@ -40,6 +40,9 @@): the line `let total = 0;` is not in the file');
+    expect(reason).toContain('src/math.js: hunk 1 (@@ -40,6 +40,9 @@): the line to remove `for (let i = 0; i <= values.size; i++) {` is not in the file');
     expect(repair[0].body.messages[2]).toEqual({ role: 'assistant', content: answer('First try.', BROKEN_DIFF) });
     expect(complete).toMatchObject({ status: 'complete', applies: true, files: ['src/math.js'], summary: 'Fixed the context.' });
     expect(applyStrict(complete.patch, MATH)).toBe(FIXED);

@@ -160,19 +160,26 @@ describe('applyDiff', () => {
     expectClean(result.patch, sources(), new Map<string, string | null>([['src/mean.js', '// new\nmodule.exports = 1;\n'], ['src/index.js', null]]));
   });
 
-  it('broken: context that is not in the file does not apply, and says which line', () => {
-    const broken = GOOD.replace('   let sum = 0;', '   let total = 0;');
+  it('fuzzy: a paraphrased context line and spacing inside lines — placed (the file\'s lines kept), then re-made clean', () => {
+    const drifted = GOOD.replace('   let sum = 0;', '   let total = 0;').replace(' function average(values) {', ' function average(values){');
+    const result = applyDiff(drifted, sources());
+    expect(result.reasons).toEqual([]);
+    expect(result.files[0]).toMatchObject({ fuzzy: true, after: FIXED });
+  });
+
+  it('broken: a removed line that is not in the file does not apply, and says which line', () => {
+    const broken = GOOD.replace('-  for (let i = 0; i <= values.length; i++) {', '-  for (let i = 0; i <= values.size; i++) {');
     const result = applyDiff(broken, sources());
     expect(result.applies).toBe(false);
     expect(result.patch).toBe('');
-    expect(result.reasons).toEqual(['src/math.js: hunk 1 (@@ -4,7 +4,7 @@): the line `let total = 0;` is not in the file']);
+    expect(result.reasons).toEqual(['src/math.js: hunk 1 (@@ -4,7 +4,7 @@): the line to remove `for (let i = 0; i <= values.size; i++) {` is not in the file']);
   });
 
-  it('broken: lines that exist but not together', () => {
+  it('broken: lines that exist but not together: says where it came closest', () => {
     const diff = '--- a/src/math.js\n+++ b/src/math.js\n@@ -1,3 +1,3 @@\n function average(values) {\n-  return sorted[Math.floor(sorted.length / 2)];\n+  return 0;\n';
     const result = applyDiff(diff, sources());
     expect(result.applies).toBe(false);
-    expect(result.reasons[0]).toMatch(/^src\/math.js: hunk 1 .*not consecutive in the file \(its first line is at line 4/);
+    expect(result.reasons[0]).toMatch(/^src\/math.js: hunk 1 .*: at line 5 the file has `let sum = 0;` where the diff has `return sorted\[Math.floor\(sorted.length \/ 2\)\];`$/);
   });
 
   it('broken: a file that does not exist, a file created twice, no diff, a diff that changes nothing', () => {

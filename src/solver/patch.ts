@@ -1,9 +1,11 @@
 /**
  * Patch checking: find the unified diff in a model's answer, parse it leniently (models miscount hunk
- * lines, drop the space of blank context lines, omit line numbers), apply it to the real files with
- * the `diff` package, and re-make a clean patch from the result. Pure functions.
+ * lines, drop the space of blank context lines, omit line numbers), place its hunks in the real files
+ * with bounded tolerance (hunk-placement.ts), and re-make a clean patch from the result (the `diff`
+ * package). Pure functions.
  */
-import { applyPatch, createTwoFilesPatch, FILE_HEADERS_ONLY, StructuredPatch } from 'diff';
+import { createTwoFilesPatch, FILE_HEADERS_ONLY } from 'diff';
+import { placeHunk, Placement } from './hunk-placement';
 
 export interface Hunk {
   /** From the `@@` header; undefined when the model wrote none. */
@@ -209,48 +211,6 @@ export function pathsOfDiff(diff: string, exists: (path: string) => boolean): st
   return [...out];
 }
 
-const oldSide = (hunk: Hunk): string[] =>
-  hunk.lines.filter((l) => l[0] === ' ' || l[0] === '-').map((l) => l.slice(1));
-
-function toStructured(hunk: Hunk, oldStart: number): StructuredPatch {
-  const body = hunk.lines;
-  const oldLines = body.filter((l) => l[0] === ' ' || l[0] === '-').length;
-  const newLines = body.filter((l) => l[0] === ' ' || l[0] === '+').length;
-  return {
-    oldFileName: 'a',
-    newFileName: 'b',
-    oldHeader: undefined,
-    newHeader: undefined,
-    hunks: [{ oldStart, oldLines, newStart: oldStart, newLines, lines: body }],
-  };
-}
-
-/** 1-based line where the hunk's old side is found (exactly, then ignoring whitespace), if anywhere. */
-export function locateHunk(hunk: Hunk, source: string): number | undefined {
-  const wanted = oldSide(hunk);
-  if (!wanted.length) return undefined;
-  const lines = source.split('\n');
-  for (const same of [(a: string, b: string) => a === b, (a: string, b: string) => squash(a) === squash(b)]) {
-    for (let start = 0; start + wanted.length <= lines.length; start++) {
-      let k = 0;
-      while (k < wanted.length && same(lines[start + k], wanted[k])) k++;
-      if (k === wanted.length) return start + 1;
-    }
-  }
-  return undefined;
-}
-
-const squash = (line: string): string => line.replace(/\s+/g, ' ').trim();
-
-type Strategy = { fuzzy: boolean; fuzzFactor: number; compareLine?: (n: number, line: string, op: string, content: string) => boolean };
-
-const STRATEGIES: Strategy[] = [
-  { fuzzy: false, fuzzFactor: 0 },
-  { fuzzy: true, fuzzFactor: 0, compareLine: (_n, line, _op, content) => line?.trimEnd() === content.trimEnd() },
-  { fuzzy: true, fuzzFactor: 0, compareLine: (_n, line, _op, content) => line !== undefined && squash(line) === squash(content) },
-  { fuzzy: true, fuzzFactor: 2, compareLine: (_n, line, _op, content) => line !== undefined && squash(line) === squash(content) },
-];
-
 /** The text of a created file: its added lines (the header's line numbers do not matter). */
 function newFileText(hunks: Hunk[]): string {
   const lines = hunks.flatMap((h) => h.lines);
@@ -259,34 +219,27 @@ function newFileText(hunks: Hunk[]): string {
   return added.join('\n') + (noNewline ? '' : '\n');
 }
 
-/** Applies one hunk, strict first, then more and more tolerant. */
-function applyHunk(source: string, hunk: Hunk): { text: string; fuzzy: boolean } | undefined {
-  const start = locateHunk(hunk, source) ?? hunk.oldStart ?? 1;
-  const patch = toStructured(hunk, Math.max(1, start));
-  for (const strategy of STRATEGIES) {
-    let result: string | false;
-    try {
-      result = applyPatch(source, patch, { fuzzFactor: strategy.fuzzFactor, compareLine: strategy.compareLine });
-    } catch {
-      result = false;
-    }
-    if (result !== false) return { text: result, fuzzy: strategy.fuzzy };
+/**
+ * Applies a file's hunks: each is placed in the text as it was (hunk-placement.ts), then all are
+ * applied bottom-up. The reason names the hunk and the exact mismatch when one cannot be placed.
+ */
+function applyHunks(text: string, hunks: Hunk[], path: string): { text: string; fuzzy: boolean } | { reason: string } {
+  const lines = text.split('\n');
+  const label = (index: number) => `${path}: hunk ${index + 1} (${hunks[index].header.slice(0, 60)})`;
+  const placed: Array<Placement & { index: number }> = [];
+  for (let index = 0; index < hunks.length; index++) {
+    const result = placeHunk(hunks[index], lines);
+    if (!result.ok) return { reason: `${label(index)}: ${result.reason}` };
+    placed.push({ ...result.placement, index });
   }
-  return undefined;
-}
-
-/** Why a hunk does not fit: the first line of its old side that the file lacks, or where it nearly fits. */
-export function describeMismatch(hunk: Hunk, source: string, index: number, path: string): string {
-  const label = `${path}: hunk ${index + 1} (${hunk.header.slice(0, 60)})`;
-  const lines = source.split('\n');
-  const present = new Set(lines.map(squash));
-  const wanted = oldSide(hunk);
-  const missing = wanted.find((l) => squash(l) !== '' && !present.has(squash(l)));
-  if (missing !== undefined) return `${label}: the line \`${missing.trim().slice(0, 120)}\` is not in the file`;
-  const first = wanted.find((l) => squash(l) !== '');
-  const at = first === undefined ? -1 : lines.findIndex((l) => squash(l) === squash(first));
-  const where = at >= 0 ? ` (its first line is at line ${at + 1}, but the lines after it differ)` : '';
-  return `${label}: its context and removed lines are not consecutive in the file${where}`;
+  placed.sort((x, y) => x.start - y.start || x.end - y.end);
+  for (let i = 1; i < placed.length; i++) {
+    if (placed[i].start < placed[i - 1].end) {
+      return { reason: `${label(placed[i].index)}: it overlaps hunk ${placed[i - 1].index + 1} (both change line ${placed[i].start + 1})` };
+    }
+  }
+  for (const p of [...placed].reverse()) lines.splice(p.start, p.end - p.start, ...p.replacement);
+  return { text: lines.join('\n'), fuzzy: placed.some((p) => p.fuzzy) };
 }
 
 const fileLabel = (path: string) => `\`${path}\``;
@@ -347,22 +300,15 @@ export function applyDiff(diff: string | undefined, sources: Map<string, string>
       outcome.after = newFileText(file.hunks);
       continue;
     }
-    // Place hunks in file order, wherever the model said they were.
-    const ordered = file.hunks
-      .map((hunk, index) => ({ hunk, index, at: locateHunk(hunk, text!) ?? hunk.oldStart ?? 0 }))
-      .sort((a, b) => a.at - b.at);
-    // Apply from the bottom up so earlier hunks keep their positions.
-    for (const { hunk, index } of ordered.reverse()) {
-      const applied = applyHunk(text!, hunk);
-      if (!applied) {
-        outcome.ok = false;
-        outcome.reason = describeMismatch(hunk, text!, index, path);
-        reasons.push(outcome.reason);
-        break;
-      }
-      text = applied.text;
-      outcome.fuzzy ||= applied.fuzzy;
+    const applied = applyHunks(text, file.hunks, path);
+    if ('reason' in applied) {
+      outcome.ok = false;
+      outcome.reason = applied.reason;
+      reasons.push(outcome.reason);
+      continue;
     }
+    text = applied.text;
+    outcome.fuzzy ||= applied.fuzzy;
     if (!outcome.ok) continue;
     if (deleting) {
       if (text.trim() !== '') {
