@@ -20,8 +20,10 @@ export interface Placement {
 
 export type PlacementResult = { ok: true; placement: Placement } | { ok: false; reason: string };
 
-/** Context lines that may differ from the file per hunk (and fewer than those that match). */
+/** Context lines that may differ from the file, or file lines the diff lacks, per hunk (fewer than those that match). */
 const MAX_SUBSTITUTIONS = 2;
+/** File lines × hunk lines tried at most: about 50 ms of matching on the event loop. */
+const MAX_WORK = 1_000_000;
 /** How far `...` may stand for unchanged lines. */
 const MAX_ELIDED = 400;
 
@@ -34,6 +36,10 @@ const isElision = (line: string): boolean => /^(\/\/|#|--|\/\*|<!--)?(\.\.\.|…
 interface Step {
   op: ' ' | '-' | '+';
   text: string;
+  /** The text without whitespace, as matching compares it. */
+  key: string;
+  /** A `...` line standing for unchanged code. */
+  elision: boolean;
 }
 
 interface Alignment {
@@ -53,63 +59,70 @@ interface Failure {
 
 /** The hunk's lines as steps (markers like `\ No newline` dropped). */
 function stepsOf(hunk: Hunk): Step[] {
-  return hunk.lines.filter((l) => l[0] === ' ' || l[0] === '-' || l[0] === '+').map((l) => ({ op: l[0] as Step['op'], text: l.slice(1) }));
+  return hunk.lines
+    .filter((l) => l[0] === ' ' || l[0] === '-' || l[0] === '+')
+    .map((l) => ({ op: l[0] as Step['op'], text: l.slice(1), key: bare(l.slice(1)), elision: l[0] === ' ' && isElision(l.slice(1)) }));
 }
 
 /** Aligns the hunk's old side with the file from line `start`; the replacement, or where it failed. */
-function align(steps: Step[], lines: string[], bareLines: string[], start: number, eol: string): Alignment | Failure {
+function align(steps: Step[], lines: string[], bareLines: string[], start: number, eol: string, build = false): Alignment | Failure {
+  // Scoring every start builds nothing; the chosen one is aligned again with `build`.
   const out: string[] = [];
+  const keep = build ? (line: string) => void out.push(line) : () => undefined;
   let f = start;
   let substitutions = 0;
   let matched = 0;
   let cost = 0;
   for (let i = 0; i < steps.length; i++) {
-    const { op, text } = steps[i];
+    const { op, text, key, elision } = steps[i];
     if (op === '+') {
-      out.push(text + eol);
+      keep(text + eol);
       continue;
     }
-    if (op === ' ' && isElision(text)) {
+    if (elision) {
       // Unchanged code up to the next line the hunk names.
-      const next = steps.slice(i + 1).find((s) => s.op !== '+' && !isBlank(s.text) && !isElision(s.text));
+      const next = steps.slice(i + 1).find((s) => s.op !== '+' && s.key !== '' && !s.elision);
       if (!next) return { step: i, at: f };
       let skipped = 0;
-      while (f < lines.length && bareLines[f] !== bare(next.text) && skipped < MAX_ELIDED) out.push(lines[f++]), skipped++;
+      while (f < lines.length && bareLines[f] !== next.key && skipped < MAX_ELIDED) keep(lines[f++]), skipped++;
       if (f >= lines.length || skipped >= MAX_ELIDED) return { step: i, at: f, substitutions };
       cost += 1;
       continue;
     }
     for (;;) {
       const line = lines[f];
-      if (line !== undefined && line === text + (line.endsWith('\r') && !text.endsWith('\r') ? '\r' : '')) {
-        matched += isBlank(text) ? 0 : 1;
-        if (op === ' ') out.push(line);
-        f++;
-        break;
-      }
-      if (line !== undefined && bareLines[f] === bare(text) && !isBlank(text)) {
-        matched += 1;
-        cost += 1;
-        if (op === ' ') out.push(line);
+      if (line !== undefined && bareLines[f] === key && (key !== '' || isBlank(line))) {
+        const exact = line === text || (line.length === text.length + 1 && line.endsWith('\r') && line.startsWith(text));
+        if (key !== '') matched += 1;
+        if (!exact) cost += 1;
+        if (op === ' ') keep(line);
         f++;
         break;
       }
       // Blank-line drift, both ways: a blank the file lacks, or one the diff lacks.
-      if (isBlank(text) && op === ' ') {
+      if (key === '' && op === ' ') {
         cost += 1;
         break;
       }
       if (line !== undefined && bareLines[f] === '' && f > start) {
-        out.push(line);
+        keep(line);
         f++;
         cost += 1;
+        continue;
+      }
+      // Lines the file has and the diff lacks (the file moved on since the model read it): kept.
+      const ahead = key === '' ? undefined : bareLines[f + 1] === key ? 1 : bareLines[f + 2] === key ? 2 : undefined;
+      if (line !== undefined && ahead !== undefined && substitutions + ahead <= MAX_SUBSTITUTIONS) {
+        for (let k = 0; k < ahead; k++) keep(lines[f++]);
+        substitutions += ahead;
+        cost += 10 * ahead;
         continue;
       }
       // A context line the model paraphrased: the file's line stays.
       if (op === ' ' && line !== undefined && substitutions < MAX_SUBSTITUTIONS) {
         substitutions += 1;
         cost += 10;
-        out.push(line);
+        keep(line);
         f++;
         break;
       }
@@ -132,7 +145,13 @@ export function placeHunk(hunk: Hunk, lines: string[]): PlacementResult {
   const eol = lines.filter((l) => l.endsWith('\r')).length > lines.length / 2 ? '\r' : '';
   const firstOld = steps.find((s) => s.op !== '+' && !isBlank(s.text) && !isElision(s.text));
   if (!firstOld) return { ok: false, reason: 'it has no context or removed line to place it by' };
+  // A line to remove that the file lacks anywhere: no need to try every start.
   const bareLines = lines.map(bare);
+  const present = new Set(bareLines);
+  const absent = steps.find((s) => s.op === '-' && s.key !== '' && !present.has(s.key));
+  if (absent) return { ok: false, reason: `the line to remove \`${absent.text.trim().slice(0, 120)}\` is not in the file` };
+  // Every start is tried: bound the work (this runs on the event loop) for huge files and hunks.
+  if (lines.length * steps.length > MAX_WORK) return { ok: false, reason: `the file (${lines.length} lines) and hunk (${steps.length} lines) are too large to place; split the hunk` };
   const found: Array<{ start: number; alignment: Alignment }> = [];
   let best: { failure: Failure; start: number } | undefined;
   for (let start = 0; start < lines.length; start++) {
@@ -144,7 +163,9 @@ export function placeHunk(hunk: Hunk, lines: string[]): PlacementResult {
   const lowest = Math.min(...found.map((f) => f.alignment.cost));
   let winners = found.filter((f) => f.alignment.cost === lowest);
   // Nested candidates (a start a few lines earlier that swallows blank lines) are one place.
-  winners = winners.filter((w) => !winners.some((o) => o !== w && o.alignment.end === w.alignment.end && o.start > w.start));
+  const latestStart = new Map<number, number>();
+  for (const w of winners) latestStart.set(w.alignment.end, Math.max(latestStart.get(w.alignment.end) ?? -1, w.start));
+  winners = winners.filter((w) => latestStart.get(w.alignment.end) === w.start);
   if (winners.length > 1 && hunk.oldStart !== undefined) {
     const hinted = winners.filter((w) => w.start + 1 === hunk.oldStart);
     if (hinted.length === 1) winners = hinted;
@@ -154,7 +175,8 @@ export function placeHunk(hunk: Hunk, lines: string[]): PlacementResult {
     return { ok: false, reason: `its lines fit ${winners.length} places (lines ${at}); give more context so it fits one place only` };
   }
   const [{ start, alignment }] = winners;
-  return { ok: true, placement: { start, end: alignment.end, replacement: alignment.replacement, fuzzy: !alignment.exact } };
+  const built = align(steps, lines, bareLines, start, eol, true) as Alignment;
+  return { ok: true, placement: { start, end: alignment.end, replacement: built.replacement, fuzzy: !alignment.exact } };
 }
 
 /** The exact mismatch where the hunk came closest to fitting. */
