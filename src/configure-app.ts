@@ -118,8 +118,9 @@ function wire(app: NestExpressApplication, ownsApp: boolean): NestExpressApplica
     }),
   );
   const base = mount.basePath;
+  // Express's trust-proxy is app-wide: a host that mounts us keeps its own (and our limits follow it).
   const trustProxy = trustProxyValue(env.TRUST_PROXY);
-  if (trustProxy !== undefined) app.set('trust proxy', trustProxy);
+  if (ownsApp && trustProxy !== undefined) app.set('trust proxy', trustProxy);
   const edge = httpEdge(app.get(HostCheck));
   if (ownsApp) app.use(edge, securityHeaders());
   else app.use(base ? [base] : OWN_PATHS.map((path) => mount.path(path)), edge, securityHeaders());
