@@ -65,6 +65,8 @@ export type Scenario =
       keepAliveMs?: number;
       /** If given, wait for it after the role chunk before sending pieces. */
       gate?: Promise<void>;
+      /** If given, wait for `gate` before sending piece number `piece` (0-based, reasoning pieces first). */
+      pauseAt?: { piece: number; gate: Promise<void> };
     } & Wire)
   /** JSON body {"error":{"message","type","param":null,"code"}} as DeepSeek sends it. */
   | { kind: 'error'; status: number; message?: string }
@@ -530,6 +532,10 @@ export class FakeDeepSeek {
     });
     for (let i = 0; i < pieces.length; i++) {
       const p = pieces[i];
+      if (s.pauseAt && s.pauseAt.piece === i) {
+        await out.flush();
+        await Promise.race([s.pauseAt.gate, ex.over]);
+      }
       if (p.reasoning) await send(w.reasoningChunk(p.text));
       else if (i === lastContent && !w.separateFinish) await send(w.contentChunk(p.text, finishReason));
       else await send(w.contentChunk(p.text, null));
