@@ -345,6 +345,14 @@
     else if (st.thoughtMs) label = `Thought for ${Math.max(1, Math.round(st.thoughtMs / 1000))} s`;
     if (summary.textContent !== label) summary.textContent = label;
     details.classList.toggle('thinking', label === 'Thinking…');
+    // Live thinking: open while the model thinks (the text streams in view), folded once the answer
+    // starts, unless the reader opened or closed it themselves.
+    const thinking = thinkingNow(el, st);
+    if (!st.readerToggled && (thinking || st.autoOpened) && details.open !== thinking) {
+      details.open = thinking;
+      st.autoOpened = thinking;
+    }
+    if (thinking) text.scrollTop = text.scrollHeight;
   };
 
   const renderStatusNote = (el) => {
@@ -379,6 +387,7 @@
     if (el.dataset.role === 'assistant') renderVersions(el);
     if (el.dataset.omittedTurns) noteOmitted(el, Number(el.dataset.omittedTurns));
     formatSizes(el);
+    if (actions) actions.decorate(el);
   };
 
   // Pieces arrive many times a second; render each touched message at most once per animation frame.
@@ -391,6 +400,7 @@
     for (const el of dirty) if (el.isConnected) renderMessage(el);
     dirty.clear();
     if (stick) scrollToBottom();
+    else if (actions) actions.newText();
     const ms = performance.now() - t0;
     stats.frames += 1;
     stats.renderMs += ms;
@@ -522,6 +532,9 @@
     tuning: T,
   };
   window.__chat = api;
+
+  /** public/message-actions.js (loaded first): Copy, Edit, an answer's details, Continue, jump to latest. */
+  const actions = window.ChatActions || null;
 
   const request = async (method, url, body) => {
     const res = await fetch(url, {
@@ -700,6 +713,7 @@
     if (stop) stop.hidden = streaming.length === 0;
     f.setAttribute('aria-busy', String(busy));
     refreshActions(busy);
+    if (actions) actions.refresh(busy);
     if (refocus && !busy && ta) {
       const active = document.activeElement;
       if (hadFocus || !active || active === document.body) ta.focus();
@@ -716,11 +730,13 @@
       ? crypto.randomUUID()
       : `c-${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`;
 
-  const sendMessage = () => {
+  /** Sends the message box's text, or `text` (Continue) leaving whatever is in the box. */
+  const sendMessage = (text) => {
     const ta = textarea();
     if (!ta || ta.disabled) return;
-    const content = ta.value;
+    const content = typeof text === 'string' ? text : ta.value;
     if (!content.trim()) return;
+    if (noModel()) return;
     clearFormError();
     const id = newClientId();
     const chatId = shownChatId();
@@ -740,7 +756,7 @@
       renderChips(el, files);
     }
     socket.send(frame, true);
-    ta.value = '';
+    if (typeof text !== 'string') ta.value = '';
     autoGrow(ta);
     scrollToBottom();
     updateComposer();
@@ -760,6 +776,40 @@
     if (!p.acked && p.el.isConnected) p.el.dataset.status = 'error';
     showError('The server did not answer. Please try again.', p.el.isConnected ? p.el : null);
     updateComposer();
+  };
+
+  const stopStreaming = () => {
+    for (const el of streamingMessages()) socket.send({ type: 'stop', message_id: el.dataset.messageId }, true);
+  };
+
+  /**
+   * Without a model key the notice above the box already says so: nothing is sent (no unanswered
+   * message, no second error), the text stays in the box and the notice is read out again.
+   */
+  const noModel = () => {
+    const notice = view() && $('[data-model-notice]', view());
+    if (!notice) return false;
+    notice.dataset.attention = '';
+    if (!$('[data-model-notice-kept]', notice)) {
+      const kept = document.createElement('span');
+      kept.dataset.modelNoticeKept = '';
+      kept.textContent = ' Your message was not sent; it is still in the box.';
+      notice.appendChild(kept);
+    }
+    announce(notice.textContent.trim());
+    return true;
+  };
+
+  /** Edit: a sent message's text back in the box, to change and send as a new turn. */
+  const editText = (text) => {
+    const ta = textarea();
+    if (!ta) return;
+    ta.value = text;
+    autoGrow(ta);
+    if (!ta.disabled) {
+      ta.focus();
+      ta.setSelectionRange(text.length, text.length);
+    }
   };
 
   document.addEventListener('submit', (ev) => {
@@ -799,6 +849,12 @@
       setSidebarOpen(false);
       const toggle = $('[data-sidebar-toggle]');
       if (toggle) toggle.focus();
+      return;
+    }
+    // Esc stops the answer that is streaming (as the Stop button does).
+    if (streamingMessages().length && !(t instanceof Element && t.closest('dialog, [data-share-box], [data-settings-panel]'))) {
+      ev.preventDefault();
+      stopStreaming();
     }
   });
 
@@ -824,8 +880,13 @@
     const t = ev.target instanceof Element ? ev.target : null;
     if (!t) return;
     if (t.closest('[data-stop]')) {
-      for (const el of streamingMessages()) socket.send({ type: 'stop', message_id: el.dataset.messageId }, true);
+      stopStreaming();
       return;
+    }
+    const summary = t.closest('[data-reasoning-summary]');
+    if (summary) {
+      const el = summary.closest('[data-message-id]');
+      if (el) stateOf(el).readerToggled = true;
     }
     const copy = t.closest('[data-copy-code]');
     if (copy) {
@@ -945,6 +1006,7 @@
         el.dataset.messageId = frame.message_id;
         el.dataset.status = 'complete';
         delete el.dataset.clientId;
+        if (actions) actions.decorate(el);
       } else {
         el = createMessage('user', frame.message_id, 'complete');
         stateOf(el).raw = frame.content || '';
@@ -960,6 +1022,7 @@
         const stick = nearBottom();
         if (Array.isArray(frame.previous_versions) && frame.previous_versions.length) replaceOldVersion(frame);
         const el = assistantEl(frame);
+        if (frame.model) el.dataset.model = frame.model;
         // A regenerated answer has its own count: the replaced one's note is updated or removed.
         if (frame.omitted_turns > 0 || frame.previous_versions) noteOmitted(el, frame.omitted_turns || 0);
         const st = stateOf(el);
@@ -992,6 +1055,8 @@
         el.dataset.status = frame.status || 'complete';
         if (frame.finish_reason) el.dataset.finishReason = frame.finish_reason;
         else delete el.dataset.finishReason;
+        if (frame.usage && typeof frame.usage === 'object') el.dataset.usage = JSON.stringify(frame.usage);
+        if (st.startedAt && !el.dataset.elapsedMs) el.dataset.elapsedMs = String(Date.now() - st.startedAt);
         renderMessage(el);
         if (stick) scrollToBottom();
         if (!announced.has(frame.message_id)) {
@@ -1693,6 +1758,20 @@
     }
     // htmx only restores history entries it marked; mark the first one so Back returns here.
     if (!history.state) history.replaceState({ htmx: true }, document.title, location.href);
+    if (actions) {
+      actions.init({
+        send: (text) => sendMessage(text),
+        edit: editText,
+        actionsOf: ensureActions,
+        rawOf: (el) => {
+          // An older version on show is what Copy takes.
+          const old = el.dataset.versionShown ? versionCache.get(versionsOf(el)[Number(el.dataset.versionShown)]) : null;
+          return old ? old.content || '' : stateOf(el).raw;
+        },
+        nearBottom,
+        scrollToBottom,
+      });
+    }
     hydrate();
     socket.connect();
     void loadModels();
