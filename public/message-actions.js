@@ -82,13 +82,14 @@
     }
     if (el.dataset.role === 'assistant') {
       const text = metaText(el);
-      let meta = $('[data-message-meta]', tools);
+      let meta = $('[data-message-meta]', el);
       if (text) {
         if (!meta) {
+          // Last in the row (CSS order), so showing it on hover moves no button.
           meta = document.createElement('span');
           meta.className = 'message-meta';
           meta.dataset.messageMeta = '';
-          tools.appendChild(meta);
+          tools.parentElement.appendChild(meta);
         }
         if (meta.textContent !== text) meta.textContent = text;
       } else if (meta) meta.remove();

@@ -69,6 +69,7 @@ describe('chat page actions in Chromium', () => {
     expect(await meta.isVisible()).toBe(false);
     await answer.hover();
     await meta.waitFor({ state: 'visible' });
+    await page.screenshot({ path: '/tmp/page-actions-meta.png' });
     expect(await meta.textContent()).toMatch(/^deepseek-chat · \d+(\.\d)? s · \d+ tokens \(\d+ in, \d+ out\)$/);
 
     // After a reload the stored answer still names its model and can be copied.
@@ -116,6 +117,7 @@ describe('chat page actions in Chromium', () => {
     await answer.locator('[data-reasoning-text]', { hasText: 'Let me weigh the options.' }).waitFor({ state: 'visible' });
     expect(await details.evaluate((d) => (d as HTMLDetailsElement).open)).toBe(true);
     expect(await answer.locator('[data-reasoning-summary]').textContent()).toBe('Thinking…');
+    await page.screenshot({ path: '/tmp/page-actions-thinking.png' });
     expect(await answer.getAttribute('data-status')).toBe('streaming');
     expect((await answer.locator('[data-content]').textContent())?.trim()).toBe('');
 
@@ -133,6 +135,7 @@ describe('chat page actions in Chromium', () => {
     await send(page, 'Write a long essay');
     const first = page.locator(`${ASSISTANT}[data-status="complete"]`);
     await first.locator('[data-continue]').waitFor();
+    await page.screenshot({ path: '/tmp/page-actions-continue.png' });
     fake.enqueue({ kind: 'stream', content: [' and the second half.'] });
     await first.locator('[data-continue]').click();
     await page.locator(`${ASSISTANT}[data-status="complete"]`, { hasText: 'the second half.' }).waitFor();
@@ -165,6 +168,7 @@ describe('chat page actions in Chromium', () => {
     expect(await jump.getAttribute('data-new-text')).toBeNull();
     more.resolve();
     await page.locator('[data-jump-latest][data-new-text]').waitFor();
+    await page.screenshot({ path: '/tmp/page-actions-jump.png' });
     await page.locator(`${ASSISTANT}[data-status="complete"]`).waitFor();
     // Still where the reader left it.
     expect(await page.locator('[data-messages]').evaluate((el) => el.scrollTop)).toBe(0);
@@ -210,6 +214,7 @@ describe('no API key in Chromium', () => {
     await page.locator(BOX).fill('Hello?');
     await page.keyboard.press('Enter');
     await notice.locator('[data-model-notice-kept]').waitFor();
+    await page.screenshot({ path: '/tmp/page-actions-no-key.png' });
     expect(await notice.textContent()).toContain('Your message was not sent; it is still in the box.');
     expect(await page.locator(BOX).inputValue()).toBe('Hello?');
     expect(await page.locator('[data-message-id], [data-role]').count()).toBe(0);
