@@ -8,7 +8,8 @@ export class AppModule {
   static forRoot(config: ConfigOptions = {}): DynamicModule {
     return {
       module: AppModule,
-      imports: [ChatSystemModule.forRoot({ settings: config.overrides, isolated: config.isolated, envFile: config.envFile })],
+      // Standalone, the environment is ours: `.env` and every variable (unless a test isolates it).
+      imports: [ChatSystemModule.forRoot({ settings: config.overrides, isolated: config.isolated ?? false, envPrefix: config.envPrefix, envFile: config.envFile })],
     };
   }
 }

@@ -35,10 +35,20 @@ export type ChatSystemSettings = { [K in keyof Environment]?: Environment[K] | s
 
 /** Runtime configuration: what `forRootAsync`'s factory returns. */
 export interface ChatSystemConfig {
-  /** Win over `.env` and the process environment; the same names as the environment variables. */
+  /** The settings, by the names of the environment variables; they win over every other source. */
   settings?: ChatSystemSettings;
-  /** Ignore the process environment and `.env`: only `settings` and defaults count. */
+  /**
+   * Also read the process environment's variables with this prefix, e.g. `'CHAT_'`: `CHAT_DATABASE_URL`
+   * becomes `DATABASE_URL`. Without it the module reads no environment variable at all.
+   */
+  envPrefix?: string;
+  /**
+   * Default `true`: only `settings` (and `envPrefix`, `envFile` when given) count, never the host's
+   * own `DATABASE_URL`, `PORT`, … `false` reads `.env` and the whole process environment, as the
+   * standalone server does (the default before 0.2).
+   */
   isolated?: boolean;
+  /** A dotenv file to read (filtered by `envPrefix` when given); default none (`.env` when `isolated: false`). */
   envFile?: string;
 }
 
@@ -74,8 +84,7 @@ export interface ChatSystemAsyncOptions extends ChatSystemMounting {
 @Module({})
 export class ChatSystemModule {
   static forRoot(options: ChatSystemOptions = {}): DynamicModule {
-    const { settings, isolated, envFile } = options;
-    return ChatSystemModule.build(AppConfigModule.forRoot(toConfigOptions({ settings, isolated, envFile })), options);
+    return ChatSystemModule.build(AppConfigModule.forRoot(toConfigOptions(options)), options);
   }
 
   /** Settings from a factory (e.g. `ConfigService`); the mounting options stay static (Nest builds routes before factories run). */
@@ -112,7 +121,7 @@ export class ChatSystemModule {
 function toConfigOptions(config: ChatSystemConfig): ConfigOptions {
   const overrides: Record<string, string | undefined> = {};
   for (const [key, value] of Object.entries(config.settings ?? {})) overrides[key] = value === undefined ? undefined : String(value);
-  return { overrides, isolated: config.isolated, envFile: config.envFile };
+  return { overrides, isolated: config.isolated ?? true, envPrefix: config.envPrefix, envFile: config.envFile };
 }
 
 function bind<T extends object>(port: abstract new (...args: never[]) => T, given: Type<T> | T): Provider {

@@ -87,7 +87,15 @@ describe('embedding: examples/host-app on the packed library (e2e)', () => {
 
     fake = await FakeDeepSeek.start();
     host = await ServerProcess.start(
-      { ASSISTANT_BASE_URL: fake.baseUrl, ASSISTANT_API_KEY: 'test-key', ASSISTANT_DATABASE_URL: `sqlite:${join(work, 'assistant.db')}` },
+      {
+        ASSISTANT_BASE_URL: fake.baseUrl,
+        ASSISTANT_API_KEY: 'test-key',
+        ASSISTANT_DATABASE_URL: `sqlite:${join(work, 'assistant.db')}`,
+        // The host's own settings, under the names the chat would read standalone: not ours.
+        DATABASE_URL: 'mysql://shop:secret@127.0.0.1:3306/shop',
+        DEEPSEEK_API_KEY: 'x',
+        DEEPSEEK_BASE_URL: 'http://127.0.0.1:9/not-ours',
+      },
       join(app, 'dist', 'main.js'),
       app,
     );

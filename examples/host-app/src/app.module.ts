@@ -18,8 +18,8 @@ import { UsersModule } from './users/users.module';
       userResolver: HostUserResolver,
       imports: [UsersModule],
       inject: [ConfigService],
+      // Only these settings count: the host's own DATABASE_URL, PORT, … are not the chat's.
       useFactory: (config: ConfigService) => ({
-        isolated: true, // our DATABASE_URL is not the chat's
         settings: {
           DATABASE_URL: config.get<string>('ASSISTANT_DATABASE_URL', 'sqlite:./data/assistant.db'),
           DEEPSEEK_BASE_URL: config.get<string>('ASSISTANT_BASE_URL', 'https://api.deepseek.com'),
