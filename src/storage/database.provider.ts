@@ -1,5 +1,5 @@
 import { Logger, Provider } from '@nestjs/common';
-import SqliteDatabase from 'better-sqlite3';
+import type SqliteDatabase from 'better-sqlite3';
 import { Kysely, Migrator, PostgresAdapter, PostgresDialect, SqliteDialect, sql } from 'kysely';
 import { Pool } from 'pg';
 import { closeSync, mkdirSync, openSync } from 'node:fs';
@@ -36,6 +36,26 @@ export function sqliteHandleOf(db: Kysely<any>): SqliteHandle | undefined {
   return sqliteHandles.get(db);
 }
 
+/**
+ * better-sqlite3 is an optional peer dependency (a host on PostgreSQL need not build it): it is loaded
+ * when SQLite is asked for. `module` is the seam a spec uses to simulate the package missing.
+ */
+export const sqliteDriver = { module: 'better-sqlite3' };
+
+function loadSqlite(url: string): typeof SqliteDatabase {
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    return require(sqliteDriver.module) as typeof SqliteDatabase;
+  } catch (error) {
+    const { code, message } = error as NodeJS.ErrnoException;
+    if (code !== 'MODULE_NOT_FOUND' || !message.includes(`'${sqliteDriver.module}'`)) throw error;
+    throw new Error(
+      `DATABASE_URL "${redactUrl(url)}" asks for SQLite, but the ${sqliteDriver.module} package is not installed: ` +
+        `run \`npm install ${sqliteDriver.module}\` in your app, or set DATABASE_URL to postgres://…`,
+    );
+  }
+}
+
 export interface DatabaseOptions {
   /** SQLite's `synchronous` pragma (WAL mode): see `Environment.SQLITE_SYNCHRONOUS`. */
   sqliteSynchronous?: 'normal' | 'full';
@@ -48,9 +68,10 @@ export async function openDatabase(url: string, options: DatabaseOptions = {}): 
   if (!url.startsWith('sqlite:')) {
     throw new Error(`DATABASE_URL "${redactUrl(url)}": use sqlite:<path> or postgres://…`);
   }
+  const SqliteDriver = loadSqlite(url);
   const path = sqlitePath(url);
   if (path !== ':memory:') createPrivately(path);
-  const sqlite = new SqliteDatabase(path);
+  const sqlite = new SqliteDriver(path);
   sqlite.pragma('journal_mode = WAL');
   // better-sqlite3 is synchronous: with `full`, every commit blocks the event loop for an fsync.
   sqlite.pragma(`synchronous = ${options.sqliteSynchronous === 'full' ? 'FULL' : 'NORMAL'}`);
