@@ -750,7 +750,8 @@
     if (chatId) frame.chat_id = chatId;
     const options = takeOptions();
     if (options) frame.options = options;
-    const files = takeAttachments();
+    // Attachments waiting in the box belong to the draft there, not to a Continue.
+    const files = typeof text === 'string' ? [] : takeAttachments();
     if (files.length) {
       frame.attachments = files.map((f) => f.id);
       renderChips(el, files);
