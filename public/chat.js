@@ -1287,6 +1287,17 @@
     return files;
   };
 
+  /** The server's own sentence for a refused request (a limit says which), or its status. */
+  const refusal = async (res) => {
+    try {
+      const body = await res.json();
+      if (body && typeof body.message === 'string' && body.message) return body.message;
+    } catch (_) {
+      // not JSON: the status is all there is
+    }
+    return `the server answered ${res.status}.`;
+  };
+
   const uploadFiles = async (input) => {
     const files = Array.from(input.files || []);
     input.value = '';
@@ -1303,7 +1314,7 @@
           renderPending();
         } else if (res.status === 413) problems.push(`${file.name} is too large: files can be at most 1 MB.`);
         else if (res.status === 415) problems.push(`${file.name} is not a text file: only UTF-8 text can be attached.`);
-        else problems.push(`${file.name} could not be uploaded (${res.status}).`);
+        else problems.push(`${file.name} could not be uploaded: ${await refusal(res)}`);
       } catch (_) {
         problems.push(`${file.name} could not be uploaded.`);
       }
@@ -1635,7 +1646,7 @@
         throw new Error('That file is not JSON.');
       }
       const res = await request('POST', `${BASE}/api/chats/import`, json);
-      if (!res.ok) throw new Error(res.status === 400 ? 'That file is not a chat export.' : `Import failed (${res.status}).`);
+      if (!res.ok) throw new Error(res.status === 400 ? 'That file is not a chat export.' : `Import failed: ${await refusal(res)}`);
       const body = await res.json();
       location.assign(`${BASE}/chat/${encodeURIComponent(body.id)}`);
     } catch (e) {

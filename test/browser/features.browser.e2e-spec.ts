@@ -21,7 +21,7 @@ describe('chat features in Chromium', () => {
   let dataDir: string;
   // Expected refusals (413/415 uploads, the revoked share link, the nonsense import) show as failed loads in the console.
   // Runs with accounts (the default AUTH_MODE=local): each test's context signs in through the login form.
-  const session = browserSession({ viewport: { width: 1200, height: 860 }, expectedConsole: /status of (400|404|413|415)/, account: () => app.url });
+  const session = browserSession({ viewport: { width: 1200, height: 860 }, expectedConsole: /status of (400|404|413|415|429)/, account: () => app.url });
 
   beforeAll(async () => {
     dataDir = mkdtempSync(join(tmpdir(), 'chat-features-'));
@@ -34,6 +34,8 @@ describe('chat features in Chromium', () => {
       AUTH_MODE: 'local',
       // Small, so that one long message pushes older turns out of the context.
       CONTEXT_TOKENS: '400',
+      // Two 1 MB files cannot both be kept: the second upload meets the quota.
+      FILE_QUOTA_BYTES: '2000000',
     });
   });
 
@@ -225,6 +227,19 @@ describe('chat features in Chromium', () => {
     // The stored message shows its chip after a reload too.
     await page.reload();
     await page.locator(`${USER} [data-message-attachments] .chip`, { hasText: 'notes.txt' }).waitFor();
+  });
+
+  it('says which limit refused an upload, in the server\'s words', async () => {
+    const page = await openPage('/chat');
+    const input = page.locator('[data-attach-input]');
+    const megabyte = (name: string) => ({ name, mimeType: 'text/plain', buffer: Buffer.alloc(1_000_000, 'q') });
+    await input.setInputFiles(megabyte('first.txt'));
+    await page.locator('[data-attach-chips] .chip', { hasText: 'first.txt' }).waitFor();
+    await input.setInputFiles(megabyte('second.txt'));
+    const error = page.locator('[data-form-error]', { hasText: 'second.txt could not be uploaded' });
+    await error.waitFor();
+    expect(await error.textContent()).toContain('file storage quota');
+    expect(await page.locator('[data-attach-chips] .chip').count()).toBe(1);
   });
 
   it('regenerates the last answer and switches between its versions', async () => {
