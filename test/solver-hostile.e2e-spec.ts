@@ -89,6 +89,7 @@ describe('Solver on a hostile repository (e2e)', () => {
   let model: FakeDeepSeek;
   let github: FakeGithub;
   let server: ServerProcess;
+  let control: ServerProcess;
   let client: WsTestClient;
 
   beforeAll(async () => {
@@ -106,22 +107,23 @@ describe('Solver on a hostile repository (e2e)', () => {
       files: { ...CALC_FILES, ...HOSTILE_FILES },
       issues: [{ ...CALC_ISSUE, body: `${CALC_ISSUE.body}\n${'average '.repeat(1_000)}${SPACES.slice(90_000)}{${SPACES.slice(90_000)}x` }],
     });
-    server = await ServerProcess.start(
-      {
-        AUTH_MODE: 'none',
-        DATABASE_URL: tempDatabaseUrl(),
-        DEEPSEEK_BASE_URL: model.baseUrl,
-        DEEPSEEK_API_KEY: 'test-key',
-        GITHUB_API_URL: github.url,
-        RATE_LIMIT_PER_MINUTE: '0',
-      },
-      buildServer(),
-    );
+    const script = buildServer();
+    const env = {
+      AUTH_MODE: 'none',
+      DEEPSEEK_BASE_URL: model.baseUrl,
+      DEEPSEEK_API_KEY: 'test-key',
+      GITHUB_API_URL: github.url,
+      RATE_LIMIT_PER_MINUTE: '0',
+    };
+    server = await ServerProcess.start({ ...env, DATABASE_URL: tempDatabaseUrl() }, script);
+    // An identical server that runs nothing: it shares the machine (and its load) with the first.
+    control = await ServerProcess.start({ ...env, DATABASE_URL: tempDatabaseUrl() }, script);
     client = await WsTestClient.connect(server.wsUrl);
   }, 120_000);
   afterAll(async () => {
     client?.close();
     await server?.kill('SIGTERM');
+    await control?.kill('SIGTERM');
     await model.close();
     await github.close();
   });
@@ -131,14 +133,12 @@ describe('Solver on a hostile repository (e2e)', () => {
     // A first run on a plain repository warms the code paths and starts the map's worker.
     client.send({ type: 'solve', id: 'warm', issue_url: 'https://github.com/octo/calc/issues/7' });
     await client.collect((f) => f.id === 'warm' && (f.type === 'solver_complete' || f.type === 'error'), 60_000);
-    // What this machine gives an idle server (other processes share its cores): the baseline.
-    const idlePoller = pollHealth(server.url);
-    await new Promise((resolve) => setTimeout(resolve, 1000));
-    const idle = await idlePoller.stop();
     const health = pollHealth(server.url);
+    const idle = pollHealth(control.url);
     client.send({ type: 'solve', id: 'h1', issue_url: 'https://github.com/evil/calc/issues/7' });
     const frames = await client.collect((f) => f.id === 'h1' && (f.type === 'solver_complete' || f.type === 'error'), 60_000);
     const { max, count } = await health.stop();
+    const baseline = await idle.stop();
 
     const end = frames[frames.length - 1];
     expect(end).toMatchObject({ type: 'solver_complete', status: 'complete', applies: true, files: ['src/math.js'] });
@@ -151,10 +151,10 @@ describe('Solver on a hostile repository (e2e)', () => {
     expect(mapPrompt).toMatch(/src\/huge\.py \([\d.]+ KB\)\n {2}def f0\(a, b\)/);
     expect(mapPrompt).not.toContain('export function big()');
     expect(count).toBeGreaterThan(2);
-    console.log(`/health: idle ${idle.count} polls, slowest ${idle.max.toFixed(1)} ms; hostile run ${count} polls, slowest ${max.toFixed(1)} ms`);
+    console.log(`/health during the run: ${count} polls, slowest ${max.toFixed(1)} ms; idle twin server: ${baseline.count} polls, slowest ${baseline.max.toFixed(1)} ms`);
     // The issue's explicit ask: the server keeps answering within 100 ms while it maps the repository.
-    // Other processes share this machine's cores, so what an idle server gets here is allowed on top,
-    // twice over (the old code blocked for seconds on 1,000 spaces and for hours on these lines).
-    expect(max).toBeLessThan(100 + 2 * idle.max);
+    // Other processes share this machine's cores: what an idle twin server gets meanwhile is allowed
+    // on top, twice over (the old code blocked for seconds on 1,000 spaces, for hours on these lines).
+    expect(max).toBeLessThan(100 + 2 * baseline.max);
   });
 });

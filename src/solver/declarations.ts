@@ -32,6 +32,40 @@ export function languageOf(path: string): Language | undefined {
   return LANGUAGES[extension(path)];
 }
 
+/** Extension → grammar of `tree-sitter-wasms` (files of other languages are listed by path only). */
+const GRAMMARS: Record<string, string> = {
+  js: 'javascript',
+  jsx: 'javascript',
+  mjs: 'javascript',
+  cjs: 'javascript',
+  ts: 'typescript',
+  mts: 'typescript',
+  cts: 'typescript',
+  tsx: 'tsx',
+  py: 'python',
+  go: 'go',
+  rs: 'rust',
+  java: 'java',
+  kt: 'kotlin',
+  c: 'c',
+  h: 'cpp',
+  cc: 'cpp',
+  cpp: 'cpp',
+  cxx: 'cpp',
+  hpp: 'cpp',
+  hh: 'cpp',
+  rb: 'ruby',
+};
+
+/** The tree-sitter grammar for a path (`tree-sitter-wasms` names); undefined: listed by path only. */
+export function grammarOf(path: string): string | undefined {
+  if (path.endsWith('.d.ts')) return undefined;
+  return GRAMMARS[extension(path)];
+}
+
+/** A source file whose declarations the map reads (by its syntax tree, or by patterns). */
+export const hasDeclarations = (path: string): boolean => grammarOf(path) !== undefined || languageOf(path) !== undefined;
+
 const DECLARATIONS: Record<Language, RegExp[]> = {
   ts: [
     /^export\s+(?:default\s+)?(?:declare\s+)?(?:async\s+)?function\*?\s*[\w$]*/,

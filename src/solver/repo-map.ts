@@ -3,7 +3,7 @@
  * top-level declarations, within a token budget. Pure functions; the service fetches what they ask for.
  */
 
-import { extension, languageOf } from './declarations';
+import { extension, hasDeclarations } from './declarations';
 
 export interface TreeEntry {
   path: string;
@@ -145,7 +145,7 @@ export function relevance(entry: TreeEntry, keywords: Set<string>, issueText: st
   for (const word of entry.path.toLowerCase().split(/[^a-z0-9]+/)) {
     if (word.length > 2 && keywords.has(word)) score += 3;
   }
-  if (languageOf(entry.path)) score += 2;
+  if (hasDeclarations(entry.path)) score += 2;
   if (/(^|\/)(test|tests|spec|__tests__)\/|\.(test|spec)\.\w+$/.test(entry.path)) score -= 1;
   score -= entry.path.split('/').length * 0.25;
   return score;

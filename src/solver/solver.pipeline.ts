@@ -10,7 +10,7 @@ import { ApplyResult, applyDiff, changedFiles, explanationOf, extractDiff, paths
 import { ciRunReason, repoPatterns, repoRefusal } from './pr-policy';
 import { filesMessages, issueText, MAX_SELECTED_FILES, parseFilesReply, repairMessages, SourceFile, solutionMessages } from './prompts';
 import { DeclarationReader } from './declaration-reader';
-import { languageOf } from './declarations';
+import { hasDeclarations } from './declarations';
 import { buildRepoMap, keywordsOf, mappableFiles, relevance, TreeEntry } from './repo-map';
 import { RunEnded, SolverRun, SolverStage } from './solver-run';
 
@@ -122,7 +122,7 @@ export class SolverPipeline {
     job.score = (entry) => relevance(entry, keywords, job.issueBody);
     job.mappable = mappableFiles(tree.entries);
     const toRead = job.mappable
-      .filter((e) => languageOf(e.path))
+      .filter((e) => hasDeclarations(e.path))
       .sort((a, b) => job.score(b) - job.score(a))
       .slice(0, this.github.hasToken ? DECLARATION_READS_WITH_TOKEN : DECLARATION_READS_WITHOUT_TOKEN);
     io.progress('repomap', 15, `${job.blobs.size} files; reading declarations of ${toRead.length}`);
