@@ -77,6 +77,17 @@ function securityHeaders() {
   });
 }
 
+/** Our middleware, views and static files are Express's: another HTTP adapter fails here, not at the first request. */
+function assertExpress(app: NestExpressApplication): void {
+  const type = app.getHttpAdapter().getType();
+  if (type !== 'express') {
+    throw new Error(
+      `nest-chat-system runs on Express only, and this app uses the ${type} HTTP adapter: create it with ` +
+        `NestFactory.create<NestExpressApplication>(AppModule) (@nestjs/platform-express), or serve the chat from an Express app of its own`,
+    );
+  }
+}
+
 /** Where our pages and assets live when we share the server and have no prefix of our own. */
 const OWN_PATHS = ['/chat', '/share', '/login', '/signup', '/solver', '/static', '/vendor'];
 
@@ -107,6 +118,7 @@ export function configureApp(app: NestExpressApplication): NestExpressApplicatio
 }
 
 function wire(app: NestExpressApplication, ownsApp: boolean): NestExpressApplication {
+  assertExpress(app);
   const env = app.get(Environment);
   const mount = app.get(MountPoint);
   app.useWebSocketAdapter(
@@ -128,6 +140,8 @@ function wire(app: NestExpressApplication, ownsApp: boolean): NestExpressApplica
   app.use(mount.path('/api/chats/import'), importBody(env.IMPORT_MAX_BYTES));
 
   const express = app.getHttpAdapter().getInstance();
+  // Our root leads to the chat; with no prefix of ours, `/` is the host's (the standalone server owns it).
+  if (ownsApp || base) express.get(base || '/', (_req: unknown, res: Response) => res.redirect(302, mount.path('/chat')));
   const views = join(ROOT_DIR, 'views');
   if (ownsApp) {
     app.setBaseViewsDir(views);

@@ -60,7 +60,7 @@ export class AuthController {
   @FormPost('auth/logout')
   async logout(@CurrentUser() user: AuthUser, @Req() req: Request, @Res() res: Response): Promise<void> {
     await this.auth.logout(user);
-    res.clearCookie(SESSION_COOKIE, { path: '/' });
+    res.clearCookie(SESSION_COOKIE, { path: sessionCookiePath(this.mount) });
     if (isForm(req)) res.redirect(303, this.mount.path('/login'));
     else res.status(204).end();
   }
@@ -85,12 +85,25 @@ export class AuthController {
       sameSite: 'lax',
       // https directly, or X-Forwarded-Proto from a proxy trusted by TRUST_PROXY.
       secure: req.secure,
-      path: '/',
+      path: sessionCookiePath(this.mount),
       maxAge: SESSION_TTL_MS,
     });
     if (isForm(req)) res.redirect(303, this.mount.path('/chat'));
     else res.status(status).json({ id: session.user.id, username: session.user.username });
   }
+}
+
+/**
+ * The session cookie goes only where it is read: our pages and APIs (under the base path) and our
+ * socket, so not to a host's other routes. The path both share, segment by segment (`/` when they
+ * share none, e.g. `/assistant` with the socket on `/ws`).
+ */
+export function sessionCookiePath(mount: MountPoint): string {
+  const base = mount.basePath.split('/');
+  const ws = mount.wsPath.split('/');
+  let shared = 0;
+  while (shared < base.length && base[shared] === ws[shared]) shared++;
+  return base.slice(0, shared).join('/') || '/';
 }
 
 /** The client's address for limits: Express's `req.ip` follows TRUST_PROXY. */

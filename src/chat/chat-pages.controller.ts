@@ -1,9 +1,8 @@
-import { Controller, Get, Header, Param, Redirect, Req, Res } from '@nestjs/common';
+import { Controller, Get, Header, Param, Req, Res } from '@nestjs/common';
 import type { Request, Response } from 'express';
 import { AuthUser } from '../auth/auth-user';
-import { CurrentUser, Public } from '../auth/auth.decorators';
+import { CurrentUser } from '../auth/auth.decorators';
 import { assertUuid } from '../common/uuid';
-import { MountPoint } from '../common/mount';
 import { LlmProvider } from '../llm/llm.provider';
 import { ChatService, ChatView, MessageView } from './chat.service';
 
@@ -13,15 +12,7 @@ export class ChatPagesController {
   constructor(
     private readonly chat: ChatService,
     private readonly llm: LlmProvider,
-    private readonly mount: MountPoint,
   ) {}
-
-  @Public()
-  @Get()
-  @Redirect()
-  root(): { url: string; statusCode: number } {
-    return { url: this.mount.path('/chat'), statusCode: 302 };
-  }
 
   @Get('chat')
   @Header('Vary', 'HX-Request')
