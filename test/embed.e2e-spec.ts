@@ -4,7 +4,7 @@ import { NestExpressApplication } from '@nestjs/platform-express';
 import { ConnectedSocket, MessageBody, SubscribeMessage } from '@nestjs/websockets';
 import { IsOptional, IsString, MaxLength } from 'class-validator';
 import { execFileSync } from 'node:child_process';
-import { cpSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -114,6 +114,24 @@ describe('embedding: examples/host-app on the packed library (e2e)', () => {
     expect(readdirSync(installed).sort()).toEqual(['README.md', 'dist', 'package.json', 'public', 'views']);
     expect(readdirSync(join(installed, 'dist'))).toEqual(expect.arrayContaining(['index.js', 'index.d.ts', 'chat-system.module.js']));
     expect(readdirSync(join(installed, 'dist')).some((name) => /spec|\.map$/.test(name))).toBe(false);
+  });
+
+  it("declares Nest and its companions as the host's (peers), so the host keeps one copy of @nestjs/common", () => {
+    const app = join(work, 'host');
+    const installed = join(app, 'node_modules', 'nest-chat-system');
+    const manifest = JSON.parse(readFileSync(join(installed, 'package.json'), 'utf8')) as Record<string, any>;
+    expect(manifest.private).toBeUndefined();
+    const shared = ['@nestjs/common', '@nestjs/core', '@nestjs/platform-express', '@nestjs/platform-ws', '@nestjs/websockets', 'rxjs', 'reflect-metadata', 'class-validator', 'class-transformer'];
+    for (const name of [...shared, 'better-sqlite3']) {
+      expect(manifest.dependencies[name]).toBeUndefined();
+      expect(manifest.peerDependencies[name]).toEqual(expect.any(String));
+    }
+    expect(Object.keys(manifest.dependencies).filter((name) => name.startsWith('@nestjs/'))).toEqual([]);
+    expect(manifest.peerDependenciesMeta).toEqual({ 'better-sqlite3': { optional: true } });
+    // What the library's own `require` finds is what the host's finds.
+    for (const name of ['@nestjs/common', '@nestjs/core', 'rxjs', 'class-validator']) {
+      expect(require.resolve(name, { paths: [join(installed, 'dist')] })).toBe(require.resolve(name, { paths: [app] }));
+    }
   });
 
   it("keeps the host's own routes as they were: its guard, its errors, no chat headers", async () => {
