@@ -32,11 +32,11 @@ function parseable(text: string): boolean {
 const port = parentPort;
 if (port) {
   port.on('message', ({ id, path, text }: Job) => {
-    (parseable(text) ? treeSitterDeclarations(path, text) : Promise.resolve(undefined))
+    void (parseable(text) ? treeSitterDeclarations(path, text) : Promise.resolve(undefined))
       .then((declarations) => port.postMessage({ id, declarations: declarations ?? extractDeclarations(path, text) }))
       .catch((error: unknown) => port.postMessage({ id, error: String((error as Error)?.message ?? error) }));
   });
-  initTreeSitter().then(
+  void initTreeSitter().then(
     () => port.postMessage({ ready: true }),
     // Without tree-sitter the patterns still work.
     () => port.postMessage({ ready: true }),
