@@ -45,7 +45,7 @@ export interface ChatSystemConfig {
   /**
    * Default `true`: only `settings` (and `envPrefix`, `envFile` when given) count, never the host's
    * own `DATABASE_URL`, `PORT`, … `false` reads `.env` and the whole process environment, as the
-   * standalone server does (the default before 0.2).
+   * standalone server does (what earlier versions did by default).
    */
   isolated?: boolean;
   /** A dotenv file to read (filtered by `envPrefix` when given); default none (`.env` when `isolated: false`). */
