@@ -374,6 +374,26 @@
     note.textContent = text;
   };
 
+  /** "Retrying 2/4…" on an answer whose model request is being retried, until its first piece or its end. */
+  const renderRetry = (el, st) => {
+    let note = $('[data-retry-note]', el);
+    const retrying = el.dataset.retry && el.dataset.status === 'streaming' && st.seq === 0;
+    if (!retrying) {
+      delete el.dataset.retry;
+      if (note) note.remove();
+      return;
+    }
+    if (!note) {
+      note = document.createElement('p');
+      note.className = 'retry-note';
+      note.dataset.retryNote = '';
+      note.setAttribute('role', 'status');
+      el.appendChild(note);
+    }
+    note.textContent = `Retrying ${el.dataset.retry}…`;
+    note.title = 'The model API did not answer; trying again.';
+  };
+
   const renderMessage = (el) => {
     const st = stateOf(el);
     const content = $('[data-content]', el);
@@ -384,6 +404,7 @@
     renderReasoning(el, st);
     el.dataset.seq = String(st.seq);
     renderStatusNote(el);
+    if (el.dataset.role === 'assistant') renderRetry(el, st);
     if (el.dataset.role === 'assistant') renderVersions(el);
     if (el.dataset.omittedTurns) noteOmitted(el, Number(el.dataset.omittedTurns));
     formatSizes(el);
@@ -1031,6 +1052,13 @@
         if (stick) scrollToBottom();
       }
       updateComposer();
+    },
+
+    agent_retry(frame) {
+      if (!isShown(frame)) return;
+      const el = assistantEl(frame);
+      el.dataset.retry = `${frame.attempt}/${frame.max_attempts}`;
+      renderRetry(el, stateOf(el));
     },
 
     agent_reasoning(frame) {

@@ -37,7 +37,7 @@ export type { ErrorCode } from './common/app-error';
 // Ports a host can replace, and what handlers may use.
 /** The model port (`stream(request)`: a cold Observable of events; unsubscribing aborts the request). */
 export { LlmProvider } from './llm/llm.provider';
-export type { LlmEvent, LlmMessage, LlmRequest, LlmUsage } from './llm/llm.provider';
+export type { LlmEvent, LlmMessage, LlmRequest, LlmRetry, LlmUsage } from './llm/llm.provider';
 /** Who sends a request: bind your own to use your app's auth instead of our accounts. */
 export { UserResolver } from './auth/user-resolver';
 export { LOCAL_USER } from './auth/auth-user';

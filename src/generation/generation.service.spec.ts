@@ -216,7 +216,7 @@ describe('GenerationService', () => {
     const given = spec();
     const generation = service.start(given);
     const upstream = llm.streams[0];
-    expect(upstream.request).toBe(given.request);
+    expect(upstream.request).toEqual({ ...given.request, onRetry: expect.any(Function) });
     expect(upstream.subscriptions).toBe(1);
 
     await upstream.reasoningApart('Let me', ' think');

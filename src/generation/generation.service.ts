@@ -1,7 +1,7 @@
 import { BeforeApplicationShutdown, Injectable, Logger, OnApplicationShutdown, OnModuleInit } from '@nestjs/common';
 import { AppError } from '../common/app-error';
 import { Environment } from '../config/environment';
-import { LlmEvent, LlmProvider } from '../llm/llm.provider';
+import { LlmEvent, LlmProvider, LlmRetry } from '../llm/llm.provider';
 import { MessagesRepository } from '../storage/messages.repository';
 import { ConnectionRegistry } from '../transport/connection-registry';
 import { Fanout } from '../transport/fanout';
@@ -133,7 +133,18 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
       void this.redis.client.pexpire(this.logKey(spec.messageId), REDIS_LOG_RUNNING_TTL_MS).catch(() => undefined);
     }
     this.startSnapshots();
-    generation.subscription = this.llm.stream(spec.request).subscribe({
+    // A retry before the first piece is shown to the viewers (not stored, not in the resume log).
+    const onRetry = (retry: LlmRetry) => {
+      if (generation.ending) return;
+      this.send(generation, {
+        ...generation.base('agent_retry'),
+        attempt: retry.attempt,
+        max_attempts: retry.maxAttempts,
+        retry_in_ms: retry.retryInMs,
+        reason: retry.reason,
+      });
+    };
+    generation.subscription = this.llm.stream({ ...spec.request, onRetry }).subscribe({
       next: (event) => this.onEvent(generation, event),
       error: (error: unknown) => void this.fail(generation, error),
       complete: () => {

@@ -170,7 +170,9 @@ export class DeepSeekProvider extends LlmProvider {
         continue;
       }
       if (failure.retryable && !run.emittedPiece && retry < maxRetries) {
-        await this.backoff(run, retry, failure.retryAfterMs);
+        const wait = this.backoffMs(retry, failure.retryAfterMs);
+        request.onRetry?.({ attempt: retry + 2, maxAttempts: maxRetries + 1, retryInMs: Math.round(wait), reason: failure.error.code });
+        await this.sleep(run, wait);
         retry++;
         if (run.closed) return;
         continue;
@@ -346,10 +348,14 @@ export class DeepSeekProvider extends LlmProvider {
   }
 
   /** Exponential backoff with full jitter; at least what `retry-after` asked (capped). */
-  private backoff(run: Run, attempt: number, retryAfterMs?: number): Promise<void> {
+  private backoffMs(attempt: number, retryAfterMs?: number): number {
     const base = Math.max(0, this.settings.retryBaseMs ?? 0);
-    let wait = Math.random() * Math.min(MAX_BACKOFF_MS, base * 2 ** attempt);
-    if (retryAfterMs !== undefined) wait = Math.max(wait, Math.min(retryAfterMs, MAX_BACKOFF_MS));
+    const wait = Math.random() * Math.min(MAX_BACKOFF_MS, base * 2 ** attempt);
+    return retryAfterMs === undefined ? wait : Math.max(wait, Math.min(retryAfterMs, MAX_BACKOFF_MS));
+  }
+
+  /** Waits before a retry; an unsubscribe wakes it at once. */
+  private sleep(run: Run, wait: number): Promise<void> {
     return new Promise<void>((resolve) => {
       run.wake = resolve;
       run.sleepTimer = setTimeout(resolve, wait);

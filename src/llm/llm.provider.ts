@@ -17,6 +17,20 @@ export interface LlmRequest {
   reasoningEffort?: string;
   /** `json_object` asks for JSON mode (`response_format: {type: "json_object"}`); the prompt must say "json". */
   responseFormat?: 'json_object';
+  /**
+   * Told before each retry of a failed request (only before the first piece), with the wait before
+   * it. Not an event of the stream, so consumers that do not ask see the same events as before.
+   */
+  onRetry?: (retry: LlmRetry) => void;
+}
+
+/** A retry about to happen: `attempt` (2 for the first retry) of `maxAttempts`, after `retryInMs`. */
+export interface LlmRetry {
+  attempt: number;
+  maxAttempts: number;
+  retryInMs: number;
+  /** The upstream error code of the failed attempt (`upstream_unavailable`, `upstream_rate_limited`, …). */
+  reason: string;
 }
 
 export interface LlmUsage {
