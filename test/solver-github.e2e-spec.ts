@@ -120,4 +120,17 @@ describe('Solver against GitHub failures (e2e)', () => {
     const third = (await solve('third')).at(-1);
     expect(third).toMatchObject({ type: 'solver_complete', status: 'complete' });
   });
+
+  it('SOLVER_MAX_RUNS_PER_USER holds for solves sent back to back, before any of them is running', async () => {
+    slowModel = true;
+    for (const id of ['a', 'b', 'c']) client.send({ type: 'solve', id, issue_url: ISSUE_URL });
+    const answers = [];
+    for (const id of ['a', 'b', 'c']) answers.push(await client.next((f) => f.id === id && (f.type === 'solver_started' || f.type === 'error')));
+    const started = answers.filter((f) => f.type === 'solver_started');
+    expect(started).toHaveLength(1);
+    expect(answers.filter((f) => f.type === 'error').map((f) => f.code)).toEqual(['limit_exceeded', 'limit_exceeded']);
+    client.send({ type: 'stop', run_id: started[0].run_id });
+    await client.next((f) => f.type === 'solver_complete' && f.run_id === started[0].run_id);
+    slowModel = false;
+  });
 });

@@ -59,17 +59,12 @@ export class SolverService implements OnModuleInit, BeforeApplicationShutdown {
     const ref = parseIssueUrl(dto.issue_url);
     if (!ref) throw new AppError('invalid_message', 'issue_url: must be https://github.com/OWNER/REPO/issues/N', { field: 'issue_url' });
     const userId = this.registry.userOf(connectionId).id;
-    const mine = [...this.running.values()].filter((r) => r.userId === userId).length;
-    if (mine >= this.env.SOLVER_MAX_RUNS_PER_USER) {
-      throw new AppError(
-        'limit_exceeded',
-        `at most ${this.env.SOLVER_MAX_RUNS_PER_USER} Solver run(s) at once per user (SOLVER_MAX_RUNS_PER_USER); wait for one to finish or stop it`,
-        { limit: 'solver_runs', max: this.env.SOLVER_MAX_RUNS_PER_USER },
-      );
-    }
+    this.assertRunAllowance(userId);
     await this.limits.consumeMessage(userId);
     const run = new SolverRun(randomUUID(), ref, dto.issue_url, dto.open_pr === true, dto.id, userId);
     if (run.openPr) run.prRefusal = prRefusalFor(this.env.SOLVER_PR, await this.isAdmin(userId));
+    // Again after the awaits: solves sent back to back all passed the first check before any was running.
+    this.assertRunAllowance(userId);
     this.running.set(run.id, run);
     run.unregisterStop = this.stops.register(run.id, userId, () => this.stop(run));
     await this.fanout.join(connectionId, run.room);
@@ -109,6 +104,18 @@ export class SolverService implements OnModuleInit, BeforeApplicationShutdown {
   }
 
   /** With AUTH_MODE=none the single user is the admin; otherwise the account says (read now, not at login). */
+  /** SOLVER_MAX_RUNS_PER_USER: one more run at once is `limit_exceeded`. */
+  private assertRunAllowance(userId: string): void {
+    const max = this.env.SOLVER_MAX_RUNS_PER_USER;
+    const mine = [...this.running.values()].filter((r) => r.userId === userId).length;
+    if (mine >= max) {
+      throw new AppError('limit_exceeded', `at most ${max} Solver run(s) at once per user (SOLVER_MAX_RUNS_PER_USER); wait for one to finish or stop it`, {
+        limit: 'solver_runs',
+        max,
+      });
+    }
+  }
+
   private async isAdmin(userId: string): Promise<boolean> {
     if (this.env.AUTH_MODE === 'none') return true;
     return (await this.users.findById(userId))?.is_admin === 1;
