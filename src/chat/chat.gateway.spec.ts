@@ -218,7 +218,7 @@ describe('ChatGateway', () => {
       const value = await pipe.transform(
         { type: 'user_message', id: 'r', content: 'hi', chat_id: CHAT_ID, options: { temperature: null, max_tokens: 5 } },
         body(UserMessageDto),
-      );
+      ) as UserMessageDto;
       expect(value).toBeInstanceOf(UserMessageDto);
       expect(value.options).toBeInstanceOf(ChatOptionsDto);
       expect(value).toEqual(expect.objectContaining({ id: 'r', content: 'hi', chat_id: CHAT_ID }));
