@@ -6,7 +6,22 @@
 import request from 'supertest';
 import { FakeDeepSeek } from './fakes/deepseek.fake';
 import { RunningApp, startApp, tempDatabaseUrl } from './support/app';
-import { WsTestClient } from './support/ws-client';
+import { AnyFrame, WsTestClient } from './support/ws-client';
+
+function deferred() {
+  let resolve!: () => void;
+  const promise = new Promise<void>((r) => (resolve = r));
+  return { promise, resolve };
+}
+
+/** Polls until `check` holds (the server's background work has no frame of its own to wait for). */
+async function until(check: () => boolean | Promise<boolean>, what: string): Promise<void> {
+  for (let i = 0; i < 500; i++) {
+    if (await check()) return;
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
 
 describe('retry notices and generated titles (e2e)', () => {
   let fake: FakeDeepSeek;
@@ -21,6 +36,7 @@ describe('retry notices and generated titles (e2e)', () => {
       DATABASE_URL: tempDatabaseUrl(),
       LLM_RETRY_BASE_MS: '5',
       LLM_MAX_RETRIES: '3',
+      GENERATED_TITLES: 'true',
     });
   });
   beforeEach(async () => {
@@ -60,6 +76,102 @@ describe('retry notices and generated titles (e2e)', () => {
       expect(replay.some((f) => f.type === 'agent_retry')).toBe(false);
     } finally {
       other.close();
+    }
+  });
+
+  const usage = async () => (await request(server.url).get('/api/usage').expect(200)).body;
+  const chatTitle = async (id: string) => (await request(server.url).get(`/api/chats/${id}`).expect(200)).body.title as string;
+  /** A whole turn in an existing chat: by its end the server has long handled what came before it. */
+  const anotherTurn = async (chatId: string, id: string) => {
+    client.send({ type: 'user_message', id, chat_id: chatId, content: 'and then?' });
+    return turnFrames(id);
+  };
+
+  it('a new chat is titled with its first line (Markdown stripped), then with the generated title: chat_updated, stored, counted in usage', async () => {
+    const before = await usage();
+    const titlesBefore = fake.titleRequests.length;
+    fake.enqueueTitle({ kind: 'stream', content: ['"Quicksort ', 'in Python."'] });
+    fake.enqueue({ kind: 'stream', content: ['Sure: ', 'it splits around a pivot.'] });
+    const content = 'Here is **my** code:\n```python\ndef quicksort(a): ...\n```';
+    client.send({ type: 'user_message', id: 't1', content, options: { temperature: 1.5, system_prompt: 'Be terse', thinking: true } });
+    const frames = await client.collect((f) => f.type === 'chat_updated');
+    const created = frames.find((f) => f.type === 'chat_created')!;
+    expect(created.title).toBe('Here is my code:');
+    const end = frames.find((f) => f.type === 'agent_response_end')!;
+    // The answer ended first: the title never held it up.
+    expect(frames.indexOf(end)).toBeLessThan(frames.length - 1);
+    expect(frames.at(-1)).toEqual({ type: 'chat_updated', chat_id: created.chat_id, title: 'Quicksort in Python' });
+    expect(await chatTitle(created.chat_id)).toBe('Quicksort in Python');
+    const list = (await request(server.url).get('/api/chats').expect(200)).body.chats;
+    expect(list.find((c: { id: string }) => c.id === created.chat_id).title).toBe('Quicksort in Python');
+
+    // One small request of its own: the default model, none of the chat's options, thinking off.
+    expect(fake.titleRequests.length).toBe(titlesBefore + 1);
+    const asked = fake.titleRequests.at(-1)!.body;
+    expect(asked).toMatchObject({ model: 'deepseek-v4-flash', thinking: { type: 'disabled' }, max_tokens: 64 });
+    expect(asked.temperature).toBeUndefined();
+    expect(asked.messages[0].content).toMatch(/short title/);
+    expect(JSON.stringify(asked.messages)).not.toContain('Be terse');
+    expect(asked.messages[1].content).toContain('def quicksort');
+    expect(asked.messages[1].content).toContain('it splits around a pivot.');
+
+    // Its tokens count for the caller; it is not an answer.
+    const after = await usage();
+    expect(after.messages).toBe(before.messages + 1);
+    expect(after.total_tokens - before.total_tokens).toBeGreaterThan(end.usage.total_tokens);
+  });
+
+  it('a failed title request leaves the first line; only a new chat gets a title', async () => {
+    const titlesBefore = fake.titleRequests.length;
+    fake.enqueueTitle({ kind: 'error', status: 400 });
+    client.send({ type: 'user_message', id: 'f1', content: '# Plans for *Monday*\nand the rest' });
+    const frames = await turnFrames('f1');
+    const chatId = frames[0].chat_id as string;
+    expect(frames[0]).toMatchObject({ type: 'chat_created', title: 'Plans for Monday' });
+    await until(() => fake.titleRequests.length === titlesBefore + 1, 'the title request');
+    const later = await anotherTurn(chatId, 'f2');
+    expect([...frames, ...later, ...client.frames].some((f: AnyFrame) => f.type === 'chat_updated')).toBe(false);
+    expect(await chatTitle(chatId)).toBe('Plans for Monday');
+    // The second turn asked for no title.
+    expect(fake.titleRequests.length).toBe(titlesBefore + 1);
+  });
+
+  it("a user's rename while the title is on its way is never overwritten", async () => {
+    const gate = deferred();
+    const titlesBefore = fake.titleRequests.length;
+    fake.enqueueTitle({ kind: 'stream', content: ['Late title'], gate: gate.promise });
+    const before = await usage();
+    client.send({ type: 'user_message', id: 'n1', content: 'name me' });
+    const frames = await turnFrames('n1');
+    const chatId = frames[0].chat_id as string;
+    await until(() => fake.titleRequests.length === titlesBefore + 1, 'the title request');
+    await request(server.url).patch(`/api/chats/${chatId}`).send({ title: 'My own name' }).expect(200);
+    gate.resolve();
+    const renamed = await client.next((f) => f.type === 'chat_updated');
+    expect(renamed).toMatchObject({ chat_id: chatId, title: 'My own name' });
+    // The late title's usage is recorded when its answer is in, just before the title would be
+    // stored: wait for that, then for a whole turn.
+    await until(async () => (await usage()).total_tokens > before.total_tokens, 'the late title');
+    await anotherTurn(chatId, 'n2');
+    expect(client.frames.filter((f) => f.type === 'chat_updated').map((f) => f.title)).toEqual(['My own name']);
+    expect(await chatTitle(chatId)).toBe('My own name');
+  });
+
+  it('GENERATED_TITLES=false: no title request; the first line stays', async () => {
+    const off = await startApp({ DEEPSEEK_BASE_URL: fake.baseUrl, DEEPSEEK_API_KEY: 'test-key', GENERATED_TITLES: 'false' });
+    const socket = await WsTestClient.connect(off.wsUrl);
+    try {
+      const titlesBefore = fake.titleRequests.length;
+      socket.send({ type: 'user_message', id: 'o1', content: '`npm` fails with *EACCES*' });
+      const frames = await turnFrames('o1', socket);
+      socket.send({ type: 'user_message', id: 'o2', chat_id: frames[0].chat_id, content: 'more' });
+      await turnFrames('o2', socket);
+      expect(frames[0].title).toBe('npm fails with EACCES');
+      expect(fake.titleRequests.length).toBe(titlesBefore);
+      expect(socket.frames.some((f) => f.type === 'chat_updated')).toBe(false);
+    } finally {
+      socket.close();
+      await off.close();
     }
   });
 

@@ -8,11 +8,12 @@ import { ChatsApiController } from './chats-api.controller';
 import { FilesController } from './files.controller';
 import { InfoController } from './info.controller';
 import { SharePageController } from './share-page.controller';
+import { TitleService } from './title.service';
 
 @Module({
   imports: [GenerationModule],
   controllers: [ChatPagesController, ChatsApiController, FilesController, InfoController, SharePageController],
-  providers: [ChatGateway, ChatService, ChatLimits],
+  providers: [ChatGateway, ChatService, ChatLimits, TitleService],
   exports: [ChatService],
 })
 export class ChatModule {}

@@ -15,6 +15,7 @@ import { Fanout } from '../transport/fanout';
 import { Frame } from '../transport/frames';
 import { ChatLimits } from './chat-limits';
 import { ChatService, chatRoom } from './chat.service';
+import { TitleService } from './title.service';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const T = '2030-01-01T00:00:00.000Z';
@@ -162,6 +163,8 @@ describe('ChatService', () => {
       { provide: FilesRepository, useValue: files },
       { provide: Environment, useValue: validateEnvironment({ CONTEXT_TOKENS: '4096' }) },
       ChatLimits,
+      // Generated titles have their own e2e spec (test/retry-and-titles): off here.
+      { provide: TitleService, useValue: { enabled: false } },
     ]);
     service = context.get(ChatService);
     registry = context.get(ConnectionRegistry);
@@ -173,7 +176,7 @@ describe('ChatService', () => {
 
   describe('userMessage', () => {
     it('in a new chat: the model request goes out first; chat row, both messages (one statement), chat_created and user_message follow, then the answer may show', async () => {
-      await service.userMessage({ id: 'req-1', content: '  Hello\n there  ' }, connectionId, USER);
+      await service.userMessage({ id: 'req-1', content: '  Hello  there \n more  ' }, connectionId, USER);
 
       // the chat and both messages in one transaction, the user's message first
       const [userRow, assistantRow] = stored;
@@ -191,7 +194,7 @@ describe('ChatService', () => {
 
       // a new chat's history is not read back
       expect(userRow).toEqual(
-        expect.objectContaining({ chat_id: chatId, role: 'user', content: '  Hello\n there  ', status: 'complete', attachments: null }),
+        expect.objectContaining({ chat_id: chatId, role: 'user', content: '  Hello  there \n more  ', status: 'complete', attachments: null }),
       );
       expect(assistantRow).toEqual(
         expect.objectContaining({ chat_id: chatId, role: 'assistant', content: '', status: 'streaming', model: 'fake-model', request_id: 'req-1', seq: 0, omitted_turns: 0 }),
@@ -203,7 +206,7 @@ describe('ChatService', () => {
       expect(fanout.publish.mock.calls).toEqual([
         [
           `chat:${chatId}`,
-          { type: 'user_message', chat_id: chatId, message_id: userRow.id, content: '  Hello\n there  ', created_at: userRow.created_at, id: 'req-1' },
+          { type: 'user_message', chat_id: chatId, message_id: userRow.id, content: '  Hello  there \n more  ', created_at: userRow.created_at, id: 'req-1' },
         ],
       ]);
       expect(chats.touch).not.toHaveBeenCalled(); // created just now
@@ -219,7 +222,7 @@ describe('ChatService', () => {
             startFields: {},
             stored: expect.any(Promise),
             request: {
-              messages: [{ role: 'user', content: '  Hello\n there  ' }],
+              messages: [{ role: 'user', content: '  Hello  there \n more  ' }],
               model: 'fake-model',
               thinking: undefined,
               temperature: undefined,

@@ -18,6 +18,7 @@ import { ImportedMessage } from './chat-transfer';
 import { attachmentsWithinBudget, buildContext, ChatSettings, mergeSettings, titleFrom, withAttachedText } from './context';
 import { RegenerateDto, ResumeDto, SubscribeDto } from './dto/control.dto';
 import { UserMessageDto } from './dto/user-message.dto';
+import { TitleService } from './title.service';
 
 /** The fanout room of a chat: every connection watching it. */
 export const chatRoom = (chatId: string): string => `chat:${chatId}`;
@@ -62,6 +63,7 @@ export class ChatService {
     private readonly limits: RateLimits,
     private readonly files: FilesRepository,
     private readonly chatLimits: ChatLimits,
+    private readonly titles: TitleService,
   ) {}
 
   /**
@@ -195,7 +197,7 @@ export class ChatService {
       omitted_turns: context.omittedTurns,
     });
     const written = deferred();
-    this.generations.start({
+    const generation = this.generations.start({
       chatId,
       messageId: assistant.id,
       requestId,
@@ -215,6 +217,21 @@ export class ChatService {
       },
       stored: written.promise,
     });
+    const newChat = turn.newChat;
+    if (newChat && userMessage && this.titles.enabled) {
+      // After the first answer (its end is sent and stored first): the title, in the background.
+      void generation.done.then(() => {
+        if (generation.status !== 'complete') return;
+        return this.titles.afterFirstAnswer({
+          chatId,
+          userId,
+          fallback: newChat.title,
+          question: userMessage.content,
+          answer: generation.content,
+          room: chatRoom(chatId),
+        });
+      });
+    }
     try {
       // node:http writes the request on the next tick, and ticks wait until the promise chain that
       // is running now ends: without this the writes below (a chain of awaits) would go first.

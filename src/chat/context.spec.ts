@@ -213,8 +213,18 @@ describe('attachmentsWithinBudget', () => {
 });
 
 describe('titleFrom', () => {
-  it('collapses whitespace and newlines into single spaces and trims', () => {
-    expect(titleFrom('  Hello \n\n  world\t again  ')).toBe('Hello world again');
+  it('takes the first line with words, collapses whitespace and trims', () => {
+    expect(titleFrom('  Hello \t there \n\n  world again  ')).toBe('Hello there');
+    expect(titleFrom('\n\n  second  line\nthird')).toBe('second line');
+  });
+
+  it('strips Markdown: headings, emphasis, code ticks, fences, links, lists, quotes', () => {
+    expect(titleFrom('Here is code: ```python def quicksort(a): ...```')).toBe('Here is code: def quicksort(a): ...');
+    expect(titleFrom('```python\ndef quicksort(a):\n    pass\n```')).toBe('def quicksort(a):');
+    expect(titleFrom('## Why does **my** `useEffect` run _twice_?')).toBe('Why does my useEffect run twice?');
+    expect(titleFrom('> see [the docs](https://example.com/x) and ![a chart](c.png)')).toBe('see the docs and a chart');
+    expect(titleFrom('- [x] 1. *fix* the build')).toBe('fix the build');
+    expect(titleFrom('snake_case_name and 2*3*4 stay')).toBe('snake_case_name and 2*3*4 stay');
   });
 
   it('is "New chat" for empty or blank text', () => {

@@ -84,11 +84,26 @@ export function buildContext(history: ContextRow[], systemPrompt: string | undef
   return { messages, omittedTurns: turns.length - kept.length };
 }
 
-/** A new chat's title from its first message: one line, at most 60 characters, cut at a word. */
+/**
+ * A new chat's title from its first message: its first line with words in it (code fences skipped),
+ * Markdown stripped, whitespace collapsed, at most 60 characters, cut at a word.
+ */
 export function titleFrom(content: string): string {
-  const line = content.replace(/\s+/g, ' ').trim();
+  const line = content.split(/\r?\n/).map(plainLine).find((l) => l.length > 0) ?? '';
   if (line.length <= 60) return line || 'New chat';
   const cut = line.slice(0, 60);
   const space = cut.lastIndexOf(' ');
   return `${(space > 30 ? cut.slice(0, space) : cut).trimEnd()}…`;
+}
+
+/** One line of Markdown as plain words: no fences, headings, quotes, list marks, emphasis, code ticks or link targets. */
+export function plainLine(line: string): string {
+  return line
+    .replace(/(```|~~~)[\w+#.-]*/g, ' ')
+    .replace(/^\s*(#{1,6}\s+|>\s*|[-*+]\s+\[[ xX]\]\s+|[-*+]\s+|\d+[.)]\s+)+/, '')
+    .replace(/!?\[([^\]]*)\]\([^)]*\)/g, '$1')
+    .replace(/(\*\*|__|~~|`+)/g, '')
+    .replace(/(^|[\s(])[*_]([^*_\s][^*_]*?)[*_](?=[\s).,!?:;]|$)/g, '$1$2')
+    .replace(/\s+/g, ' ')
+    .trim();
 }

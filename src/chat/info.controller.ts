@@ -22,13 +22,15 @@ export class InfoController {
   @Get('usage')
   async totals(@CurrentUser() user: AuthUser) {
     const totals = { prompt_tokens: 0, completion_tokens: 0, total_tokens: 0, messages: 0 };
-    for (const json of await this.usage.usageOf(user.id)) {
+    const calls = await this.usage.usageOf(user.id);
+    for (const json of calls.usage) {
       const usage = JSON.parse(json) as Partial<Record<'prompt_tokens' | 'completion_tokens' | 'total_tokens', number>>;
       totals.prompt_tokens += usage.prompt_tokens ?? 0;
       totals.completion_tokens += usage.completion_tokens ?? 0;
       totals.total_tokens += usage.total_tokens ?? 0;
-      totals.messages += 1;
     }
+    // Answers only: Solver runs and titles count in the tokens, not here.
+    totals.messages = calls.answers;
     return totals;
   }
 }

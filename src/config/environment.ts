@@ -159,6 +159,10 @@ export class Environment {
   @Transform(toInt) @IsInt() @Min(1)
   LLM_RETRY_BASE_MS = 500;
 
+  /** `false`: a new chat keeps its first line as its title instead of one the model writes after the first answer. */
+  @IsIn(['true', 'false'])
+  GENERATED_TITLES: 'true' | 'false' = 'true';
+
   /** Where DeepSeek's `thinking` field is sent: `auto` (DeepSeek's host or model names), `deepseek` (always), `none`. */
   @IsIn(['auto', 'deepseek', 'none'])
   LLM_THINKING_FIELD: 'auto' | 'deepseek' | 'none' = 'auto';

@@ -115,6 +115,15 @@ export class ChatsRepository {
     return this.findById(id);
   }
 
+  /**
+   * Replaces the title only while it is still `from` (the one it was given at creation): a rename
+   * made meanwhile wins. The chat's time is not moved. True when replaced.
+   */
+  async retitle(id: string, from: string, to: string): Promise<boolean> {
+    const result = await this.db.updateTable('chats').set({ title: to }).where('id', '=', id).where('title', '=', from).executeTakeFirst();
+    return Number(result.numUpdatedRows) > 0;
+  }
+
   async touch(id: string): Promise<void> {
     const touch = this.prepared.bind('touch', { id, updated_at: nowIso() }, (v) =>
       this.db.updateTable('chats').set({ updated_at: v.updated_at }).where('id', '=', v.id),

@@ -244,6 +244,20 @@ const migrations: Record<string, Migration> = {
         .execute();
     },
   },
+  '0013_model_calls': {
+    async up(db: Kysely<any>) {
+      // The usage of model calls that are not answers (a chat's generated title): /api/usage counts them.
+      await db.schema
+        .createTable('model_calls')
+        .addColumn('id', 'varchar(36)', (c) => c.primaryKey())
+        .addColumn('user_id', 'varchar(36)', (c) => c.notNull())
+        .addColumn('purpose', 'varchar(32)', (c) => c.notNull())
+        .addColumn('usage', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'varchar(32)', (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('model_calls_user').on('model_calls').column('user_id').execute();
+    },
+  },
 };
 
 export const migrationProvider: MigrationProvider = {

@@ -76,6 +76,17 @@ export interface SessionsTable {
 }
 
 /** Settings changed at run time by the admin (`signup_open`: `true`/`false`). */
+/** Usage of model calls made for a user that are neither an answer nor a Solver run (a chat's title). */
+export interface ModelCallsTable {
+  id: string;
+  user_id: string;
+  /** What the call was for: `title`. */
+  purpose: string;
+  /** JSON of the model's usage figures. */
+  usage: string;
+  created_at: string;
+}
+
 export interface ServerSettingsTable {
   key: string;
   value: string;
@@ -120,6 +131,7 @@ export interface Database {
   users: UsersTable;
   sessions: SessionsTable;
   server_settings: ServerSettingsTable;
+  model_calls: ModelCallsTable;
   chats: ChatsTable;
   messages: MessagesTable;
   solver_runs: SolverRunsTable;

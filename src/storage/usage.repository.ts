@@ -1,13 +1,16 @@
 import { Injectable } from '@nestjs/common';
 import { Kysely } from 'kysely';
+import { randomUUID } from 'node:crypto';
+import { nowIso } from '../common/clock';
 import { Database } from './schema';
 
-/** The model's own usage figures of every call made for a user: chat answers and Solver runs. */
+/** The model's own usage figures of every call made for a user: chat answers, Solver runs, other calls (titles). */
 @Injectable()
 export class UsageRepository {
   constructor(private readonly db: Kysely<Database>) {}
 
-  async usageOf(userId: string): Promise<string[]> {
+  /** The usage JSON of each call; `answers` of them are chat answers (listed first). */
+  async usageOf(userId: string): Promise<{ usage: string[]; answers: number }> {
     const answers = await this.db
       .selectFrom('messages')
       .innerJoin('chats', 'chats.id', 'messages.chat_id')
@@ -21,6 +24,15 @@ export class UsageRepository {
       .where('user_id', '=', userId)
       .where('usage', 'is not', null)
       .execute();
-    return [...answers, ...runs].map((row) => row.usage as string);
+    const other = await this.db.selectFrom('model_calls').select('usage').where('user_id', '=', userId).execute();
+    return { usage: [...answers, ...runs, ...other].map((row) => row.usage as string), answers: answers.length };
+  }
+
+  /** A model call for the user that is not an answer or a Solver run (`purpose`: `title`). */
+  async record(userId: string, purpose: string, usage: object): Promise<void> {
+    await this.db
+      .insertInto('model_calls')
+      .values({ id: randomUUID(), user_id: userId, purpose, usage: JSON.stringify(usage), created_at: nowIso() })
+      .execute();
   }
 }

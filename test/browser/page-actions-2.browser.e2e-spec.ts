@@ -1,6 +1,7 @@
 /**
  * More of the chat page (issue 20), in real Chromium against the real server with FakeDeepSeek as
- * the model: "Retrying 2/4…" while the model request is retried, and the sidebar's usage line.
+ * the model: "Retrying 2/4…" while the model request is retried, a generated title replacing the
+ * first line, the sidebar by date and its usage line.
  */
 import type { Page } from 'playwright-core';
 import { FakeDeepSeek } from '../fakes/deepseek.fake';
@@ -28,6 +29,7 @@ describe('chat page: retries, titles, sidebar in Chromium', () => {
       DEEPSEEK_API_KEY: 'test-key',
       LLM_MAX_RETRIES: '3',
       LLM_RETRY_BASE_MS: '5',
+      GENERATED_TITLES: 'true',
     });
   });
   afterAll(async () => {
@@ -58,5 +60,25 @@ describe('chat page: retries, titles, sidebar in Chromium', () => {
     await page.locator(`${ASSISTANT}[data-status="complete"] [data-content]`, { hasText: 'Back again' }).waitFor();
     expect(await page.locator('[data-retry-note]').count()).toBe(0);
     expect(await page.locator('[role=alert]:not(:empty)').count()).toBe(0);
+  });
+
+  it('a new chat shows its first line, then the generated title replaces it in the sidebar, the header and the tab', async () => {
+    const page = await openChat();
+    const gate = deferred();
+    fake.enqueueTitle({ kind: 'stream', content: ['Sorting a list ', 'in Python'], gate: gate.promise });
+    await send(page, 'How do I **sort** a list?\n```python\nxs = [3, 1, 2]\n```');
+    await page.locator(`${ASSISTANT}[data-status="complete"]`).waitFor();
+    const link = page.locator('[data-chat-list] a[href^="/chat/"]').first();
+    // The answer is whole while the title is still being written: the first line, Markdown stripped.
+    expect((await link.textContent())?.trim()).toBe('How do I sort a list?');
+    gate.resolve();
+    await page.locator('[data-chat-list] a', { hasText: 'Sorting a list in Python' }).waitFor();
+    await page.waitForFunction(() => document.title.includes('Sorting a list in Python'));
+    expect((await page.locator('[data-chat-title]').textContent())?.trim()).toBe('Sorting a list in Python');
+    const href = await link.getAttribute('href');
+    expect(page.url()).toContain(href!);
+    // Stored: a reload shows it too.
+    await page.reload();
+    expect((await page.locator(`[data-chat-list] a[href="${href}"]`).textContent())?.trim()).toBe('Sorting a list in Python');
   });
 });

@@ -178,6 +178,18 @@ function defaultScenario(body: any): Scenario {
   };
 }
 
+/** A request for a chat's title: its system message asks for a "short title". */
+function isTitleRequest(body: any): boolean {
+  const first = Array.isArray(body?.messages) ? body.messages[0] : undefined;
+  return first?.role === 'system' && typeof first.content === 'string' && /short title/i.test(first.content);
+}
+
+/** `Title: <the first four words of the question>` (the server strips the "Title:"). */
+function defaultTitleScenario(body: any): Scenario {
+  const question = lastUserContent(body).replace(/^Question:\s*/, '').split(/\s+/).slice(0, 4).join(' ');
+  return { kind: 'stream', content: ['Title: ', question] };
+}
+
 /** State of one chat/completions response in progress. */
 interface Exchange {
   req: http.IncomingMessage;
@@ -198,6 +210,13 @@ export class FakeDeepSeek {
   /** Responses currently in progress. */
   openStreams = 0;
 
+  /**
+   * Title requests (a system message asking for a "short title", as the server's TitleService
+   * sends): recorded here instead of `requests`, and answered from `enqueueTitle` scenarios, else
+   * by `Title: <the question's first words>`, so they never take a turn's queued scenario.
+   */
+  readonly titleRequests: RecordedRequest[] = [];
+  private readonly titleQueue: Scenario[] = [];
   private readonly queue: Scenario[] = [];
   private defaultScenario: Scenario | ((body: any) => Scenario) | undefined;
   private readonly exchanges = new Set<Exchange>();
@@ -250,6 +269,11 @@ export class FakeDeepSeek {
   /** Scenarios consumed one per chat/completions request, in order. */
   enqueue(...s: Scenario[]): void {
     this.queue.push(...s);
+  }
+
+  /** Scenarios for title requests, one per request, in order. */
+  enqueueTitle(...s: Scenario[]): void {
+    this.titleQueue.push(...s);
   }
 
   /** Used when the queue is empty. */
@@ -330,7 +354,10 @@ export class FakeDeepSeek {
       body = raw;
       parsed = false;
     }
-    this.requests.push({ method: req.method ?? 'POST', path, headers: { ...req.headers }, body });
+    const recorded = { method: req.method ?? 'POST', path, headers: { ...req.headers }, body };
+    const title = parsed && isTitleRequest(body);
+    if (title) this.titleRequests.push(recorded);
+    else this.requests.push(recorded);
 
     const ex = this.track(req, res);
     try {
@@ -352,7 +379,7 @@ export class FakeDeepSeek {
           });
         }
       }
-      const scenario = this.nextScenario(body);
+      const scenario = title ? (this.titleQueue.shift() ?? defaultTitleScenario(body)) : this.nextScenario(body);
       await this.play(ex, body, scenario);
     } finally {
       if (!ex.gone && !res.writableEnded && !res.destroyed) res.end();

@@ -20,7 +20,9 @@ export { tempDatabaseUrl } from './databases';
  * the process environment and `.env` are ignored, so tests do not depend on the machine.
  */
 export async function startApp(env: Record<string, string> = {}): Promise<RunningApp> {
-  const settings = { AUTH_MODE: 'none', DATABASE_URL: tempDatabaseUrl(), DRAIN_TIMEOUT_MS: '500', ...env };
+  // Generated titles are a model call after a new chat's first answer: off unless a suite asks (its
+  // usage and timing would blur the suites that count calls and tokens).
+  const settings = { AUTH_MODE: 'none', DATABASE_URL: tempDatabaseUrl(), DRAIN_TIMEOUT_MS: '500', GENERATED_TITLES: 'false', ...env };
   const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot({ overrides: settings, isolated: true }), {
     logger: ['error'],
     abortOnError: false,

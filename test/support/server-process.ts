@@ -16,7 +16,7 @@ export class ServerProcess {
   static async start(env: Record<string, string>, script = join(ROOT, 'dist', 'main.js'), cwd?: string): Promise<ServerProcess> {
     const child = spawn(process.execPath, [script], {
       cwd: cwd ?? mkdtempSync(join(tmpdir(), 'chat-proc-')),
-      env: { PATH: process.env.PATH ?? '', PORT: '0', ...env },
+      env: { PATH: process.env.PATH ?? '', PORT: '0', GENERATED_TITLES: 'false', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let output = '';
