@@ -17,13 +17,13 @@ module.exports = {
       roots: ['<rootDir>/src', '<rootDir>/test'],
       testRegex: '.*\\.(spec|e2e-spec)\\.ts$',
       // Many instances need PostgreSQL and Redis: that suite runs in the postgres project only.
-      testPathIgnorePatterns: ['/node_modules/', '/test/(scale|nginx)\\.e2e-spec\\.ts$'],
+      testPathIgnorePatterns: ['/node_modules/', '/test/(scale|scale-faults|nginx)\\.e2e-spec\\.ts$'],
     },
     {
       ...base,
       displayName: 'postgres',
       roots: ['<rootDir>/src', '<rootDir>/test'],
-      testRegex: '(src/storage/.*\\.spec|test/(chat|pages|auth|features|limits|lossless|fuzz|solver|scale|nginx)\\.e2e-spec)\\.ts$',
+      testRegex: '(src/storage/.*\\.spec|test/(chat|pages|auth|features|limits|lossless|fuzz|solver|scale|scale-faults|nginx)\\.e2e-spec)\\.ts$',
       setupFiles: ['<rootDir>/test/support/use-postgres.ts'],
       globalSetup: '<rootDir>/test/support/postgres-setup.ts',
     },

@@ -10,6 +10,7 @@ import { Generation, GenerationSpec, storedEndFrame } from './generation';
 import { MetricsService } from '../metrics/metrics.service';
 import { RedisService } from '../redis/redis.service';
 import { StopRegistry } from './stop.registry';
+import { InstanceLiveness } from './instance-liveness';
 
 /** Text of a streaming message reaches the database about this often, never per piece. */
 export const SNAPSHOT_INTERVAL_MS = 1000;
@@ -41,6 +42,7 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
   private snapshotting = false;
   private accepting = true;
   private heartbeat?: NodeJS.Timeout;
+  private readonly liveness: InstanceLiveness;
 
   constructor(
     private readonly llm: LlmProvider,
@@ -51,7 +53,9 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
     private readonly stops: StopRegistry,
     private readonly metrics: MetricsService,
     private readonly redis: RedisService,
-  ) {}
+  ) {
+    this.liveness = new InstanceLiveness(redis, env.INSTANCE_HEARTBEAT_MS);
+  }
 
   async onModuleInit(): Promise<void> {
     this.stops.addLookup((id, userId) => this.stopElsewhere(id, userId));
@@ -66,10 +70,11 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
       const generation = this.running.get(id);
       if (generation) void this.end(generation, 'stopped');
     });
-    await this.beat();
+    await this.liveness.beat();
     await this.sweepDeadInstances();
     this.heartbeat = setInterval(() => {
-      void this.beat()
+      void this.liveness
+        .beat()
         .then(() => this.sweepDeadInstances())
         .catch((error: Error) => this.logger.warn(`heartbeat: ${error.message}`));
     }, this.env.INSTANCE_HEARTBEAT_MS);
@@ -79,7 +84,7 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
   async onApplicationShutdown(): Promise<void> {
     clearInterval(this.heartbeat);
     this.stopSnapshots();
-    if (this.redis.enabled) await this.redis.client.del(this.instanceKey(this.redis.instanceId)).catch(() => undefined);
+    if (this.redis.enabled) await this.liveness.forget().catch(() => undefined);
   }
 
   /** The instance id to store on an answer this service will generate (null without Redis). */
@@ -417,10 +422,6 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
     return this.redis.key('log', messageId);
   }
 
-  private instanceKey(instanceId: string): string {
-    return this.redis.key('instance', instanceId);
-  }
-
   /** One shared log entry per frame (auto-pipelined), capped in length. */
   private appendLog(messageId: string, frame: Frame): void {
     void this.redis.client
@@ -428,18 +429,12 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
       .catch((error: Error) => this.logger.warn(`log append failed: ${error.message}`));
   }
 
-  private async beat(): Promise<void> {
-    await this.redis.client.set(this.instanceKey(this.redis.instanceId), '1', 'PX', this.env.INSTANCE_HEARTBEAT_MS * 3);
-  }
-
   /** Ends, as `interrupted`, the answers of instances that stopped beating; their viewers are told. */
   private async sweepDeadInstances(): Promise<void> {
     const rows = await this.messages.listStreamingElsewhere(this.redis.instanceId);
-    const alive = new Map<string, boolean>();
+    const dead = await this.liveness.dead(rows.flatMap((row) => (row.instance_id ? [row.instance_id] : [])));
     for (const row of rows) {
-      const owner = row.instance_id;
-      if (owner && !alive.has(owner)) alive.set(owner, (await this.redis.client.exists(this.instanceKey(owner))) === 1);
-      if (owner && alive.get(owner)) continue;
+      if (row.instance_id && !dead.has(row.instance_id)) continue;
       // The shared log holds every piece the dead instance sent, often more than its last snapshot.
       const text = { content: row.content, reasoning: row.reasoning, seq: row.seq };
       const logged = await this.redis.client.xrange(this.logKey(row.id), '-', '+');

@@ -1,0 +1,48 @@
+import { RedisService } from '../redis/redis.service';
+
+/**
+ * Which instances still say they are alive, with Redis: each sets its key every heartbeat, for
+ * three heartbeats. An instance is taken for dead only when its key has been missing from every
+ * look of this one for two heartbeats more: a key lost with a Redis restart (no persistence), or
+ * expired while Redis was frozen, is set again by its owner's next beat, so no answer is ended under
+ * a live instance. A killed one is found within about six heartbeats.
+ */
+export class InstanceLiveness {
+  /** Instances whose key was missing, since when (this instance's clock, from a look that answered). */
+  private readonly missingSince = new Map<string, number>();
+
+  constructor(
+    private readonly redis: RedisService,
+    private readonly heartbeatMs: number,
+  ) {}
+
+  beat(): Promise<unknown> {
+    return this.redis.client.set(this.key(this.redis.instanceId), '1', 'PX', this.heartbeatMs * 3);
+  }
+
+  forget(): Promise<unknown> {
+    return this.redis.client.del(this.key(this.redis.instanceId));
+  }
+
+  /** Those of `ids` that stopped beating (every other id is forgotten). */
+  async dead(ids: Iterable<string>): Promise<Set<string>> {
+    const asked = [...new Set(ids)];
+    const present = await Promise.all(asked.map((id) => this.redis.client.exists(this.key(id))));
+    const now = Date.now();
+    const dead = new Set<string>();
+    const missing = new Map<string, number>();
+    asked.forEach((id, index) => {
+      if (present[index] === 1) return;
+      const since = this.missingSince.get(id) ?? now;
+      missing.set(id, since);
+      if (now - since >= this.heartbeatMs * 2) dead.add(id);
+    });
+    this.missingSince.clear();
+    for (const [id, since] of missing) this.missingSince.set(id, since);
+    return dead;
+  }
+
+  private key(instanceId: string): string {
+    return this.redis.key('instance', instanceId);
+  }
+}

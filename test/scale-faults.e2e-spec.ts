@@ -1,0 +1,199 @@
+/**
+ * Two instances (real processes) on a PostgreSQL and a Redis of this suite's own, broken on purpose
+ * under load: Redis killed and restarted empty, Redis frozen past the heartbeat, PostgreSQL
+ * restarted, an instance SIGKILLed. Whatever breaks, every answer ends once, stored whole or
+ * `interrupted` with what its viewers saw, and nothing is sent after its end.
+ */
+import { execFileSync } from 'node:child_process';
+import { join } from 'node:path';
+import { Pool } from 'pg';
+import { FakeDeepSeek } from './fakes/deepseek.fake';
+import { freePort, PrivatePostgres, PrivateRedis } from './support/private-servers';
+import { ServerProcess } from './support/server-process';
+import { AnyFrame, WsTestClient } from './support/ws-client';
+
+const ROOT = join(__dirname, '..');
+const HEARTBEAT_MS = 300;
+const words = (n: number) => Array.from({ length: n }, (_, i) => `w${i} `);
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+interface Turn {
+  id: string;
+  chatId: string;
+  messageId: string;
+}
+interface Row {
+  id: string;
+  status: string;
+  content: string;
+  seq: number;
+}
+
+/** Polls `check` until it holds; fails with `what` after `timeoutMs`. */
+async function until(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`not within ${timeoutMs} ms: ${what}`);
+    await sleep(50);
+  }
+}
+
+describe('scale-out through the faults of its parts (e2e, real processes)', () => {
+  let fake: FakeDeepSeek;
+  let redis: PrivateRedis;
+  let pg: PrivatePostgres;
+  let db: Pool;
+  let a: ServerProcess;
+  let b: ServerProcess;
+  const logs = new Map<ServerProcess, string>();
+  const clients: WsTestClient[] = [];
+
+  const settings = () => ({
+    DATABASE_URL: pg.url,
+    REDIS_URL: redis.url,
+    REDIS_PREFIX: 'faults:',
+    DEEPSEEK_API_KEY: 'test-key',
+    DEEPSEEK_BASE_URL: fake.baseUrl,
+    AUTH_MODE: 'none',
+    INSTANCE_HEARTBEAT_MS: String(HEARTBEAT_MS),
+    RATE_LIMIT_PER_MINUTE: '0',
+    MAX_RUNNING_PER_USER: '1000',
+    WS_MAX_SOCKETS_PER_USER: '1000',
+    GENERATED_TITLES: 'false',
+    DRAIN_TIMEOUT_MS: '500',
+  });
+
+  async function instance(env: Record<string, string> = {}): Promise<ServerProcess> {
+    const proc = await ServerProcess.start({ ...settings(), ...env });
+    logs.set(proc, '');
+    const keep = (data: Buffer) => logs.set(proc, (logs.get(proc) ?? '') + String(data));
+    proc.child.stdout!.on('data', keep);
+    proc.child.stderr!.on('data', keep);
+    return proc;
+  }
+  const alive = (proc: ServerProcess) => proc.child.exitCode === null && proc.child.signalCode === null;
+  function expectAlive(...procs: ServerProcess[]): void {
+    for (const proc of procs) if (!alive(proc)) throw new Error(`an instance died:\n${logs.get(proc)}`);
+  }
+
+  async function client(proc: ServerProcess): Promise<WsTestClient> {
+    const ws = await WsTestClient.connect(proc.wsUrl);
+    clients.push(ws);
+    return ws;
+  }
+
+  /** `n` new chats through `ws`, each answer started (its `agent_response_start` seen). */
+  async function startTurns(ws: WsTestClient, n: number, tag: string): Promise<Turn[]> {
+    for (let i = 0; i < n; i++) ws.send({ type: 'user_message', id: `${tag}-${i}`, content: `${tag} ${i}` });
+    const starts = () => ws.frames.filter((f) => f.type === 'agent_response_start' && String(f.id).startsWith(`${tag}-`));
+    await until(`${n} answers started`, () => starts().length === n, 15_000);
+    return starts().map((start) => ({ id: start.id, chatId: start.chat_id, messageId: start.message_id }));
+  }
+
+  /** `ws` watches every chat of `turns`. */
+  async function watch(ws: WsTestClient, turns: Turn[]): Promise<void> {
+    for (const turn of turns) ws.send({ type: 'subscribe', id: `s-${turn.chatId}`, chat_id: turn.chatId });
+    const subscribed = new Set(turns.map((t) => t.chatId));
+    await until('every chat watched', () => ws.frames.filter((f) => f.type === 'subscribed' && subscribed.has(f.chat_id)).length === turns.length, 15_000);
+  }
+
+  const framesOf = (ws: WsTestClient, turn: Turn) => ws.frames.filter((f) => f.message_id === turn.messageId);
+  const pieces = (frames: AnyFrame[]) => frames.filter((f) => f.type === 'agent_response');
+  const lastSeq = (frames: AnyFrame[]) => Math.max(0, ...pieces(frames).map((f) => f.seq as number));
+  const ends = (frames: AnyFrame[]) => frames.filter((f) => f.type === 'agent_response_end');
+
+  async function rows(turns: Turn[]): Promise<Row[]> {
+    const { rows: found } = await db.query<Row>('SELECT id, status, content, seq FROM messages WHERE id = ANY($1)', [turns.map((t) => t.messageId)]);
+    return found;
+  }
+  async function settled(turns: Turn[]): Promise<Row[]> {
+    await until('every answer ended in the database', async () => {
+      const found = await rows(turns).catch(() => []);
+      return found.length === turns.length && found.every((r) => r.status !== 'streaming');
+    });
+    return rows(turns);
+  }
+
+  /**
+   * The end as a viewer knows it: the live one, or (frames lost) by `resume` after the last seq it
+   * saw. Nothing of the answer may follow its end.
+   */
+  async function endSeenBy(ws: WsTestClient, turn: Turn): Promise<AnyFrame> {
+    let frames = framesOf(ws, turn);
+    if (!ends(frames).length) {
+      ws.send({ type: 'resume', message_id: turn.messageId, after_seq: lastSeq(frames) });
+      await until(`viewer got the end of ${turn.messageId} by resume`, () => ends(framesOf(ws, turn)).length > 0, 10_000);
+      frames = framesOf(ws, turn);
+    }
+    const end = ends(frames)[0];
+    expect(frames.slice(frames.indexOf(end) + 1)).toEqual([]);
+    return end;
+  }
+
+  /** A new turn through `proc` answers in full, tried for a few seconds while the part comes back. */
+  async function newTurnWorks(proc: ServerProcess): Promise<void> {
+    const ws = await client(proc);
+    for (let attempt = 0; ; attempt++) {
+      fake.enqueue({ kind: 'stream', content: words(5) });
+      ws.send({ type: 'user_message', id: `again-${attempt}`, content: 'again' });
+      const answer = await ws.next((f) => f.id === `again-${attempt}` && (f.type === 'agent_response_end' || f.type === 'error'), 10_000);
+      if (answer.type === 'agent_response_end' && answer.status === 'complete') return expect(answer.content).toBe(words(5).join(''));
+      if (attempt >= 20) throw new Error(`no new turn works: ${JSON.stringify(answer)}`);
+      await sleep(250);
+    }
+  }
+
+  beforeAll(async () => {
+    execFileSync(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', join(ROOT, 'tsconfig.build.json')], { cwd: ROOT });
+    fake = await FakeDeepSeek.start();
+    redis = await PrivateRedis.start();
+    pg = await PrivatePostgres.start();
+    db = new Pool({ connectionString: pg.url, max: 2 });
+    db.on('error', () => undefined); // its idle connections die with the restart on purpose
+    a = await instance();
+    b = await instance();
+  }, 120_000);
+
+  afterEach(() => {
+    for (const ws of clients.splice(0)) ws.close();
+  });
+
+  afterAll(async () => {
+    for (const proc of logs.keys()) if (alive(proc)) await proc.kill('SIGKILL');
+    await db?.end().catch(() => undefined);
+    await redis?.close();
+    pg?.close();
+    await fake?.close();
+  });
+
+  it('refuses to start, with a clear error, when Redis is down', async () => {
+    const port = await freePort();
+    await expect(ServerProcess.start({ ...settings(), REDIS_URL: `redis://127.0.0.1:${port}` })).rejects.toThrow(
+      new RegExp(`exited with 1:[\\s\\S]*cannot reach Redis at redis://127.0.0.1:${port}`),
+    );
+  });
+
+  it('Redis restarted empty under load: answers finish whole, viewers catch up by resume, new turns work, nothing crashes', async () => {
+    const full = words(120).join('');
+    fake.setDefault({ kind: 'stream', content: words(120), delayMs: 25 });
+    const [genA, genB, viewA, viewB] = await Promise.all([client(a), client(b), client(a), client(b)]);
+    const onA = await startTurns(genA, 12, 'ra');
+    const onB = await startTurns(genB, 12, 'rb');
+    await Promise.all([watch(viewB, onA), watch(viewA, onB)]);
+    await until('every viewer saw its answers begin', () =>
+      [...onA.map((t) => lastSeq(framesOf(viewB, t))), ...onB.map((t) => lastSeq(framesOf(viewA, t)))].every((seq) => seq >= 3),
+    );
+
+    await redis.down();
+    await sleep(1000);
+    await redis.up();
+
+    for (const row of await settled([...onA, ...onB])) expect(row).toMatchObject({ status: 'complete', content: full });
+    for (const [viewer, turns] of [[viewB, onA], [viewA, onB]] as const) {
+      for (const turn of turns) expect(await endSeenBy(viewer, turn)).toMatchObject({ status: 'complete', content: full });
+    }
+    await newTurnWorks(a);
+    await newTurnWorks(b);
+    expectAlive(a, b);
+  }, 60_000);
+});
