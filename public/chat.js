@@ -491,6 +491,47 @@
     }
   };
 
+  /** The date group of a chat by its last activity, in the reader's own time zone. */
+  const DAY_MS = 86400000;
+  const groupOf = (iso, now = new Date()) => {
+    const t = Date.parse(iso || '');
+    if (Number.isNaN(t)) return 'Older';
+    const today = new Date(now.getFullYear(), now.getMonth(), now.getDate()).getTime();
+    if (t >= today) return 'Today';
+    if (t >= today - DAY_MS) return 'Yesterday';
+    if (t >= today - 7 * DAY_MS) return 'Previous 7 days';
+    return 'Older';
+  };
+
+  /** Headings (Today, Yesterday, Previous 7 days, Older) before the first chat of each group; the list is newest first. */
+  const groupChats = () => {
+    const list = $('[data-chat-list]');
+    if (!list) return;
+    for (const h of $$('[data-chat-group]', list)) h.remove();
+    let last = '';
+    for (const li of $$('[data-chat-item]', list)) {
+      const group = groupOf(li.dataset.updatedAt);
+      if (group === last) continue;
+      last = group;
+      const heading = document.createElement('li');
+      heading.className = 'chat-group';
+      heading.dataset.chatGroup = group;
+      heading.textContent = group;
+      list.insertBefore(heading, li);
+    }
+  };
+
+  /** A chat with new activity moves to the top (Today). */
+  const touchChat = (id) => {
+    const li = chatItem(id);
+    const list = $('[data-chat-list]');
+    if (!li || !list) return;
+    li.dataset.updatedAt = new Date().toISOString();
+    const first = $('[data-chat-item]', list);
+    if (first !== li) list.insertBefore(li, first);
+    groupChats();
+  };
+
   const labelItem = (li, title) => {
     const name = title || 'Untitled chat';
     const rename = $('[data-chat-rename]', li);
@@ -523,7 +564,9 @@
     a.setAttribute('hx-get', url);
     a.textContent = title || 'Untitled chat';
     labelItem(li, title);
+    li.dataset.updatedAt = new Date().toISOString();
     list.insertBefore(li, list.firstChild);
+    groupChats();
     if (window.htmx) window.htmx.process(li);
   };
 
@@ -696,9 +739,12 @@
       return;
     }
     // Focus goes to a neighbour in the list (or "New chat"), never lost on a removed element.
-    const next = li.nextElementSibling || li.previousElementSibling;
+    const items = $$('[data-chat-list] [data-chat-item]');
+    const at = items.indexOf(li);
+    const next = items[at + 1] || items[at - 1];
     const wasShown = id === shownChatId();
     li.remove();
+    groupChats();
     const newChat = $('[data-new-chat]');
     const focusTarget = (next && $('a', next)) || newChat;
     if (focusTarget) focusTarget.focus();
@@ -1017,9 +1063,12 @@
 
     chat_updated(frame) {
       setChatTitle(frame.chat_id, frame.title);
+      // A generated title was a model call of its own: its tokens count too.
+      scheduleUsage();
     },
 
     user_message(frame) {
+      touchChat(frame.chat_id);
       const p = frame.id ? pendingSends.get(frame.id) : null;
       if (p) p.acked = true;
       if (!isShown(frame) || messageEl(frame.message_id)) return;
@@ -1686,14 +1735,16 @@
 
   let usageTimer = null;
   const refreshUsage = async () => {
-    const el = $('[data-usage]');
+    // The sidebar's line (answers carry their own usage in data-usage too).
+    const el = $('p[data-usage]');
     if (!el) return;
     try {
-      const res = await fetch(`${BASE}/api/usage`, { credentials: 'same-origin', headers: { Accept: 'application/json' } });
+      const res = await fetch(`${BASE}/api/usage`, { credentials: 'same-origin', cache: 'no-store', headers: { Accept: 'application/json' } });
       if (!res.ok) return;
       const u = await res.json();
       const n = (x) => Number(x || 0).toLocaleString('en');
-      el.textContent = `Usage: ${n(u.total_tokens)} tokens · ${n(u.messages)} answers`;
+      const plural = (x, one, many) => `${n(x)} ${Number(x) === 1 ? one : many}`;
+      el.textContent = `Usage: ${plural(u.total_tokens, 'token', 'tokens')} · ${plural(u.messages, 'answer', 'answers')}`;
       el.title = `Prompt ${n(u.prompt_tokens)} · completion ${n(u.completion_tokens)} tokens`;
       el.dataset.totalTokens = String(u.total_tokens || 0);
     } catch (_) {
@@ -1702,7 +1753,7 @@
   };
   const scheduleUsage = () => {
     clearTimeout(usageTimer);
-    usageTimer = setTimeout(() => void refreshUsage(), 800);
+    usageTimer = setTimeout(() => void refreshUsage(), 250);
   };
 
   /** Clicks of the feature controls; true when handled. */
@@ -1813,6 +1864,7 @@
       });
     }
     hydrate();
+    groupChats();
     socket.connect();
     void loadModels();
     void refreshUsage();

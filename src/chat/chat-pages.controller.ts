@@ -29,7 +29,7 @@ export class ChatPagesController {
   }
 
   private async render(user: AuthUser, req: Request, res: Response, chat: (ChatView & { settings?: object }) | null, messages: MessageView[]): Promise<void> {
-    const chats = (await this.chat.listChats(user.id)).map((c) => ({ id: c.id, title: c.title, active: c.id === chat?.id }));
+    const chats = (await this.chat.listChats(user.id)).map((c) => ({ id: c.id, title: c.title, updated_at: c.updated_at, active: c.id === chat?.id }));
     const model = {
       pageTitle: chat ? chat.title : 'New chat',
       // The chat's stored settings, for the page's model picker, thinking toggle and settings panel.

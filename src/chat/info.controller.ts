@@ -1,4 +1,4 @@
-import { Controller, Get } from '@nestjs/common';
+import { Controller, Get, Header } from '@nestjs/common';
 import { AuthUser } from '../auth/auth-user';
 import { CurrentUser } from '../auth/auth.decorators';
 import { LlmProvider } from '../llm/llm.provider';
@@ -20,6 +20,7 @@ export class InfoController {
 
   /** Totals of the model's own usage figures for every call made for the caller. */
   @Get('usage')
+  @Header('Cache-Control', 'no-store')
   async totals(@CurrentUser() user: AuthUser) {
     const totals = { prompt_tokens: 0, completion_tokens: 0, total_tokens: 0, messages: 0 };
     const calls = await this.usage.usageOf(user.id);

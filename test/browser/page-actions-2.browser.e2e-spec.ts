@@ -3,10 +3,13 @@
  * the model: "Retrying 2/4…" while the model request is retried, a generated title replacing the
  * first line, the sidebar by date and its usage line.
  */
+import { Kysely } from 'kysely';
 import type { Page } from 'playwright-core';
+import type { Database } from '../../src/storage/schema';
 import { FakeDeepSeek } from '../fakes/deepseek.fake';
 import { ASSISTANT, BOX, browserSession } from '../support/browser';
 import { RunningApp, startApp } from '../support/app';
+import { makeChat } from '../support/ws-client';
 
 jest.setTimeout(90_000);
 
@@ -80,5 +83,76 @@ describe('chat page: retries, titles, sidebar in Chromium', () => {
     // Stored: a reload shows it too.
     await page.reload();
     expect((await page.locator(`[data-chat-list] a[href="${href}"]`).textContent())?.trim()).toBe('Sorting a list in Python');
+  });
+
+  it('the usage line counts "1 answer", then "2 answers", each right after its answer', async () => {
+    const page = await openChat();
+    const usage = page.locator('aside [data-usage]');
+    await usage.filter({ hasText: /Usage: .* · \d+ answers?$/ }).waitFor();
+    const count = async () => Number(/· (\d+) answers?$/.exec((await usage.textContent()) ?? '')![1]);
+    const before = await count();
+    fake.enqueue({ kind: 'stream', content: ['One'] });
+    await send(page, 'first');
+    await page.locator(`${ASSISTANT}[data-status="complete"]`).waitFor();
+    await usage.filter({ hasText: new RegExp(`· ${before + 1} answers?$`) }).waitFor();
+    if (before === 0) expect(await usage.textContent()).toMatch(/· 1 answer$/);
+    fake.enqueue({ kind: 'stream', content: ['Two'] });
+    await send(page, 'second');
+    await page.locator(`${ASSISTANT}[data-status="complete"]`).nth(1).waitFor();
+    await usage.filter({ hasText: new RegExp(`· ${before + 2} answers$`) }).waitFor();
+  });
+
+  it('the sidebar groups chats by date (Today, Yesterday, Previous 7 days, Older); rename and delete show on hover or focus only', async () => {
+    const ids = {
+      today: await makeChat(app, 'Fresh chat', session.cookie),
+      yesterday: await makeChat(app, 'From yesterday', session.cookie),
+      week: await makeChat(app, 'Three days ago', session.cookie),
+      older: await makeChat(app, 'Long ago', session.cookie),
+    };
+    // Their last activity moved back in time (local days, as the page groups them).
+    const midnight = new Date();
+    midnight.setHours(0, 0, 0, 0);
+    const at = (ms: number) => new Date(midnight.getTime() + ms).toISOString();
+    const db = app.app.get(Kysely, { strict: false }) as Kysely<Database>;
+    const hour = 3_600_000;
+    for (const [id, when] of [[ids.yesterday, at(-12 * hour)], [ids.week, at(-72 * hour)], [ids.older, at(-30 * 24 * hour)]]) {
+      await db.updateTable('chats').set({ updated_at: when }).where('id', '=', id).execute();
+    }
+    const page = await session.newPage();
+    await page.goto(`${app.url}/chat/${ids.today}`);
+    await page.locator('[data-connection="connected"]').waitFor({ state: 'attached' });
+    const rows = async () =>
+      page.locator('[data-chat-list] > li').evaluateAll((lis) =>
+        lis.map((li) => ((li as HTMLElement).dataset.chatGroup ? `# ${li.textContent}` : (li.querySelector('a')?.textContent ?? '').trim())),
+      );
+    const sequence = (await rows()).filter((r) => r.startsWith('#') || ['Fresh chat', 'From yesterday', 'Three days ago', 'Long ago'].includes(r));
+    expect(sequence).toEqual(['# Today', 'Fresh chat', '# Yesterday', 'From yesterday', '# Previous 7 days', 'Three days ago', '# Older', 'Long ago']);
+    // Every chat is still an a[href="/chat/UUID"] in [data-chat-list].
+    for (const id of Object.values(ids)) expect(await page.locator(`[data-chat-list] a[href="/chat/${id}"]`).count()).toBe(1);
+
+    // Rename and delete: hidden (and the title using the row's width) until hover or focus.
+    const item = page.locator(`[data-chat-item="${ids.week}"]`);
+    const actionsOpacity = () => item.locator('.chat-actions').evaluate((el) => getComputedStyle(el).opacity);
+    await page.mouse.move(900, 600);
+    expect(await actionsOpacity()).toBe('0');
+    const [linkWidth, rowWidth] = await item.evaluate((li) => [li.querySelector('a')!.getBoundingClientRect().width, li.getBoundingClientRect().width]);
+    expect(linkWidth).toBeGreaterThan(rowWidth - 2);
+    // The open chat too: only on hover or focus.
+    expect(await page.locator(`[data-chat-item="${ids.today}"] .chat-actions`).evaluate((el) => getComputedStyle(el).opacity)).toBe('0');
+    await item.hover();
+    expect(await actionsOpacity()).toBe('1');
+    await page.mouse.move(900, 600);
+    expect(await actionsOpacity()).toBe('0');
+    await item.locator('[data-chat-rename]').focus();
+    expect(await actionsOpacity()).toBe('1');
+    await page.screenshot({ path: '/tmp/sidebar-groups.png', clip: { x: 0, y: 0, width: 400, height: 700 } });
+
+    // A new message in an old chat brings it to the top, under Today; an emptied group goes.
+    await page.goto(`${app.url}/chat/${ids.older}`);
+    await page.locator('[data-connection="connected"]').waitFor({ state: 'attached' });
+    await send(page, 'back again');
+    await page.locator(`${ASSISTANT}[data-status="complete"]`).nth(1).waitFor();
+    const after = (await rows()).filter((r) => r.startsWith('#') || ['Fresh chat', 'From yesterday', 'Three days ago', 'Long ago'].includes(r));
+    expect(after).toEqual(['# Today', 'Long ago', 'Fresh chat', '# Yesterday', 'From yesterday', '# Previous 7 days', 'Three days ago']);
   });
 });

@@ -184,9 +184,9 @@ function isTitleRequest(body: any): boolean {
   return first?.role === 'system' && typeof first.content === 'string' && /short title/i.test(first.content);
 }
 
-/** `Title: <the first four words of the question>` (the server strips the "Title:"). */
+/** `Title: <the first four words of the question's first line>` (the server strips the "Title:"). */
 function defaultTitleScenario(body: any): Scenario {
-  const question = lastUserContent(body).replace(/^Question:\s*/, '').split(/\s+/).slice(0, 4).join(' ');
+  const question = lastUserContent(body).replace(/^Question:\s*/, '').split('\n')[0].split(/\s+/).slice(0, 4).join(' ');
   return { kind: 'stream', content: ['Title: ', question] };
 }
 
