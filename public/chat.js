@@ -1733,7 +1733,8 @@
 
   // ---- usage
 
-  let usageTimer = null;
+  /** @type {Promise<void> | null} */
+  let usageInFlight = null;
   const refreshUsage = async () => {
     // The sidebar's line (answers carry their own usage in data-usage too).
     const el = $('p[data-usage]');
@@ -1751,9 +1752,24 @@
       /* keep the old figure */
     }
   };
+  /**
+   * Right after an answer ends (its usage is stored before its end frame is sent): at once, not
+   * after a pause that a reader sees as the line lagging one answer behind; ends that come while a
+   * fetch is out are covered by one more fetch after it.
+   */
+  let usageAgain = false;
   const scheduleUsage = () => {
-    clearTimeout(usageTimer);
-    usageTimer = setTimeout(() => void refreshUsage(), 250);
+    if (usageInFlight) {
+      usageAgain = true;
+      return;
+    }
+    usageInFlight = refreshUsage().finally(() => {
+      usageInFlight = null;
+      if (usageAgain) {
+        usageAgain = false;
+        scheduleUsage();
+      }
+    });
   };
 
   /** Clicks of the feature controls; true when handled. */
