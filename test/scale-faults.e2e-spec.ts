@@ -196,4 +196,95 @@ describe('scale-out through the faults of its parts (e2e, real processes)', () =
     await newTurnWorks(b);
     expectAlive(a, b);
   }, 60_000);
+
+  it('an instance SIGKILLed under load: its answers end interrupted for viewers on the survivor with the text they saw; the survivor loses nothing', async () => {
+    const own = words(100).join('');
+    const long = words(2000).join('');
+    fake.setDefault((body) =>
+      String(body.messages.at(-1).content).startsWith('kill ')
+        ? { kind: 'stream', content: words(2000), delayMs: 20 }
+        : { kind: 'stream', content: words(100), delayMs: 25 },
+    );
+    const doomed = await instance();
+    const [genK, genA, viewA] = await Promise.all([client(doomed), client(a), client(a)]);
+    const onK = await startTurns(genK, 60, 'kill');
+    await watch(viewA, onK);
+    await until('the viewer saw every answer of the doomed instance begin', () => onK.every((t) => lastSeq(framesOf(viewA, t)) >= 5));
+    const onA = await startTurns(genA, 20, 'own');
+
+    await doomed.kill('SIGKILL');
+    // What the viewer was shown, and in order: the text it must find again in the end.
+    const shown = new Map(onK.map((t) => [t.messageId, pieces(framesOf(viewA, t)).map((f) => f.content).join('')]));
+
+    await until('every answer of the killed instance ended for its viewer', () => onK.every((t) => ends(framesOf(viewA, t)).length > 0), 60_000);
+    const stored = new Map((await settled(onK)).map((row) => [row.id, row]));
+    for (const turn of onK) {
+      const end = await endSeenBy(viewA, turn);
+      expect(end.status).toBe('interrupted');
+      // The viewer came in part-way: what it was shown lies within the end, which is the answer's start.
+      expect(end.seq).toBeGreaterThanOrEqual(lastSeq(framesOf(viewA, turn)));
+      expect(end.content).toContain(shown.get(turn.messageId)!);
+      expect(end.content).toBe(long.slice(0, end.content.length));
+      expect(stored.get(turn.messageId)).toMatchObject({ status: 'interrupted', content: end.content, seq: end.seq });
+    }
+    for (const row of await settled(onA)) expect(row).toMatchObject({ status: 'complete', content: own });
+    for (const turn of onA) {
+      const seen = framesOf(genA, turn);
+      expect(pieces(seen).map((f) => f.seq)).toEqual(Array.from({ length: pieces(seen).length }, (_, i) => i + 1));
+      expect(ends(seen)).toEqual([expect.objectContaining({ status: 'complete', content: own })]);
+    }
+    expectAlive(a, b);
+  }, 90_000);
+
+  it('Redis frozen for five heartbeats under load: no answer of a live instance is swept, nothing follows an end', async () => {
+    const full = words(150).join('');
+    fake.setDefault({ kind: 'stream', content: words(150), delayMs: 25 });
+    const [genA, genB, viewA, viewB] = await Promise.all([client(a), client(b), client(a), client(b)]);
+    const onA = await startTurns(genA, 10, 'pa');
+    const onB = await startTurns(genB, 10, 'pb');
+    await Promise.all([watch(viewB, onA), watch(viewA, onB)]);
+    await until('every viewer saw its answers begin', () =>
+      [...onA.map((t) => lastSeq(framesOf(viewB, t))), ...onB.map((t) => lastSeq(framesOf(viewA, t)))].every((seq) => seq >= 3),
+    );
+
+    redis.pause();
+    await sleep(HEARTBEAT_MS * 5);
+    redis.resume();
+
+    for (const row of await settled([...onA, ...onB])) expect(row).toMatchObject({ status: 'complete', content: full });
+    for (const [viewer, turns] of [[viewB, onA], [viewA, onB], [genA, onA], [genB, onB]] as const) {
+      for (const turn of turns) expect(await endSeenBy(viewer, turn)).toMatchObject({ status: 'complete', content: full });
+    }
+    expectAlive(a, b);
+  }, 60_000);
+
+  it('PostgreSQL restarted under load: the pools reconnect, no answer stays streaming, each ends as stored', async () => {
+    const [short, long] = [words(50), words(250)];
+    fake.setDefault((body) => ({ kind: 'stream', content: String(body.messages.at(-1).content).includes('short') ? short : long, delayMs: 25 }));
+    const [genA, genB, viewA, viewB] = await Promise.all([client(a), client(b), client(a), client(b)]);
+    const onA = [...(await startTurns(genA, 5, 'short-a')), ...(await startTurns(genA, 5, 'long-a'))];
+    const onB = [...(await startTurns(genB, 5, 'short-b')), ...(await startTurns(genB, 5, 'long-b'))];
+    await Promise.all([watch(viewB, onA), watch(viewA, onB)]);
+    await until('every viewer saw its answers begin', () =>
+      [...onA.map((t) => lastSeq(framesOf(viewB, t))), ...onB.map((t) => lastSeq(framesOf(viewA, t)))].every((seq) => seq >= 3),
+    );
+
+    pg.down('fast');
+    await sleep(1500);
+    await pg.up();
+
+    const stored = new Map((await settled([...onA, ...onB])).map((row) => [row.id, row]));
+    for (const [viewer, turns] of [[viewB, onA], [viewA, onB]] as const) {
+      for (const turn of turns) {
+        const row = stored.get(turn.messageId)!;
+        const whole = (turn.id.startsWith('short') ? short : long).join('');
+        if (row.status === 'complete') expect(row.content).toBe(whole);
+        else expect(row).toMatchObject({ status: 'interrupted', content: whole.slice(0, row.content.length) });
+        expect(await endSeenBy(viewer, turn)).toMatchObject({ status: row.status, content: row.content });
+      }
+    }
+    await newTurnWorks(a);
+    await newTurnWorks(b);
+    expectAlive(a, b);
+  }, 60_000);
 });

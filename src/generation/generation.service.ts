@@ -11,6 +11,7 @@ import { MetricsService } from '../metrics/metrics.service';
 import { RedisService } from '../redis/redis.service';
 import { StopRegistry } from './stop.registry';
 import { InstanceLiveness } from './instance-liveness';
+import { retryWrite } from './retry-write';
 
 /** Text of a streaming message reaches the database about this often, never per piece. */
 export const SNAPSHOT_INTERVAL_MS = 1000;
@@ -289,16 +290,19 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
     // The row may still be on its way (the request went out first); an end is written after it.
     if (generation.spec.stored) await generation.spec.stored.catch(() => undefined);
     if (generation.abandoned) return;
+    const final = {
+      content: generation.content,
+      reasoning: generation.reasoning || null,
+      status,
+      seq: generation.seq,
+      usage: generation.usage as Record<string, unknown> | null,
+      error_code: generation.errorCode,
+      finish_reason: generation.finishReason,
+    };
+    // A database that is restarting is waited for: the end is announced once it is stored.
+    const warn = (error: unknown) => this.logger.warn(`storing the end of message ${generation.messageId} failed, retrying: ${String(error)}`);
     try {
-      await this.messages.finish(generation.messageId, {
-        content: generation.content,
-        reasoning: generation.reasoning || null,
-        status,
-        seq: generation.seq,
-        usage: generation.usage as Record<string, unknown> | null,
-        error_code: generation.errorCode,
-        finish_reason: generation.finishReason,
-      });
+      await retryWrite(() => this.messages.finish(generation.messageId, final), warn);
     } catch (error) {
       this.logger.error(`could not store the end of message ${generation.messageId}: ${String(error)}`);
     }

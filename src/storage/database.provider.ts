@@ -1,4 +1,4 @@
-import { Logger, Provider } from '@nestjs/common';
+import { Logger, type Provider } from '@nestjs/common';
 import type SqliteDatabase from 'better-sqlite3';
 import { Kysely, Migrator, PostgresAdapter, PostgresDialect, SqliteDialect, sql } from 'kysely';
 import { Pool } from 'pg';
@@ -6,7 +6,7 @@ import { closeSync, mkdirSync, openSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { Environment } from '../config/environment';
 import { migrationProvider } from './migrations';
-import { Database } from './schema';
+import type { Database } from './schema';
 import { startCheckpointer } from './sqlite-checkpointer';
 
 const logger = new Logger('Database');
@@ -44,7 +44,7 @@ export const sqliteDriver = { module: 'better-sqlite3' };
 
 function loadSqlite(url: string): typeof SqliteDatabase {
   try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    // eslint-disable-next-line @typescript-eslint/no-require-imports -- an optional peer, loaded synchronously by a name the spec can change
     return require(sqliteDriver.module) as typeof SqliteDatabase;
   } catch (error) {
     const { code, message } = error as NodeJS.ErrnoException;
@@ -131,6 +131,9 @@ async function openPostgres(url: string): Promise<Kysely<Database>> {
     connectionTimeoutMillis: 5000,
     ...(schema ? { options: `-c search_path=${schema}` } : {}),
   });
+  // An idle connection the server ends (a restart) is dropped and replaced on next use; without a
+  // listener, pg's 'error' event would end the process.
+  pool.on('error', (error) => logger.warn(`PostgreSQL connection lost: ${error.message}`));
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
   try {
     if (schema) await sql`CREATE SCHEMA IF NOT EXISTS ${sql.id(schema)}`.execute(db);
