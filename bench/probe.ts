@@ -4,6 +4,7 @@
  * (needs --expose-gc), event-loop delay, and with BENCH_COUNT_SQL=1 every SQLite statement run by
  * verb (to prove there is no database write per piece). Touches nothing of the app itself.
  */
+import { writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
@@ -21,7 +22,7 @@ const detail = new Map<string, { n: number; ns: bigint }>();
 if (detailFile) {
   setInterval(() => {
     const rows = [...detail].map(([k, d]) => ({ sql: k, n: d.n, ms: Number(d.ns) / 1e6 })).sort((a, b) => b.ms - a.ms);
-    require('node:fs').writeFileSync(detailFile, JSON.stringify(rows, null, 1));
+    writeFileSync(detailFile, JSON.stringify(rows, null, 1));
   }, 2000).unref();
 }
 

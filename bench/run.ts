@@ -16,19 +16,21 @@
  * another checkout), --compare=PATH (also measure another checkout's built server in the same run),
  * --profile-load=streams|burst|seq, --report-only (rewrite the Markdown from bench/out/results.json).
  */
-import { ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import * as os from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
-import { nowMs, procCpuMs, procRssBytes, Rpc, sleep, summarize, Summary } from './lib';
-import { analyzeProfile, ProfileReport } from './profile';
+import { nowMs, procCpuMs, procRssBytes, Rpc, sleep, summarize, type Summary } from './lib';
+import { analyzeProfile, type ProfileReport } from './profile';
 
 /** The checkout the bench lives in: results and findings are written here. */
 const ROOT = resolve(__dirname, '../../..');
 const BUILD = __dirname;
 const OUT = join(ROOT, 'bench', 'out');
+const requireFromHere = createRequire(__filename);
 
 // ---- options -----------------------------------------------------------------------------------
 
@@ -268,8 +270,9 @@ const LOREM =
   '```ts\nfunction add(a: number, b: number): number {\n  return a + b;\n}\n```\n\n';
 
 async function seedChat(databaseUrl: string, messages: number): Promise<string> {
-  const load = (p: string) => require(join(SUT, p));
-  require(join(SUT, 'node_modules', 'reflect-metadata'));
+  // The system under test is another checkout's build, loaded by absolute path.
+  const load = (p: string) => requireFromHere(join(SUT, p));
+  load('node_modules/reflect-metadata');
   load('node_modules/@nestjs/common').Logger.overrideLogger(['error']);
   const { openDatabase } = load('dist/storage/database.provider.js');
   const { ChatsRepository } = load('dist/storage/chats.repository.js');

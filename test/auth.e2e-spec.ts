@@ -1,6 +1,6 @@
 import request from 'supertest';
 import { FakeDeepSeek } from './fakes/deepseek.fake';
-import { RunningApp, startApp } from './support/app';
+import { type RunningApp, startApp } from './support/app';
 import { upgradeStatus, WsTestClient } from './support/ws-client';
 
 describe('accounts, ownership and limits (e2e)', () => {

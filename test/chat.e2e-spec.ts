@@ -1,7 +1,7 @@
 import request from 'supertest';
 import { FakeDeepSeek } from './fakes/deepseek.fake';
-import { RunningApp, startApp, tempDatabaseUrl } from './support/app';
-import { AnyFrame, WsTestClient } from './support/ws-client';
+import { type RunningApp, startApp, tempDatabaseUrl } from './support/app';
+import { type AnyFrame, WsTestClient } from './support/ws-client';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 

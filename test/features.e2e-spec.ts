@@ -1,6 +1,6 @@
 import request from 'supertest';
 import { FakeDeepSeek } from './fakes/deepseek.fake';
-import { RunningApp, startApp } from './support/app';
+import { type RunningApp, startApp } from './support/app';
 import { WsTestClient } from './support/ws-client';
 
 describe('chat features: models, settings, context, search, export, sharing, files, regenerate, usage (e2e)', () => {

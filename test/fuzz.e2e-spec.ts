@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { RunningApp, startApp } from './support/app';
+import { type RunningApp, startApp } from './support/app';
 import { WsTestClient } from './support/ws-client';
 
 /** A deterministic generator, so a failure can be replayed. */

@@ -1,5 +1,5 @@
 import request from 'supertest';
-import { RunningApp, startApp } from './support/app';
+import { type RunningApp, startApp } from './support/app';
 import { upgradeStatus } from './support/ws-client';
 
 /** The HTTP edge as a DNS-rebinding page and a reverse proxy meet it: Host names, TRUST_PROXY, HSTS. */

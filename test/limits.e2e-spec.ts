@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import request from 'supertest';
 import { FilesRepository } from '../src/storage/files.repository';
 import { FakeDeepSeek } from './fakes/deepseek.fake';
-import { RunningApp, startApp, tempDatabaseUrl } from './support/app';
+import { type RunningApp, startApp, tempDatabaseUrl } from './support/app';
 import { TEST_REDIS_URL, usingPostgres } from './support/databases';
 import { WsTestClient } from './support/ws-client';
 

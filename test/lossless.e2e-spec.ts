@@ -1,10 +1,11 @@
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import request from 'supertest';
+import { Environment } from '../src/config/environment';
 import { FakeDeepSeek } from './fakes/deepseek.fake';
-import { RunningApp, startApp, tempDatabaseUrl } from './support/app';
+import { type RunningApp, startApp, tempDatabaseUrl } from './support/app';
 import { ServerProcess } from './support/server-process';
-import { AnyFrame, WsTestClient } from './support/ws-client';
+import { type AnyFrame, WsTestClient } from './support/ws-client';
 
 const ROOT = join(__dirname, '..');
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -69,7 +70,7 @@ describe('lossless generations (e2e)', () => {
     ws.send({ type: 'user_message', id: 'k', content: 'keep' });
     const end = await ws.nextOfType('agent_response_end');
     ws.close();
-    const databaseUrl = (server.app.get(require('../src/config/environment').Environment) as { DATABASE_URL: string }).DATABASE_URL;
+    const databaseUrl = server.app.get(Environment).DATABASE_URL;
     const other = await startApp({ DEEPSEEK_BASE_URL: fake.baseUrl, DEEPSEEK_API_KEY: 'test-key', DATABASE_URL: databaseUrl });
     try {
       const viewer = await WsTestClient.connect(other.wsUrl);

@@ -4,7 +4,7 @@
  * forms in Chromium, pages, API and the WebSocket upgrade pass through, limits see each client's own
  * address, and a stream resumes exactly whichever instance the balancer picks.
  */
-import { ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -12,10 +12,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import request from 'supertest';
 import { FakeDeepSeek } from './fakes/deepseek.fake';
-import { RunningApp, startApp } from './support/app';
+import { type RunningApp, startApp } from './support/app';
 import { launchChromium, PASSWORD, signInThroughForm } from './support/browser';
 import { TEST_POSTGRES_URL, TEST_REDIS_URL, TEST_SCHEMA_PREFIX } from './support/databases';
-import { AnyFrame, WsTestClient } from './support/ws-client';
+import { type AnyFrame, WsTestClient } from './support/ws-client';
 
 const NGINX = '/usr/sbin/nginx';
 const words = (n: number) => Array.from({ length: n }, (_, i) => `w${i} `);

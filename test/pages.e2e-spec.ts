@@ -1,7 +1,7 @@
 import request from 'supertest';
 import { openDatabase } from '../src/storage/database.provider';
 import { FakeDeepSeek } from './fakes/deepseek.fake';
-import { RunningApp, startApp, tempDatabaseUrl } from './support/app';
+import { type RunningApp, startApp, tempDatabaseUrl } from './support/app';
 import { WsTestClient } from './support/ws-client';
 
 describe('pages, JSON API, health and restarts (e2e)', () => {

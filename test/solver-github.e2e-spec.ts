@@ -2,9 +2,9 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { FakeDeepSeek } from './fakes/deepseek.fake';
 import { CALC_FILES, CALC_FIX_DIFF, CALC_ISSUE, FakeGithub } from './fakes/github.fake';
-import { RunningApp, startApp } from './support/app';
+import { type RunningApp, startApp } from './support/app';
 import { answer, solverRequestKind, stream } from './support/solver-model';
-import { AnyFrame, WsTestClient } from './support/ws-client';
+import { type AnyFrame, WsTestClient } from './support/ws-client';
 
 const ISSUE_URL = 'https://github.com/octo/calc/issues/7';
 const SECONDARY = { message: 'You have exceeded a secondary rate limit. Please wait a few minutes before you try again.', documentation_url: 'https://docs.github.com/rest' };

@@ -1,9 +1,9 @@
 import request from 'supertest';
 import { FakeDeepSeek } from './fakes/deepseek.fake';
 import { CALC_FILES, CALC_FIX_DIFF, CALC_ISSUE, FakeGithub } from './fakes/github.fake';
-import { RunningApp, startApp } from './support/app';
+import { type RunningApp, startApp } from './support/app';
 import { answer, solverRequestKind, stream } from './support/solver-model';
-import { AnyFrame, WsTestClient } from './support/ws-client';
+import { type AnyFrame, WsTestClient } from './support/ws-client';
 
 const ISSUE_URL = 'https://github.com/octo/calc/issues/7';
 /** A prompt-injected "fix" also rewrites what `npm test` runs in CI. */

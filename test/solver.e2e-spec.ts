@@ -1,9 +1,9 @@
 import { applyPatch, parsePatch } from 'diff';
 import request from 'supertest';
-import { FakeDeepSeek, Scenario } from './fakes/deepseek.fake';
+import { FakeDeepSeek, type Scenario } from './fakes/deepseek.fake';
 import { CALC_FILES as FILES, CALC_FIX_DIFF, CALC_ISSUE, CALC_MATH as MATH, CALC_MATH_FIXED as FIXED, FakeGithub, gitApply, gitAvailable } from './fakes/github.fake';
-import { RunningApp, startApp } from './support/app';
-import { AnyFrame, WsTestClient } from './support/ws-client';
+import { type RunningApp, startApp } from './support/app';
+import { type AnyFrame, WsTestClient } from './support/ws-client';
 import { answer, pieces, solverRequestKind, stream } from './support/solver-model';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;

@@ -6,14 +6,14 @@
  * holds after a turn is one our keep-alive pool keeps idle for the next turn.
  */
 import { LLMock } from '@copilotkit/aimock';
-import { ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import * as net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { upstreamSockets } from '../src/llm/sse-client';
-import { RunningApp, startApp } from './support/app';
-import { AnyFrame, WsTestClient } from './support/ws-client';
+import { type RunningApp, startApp } from './support/app';
+import { type AnyFrame, WsTestClient } from './support/ws-client';
 
 jest.setTimeout(60_000);
 

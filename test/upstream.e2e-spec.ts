@@ -9,12 +9,12 @@ import { Logger } from '@nestjs/common';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import * as zlib from 'node:zlib';
-import { lastValueFrom, Observable, toArray } from 'rxjs';
-import { AppError } from '../src/common/app-error';
+import type { Observable } from 'rxjs';
+import type { AppError } from '../src/common/app-error';
 import { DeepSeekProvider } from '../src/llm/deepseek.provider';
-import { LlmEvent, LlmSettings } from '../src/llm/llm.provider';
+import { type LlmEvent, LlmSettings } from '../src/llm/llm.provider';
 import { MAX_EVENT_CHARS } from '../src/llm/sse-client';
-import { RunningApp, startApp, tempDatabaseUrl } from './support/app';
+import { type RunningApp, startApp, tempDatabaseUrl } from './support/app';
 import { WsTestClient } from './support/ws-client';
 
 interface Answer {

@@ -1,6 +1,6 @@
-import { createParamDecorator, ExecutionContext, SetMetadata } from '@nestjs/common';
+import { createParamDecorator, type ExecutionContext, SetMetadata } from '@nestjs/common';
 import type { Request } from 'express';
-import { AuthUser } from './auth-user';
+import type { AuthUser } from './auth-user';
 
 export const IS_PUBLIC = 'auth:public';
 

@@ -1,5 +1,5 @@
 import type { NextFunction, Request, Response } from 'express';
-import { HostCheck } from './host-check';
+import type { HostCheck } from './host-check';
 
 const HSTS = 'max-age=31536000; includeSubDomains';
 

@@ -29,8 +29,8 @@ export class MetricsService {
 
   constructor(connections: ConnectionRegistry) {
     new Gauge({ name: 'chat_open_sockets', help: 'Open WebSocket connections', registers: [this.registry], collect() { this.set(connections.size); } });
-    const self = this;
-    new Gauge({ name: 'chat_running_generations', help: 'Generations streaming now', registers: [this.registry], collect() { this.set(self.running); } });
+    const running = (): number => this.running;
+    new Gauge({ name: 'chat_running_generations', help: 'Generations streaming now', registers: [this.registry], collect() { this.set(running()); } });
   }
 
   generationStarted(): void {

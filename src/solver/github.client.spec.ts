@@ -2,7 +2,7 @@ import { createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { FakeGithub } from '../../test/fakes/github.fake';
 import { AppError } from '../common/app-error';
-import { Environment } from '../config/environment';
+import type { Environment } from '../config/environment';
 import { GithubClient, githubError } from './github.client';
 
 const client = (url: string, token?: string) =>

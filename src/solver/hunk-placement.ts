@@ -84,7 +84,10 @@ function align(steps: Step[], lines: string[], bareLines: string[], start: numbe
       const next = steps.slice(i + 1).find((s) => s.op !== '+' && s.key !== '' && !s.elision);
       if (!next) return { step: i, at: f };
       let skipped = 0;
-      while (f < lines.length && bareLines[f] !== next.key && skipped < MAX_ELIDED) keep(lines[f++]), skipped++;
+      while (f < lines.length && bareLines[f] !== next.key && skipped < MAX_ELIDED) {
+        keep(lines[f++]);
+        skipped++;
+      }
       if (f >= lines.length || skipped >= MAX_ELIDED) return { step: i, at: f, substitutions };
       cost += 1;
       continue;

@@ -5,7 +5,7 @@
  * package). Pure functions.
  */
 import { createTwoFilesPatch, FILE_HEADERS_ONLY } from 'diff';
-import { placeHunk, Placement } from './hunk-placement';
+import { placeHunk, type Placement } from './hunk-placement';
 
 export interface Hunk {
   /** From the `@@` header; undefined when the model wrote none. */

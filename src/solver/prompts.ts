@@ -1,6 +1,6 @@
-import { LlmMessage } from '../llm/llm.provider';
-import { CommentInfo, IssueInfo } from './github.client';
-import { IssueRef } from './issue-url';
+import type { LlmMessage } from '../llm/llm.provider';
+import type { CommentInfo, IssueInfo } from './github.client';
+import type { IssueRef } from './issue-url';
 
 /** Most files the model may pick; more rarely helps and costs context. */
 export const MAX_SELECTED_FILES = 8;

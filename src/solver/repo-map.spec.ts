@@ -5,7 +5,7 @@ import {
   mappableFiles,
   relevance,
   skipReason,
-  TreeEntry,
+  type TreeEntry,
 } from './repo-map';
 import { extractDeclarations } from './declarations';
 

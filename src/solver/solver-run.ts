@@ -1,6 +1,6 @@
-import { LlmUsage } from '../llm/llm.provider';
-import { Frame } from '../transport/frames';
-import { IssueRef } from './issue-url';
+import type { LlmUsage } from '../llm/llm.provider';
+import type { Frame } from '../transport/frames';
+import type { IssueRef } from './issue-url';
 
 export type SolverStage = 'issue' | 'repomap' | 'files' | 'solution' | 'verify' | 'pr' | 'complete';
 

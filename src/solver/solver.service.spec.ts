@@ -1,15 +1,15 @@
 import { Logger } from '@nestjs/common';
-import { RateLimits } from '../auth/rate-limits';
+import type { RateLimits } from '../auth/rate-limits';
 import { AppError } from '../common/app-error';
-import { Environment } from '../config/environment';
+import type { Environment } from '../config/environment';
 import { StopRegistry } from '../generation/stop.registry';
-import { SolverRunsRepository } from '../storage/solver-runs.repository';
-import { ConnectionRegistry } from '../transport/connection-registry';
-import { Fanout } from '../transport/fanout';
-import { Frame } from '../transport/frames';
-import { SolverRun } from './solver-run';
-import { Outcome, RunChannel, SolverPipeline } from './solver.pipeline';
-import { UsersRepository } from '../storage/users.repository';
+import type { SolverRunsRepository } from '../storage/solver-runs.repository';
+import type { ConnectionRegistry } from '../transport/connection-registry';
+import type { Fanout } from '../transport/fanout';
+import type { Frame } from '../transport/frames';
+import type { SolverRun } from './solver-run';
+import type { Outcome, RunChannel, SolverPipeline } from './solver.pipeline';
+import type { UsersRepository } from '../storage/users.repository';
 import { SolverService } from './solver.service';
 
 const URL = 'https://github.com/octo/calc/issues/7';

@@ -5,7 +5,7 @@
  * `.wasm` files of `tree-sitter-wasms`, loaded on first use, nothing downloaded.
  */
 import { dirname, join } from 'node:path';
-import Parser = require('web-tree-sitter');
+import Parser from 'web-tree-sitter';
 import { grammarOf } from './declarations';
 
 /** Node types that declare something, per grammar family; `unwrap` holds what wraps a declaration. */

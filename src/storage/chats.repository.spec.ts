@@ -1,5 +1,5 @@
 import { Logger } from '@nestjs/common';
-import { Kysely } from 'kysely';
+import type { Kysely } from 'kysely';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -7,7 +7,7 @@ import { tempDatabaseUrl, usingPostgres } from '../../test/support/databases';
 import { chatRow, ChatsRepository, IMPORTING } from './chats.repository';
 import { migrate, openDatabase, sqlitePath } from './database.provider';
 import { messageRow, MessagesRepository } from './messages.repository';
-import { Database } from './schema';
+import type { Database } from './schema';
 
 const ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
 

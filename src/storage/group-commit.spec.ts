@@ -1,12 +1,12 @@
 import { Logger } from '@nestjs/common';
-import { Kysely } from 'kysely';
+import type { Kysely } from 'kysely';
 import { usingPostgres } from '../../test/support/databases';
 import { useTempDatabase } from '../../test/support/temp-database';
 import { chatRow, ChatsRepository } from './chats.repository';
 import { sqliteHandleOf } from './database.provider';
 import { GroupCommit } from './group-commit';
 import { messageRow, MessagesRepository } from './messages.repository';
-import { Database } from './schema';
+import type { Database } from './schema';
 
 describe(`GroupCommit (${usingPostgres() ? 'PostgreSQL' : 'SQLite file'})`, () => {
   const database = useTempDatabase();

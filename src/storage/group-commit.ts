@@ -1,6 +1,6 @@
-import { CompiledQuery, Kysely } from 'kysely';
-import { isPostgres, SqliteHandle, sqliteHandleOf } from './database.provider';
-import { Database } from './schema';
+import type { CompiledQuery, Kysely } from 'kysely';
+import { isPostgres, type SqliteHandle, sqliteHandleOf } from './database.provider';
+import type { Database } from './schema';
 
 /** The statements of one write, compiled (`query.compile()`); they run in this order, all or none. */
 export type Write = readonly CompiledQuery[];

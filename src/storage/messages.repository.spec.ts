@@ -1,11 +1,11 @@
 import { Logger } from '@nestjs/common';
-import { Kysely } from 'kysely';
+import type { Kysely } from 'kysely';
 import { usingPostgres } from '../../test/support/databases';
 import { useTempDatabase } from '../../test/support/temp-database';
 import { ChatsRepository } from './chats.repository';
 import { sqliteHandleOf } from './database.provider';
-import { messageRow, MessageRow, MessagesRepository } from './messages.repository';
-import { Database } from './schema';
+import { messageRow, type MessageRow, MessagesRepository } from './messages.repository';
+import type { Database } from './schema';
 
 /** "Medium" tests: the real repository on a real database (a SQLite file, or PostgreSQL in the postgres project). */
 describe(`MessagesRepository (${usingPostgres() ? 'PostgreSQL' : 'SQLite file'})`, () => {

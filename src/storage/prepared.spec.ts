@@ -1,10 +1,10 @@
 import { Logger } from '@nestjs/common';
-import { Kysely } from 'kysely';
+import type { Kysely } from 'kysely';
 import { usingPostgres } from '../../test/support/databases';
 import { useTempDatabase } from '../../test/support/temp-database';
 import { chatRow } from './chats.repository';
 import { PreparedStatements } from './prepared';
-import { Database } from './schema';
+import type { Database } from './schema';
 
 describe(`PreparedStatements (${usingPostgres() ? 'PostgreSQL' : 'SQLite file'})`, () => {
   const database = useTempDatabase();

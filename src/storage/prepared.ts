@@ -1,4 +1,4 @@
-import { Compilable, CompiledQuery } from 'kysely';
+import { type Compilable, CompiledQuery } from 'kysely';
 
 type Slot = { key: string } | { value: unknown };
 

@@ -2,7 +2,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import type { WebSocket } from 'ws';
 import { WebSocket as RealWebSocket, WebSocketServer } from 'ws';
 import { ConnectionRegistry, connectionIdOf } from './connection-registry';
-import { Frame } from './frames';
+import type { Frame } from './frames';
 
 interface FakeSocket {
   readyState: number;

@@ -1,10 +1,10 @@
 import type { MetadataStorage as TransformerMetadata } from 'class-transformer/types/MetadataStorage';
 import type { TypeMetadata } from 'class-transformer/types/interfaces';
-import { getMetadataStorage, ValidationArguments, ValidationTypes } from 'class-validator';
+import { getMetadataStorage, type ValidationArguments, ValidationTypes } from 'class-validator';
 import type { ValidationMetadata } from 'class-validator/types/metadata/ValidationMetadata';
 
 // class-transformer's metadata (the module @nestjs/mapped-types reads it from too).
-// eslint-disable-next-line @typescript-eslint/no-require-imports
+// eslint-disable-next-line @typescript-eslint/no-require-imports -- class-transformer exports its metadata storage from no entry point (issue 21 removes this file)
 const { defaultMetadataStorage } = require('class-transformer/cjs/storage') as { defaultMetadataStorage: TransformerMetadata };
 
 /**

@@ -1,7 +1,7 @@
 import { HttpException, Logger } from '@nestjs/common';
 import { WsException } from '@nestjs/websockets';
 import { AppError } from '../common/app-error';
-import { ErrorFrame } from './frames';
+import type { ErrorFrame } from './frames';
 
 const logger = new Logger('WsErrors');
 

@@ -1,15 +1,15 @@
-import { INestApplicationContext, Logger } from '@nestjs/common';
-import { MessageMappingProperties } from '@nestjs/websockets';
+import { type INestApplicationContext, Logger } from '@nestjs/common';
+import type { MessageMappingProperties } from '@nestjs/websockets';
 import { WsAdapter } from '@nestjs/platform-ws';
 import { WebSocketsController } from '@nestjs/websockets/web-sockets-controller';
 import type { IncomingMessage } from 'node:http';
 import { isObservable } from 'rxjs';
 import type { RawData, WebSocket, WebSocketServer } from 'ws';
-import { AppError, ErrorCode } from '../common/app-error';
-import { ConnectionRegistry, ConnectionUser, connectionOf } from './connection-registry';
-import { directHandler, Invoke } from './direct-handler';
+import { AppError, type ErrorCode } from '../common/app-error';
+import { type ConnectionRegistry, type ConnectionUser, connectionOf } from './connection-registry';
+import { directHandler, type Invoke } from './direct-handler';
 import { toErrorFrame } from './error-frames';
-import { Frame } from './frames';
+import type { Frame } from './frames';
 import { PROTOCOL_VERSION, WS_PATH } from './ws-path';
 
 export type UpgradeVerdict = { ok: true; user: ConnectionUser } | { ok: false; status: number; message: string };
@@ -152,16 +152,18 @@ export class FrameWsAdapter extends WsAdapter {
       verifyClient: (info: { req: CheckedRequest }, done: (ok: boolean, status?: number, message?: string) => void) =>
         this.verify(info.req, done),
     });
-    const adapter = this;
+    // ws calls these with the socket as `this`; the adapter is reached through arrow-bound helpers.
+    const dispatch = (socket: WebSocket, data: RawData, isBinary: boolean) => this.dispatch(socket, state, data, isBinary);
+    const forget = (id: string) => this.registry.remove(id);
     const state: ServerState = {
       table: new Map(),
       gateways: [],
       onMessage(this: WebSocket, data: RawData, isBinary: boolean) {
-        adapter.dispatch(this, state, data, isBinary);
+        dispatch(this, data, isBinary);
       },
       onClose(this: WebSocket) {
         const connection = connectionOf(this);
-        if (connection) adapter.registry.remove(connection.id);
+        if (connection) forget(connection.id);
         for (const gateway of state.gateways) gateway.disconnect.next(this);
       },
     };

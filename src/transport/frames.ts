@@ -1,4 +1,4 @@
-import { ErrorCode } from '../common/app-error';
+import type { ErrorCode } from '../common/app-error';
 
 /** Every frame, both ways, is one JSON object with a string `type`; `id` is the client's own. */
 export interface Frame {

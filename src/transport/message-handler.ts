@@ -1,4 +1,4 @@
-import { Frame } from './frames';
+import type { Frame } from './frames';
 
 /**
  * What every gateway on `WS_PATH` implements (the seed's `MessageHandler` trait): one entry point

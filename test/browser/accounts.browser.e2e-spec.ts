@@ -3,9 +3,9 @@
  * them, with whatever headers Chromium itself sends (no Origin is faked), and the account menu.
  * The tests run in order: the first account made is the admin.
  */
-import { Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { FakeDeepSeek } from '../fakes/deepseek.fake';
-import { RunningApp, startApp } from '../support/app';
+import { type RunningApp, startApp } from '../support/app';
 import { ASSISTANT, BOX, browserSession, PASSWORD, signInThroughForm, UUID_PATH } from '../support/browser';
 
 jest.setTimeout(60_000);

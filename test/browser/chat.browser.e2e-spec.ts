@@ -6,8 +6,10 @@
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import type { Server } from 'node:http';
+import type { Socket } from 'node:net';
 import { join } from 'node:path';
-import { BrowserContext, Page } from 'playwright-core';
+import type { BrowserContext, Page } from 'playwright-core';
 import { FakeDeepSeek } from '../fakes/deepseek.fake';
 import { ASSISTANT, BOX, browserSession, USER, UUID_PATH } from '../support/browser';
 import { startApp } from '../support/app';
@@ -66,10 +68,10 @@ describe('chat page in Chromium', () => {
   }
 
   /** Server-side sockets of the WebSocket upgrades, to cut or stall them. */
-  function trackUpgrades(): { sockets: import('node:net').Socket[]; stop: () => void } {
-    const sockets: import('node:net').Socket[] = [];
-    const server = app.app.getHttpServer() as import('node:http').Server;
-    const track = (_req: unknown, socket: import('node:net').Socket) => sockets.push(socket);
+  function trackUpgrades(): { sockets: Socket[]; stop: () => void } {
+    const sockets: Socket[] = [];
+    const server = app.app.getHttpServer() as Server;
+    const track = (_req: unknown, socket: Socket) => sockets.push(socket);
     server.on('upgrade', track);
     return { sockets, stop: () => server.off('upgrade', track) };
   }
@@ -78,7 +80,7 @@ describe('chat page in Chromium', () => {
    * Turns live sockets into black holes: nothing they send arrives and nothing is read from them, and
    * no close is ever seen by the browser — a stalled connection (a sleeping laptop, a dead Wi-Fi).
    */
-  function stall(sockets: import('node:net').Socket[]): void {
+  function stall(sockets: Socket[]): void {
     for (const socket of sockets.splice(0)) {
       socket.pause();
       socket.write = (() => true) as typeof socket.write;
@@ -218,9 +220,9 @@ describe('chat page in Chromium', () => {
   });
 
   it('reconnects after the socket drops and finishes the answer it was showing', async () => {
-    const sockets: import('node:net').Socket[] = [];
-    const server = app.app.getHttpServer() as import('node:http').Server;
-    const track = (_req: unknown, socket: import('node:net').Socket) => sockets.push(socket);
+    const sockets: Socket[] = [];
+    const server = app.app.getHttpServer() as Server;
+    const track = (_req: unknown, socket: Socket) => sockets.push(socket);
     server.on('upgrade', track);
     try {
       const page = await openPage('/chat');

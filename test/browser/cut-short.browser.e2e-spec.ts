@@ -5,7 +5,7 @@
  */
 import { FakeDeepSeek } from '../fakes/deepseek.fake';
 import { ASSISTANT, BOX, browserSession } from '../support/browser';
-import { RunningApp, startApp } from '../support/app';
+import { type RunningApp, startApp } from '../support/app';
 
 jest.setTimeout(90_000);
 

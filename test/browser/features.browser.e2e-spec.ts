@@ -7,7 +7,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { FakeDeepSeek } from '../fakes/deepseek.fake';
 import { ASSISTANT, BOX, browserSession, USER, UUID_PATH } from '../support/browser';
 import { startApp } from '../support/app';

@@ -8,7 +8,7 @@
 import type { Page } from 'playwright-core';
 import { FakeDeepSeek } from '../fakes/deepseek.fake';
 import { ASSISTANT, BOX, browserSession, USER } from '../support/browser';
-import { RunningApp, startApp } from '../support/app';
+import { type RunningApp, startApp } from '../support/app';
 
 jest.setTimeout(90_000);
 
@@ -72,12 +72,16 @@ describe('chat page actions in Chromium', () => {
     await page.screenshot({ path: '/tmp/page-actions-meta.png' });
     expect(await meta.textContent()).toMatch(/^deepseek-chat · \d+(\.\d)? s · \d+ tokens \(\d+ in, \d+ out\)$/);
 
-    // After a reload the stored answer still names its model and can be copied.
+    // After a reload the stored answer still names its model, time and tokens, and can be copied.
+    const live = await meta.textContent();
     await page.reload();
     const stored = page.locator(`${ASSISTANT}[data-status="complete"]`);
     await stored.hover();
     await stored.locator('[data-message-meta]').waitFor({ state: 'visible' });
-    expect(await stored.locator('[data-message-meta]').textContent()).toBe('deepseek-chat');
+    const after = await stored.locator('[data-message-meta]').textContent();
+    expect(after).toMatch(/^deepseek-chat · \d+(\.\d)? s · \d+ tokens \(\d+ in, \d+ out\)$/);
+    // The same tokens as live (the time is the stored answer's, from its request to its end).
+    expect(after!.replace(/ · [\d.]+ s/, '')).toBe(live!.replace(/ · [\d.]+ s/, ''));
     await stored.locator('[data-copy-message]').click();
     await stored.locator('[data-copy-message][data-copy-state="copied"]').waitFor();
     expect(await clipboard(page)).toBe('Here is **bold** text\n\n```js\nconst a = 1;\n```');

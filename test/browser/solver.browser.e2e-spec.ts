@@ -7,8 +7,8 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Page } from 'playwright-core';
-import { FakeDeepSeek, Scenario } from '../fakes/deepseek.fake';
+import type { Page } from 'playwright-core';
+import { FakeDeepSeek, type Scenario } from '../fakes/deepseek.fake';
 import { CALC_FILES, CALC_FIX_DIFF, CALC_ISSUE, FakeGithub } from '../fakes/github.fake';
 import { browserSession } from '../support/browser';
 import { startApp } from '../support/app';

@@ -2,11 +2,11 @@
  * Hostile model output and hostile user text through both renderers (the server's template and the
  * page's Markdown renderer), in a real Chromium: nothing may run and no dangerous markup may survive.
  */
-import { Browser, BrowserContext } from 'playwright-core';
+import type { Browser, BrowserContext } from 'playwright-core';
 import request from 'supertest';
 import { FakeDeepSeek } from '../fakes/deepseek.fake';
 import { launchChromium, signInThroughForm } from '../support/browser';
-import { RunningApp, startApp } from '../support/app';
+import { type RunningApp, startApp } from '../support/app';
 import { WsTestClient } from '../support/ws-client';
 
 jest.setTimeout(90_000);

@@ -1,6 +1,6 @@
 import 'reflect-metadata';
 import { NestFactory } from '@nestjs/core';
-import { NestExpressApplication } from '@nestjs/platform-express';
+import type { NestExpressApplication } from '@nestjs/platform-express';
 import { configureChatSystem } from 'nest-chat-system';
 import type { AddressInfo } from 'node:net';
 import { AppModule } from './app.module';
