@@ -15,7 +15,7 @@ async function bootstrap(): Promise<void> {
   await app.listen(env.PORT, env.HOST);
   const { port } = app.getHttpServer().address() as AddressInfo;
   const host = env.HOST.includes(':') ? `[${env.HOST}]` : env.HOST;
-  // The one line scripts wait for (PROTOCOL.md).
+  // The one line scripts wait for (docs/protocol.md).
   process.stdout.write(`listening on http://${host}:${port}\n`);
 }
 

@@ -1,5 +1,5 @@
 /**
- * The one error type services throw. `code` is a PROTOCOL.md error code; the WS filter turns it into
+ * The one error type services throw. `code` is a docs/protocol.md error code; the WS filter turns it into
  * an `error` frame and the HTTP filter into a status, so no service knows about either transport.
  */
 export type ErrorCode =

@@ -4,7 +4,7 @@ import { IsIn, IsInt, IsOptional, IsString, Max, Min, validateSync } from 'class
 const toInt = ({ value }: { value: unknown }) => (typeof value === 'string' ? Number(value) : value);
 
 /**
- * Every environment variable the server reads, validated once at start-up. PROTOCOL.md lists the
+ * Every environment variable the server reads, validated once at start-up. docs/protocol.md lists the
  * public ones; the LLM_* and DRAIN_* tuning knobs are ours. An empty variable counts as unset.
  */
 export class Environment {

@@ -4,7 +4,7 @@ import { toErrorFrame } from './error-frames';
 
 /**
  * Nest 11's default WS filter emits an `exception` event that a raw `ws` client never sees; this one
- * answers with a PROTOCOL.md `error` frame carrying the request's `id`, and the socket stays open.
+ * answers with a docs/protocol.md `error` frame carrying the request's `id`, and the socket stays open.
  */
 @Catch()
 export class WsErrorFilter implements WsExceptionFilter {

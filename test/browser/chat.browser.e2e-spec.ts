@@ -1,7 +1,7 @@
 /**
  * The chat page in a real Chromium (Debian's package, driven by playwright-core): real clicks and
  * keys against the real server, with the model played by FakeDeepSeek. Finds things only by the
- * page hooks of PROTOCOL.md (plus the page's own controls: copy, rename, delete). Every test also
+ * page hooks of docs/protocol.md (plus the page's own controls: copy, rename, delete). Every test also
  * fails on any CSP violation or console error. Screenshots go to /tmp/chat*.png (not committed).
  */
 import { mkdtempSync, rmSync } from 'node:fs';
