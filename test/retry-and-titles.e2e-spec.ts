@@ -175,6 +175,37 @@ describe('retry notices and generated titles (e2e)', () => {
     }
   });
 
+  it("a stored answer carries its usage and time (chat API, page, export); an import keeps neither, and older exports still import", async () => {
+    fake.enqueue({ kind: 'stream', content: ['Counted ', 'and timed'], delayMs: 3 });
+    client.send({ type: 'user_message', id: 'u1', content: 'count me' });
+    const frames = await turnFrames('u1');
+    const end = frames.at(-1)!;
+    const chatId = end.chat_id as string;
+    const stored = (await request(server.url).get(`/api/chats/${chatId}`).expect(200)).body.messages;
+    expect(stored[0].usage).toBeUndefined();
+    expect(stored[1]).toMatchObject({ role: 'assistant', usage: end.usage, duration_ms: expect.any(Number) });
+    expect(stored[1].duration_ms).toBeGreaterThan(0);
+    // The page renders them for the answer's details.
+    const html = (await request(server.url).get(`/chat/${chatId}`).expect(200)).text;
+    const total = end.usage.total_tokens as number;
+    expect(html).toContain(`data-usage='{"total_tokens":${total},"prompt_tokens":${end.usage.prompt_tokens},"completion_tokens":${end.usage.completion_tokens} }'`);
+    expect(html).toContain(`data-elapsed-ms="${stored[1].duration_ms}"`);
+
+    const exported = JSON.parse((await request(server.url).get(`/api/chats/${chatId}/export?format=json`).expect(200)).text);
+    expect(exported.messages[1]).toMatchObject({ usage: end.usage, duration_ms: stored[1].duration_ms });
+    const before = await usage();
+    const imported = (await request(server.url).post('/api/chats/import').send(exported).expect(201)).body;
+    const copy = (await request(server.url).get(`/api/chats/${imported.id}`).expect(200)).body.messages;
+    expect(copy[1]).toMatchObject({ role: 'assistant', content: 'Counted and timed' });
+    expect(copy[1].usage).toBeUndefined();
+    expect(copy[1].duration_ms).toBeUndefined();
+    // Imported tokens were not spent by this user.
+    expect((await usage()).total_tokens).toBe(before.total_tokens);
+    // An export made before these fields existed.
+    const old = { format: 'chat-export', version: 1, title: 'Old', messages: exported.messages.map(({ role, content, status }: Record<string, unknown>) => ({ role, content, status })) };
+    await request(server.url).post('/api/chats/import').send(old).expect(201);
+  });
+
   async function newChat(content: string): Promise<string> {
     client.send({ type: 'user_message', id: `new-${content}`, content });
     const frames = await turnFrames(`new-${content}`);

@@ -47,6 +47,10 @@ export interface MessageView {
   omitted_turns?: number;
   /** The model's own finish_reason of an ended answer (`length`: cut short), when it gave one. */
   finish_reason?: string;
+  /** An ended answer's usage figures, when the model reported them (as on `agent_response_end`). */
+  usage?: Record<string, unknown>;
+  /** An ended answer's time from its request to its end (not for imported answers). */
+  duration_ms?: number;
 }
 
 /** The rules of a chat turn; transports (gateway, controllers) only call in. */
@@ -391,6 +395,7 @@ export class ChatService {
       view.model = row.model;
       if (row.omitted_turns && row.omitted_turns > 0) view.omitted_turns = row.omitted_turns;
       if (row.finish_reason && !live) view.finish_reason = row.finish_reason;
+      if (!live && row.status !== 'streaming') Object.assign(view, endedFigures(row));
     }
     return view;
   }
@@ -414,4 +419,14 @@ function withId(frame: Frame, id: string | undefined): Frame {
 
 function toChatView(chat: ChatRow): ChatView {
   return { id: chat.id, title: chat.title, created_at: chat.created_at, updated_at: chat.updated_at };
+}
+
+/** An ended answer's usage and time taken: its row is made as its request goes out and last written at its end. */
+function endedFigures(row: MessageRow): Pick<MessageView, 'usage' | 'duration_ms'> {
+  const figures: Pick<MessageView, 'usage' | 'duration_ms'> = {};
+  if (row.usage) figures.usage = JSON.parse(row.usage) as Record<string, unknown>;
+  const ms = Date.parse(row.updated_at) - Date.parse(row.created_at);
+  // Imported answers have no model and no time of their own.
+  if (row.model && Number.isFinite(ms) && ms > 0) figures.duration_ms = ms;
+  return figures;
 }
