@@ -1,5 +1,5 @@
 import { AppError } from '../common/app-error';
-import { ChatView, MessageView } from './chat.service';
+import type { ChatView, MessageView } from './chat.service';
 
 export type ChatExport = ChatView & { format: 'chat-export'; version: 1; messages: MessageView[] };
 
