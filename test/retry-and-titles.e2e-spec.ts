@@ -5,8 +5,8 @@
  */
 import request from 'supertest';
 import { FakeDeepSeek } from './fakes/deepseek.fake';
-import { RunningApp, startApp, tempDatabaseUrl } from './support/app';
-import { AnyFrame, WsTestClient } from './support/ws-client';
+import { type RunningApp, startApp, tempDatabaseUrl } from './support/app';
+import { type AnyFrame, WsTestClient } from './support/ws-client';
 
 function deferred() {
   let resolve!: () => void;

@@ -1,5 +1,5 @@
-import { LlmMessage } from '../llm/llm.provider';
-import { ContextRow } from '../storage/messages.repository';
+import { type LlmMessage } from '../llm/llm.provider';
+import { type ContextRow } from '../storage/messages.repository';
 
 export interface ChatSettings {
   model?: string;

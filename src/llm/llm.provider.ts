@@ -1,4 +1,4 @@
-import { Observable } from 'rxjs';
+import { type Observable } from 'rxjs';
 
 export interface LlmMessage {
   role: 'system' | 'user' | 'assistant';

@@ -8,7 +8,7 @@ import type { Page } from 'playwright-core';
 import type { Database } from '../../src/storage/schema';
 import { FakeDeepSeek } from '../fakes/deepseek.fake';
 import { ASSISTANT, BOX, browserSession } from '../support/browser';
-import { RunningApp, startApp } from '../support/app';
+import { type RunningApp, startApp } from '../support/app';
 import { makeChat } from '../support/ws-client';
 
 jest.setTimeout(90_000);
