@@ -355,43 +355,41 @@
     if (thinking) text.scrollTop = text.scrollHeight;
   };
 
+  /**
+   * A one-line note at the end of a message, kept in step with `text`: made when there is text,
+   * removed when there is none. `hook` is its data attribute (`data-${hook}`).
+   */
+  const setNote = (el, hook, className, text, role) => {
+    let note = $(`[data-${hook}]`, el);
+    if (!text) {
+      if (note) note.remove();
+      return null;
+    }
+    if (!note) {
+      note = document.createElement('p');
+      note.className = className;
+      note.setAttribute(`data-${hook}`, '');
+      if (role) note.setAttribute('role', role);
+      el.appendChild(note);
+    }
+    if (note.textContent !== text) note.textContent = text;
+    return note;
+  };
+
   const renderStatusNote = (el) => {
-    let note = $('[data-status-note]', el);
     const text =
       el.dataset.role !== 'assistant'
         ? undefined
         : STATUS_TEXT[el.dataset.status] || (el.dataset.status === 'complete' ? FINISH_TEXT[el.dataset.finishReason] : undefined);
-    if (!text) {
-      if (note) note.remove();
-      return;
-    }
-    if (!note) {
-      note = document.createElement('p');
-      note.className = 'status-note';
-      note.dataset.statusNote = '';
-      el.appendChild(note);
-    }
-    note.textContent = text;
+    setNote(el, 'status-note', 'status-note', text);
   };
 
   /** "Retrying 2/4…" on an answer whose model request is being retried, until its first piece or its end. */
   const renderRetry = (el, st) => {
-    let note = $('[data-retry-note]', el);
     const retrying = el.dataset.retry && el.dataset.status === 'streaming' && st.seq === 0;
-    if (!retrying) {
-      delete el.dataset.retry;
-      if (note) note.remove();
-      return;
-    }
-    if (!note) {
-      note = document.createElement('p');
-      note.className = 'retry-note';
-      note.dataset.retryNote = '';
-      note.setAttribute('role', 'status');
-      el.appendChild(note);
-    }
-    note.textContent = `Retrying ${el.dataset.retry}…`;
-    note.title = 'The model API did not answer; trying again.';
+    if (!retrying) delete el.dataset.retry;
+    const note = setNote(el, 'retry-note', 'retry-note', retrying ? `Retrying ${el.dataset.retry}…` : '', 'status');
+    if (note) note.title = 'The model API did not answer; trying again.';
   };
 
   const renderMessage = (el) => {

@@ -4,15 +4,10 @@
  * (`chat_updated`), with the first line as the fallback and a user's rename never overwritten.
  */
 import request from 'supertest';
+import { deferred } from '../src/common/deferred';
 import { FakeDeepSeek } from './fakes/deepseek.fake';
 import { type RunningApp, startApp, tempDatabaseUrl } from './support/app';
 import { type AnyFrame, WsTestClient } from './support/ws-client';
-
-function deferred() {
-  let resolve!: () => void;
-  const promise = new Promise<void>((r) => (resolve = r));
-  return { promise, resolve };
-}
 
 /** Polls until `check` holds (the server's background work has no frame of its own to wait for). */
 async function until(check: () => boolean | Promise<boolean>, what: string): Promise<void> {

@@ -4,20 +4,14 @@
  * first line, the sidebar by date and its usage line.
  */
 import { Kysely } from 'kysely';
-import type { Page } from 'playwright-core';
 import type { Database } from '../../src/storage/schema';
 import { FakeDeepSeek } from '../fakes/deepseek.fake';
-import { ASSISTANT, BOX, browserSession } from '../support/browser';
+import { deferred } from '../../src/common/deferred';
+import { ASSISTANT, browserSession, openChatPage, sendText } from '../support/browser';
 import { type RunningApp, startApp } from '../support/app';
 import { makeChat } from '../support/ws-client';
 
 jest.setTimeout(90_000);
-
-function deferred() {
-  let resolve!: () => void;
-  const promise = new Promise<void>((r) => (resolve = r));
-  return { promise, resolve };
-}
 
 describe('chat page: retries, titles, sidebar in Chromium', () => {
   let fake: FakeDeepSeek;
@@ -40,16 +34,8 @@ describe('chat page: retries, titles, sidebar in Chromium', () => {
     await fake?.close();
   });
 
-  const openChat = async (): Promise<Page> => {
-    const page = await session.newPage();
-    await page.goto(`${app.url}/chat`);
-    await page.locator('[data-connection="connected"]').waitFor({ state: 'attached' });
-    return page;
-  };
-  const send = async (page: Page, text: string) => {
-    await page.locator(BOX).fill(text);
-    await page.keyboard.press('Enter');
-  };
+  const openChat = (path?: string) => openChatPage(session, app.url, path);
+  const send = sendText;
 
   it('"Retrying 3/4…" shows on the answer while the model request is retried, and goes with the first piece', async () => {
     const page = await openChat();
@@ -118,9 +104,7 @@ describe('chat page: retries, titles, sidebar in Chromium', () => {
     for (const [id, when] of [[ids.yesterday, at(-12 * hour)], [ids.week, at(-72 * hour)], [ids.older, at(-30 * 24 * hour)]]) {
       await db.updateTable('chats').set({ updated_at: when }).where('id', '=', id).execute();
     }
-    const page = await session.newPage();
-    await page.goto(`${app.url}/chat/${ids.today}`);
-    await page.locator('[data-connection="connected"]').waitFor({ state: 'attached' });
+    const page = await openChat(`/chat/${ids.today}`);
     const rows = async () =>
       page.locator('[data-chat-list] > li').evaluateAll((lis) =>
         lis.map((li) => ((li as HTMLElement).dataset.chatGroup ? `# ${li.textContent}` : (li.querySelector('a')?.textContent ?? '').trim())),

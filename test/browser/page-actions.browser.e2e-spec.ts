@@ -6,17 +6,12 @@
  * the jump-to-latest button, Esc to stop, and one "no API key" notice.
  */
 import type { Page } from 'playwright-core';
+import { deferred } from '../../src/common/deferred';
 import { FakeDeepSeek } from '../fakes/deepseek.fake';
-import { ASSISTANT, BOX, browserSession, USER } from '../support/browser';
+import { ASSISTANT, BOX, browserSession, openChatPage, sendText, USER } from '../support/browser';
 import { type RunningApp, startApp } from '../support/app';
 
 jest.setTimeout(90_000);
-
-function deferred() {
-  let resolve!: () => void;
-  const promise = new Promise<void>((r) => (resolve = r));
-  return { promise, resolve };
-}
 
 describe('chat page actions in Chromium', () => {
   let fake: FakeDeepSeek;
@@ -33,16 +28,8 @@ describe('chat page actions in Chromium', () => {
     await fake?.close();
   });
 
-  const openChat = async (): Promise<Page> => {
-    const page = await session.newPage();
-    await page.goto(`${app.url}/chat`);
-    await page.locator('[data-connection="connected"]').waitFor({ state: 'attached' });
-    return page;
-  };
-  const send = async (page: Page, text: string) => {
-    await page.locator(BOX).fill(text);
-    await page.keyboard.press('Enter');
-  };
+  const openChat = (): Promise<Page> => openChatPage(session, app.url);
+  const send = sendText;
   const clipboard = (page: Page) => page.evaluate(() => navigator.clipboard.readText());
 
   it('Copy puts an answer and a user message on the clipboard; the answer shows its model, time and tokens on hover', async () => {

@@ -158,3 +158,17 @@ export function browserSession(options: {
     signIn,
   };
 }
+
+/** A chat page (`path`, a new chat by default) on a new watched page of the session, once its socket is connected. */
+export async function openChatPage(session: BrowserSession, url: string, path = '/chat'): Promise<Page> {
+  const page = await session.newPage();
+  await page.goto(`${url}${path}`);
+  await page.locator('[data-connection="connected"]').waitFor({ state: 'attached' });
+  return page;
+}
+
+/** Types `text` into the message box and sends it with Enter. */
+export async function sendText(page: Page, text: string): Promise<void> {
+  await page.locator(BOX).fill(text);
+  await page.keyboard.press('Enter');
+}
