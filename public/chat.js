@@ -960,6 +960,19 @@
       return;
     }
     if (featureClick(t)) return;
+    const suggestion = t.closest('[data-suggestion]');
+    if (suggestion) {
+      // The text goes in the box to be read, changed and sent; nothing is sent for the reader.
+      const ta = textarea();
+      if (ta && !ta.disabled) {
+        ta.value = suggestion.getAttribute('data-suggestion') || '';
+        autoGrow(ta);
+        ta.focus();
+        ta.setSelectionRange(ta.value.length, ta.value.length);
+        updateComposer();
+      }
+      return;
+    }
     const item = t.closest('[data-chat-list] li');
     if (item) {
       if (t.closest('[data-chat-rename]')) return startRename(item);
@@ -1131,7 +1144,7 @@
         el.dataset.status = frame.status || 'complete';
         if (frame.finish_reason) el.dataset.finishReason = frame.finish_reason;
         else delete el.dataset.finishReason;
-        if (frame.usage && typeof frame.usage === 'object') el.dataset.usage = JSON.stringify(frame.usage);
+        if (frame.usage && typeof frame.usage === 'object') el.dataset.answerUsage = JSON.stringify(frame.usage);
         if (st.startedAt && !el.dataset.elapsedMs) el.dataset.elapsedMs = String(Date.now() - st.startedAt);
         renderMessage(el);
         if (stick) scrollToBottom();
@@ -1734,7 +1747,7 @@
   /** @type {Promise<void> | null} */
   let usageInFlight = null;
   const refreshUsage = async () => {
-    // The sidebar's line (answers carry their own usage in data-usage too).
+    // The sidebar's line (an answer keeps its own in data-answer-usage).
     const el = $('p[data-usage]');
     if (!el) return;
     try {

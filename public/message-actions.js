@@ -56,7 +56,7 @@
     if (ms > 0) parts.push(formatMs(ms));
     let usage = null;
     try {
-      usage = el.dataset.usage ? JSON.parse(el.dataset.usage) : null;
+      usage = el.dataset.answerUsage ? JSON.parse(el.dataset.answerUsage) : null;
     } catch (_) {
       usage = null;
     }

@@ -183,7 +183,7 @@ describe('retry notices and generated titles (e2e)', () => {
     // The page renders them for the answer's details.
     const html = (await request(server.url).get(`/chat/${chatId}`).expect(200)).text;
     const total = end.usage.total_tokens as number;
-    expect(html).toContain(`data-usage='{"total_tokens":${total},"prompt_tokens":${end.usage.prompt_tokens},"completion_tokens":${end.usage.completion_tokens} }'`);
+    expect(html).toContain(`data-answer-usage='{"total_tokens":${total},"prompt_tokens":${end.usage.prompt_tokens},"completion_tokens":${end.usage.completion_tokens} }'`);
     expect(html).toContain(`data-elapsed-ms="${stored[1].duration_ms}"`);
 
     const exported = JSON.parse((await request(server.url).get(`/api/chats/${chatId}/export?format=json`).expect(200)).text);

@@ -1,13 +1,13 @@
 /**
  * More of the chat page (issue 20), in real Chromium against the real server with FakeDeepSeek as
  * the model: "Retrying 2/4…" while the model request is retried, a generated title replacing the
- * first line, the sidebar by date and its usage line.
+ * first line, the sidebar by date and its usage line, suggestion chips on an empty chat.
  */
 import { Kysely } from 'kysely';
 import type { Database } from '../../src/storage/schema';
 import { FakeDeepSeek } from '../fakes/deepseek.fake';
 import { deferred } from '../../src/common/deferred';
-import { ASSISTANT, browserSession, openChatPage, sendText } from '../support/browser';
+import { ASSISTANT, BOX, browserSession, openChatPage, sendText, USER } from '../support/browser';
 import { type RunningApp, startApp } from '../support/app';
 import { makeChat } from '../support/ws-client';
 
@@ -138,5 +138,22 @@ describe('chat page: retries, titles, sidebar in Chromium', () => {
     await page.locator(`${ASSISTANT}[data-status="complete"]`).nth(1).waitFor();
     const after = (await rows()).filter((r) => r.startsWith('#') || ['Fresh chat', 'From yesterday', 'Three days ago', 'Long ago'].includes(r));
     expect(after).toEqual(['# Today', 'Long ago', 'Fresh chat', '# Yesterday', 'From yesterday', '# Previous 7 days', 'Three days ago']);
+  });
+
+  it('an empty chat offers suggestion chips: one puts its text in the box, focused, to be sent with Enter', async () => {
+    const page = await openChat();
+    const chips = page.locator('[data-empty] [data-suggestions] button[data-suggestion]');
+    expect(await chips.count()).toBeGreaterThanOrEqual(3);
+    await chips.filter({ hasText: 'Write some code' }).click();
+    const text = 'Write a Python function that removes duplicates from a list and keeps the order.';
+    expect(await page.locator(BOX).inputValue()).toBe(text);
+    expect(await page.locator(BOX).evaluate((el) => el === document.activeElement)).toBe(true);
+    // Nothing was sent for the reader.
+    expect(await page.locator('[data-message-id]').count()).toBe(0);
+    fake.enqueue({ kind: 'stream', content: ['def dedupe(xs): ...'] });
+    await page.keyboard.press('Enter');
+    await page.locator(`${USER} [data-content]`, { hasText: text }).waitFor();
+    await page.locator(`${ASSISTANT}[data-status="complete"]`).waitFor();
+    expect(await page.locator('[data-suggestions]').count()).toBe(0);
   });
 });
