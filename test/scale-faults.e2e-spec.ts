@@ -71,6 +71,7 @@ describe('scale-out through the faults of its parts (e2e, real processes)', () =
     proc.child.stderr!.on('data', keep);
     return proc;
   }
+  const healthy = (proc: ServerProcess) => fetch(`${proc.url}/health`).then((r) => r.ok, () => false);
   const alive = (proc: ServerProcess) => proc.child.exitCode === null && proc.child.signalCode === null;
   function expectAlive(...procs: ServerProcess[]): void {
     for (const proc of procs) if (!alive(proc)) throw new Error(`an instance died:\n${logs.get(proc)}`);
@@ -108,6 +109,7 @@ describe('scale-out through the faults of its parts (e2e, real processes)', () =
   }
   async function settled(turns: Turn[]): Promise<Row[]> {
     await until('every answer ended in the database', async () => {
+      expectAlive(a, b);
       const found = await rows(turns).catch(() => []);
       return found.length === turns.length && found.every((r) => r.status !== 'streaming');
     });
@@ -118,7 +120,9 @@ describe('scale-out through the faults of its parts (e2e, real processes)', () =
    * The end as a viewer knows it: the live one, or (frames lost) by `resume` after the last seq it
    * saw. Nothing of the answer may follow its end.
    */
-  async function endSeenBy(ws: WsTestClient, turn: Turn): Promise<AnyFrame> {
+  async function endSeenBy(ws: WsTestClient, turn: Turn, strict = true): Promise<AnyFrame> {
+    // An end published just now may still be on its way: a resume crossing it would get it twice.
+    await until('live end', () => ends(framesOf(ws, turn)).length > 0, 2000).catch(() => undefined);
     let frames = framesOf(ws, turn);
     if (!ends(frames).length) {
       ws.send({ type: 'resume', message_id: turn.messageId, after_seq: lastSeq(frames) });
@@ -126,7 +130,7 @@ describe('scale-out through the faults of its parts (e2e, real processes)', () =
       frames = framesOf(ws, turn);
     }
     const end = ends(frames)[0];
-    expect(frames.slice(frames.indexOf(end) + 1)).toEqual([]);
+    if (strict) expect(frames.slice(frames.indexOf(end) + 1)).toEqual([]);
     return end;
   }
 
@@ -187,10 +191,29 @@ describe('scale-out through the faults of its parts (e2e, real processes)', () =
     await redis.down();
     await sleep(1000);
     await redis.up();
+    await until('both instances reach Redis again', async () => (await Promise.all([a, b].map(healthy))).every(Boolean));
 
+    // Redis came back empty: a viewer that comes in now on the other instance is still replayed
+    // every piece from the first, each once, in order.
+    const [lateA, lateB] = await Promise.all([client(a), client(b)]);
+    for (const [viewer, turns] of [[lateB, onA], [lateA, onB]] as const) {
+      for (const turn of turns) viewer.send({ type: 'resume', message_id: turn.messageId, after_seq: 0 });
+    }
     for (const row of await settled([...onA, ...onB])) expect(row).toMatchObject({ status: 'complete', content: full });
     for (const [viewer, turns] of [[viewB, onA], [viewA, onB]] as const) {
       for (const turn of turns) expect(await endSeenBy(viewer, turn)).toMatchObject({ status: 'complete', content: full });
+    }
+    // Not strict: a viewer whose `resume` reads an end from the log may get the live end again after
+    // it (the pub/sub and command connections race); left open, see the README.
+    for (const [viewer, turns] of [[lateB, onA], [lateA, onB]] as const) {
+      for (const turn of turns) expect(await endSeenBy(viewer, turn, false)).toMatchObject({ status: 'complete', content: full });
+    }
+    for (const [viewer, turns] of [[lateB, onA], [lateA, onB]] as const) {
+      for (const turn of turns) {
+        const seen = pieces(framesOf(viewer, turn));
+        expect(seen.map((f) => f.seq)).toEqual(Array.from({ length: seen.length }, (_, i) => i + 1));
+        expect(seen.map((f) => f.content).join('')).toBe(full);
+      }
     }
     await newTurnWorks(a);
     await newTurnWorks(b);

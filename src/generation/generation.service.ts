@@ -12,13 +12,10 @@ import { RedisService } from '../redis/redis.service';
 import { StopRegistry } from './stop.registry';
 import { InstanceLiveness } from './instance-liveness';
 import { retryWrite } from './retry-write';
+import { SharedLog } from './shared-log';
 
 /** Text of a streaming message reaches the database about this often, never per piece. */
 export const SNAPSHOT_INTERVAL_MS = 1000;
-/** With Redis: pieces kept per generation log (a stream), and how long a log outlives its end. */
-const REDIS_LOG_MAX = 20_000;
-const REDIS_LOG_TTL_MS = 10 * 60_000;
-const REDIS_LOG_RUNNING_TTL_MS = 24 * 3600_000;
 /** How long an ended generation's log stays in memory for exact `resume`. */
 const KEEP_ENDED_MS = 10 * 60_000;
 const KEEP_ENDED_MAX = 1000;
@@ -44,6 +41,7 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
   private accepting = true;
   private heartbeat?: NodeJS.Timeout;
   private readonly liveness: InstanceLiveness;
+  private readonly log: SharedLog;
 
   constructor(
     private readonly llm: LlmProvider,
@@ -56,6 +54,7 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
     private readonly redis: RedisService,
   ) {
     this.liveness = new InstanceLiveness(redis, env.INSTANCE_HEARTBEAT_MS);
+    this.log = new SharedLog(redis);
   }
 
   async onModuleInit(): Promise<void> {
@@ -71,6 +70,7 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
       const generation = this.running.get(id);
       if (generation) void this.end(generation, 'stopped');
     });
+    this.redis.onReconnect(() => this.log.rewrite(this.running.values()));
     await this.liveness.beat();
     await this.sweepDeadInstances();
     this.heartbeat = setInterval(() => {
@@ -135,9 +135,7 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
     }
     this.send(generation, { ...generation.base('agent_response_start'), model: spec.model, ...spec.startFields });
     this.metrics.generationStarted();
-    if (this.redis.enabled) {
-      void this.redis.client.pexpire(this.logKey(spec.messageId), REDIS_LOG_RUNNING_TTL_MS).catch(() => undefined);
-    }
+    if (this.redis.enabled) this.log.started(spec.messageId);
     this.startSnapshots();
     // A retry before the first piece is shown to the viewers (not stored, not in the resume log).
     const onRetry = (retry: LlmRetry) => {
@@ -211,10 +209,10 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
       return true;
     }
     if (!this.redis.enabled) return false;
-    const entries = await this.redis.client.xrange(this.logKey(messageId), '-', '+');
-    if (!entries.length) return false;
-    for (const [, fields] of entries) {
-      const frame = JSON.parse(fields[1]) as Frame;
+    await this.redis.subscriptionsLive();
+    const frames = await this.log.read(messageId);
+    if (!frames.length) return false;
+    for (const frame of frames) {
       if (frame.type === 'agent_response_end' || (frame.seq as number) > afterSeq) this.registry.sendReplay(connectionId, frame);
     }
     return true;
@@ -312,10 +310,7 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
     this.untrack(generation);
     this.keepEnded(generation);
     this.send(generation, frame);
-    if (this.redis.enabled) {
-      this.appendLog(generation.messageId, frame);
-      void this.redis.client.pexpire(this.logKey(generation.messageId), REDIS_LOG_TTL_MS).catch(() => undefined);
-    }
+    if (this.redis.enabled) this.log.ended(generation.messageId, frame);
     generation.resolveDone();
   }
 
@@ -353,7 +348,7 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
     this.pending.delete(generation);
     const frame = generation.piece(kind, text);
     this.send(generation, frame);
-    if (this.redis.enabled) this.appendLog(generation.messageId, frame);
+    if (this.redis.enabled) this.log.append(generation.messageId, frame);
     if (generation.seq === 1) this.metrics.firstPieceAfter(Date.now() - generation.startedAt);
   }
 
@@ -422,17 +417,6 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
     return true;
   }
 
-  private logKey(messageId: string): string {
-    return this.redis.key('log', messageId);
-  }
-
-  /** One shared log entry per frame (auto-pipelined), capped in length. */
-  private appendLog(messageId: string, frame: Frame): void {
-    void this.redis.client
-      .xadd(this.logKey(messageId), 'MAXLEN', '~', String(REDIS_LOG_MAX), '*', 'f', JSON.stringify(frame))
-      .catch((error: Error) => this.logger.warn(`log append failed: ${error.message}`));
-  }
-
   /** Ends, as `interrupted`, the answers of instances that stopped beating; their viewers are told. */
   private async sweepDeadInstances(): Promise<void> {
     const rows = await this.messages.listStreamingElsewhere(this.redis.instanceId);
@@ -441,8 +425,8 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
       if (row.instance_id && !dead.has(row.instance_id)) continue;
       // The shared log holds every piece the dead instance sent, often more than its last snapshot.
       const text = { content: row.content, reasoning: row.reasoning, seq: row.seq };
-      const logged = await this.redis.client.xrange(this.logKey(row.id), '-', '+');
-      const pieces = logged.map(([, fields]) => JSON.parse(fields[1]) as Frame).filter((f) => f.type !== 'agent_response_end');
+      const logged = await this.log.read(row.id);
+      const pieces = logged.filter((f) => f.type !== 'agent_response_end');
       const lastSeq = pieces.length ? (pieces[pieces.length - 1].seq as number) : 0;
       if (lastSeq > row.seq) {
         text.content = pieces.filter((f) => f.type === 'agent_response').map((f) => f.content).join('');

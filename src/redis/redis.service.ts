@@ -20,6 +20,7 @@ export class RedisService implements OnModuleInit, OnApplicationShutdown {
   private commands?: Redis;
   private subscriber?: Redis;
   private readonly handlers = new Map<string, Handler>();
+  private readonly reconnectListeners: Array<() => void> = [];
 
   constructor(private readonly env: Environment) {
     this.enabled = Boolean(env.REDIS_URL);
@@ -40,6 +41,31 @@ export class RedisService implements OnModuleInit, OnApplicationShutdown {
       throw new Error(`cannot reach Redis at ${redactUrl(url)}: ${(error as Error).message}`);
     }
     this.subscriber.on('message', (channel: string, message: string) => this.handlers.get(channel)?.(message));
+    // Every later 'ready' is a reconnection: Redis may have come back empty, or refused commands meanwhile.
+    this.commands.on('ready', () => this.reconnectListeners.forEach((listener) => listener()));
+  }
+
+  /**
+   * Resolves once the subscriber connection is up with its subscriptions in force again (at once
+   * when it never went down; after at most 5 s when Redis stays away): a replay read from the log
+   * before then would miss the live frames published meanwhile.
+   */
+  async subscriptionsLive(): Promise<void> {
+    const subscriber = this.subscriber!;
+    if (subscriber.status === 'ready') return;
+    let timer: NodeJS.Timeout | undefined;
+    const ready = new Promise<void>((resolve) => subscriber.once('ready', () => resolve()));
+    await Promise.race([
+      // The PING is answered after the subscriptions ioredis renews on reconnection.
+      ready.then(() => subscriber.ping()).catch(() => undefined),
+      new Promise((resolve) => (timer = setTimeout(resolve, 5000))),
+    ]);
+    clearTimeout(timer);
+  }
+
+  /** Called each time the command connection is ready again after it was lost. */
+  onReconnect(listener: () => void): void {
+    this.reconnectListeners.push(listener);
   }
 
   async onApplicationShutdown(): Promise<void> {
