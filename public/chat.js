@@ -890,6 +890,8 @@
   });
 
   document.addEventListener('keydown', (ev) => {
+    // Taken by a shortcut (public/shortcuts.js).
+    if (ev.defaultPrevented) return;
     const t = ev.target;
     if (t instanceof HTMLTextAreaElement && t.name === 'content' && t.closest('form[data-chat-form]')) {
       if (ev.key === 'Enter' && !ev.shiftKey && !ev.isComposing && ev.keyCode !== 229) {

@@ -1,13 +1,13 @@
 /**
  * More of the chat page (issue 20), in real Chromium against the real server with FakeDeepSeek as
  * the model: "Retrying 2/4…" while the model request is retried, a generated title replacing the
- * first line, the sidebar by date and its usage line, suggestion chips on an empty chat.
+ * first line, the sidebar by date and its usage line, suggestion chips on an empty chat, shortcuts.
  */
 import { Kysely } from 'kysely';
 import type { Database } from '../../src/storage/schema';
 import { FakeDeepSeek } from '../fakes/deepseek.fake';
 import { deferred } from '../../src/common/deferred';
-import { ASSISTANT, BOX, browserSession, openChatPage, sendText, USER } from '../support/browser';
+import { ASSISTANT, BOX, browserSession, openChatPage, sendText, USER, UUID_PATH } from '../support/browser';
 import { type RunningApp, startApp } from '../support/app';
 import { makeChat } from '../support/ws-client';
 
@@ -155,5 +155,32 @@ describe('chat page: retries, titles, sidebar in Chromium', () => {
     await page.locator(`${USER} [data-content]`, { hasText: text }).waitFor();
     await page.locator(`${ASSISTANT}[data-status="complete"]`).waitFor();
     expect(await page.locator('[data-suggestions]').count()).toBe(0);
+  });
+
+  it('shortcuts: Ctrl+Shift+O starts a new chat, Shift+Esc goes to the message box, Ctrl+/ shows the list and Esc hides it', async () => {
+    const page = await openChat();
+    fake.enqueue({ kind: 'stream', content: ['Noted'] });
+    await send(page, 'a chat to leave');
+    await page.locator(`${ASSISTANT}[data-status="complete"]`).waitFor();
+    await page.waitForURL(UUID_PATH);
+    await page.locator('[data-new-chat]').focus();
+
+    await page.keyboard.press('Shift+Escape');
+    expect(await page.locator(BOX).evaluate((el) => el === document.activeElement)).toBe(true);
+
+    await page.locator('[data-chat-list] a').first().focus();
+    await page.keyboard.press('Control+Shift+O');
+    await page.waitForURL(/\/chat$/);
+    await page.locator('[data-empty]').waitFor();
+    expect(await page.locator('[data-message-id]').count()).toBe(0);
+
+    const help = page.locator('details[data-shortcuts]');
+    expect(await help.evaluate((d) => (d as HTMLDetailsElement).open)).toBe(false);
+    await page.keyboard.press('Control+/');
+    await help.locator('dl').waitFor({ state: 'visible' });
+    expect(await help.locator('dd').allTextContents()).toEqual(expect.arrayContaining(['New chat', 'Type a message', 'Stop the answer']));
+    await page.keyboard.press('Escape');
+    await help.locator('dl').waitFor({ state: 'hidden' });
+    expect(await help.locator('summary').evaluate((el) => el === document.activeElement)).toBe(true);
   });
 });
