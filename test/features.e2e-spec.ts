@@ -119,13 +119,14 @@ describe('chat features: models, settings, context, search, export, sharing, fil
     fake.enqueue({ kind: 'stream', reasoning: ['hmm'], content: ['**Export** me'] });
     const t = await turn({ content: 'export this' });
     const json = await request(server.url).get(`/api/chats/${t.end.chat_id}/export?format=json`).expect(200);
-    expect(json.headers['content-disposition']).toMatch(/^attachment; filename="chat-.*\.json"/);
+    // Named after the chat's title (issue 20).
+    expect(json.headers['content-disposition']).toBe('attachment; filename="export this.json"');
     const exported = JSON.parse(json.text);
     expect(exported).toMatchObject({ format: 'chat-export', version: 1, id: t.end.chat_id, title: 'export this' });
     expect(exported.messages.map((m: { role: string }) => m.role)).toEqual(['user', 'assistant']);
     const md = await request(server.url).get(`/api/chats/${t.end.chat_id}/export?format=md`).expect(200);
     expect(md.headers['content-type']).toMatch(/text\/markdown/);
-    expect(md.headers['content-disposition']).toMatch(/attachment/);
+    expect(md.headers['content-disposition']).toBe('attachment; filename="export this.md"');
     expect(md.text).toContain('# export this');
     expect(md.text).toContain('**Export** me');
 

@@ -186,7 +186,8 @@ describe('retry notices and generated titles (e2e)', () => {
     expect(html).toContain(`data-answer-usage='{"total_tokens":${total},"prompt_tokens":${end.usage.prompt_tokens},"completion_tokens":${end.usage.completion_tokens} }'`);
     expect(html).toContain(`data-elapsed-ms="${stored[1].duration_ms}"`);
 
-    const exported = JSON.parse((await request(server.url).get(`/api/chats/${chatId}/export?format=json`).expect(200)).text);
+    const download = await request(server.url).get(`/api/chats/${chatId}/export?format=json`).expect(200);
+    const exported = JSON.parse(download.text);
     expect(exported.messages[1]).toMatchObject({ usage: end.usage, duration_ms: stored[1].duration_ms });
     const before = await usage();
     const imported = (await request(server.url).post('/api/chats/import').send(exported).expect(201)).body;
@@ -199,6 +200,18 @@ describe('retry notices and generated titles (e2e)', () => {
     // An export made before these fields existed.
     const old = { format: 'chat-export', version: 1, title: 'Old', messages: exported.messages.map(({ role, content, status }: Record<string, unknown>) => ({ role, content, status })) };
     await request(server.url).post('/api/chats/import').send(old).expect(201);
+  });
+
+  it("downloads are named after the chat's title, made safe for a file name", async () => {
+    fake.enqueueTitle({ kind: 'stream', content: ['计划: a/b "plan" for 2027?'] });
+    client.send({ type: 'user_message', id: 'd1', content: 'name the file' });
+    const updated = await client.next((f) => f.type === 'chat_updated');
+    const md = await request(server.url).get(`/api/chats/${updated.chat_id}/export?format=md`).expect(200);
+    // Non-ASCII names travel as RFC 5987 filename* with an ASCII fallback.
+    expect(md.headers['content-disposition']).toBe(`attachment; filename="?? a b plan for 2027.md"; filename*=UTF-8''%E8%AE%A1%E5%88%92%20a%20b%20plan%20for%202027.md`);
+    await request(server.url).patch(`/api/chats/${updated.chat_id}`).send({ title: '...' }).expect(200);
+    const json = await request(server.url).get(`/api/chats/${updated.chat_id}/export?format=json`).expect(200);
+    expect(json.headers['content-disposition']).toBe(`attachment; filename="chat-${updated.chat_id}.json"`);
   });
 
   async function newChat(content: string): Promise<string> {

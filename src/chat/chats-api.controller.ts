@@ -4,7 +4,7 @@ import { AuthUser } from '../auth/auth-user';
 import { CurrentUser } from '../auth/auth.decorators';
 import { AppError } from '../common/app-error';
 import { Environment } from '../config/environment';
-import { parseImport, toExport, toMarkdown } from './chat-transfer';
+import { exportFileName, parseImport, toExport, toMarkdown } from './chat-transfer';
 import { assertUuid } from '../common/uuid';
 import { ChatService } from './chat.service';
 import { RenameChatDto } from './dto/rename-chat.dto';
@@ -51,7 +51,7 @@ export class ChatsApiController {
     assertUuid(id);
     if (format !== 'json' && format !== 'md') throw new AppError('invalid_message', 'format must be json or md');
     const chat = await this.chat.getChat(id, user.id);
-    res.attachment(`chat-${id}.${format}`);
+    res.attachment(exportFileName(chat, format));
     if (format === 'json') res.type('application/json').send(JSON.stringify(toExport(chat), null, 2));
     else res.type('text/markdown; charset=utf-8').send(toMarkdown(chat));
   }

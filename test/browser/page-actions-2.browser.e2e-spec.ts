@@ -69,6 +69,9 @@ describe('chat page: retries, titles, sidebar in Chromium', () => {
     // Stored: a reload shows it too.
     await page.reload();
     expect((await page.locator(`[data-chat-list] a[href="${href}"]`).textContent())?.trim()).toBe('Sorting a list in Python');
+    // Downloads are named after it.
+    const [download] = await Promise.all([page.waitForEvent('download'), page.locator('[data-export="md"]').click()]);
+    expect(download.suggestedFilename()).toBe('Sorting a list in Python.md');
   });
 
   it('the usage line counts "1 answer", then "2 answers", each right after its answer', async () => {
