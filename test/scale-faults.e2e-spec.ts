@@ -281,6 +281,32 @@ describe('scale-out through the faults of its parts (e2e, real processes)', () =
     expectAlive(a, b);
   }, 60_000);
 
+  it('an instance frozen past its heartbeat (SIGSTOP) has its answers ended by another; thawed, it sends nothing after those ends', async () => {
+    fake.setDefault({ kind: 'stream', content: words(200), delayMs: 25 });
+    const frozen = await instance();
+    const [gen, view] = await Promise.all([client(frozen), client(a)]);
+    const turns = await startTurns(gen, 10, 'frozen');
+    await watch(view, turns);
+    await until('the viewer saw every answer begin', () => turns.every((t) => lastSeq(framesOf(view, t)) >= 3));
+
+    frozen.child.kill('SIGSTOP');
+    try {
+      await until('the frozen instance taken for dead', () => turns.every((t) => ends(framesOf(view, t)).length > 0), 30_000);
+    } finally {
+      frozen.child.kill('SIGCONT');
+    }
+    // Thawed, it goes on: it must find its answers ended and send nothing more of them.
+    await newTurnWorks(frozen);
+    for (const row of await settled(turns)) expect(row.status).toBe('interrupted');
+    for (const turn of turns) {
+      const end = await endSeenBy(view, turn);
+      expect(end.status).toBe('interrupted');
+      expect((await rows([turn]))[0]).toMatchObject({ status: 'interrupted', content: end.content });
+    }
+    expectAlive(frozen);
+    await frozen.kill('SIGKILL');
+  }, 60_000);
+
   it('PostgreSQL restarted under load: the pools reconnect, no answer stays streaming, each ends as stored', async () => {
     const [short, long] = [words(50), words(250)];
     fake.setDefault((body) => ({ kind: 'stream', content: String(body.messages.at(-1).content).includes('short') ? short : long, delayMs: 25 }));

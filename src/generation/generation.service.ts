@@ -13,6 +13,7 @@ import { StopRegistry } from './stop.registry';
 import { InstanceLiveness } from './instance-liveness';
 import { retryWrite } from './retry-write';
 import { SharedLog } from './shared-log';
+import { StallGuard } from './stall-guard';
 
 /** Text of a streaming message reaches the database about this often, never per piece. */
 export const SNAPSHOT_INTERVAL_MS = 1000;
@@ -42,6 +43,7 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
   private heartbeat?: NodeJS.Timeout;
   private readonly liveness: InstanceLiveness;
   private readonly log: SharedLog;
+  private readonly stall: StallGuard;
 
   constructor(
     private readonly llm: LlmProvider,
@@ -55,6 +57,8 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
   ) {
     this.liveness = new InstanceLiveness(redis, env.INSTANCE_HEARTBEAT_MS);
     this.log = new SharedLog(redis);
+    const publish = (generation: Generation, frame: Frame) => this.fanout.publish(generation.spec.room, frame);
+    this.stall = new StallGuard(env.INSTANCE_HEARTBEAT_MS * 3, () => this.recheckOwnAnswers(), publish);
   }
 
   async onModuleInit(): Promise<void> {
@@ -76,7 +80,10 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
     this.heartbeat = setInterval(() => {
       void this.liveness
         .beat()
-        .then(() => this.sweepDeadInstances())
+        .then(() => {
+          this.stall.beaten();
+          return this.sweepDeadInstances();
+        })
         .catch((error: Error) => this.logger.warn(`heartbeat: ${error.message}`));
     }, this.env.INSTANCE_HEARTBEAT_MS);
     this.heartbeat.unref();
@@ -161,7 +168,7 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
   /** A frame of the generation to its viewers, or held while its row is still being written. */
   private send(generation: Generation, frame: Frame): void {
     if (generation.held) generation.held.push(frame);
-    else this.fanout.publish(generation.spec.room, frame);
+    else if (!this.redis.enabled || !this.stall.hold(generation, frame)) this.fanout.publish(generation.spec.room, frame);
   }
 
   /**
@@ -417,22 +424,22 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
     return true;
   }
 
+  /** After a stall: an answer another instance ended meanwhile is dropped without another frame. */
+  private async recheckOwnAnswers(): Promise<void> {
+    await this.liveness.beat();
+    for (const generation of [...this.running.values()]) {
+      const row = await this.messages.findById(generation.messageId);
+      if (row && row.status !== 'streaming') this.abandon(generation);
+    }
+  }
+
   /** Ends, as `interrupted`, the answers of instances that stopped beating; their viewers are told. */
   private async sweepDeadInstances(): Promise<void> {
     const rows = await this.messages.listStreamingElsewhere(this.redis.instanceId);
     const dead = await this.liveness.dead(rows.flatMap((row) => (row.instance_id ? [row.instance_id] : [])));
     for (const row of rows) {
       if (row.instance_id && !dead.has(row.instance_id)) continue;
-      // The shared log holds every piece the dead instance sent, often more than its last snapshot.
-      const text = { content: row.content, reasoning: row.reasoning, seq: row.seq };
-      const logged = await this.log.read(row.id);
-      const pieces = logged.filter((f) => f.type !== 'agent_response_end');
-      const lastSeq = pieces.length ? (pieces[pieces.length - 1].seq as number) : 0;
-      if (lastSeq > row.seq) {
-        text.content = pieces.filter((f) => f.type === 'agent_response').map((f) => f.content).join('');
-        text.reasoning = pieces.filter((f) => f.type === 'agent_reasoning').map((f) => f.content).join('') || null;
-        text.seq = lastSeq;
-      }
+      const text = await this.log.textOf(row);
       if (!(await this.messages.interruptIfStreaming(row.id, text))) continue;
       this.logger.warn(`answer ${row.id} of a dead instance marked interrupted`);
       const frame = storedEndFrame({ ...row, ...text, status: 'interrupted' });

@@ -3,6 +3,12 @@ import { RedisService } from '../redis/redis.service';
 import { Frame } from '../transport/frames';
 import { Generation } from './generation';
 
+interface MessageText {
+  content: string;
+  reasoning: string | null;
+  seq: number;
+}
+
 /** Pieces kept per answer's log (a Redis stream), and how long a log lives, running and ended. */
 const MAX_ENTRIES = 20_000;
 const RUNNING_TTL_MS = 24 * 3600_000;
@@ -47,7 +53,10 @@ export class SharedLog {
     }
   }
 
-  /** The log's frames in order, each piece once (an append resent after a reconnection may repeat one). */
+  /**
+   * The log's frames in order, each piece once (an append resent after a reconnection may repeat one),
+   * up to the first end (an instance thawed after it was taken for dead may have logged more).
+   */
   async read(messageId: string): Promise<Frame[]> {
     let seq = 0;
     const frames: Frame[] = [];
@@ -58,8 +67,18 @@ export class SharedLog {
         seq = frame.seq as number;
       }
       frames.push(frame);
+      if (frame.type === 'agent_response_end') break;
     }
     return frames;
+  }
+
+  /** An answer's text: the shared log holds every piece sent, often more than the row's last snapshot. */
+  async textOf(row: MessageText & { id: string }): Promise<MessageText> {
+    const pieces = (await this.read(row.id)).filter((f) => f.type !== 'agent_response_end');
+    const seq = pieces.length ? (pieces[pieces.length - 1].seq as number) : 0;
+    if (seq <= row.seq) return { content: row.content, reasoning: row.reasoning, seq: row.seq };
+    const join = (type: string) => pieces.filter((f) => f.type === type).map((f) => f.content as string).join('');
+    return { content: join('agent_response'), reasoning: join('agent_reasoning') || null, seq };
   }
 
   private key(messageId: string): string {
