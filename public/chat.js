@@ -947,6 +947,9 @@
   document.addEventListener('click', (ev) => {
     const t = ev.target instanceof Element ? ev.target : null;
     if (!t) return;
+    // The share/export menu closes on a choice or a click elsewhere.
+    const menu = $('details[data-chat-menu][open]');
+    if (menu && (!menu.contains(t) || t.closest('.menu-item'))) menu.open = false;
     if (t.closest('[data-stop]')) {
       stopStreaming();
       return;

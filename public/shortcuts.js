@@ -2,7 +2,8 @@
 /**
  * Keyboard shortcuts of the chat page, listed in the sidebar's "Keyboard shortcuts" disclosure
  * (`details[data-shortcuts]`): Ctrl/⌘+Shift+O starts a new chat, Shift+Esc puts the cursor in the
- * message box, Ctrl/⌘+/ opens or closes the list (Esc closes it). Runs before the page's other key
+ * message box, Ctrl/⌘+/ opens or closes the list (Esc closes it, and the header's share/export
+ * menu). Runs before the page's other key
  * handlers (capture phase) and marks the keys it takes (`preventDefault`), so they leave them alone.
  */
 (() => {
@@ -50,6 +51,15 @@
     if (ev.key === 'Escape' && d && d.open) {
       ev.preventDefault();
       setHelp(false);
+      return;
+    }
+    // Esc closes the header's share/export menu, focus back on it.
+    const menu = /** @type {HTMLDetailsElement | null} */ (document.querySelector('details[data-chat-menu][open]'));
+    if (ev.key === 'Escape' && menu) {
+      ev.preventDefault();
+      menu.open = false;
+      const summary = menu.querySelector('summary');
+      if (summary) summary.focus();
     }
   };
 

@@ -48,6 +48,7 @@ describe('cut-short answers in Chromium', () => {
     await page.screenshot({ path: `/tmp/cut-short-${reason}.png` });
 
     // The shared read-only page says it too.
+    await page.locator('[data-chat-menu] > summary').click();
     await page.locator('[data-share]').click();
     await page.waitForFunction(() => (document.querySelector('[data-share-url]') as HTMLInputElement | null)?.value.includes('/share/'));
     const shared = await session.newPage();

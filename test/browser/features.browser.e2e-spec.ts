@@ -89,6 +89,8 @@ describe('chat features in Chromium', () => {
     await page.locator(`${ASSISTANT}[data-status="complete"]`).waitFor();
     // The new chat has its export links now (no reload needed).
     const chatId = new URL(page.url()).pathname.split('/').pop()!;
+    // Share and downloads are in the header's one menu.
+    await page.locator('[data-chat-menu] > summary').click();
     expect(await page.locator('[data-export="md"]').isVisible()).toBe(true);
     expect(await page.locator('[data-export="md"]').getAttribute('href')).toBe(`/api/chats/${chatId}/export?format=md`);
 
@@ -145,6 +147,7 @@ describe('chat features in Chromium', () => {
     expect(noteBefore).toEqual([false, true]);
 
     // The shared read-only page shows it too.
+    await page.locator('[data-chat-menu] > summary').click();
     await page.locator('[data-share]').click();
     await page.waitForFunction(() => (document.querySelector('[data-share-url]') as HTMLInputElement | null)?.value.includes('/share/'));
     const url = await page.locator('[data-share-url]').inputValue();
@@ -174,6 +177,7 @@ describe('chat features in Chromium', () => {
     expect(await page.locator('[data-export="json"]').getAttribute('href')).toBe(`/api/chats/${id}/export?format=json`);
     expect(await page.locator('[data-export="md"]').getAttribute('href')).toBe(`/api/chats/${id}/export?format=md`);
 
+    await page.locator('[data-chat-menu] > summary').click();
     await page.locator('[data-share]').click();
     await page.waitForFunction(() => (document.querySelector('[data-share-url]') as HTMLInputElement | null)?.value.includes('/share/'));
     const url = await page.locator('[data-share-url]').inputValue();

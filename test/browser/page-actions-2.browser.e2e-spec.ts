@@ -70,7 +70,17 @@ describe('chat page: retries, titles, sidebar in Chromium', () => {
     await page.reload();
     expect((await page.locator(`[data-chat-list] a[href="${href}"]`).textContent())?.trim()).toBe('Sorting a list in Python');
     // Downloads are named after it.
+    await page.locator('[data-chat-menu] > summary').click();
     const [download] = await Promise.all([page.waitForEvent('download'), page.locator('[data-export="md"]').click()]);
+    // A choice closes the menu.
+    expect(await page.locator('[data-chat-menu]').evaluate((d) => (d as HTMLDetailsElement).open)).toBe(false);
+    // Esc closes it too, focus back on it.
+    const menuOpen = () => page.locator('[data-chat-menu]').evaluate((d) => (d as HTMLDetailsElement).open);
+    await page.locator('[data-chat-menu] > summary').click();
+    expect(await menuOpen()).toBe(true);
+    await page.keyboard.press('Escape');
+    expect(await menuOpen()).toBe(false);
+    expect(await page.locator('[data-chat-menu] > summary').evaluate((el) => el === document.activeElement)).toBe(true);
     expect(download.suggestedFilename()).toBe('Sorting a list in Python.md');
   });
 
