@@ -1,7 +1,7 @@
 import 'reflect-metadata';
 import { plainToInstance } from 'class-transformer';
-import { MessageRow } from '../storage/messages.repository';
-import { attachmentsWithinBudget, buildContext, ChatSettings, estimateTokens, mergeSettings, titleFrom, withAttachedText } from './context';
+import { type MessageRow } from '../storage/messages.repository';
+import { attachmentsWithinBudget, buildContext, type ChatSettings, estimateTokens, mergeSettings, titleFrom, withAttachedText } from './context';
 import { ChatOptionsDto } from './dto/user-message.dto';
 
 let counter = 0;
