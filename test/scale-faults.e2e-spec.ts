@@ -10,7 +10,7 @@ import { Pool } from 'pg';
 import { FakeDeepSeek } from './fakes/deepseek.fake';
 import { freePort, PrivatePostgres, PrivateRedis } from './support/private-servers';
 import { ServerProcess } from './support/server-process';
-import { AnyFrame, WsTestClient } from './support/ws-client';
+import { type AnyFrame, WsTestClient } from './support/ws-client';
 
 const ROOT = join(__dirname, '..');
 const HEARTBEAT_MS = 300;
@@ -71,7 +71,11 @@ describe('scale-out through the faults of its parts (e2e, real processes)', () =
     proc.child.stderr!.on('data', keep);
     return proc;
   }
-  const healthy = (proc: ServerProcess) => fetch(`${proc.url}/health`).then((r) => r.ok, () => false);
+  const healthy = (proc: ServerProcess) =>
+    fetch(`${proc.url}/health`).then(
+      (r) => r.ok,
+      () => false,
+    );
   const alive = (proc: ServerProcess) => proc.child.exitCode === null && proc.child.signalCode === null;
   function expectAlive(...procs: ServerProcess[]): void {
     for (const proc of procs) if (!alive(proc)) throw new Error(`an instance died:\n${logs.get(proc)}`);
@@ -134,6 +138,21 @@ describe('scale-out through the faults of its parts (e2e, real processes)', () =
     return end;
   }
 
+  /**
+   * Answers started through a socket on each instance (`start`), each watched by a viewer on the
+   * other instance, all under way (three pieces seen) when it resolves.
+   */
+  async function crossLoad(start: (gen: WsTestClient, side: 'a' | 'b') => Promise<Turn[]>) {
+    const [genA, genB, viewA, viewB] = await Promise.all([client(a), client(b), client(a), client(b)]);
+    const onA = await start(genA, 'a');
+    const onB = await start(genB, 'b');
+    await Promise.all([watch(viewB, onA), watch(viewA, onB)]);
+    await until('every viewer saw its answers begin', () =>
+      [...onA.map((t) => lastSeq(framesOf(viewB, t))), ...onB.map((t) => lastSeq(framesOf(viewA, t)))].every((seq) => seq >= 3),
+    );
+    return { genA, genB, viewA, viewB, onA, onB };
+  }
+
   /** A new turn through `proc` answers in full, tried for a few seconds while the part comes back. */
   async function newTurnWorks(proc: ServerProcess): Promise<void> {
     const ws = await client(proc);
@@ -180,13 +199,7 @@ describe('scale-out through the faults of its parts (e2e, real processes)', () =
   it('Redis restarted empty under load: answers finish whole, viewers catch up by resume, new turns work, nothing crashes', async () => {
     const full = words(120).join('');
     fake.setDefault({ kind: 'stream', content: words(120), delayMs: 25 });
-    const [genA, genB, viewA, viewB] = await Promise.all([client(a), client(b), client(a), client(b)]);
-    const onA = await startTurns(genA, 12, 'ra');
-    const onB = await startTurns(genB, 12, 'rb');
-    await Promise.all([watch(viewB, onA), watch(viewA, onB)]);
-    await until('every viewer saw its answers begin', () =>
-      [...onA.map((t) => lastSeq(framesOf(viewB, t))), ...onB.map((t) => lastSeq(framesOf(viewA, t)))].every((seq) => seq >= 3),
-    );
+    const { viewA, viewB, onA, onB } = await crossLoad((gen, side) => startTurns(gen, 12, `r${side}`));
 
     await redis.down();
     await sleep(1000);
@@ -196,19 +209,31 @@ describe('scale-out through the faults of its parts (e2e, real processes)', () =
     // Redis came back empty: a viewer that comes in now on the other instance is still replayed
     // every piece from the first, each once, in order.
     const [lateA, lateB] = await Promise.all([client(a), client(b)]);
-    for (const [viewer, turns] of [[lateB, onA], [lateA, onB]] as const) {
+    for (const [viewer, turns] of [
+      [lateB, onA],
+      [lateA, onB],
+    ] as const) {
       for (const turn of turns) viewer.send({ type: 'resume', message_id: turn.messageId, after_seq: 0 });
     }
     for (const row of await settled([...onA, ...onB])) expect(row).toMatchObject({ status: 'complete', content: full });
-    for (const [viewer, turns] of [[viewB, onA], [viewA, onB]] as const) {
+    for (const [viewer, turns] of [
+      [viewB, onA],
+      [viewA, onB],
+    ] as const) {
       for (const turn of turns) expect(await endSeenBy(viewer, turn)).toMatchObject({ status: 'complete', content: full });
     }
     // Not strict: a viewer whose `resume` reads an end from the log may get the live end again after
     // it (the pub/sub and command connections race); left open, see the README.
-    for (const [viewer, turns] of [[lateB, onA], [lateA, onB]] as const) {
+    for (const [viewer, turns] of [
+      [lateB, onA],
+      [lateA, onB],
+    ] as const) {
       for (const turn of turns) expect(await endSeenBy(viewer, turn, false)).toMatchObject({ status: 'complete', content: full });
     }
-    for (const [viewer, turns] of [[lateB, onA], [lateA, onB]] as const) {
+    for (const [viewer, turns] of [
+      [lateB, onA],
+      [lateA, onB],
+    ] as const) {
       for (const turn of turns) {
         const seen = pieces(framesOf(viewer, turn));
         expect(seen.map((f) => f.seq)).toEqual(Array.from({ length: seen.length }, (_, i) => i + 1));
@@ -237,7 +262,14 @@ describe('scale-out through the faults of its parts (e2e, real processes)', () =
 
     await doomed.kill('SIGKILL');
     // What the viewer was shown, and in order: the text it must find again in the end.
-    const shown = new Map(onK.map((t) => [t.messageId, pieces(framesOf(viewA, t)).map((f) => f.content).join('')]));
+    const shown = new Map(
+      onK.map((t) => [
+        t.messageId,
+        pieces(framesOf(viewA, t))
+          .map((f) => f.content)
+          .join(''),
+      ]),
+    );
 
     await until('every answer of the killed instance ended for its viewer', () => onK.every((t) => ends(framesOf(viewA, t)).length > 0), 60_000);
     const stored = new Map((await settled(onK)).map((row) => [row.id, row]));
@@ -262,20 +294,19 @@ describe('scale-out through the faults of its parts (e2e, real processes)', () =
   it('Redis frozen for five heartbeats under load: no answer of a live instance is swept, nothing follows an end', async () => {
     const full = words(150).join('');
     fake.setDefault({ kind: 'stream', content: words(150), delayMs: 25 });
-    const [genA, genB, viewA, viewB] = await Promise.all([client(a), client(b), client(a), client(b)]);
-    const onA = await startTurns(genA, 10, 'pa');
-    const onB = await startTurns(genB, 10, 'pb');
-    await Promise.all([watch(viewB, onA), watch(viewA, onB)]);
-    await until('every viewer saw its answers begin', () =>
-      [...onA.map((t) => lastSeq(framesOf(viewB, t))), ...onB.map((t) => lastSeq(framesOf(viewA, t)))].every((seq) => seq >= 3),
-    );
+    const { genA, genB, viewA, viewB, onA, onB } = await crossLoad((gen, side) => startTurns(gen, 10, `p${side}`));
 
     redis.pause();
     await sleep(HEARTBEAT_MS * 5);
     redis.resume();
 
     for (const row of await settled([...onA, ...onB])) expect(row).toMatchObject({ status: 'complete', content: full });
-    for (const [viewer, turns] of [[viewB, onA], [viewA, onB], [genA, onA], [genB, onB]] as const) {
+    for (const [viewer, turns] of [
+      [viewB, onA],
+      [viewA, onB],
+      [genA, onA],
+      [genB, onB],
+    ] as const) {
       for (const turn of turns) expect(await endSeenBy(viewer, turn)).toMatchObject({ status: 'complete', content: full });
     }
     expectAlive(a, b);
@@ -310,20 +341,20 @@ describe('scale-out through the faults of its parts (e2e, real processes)', () =
   it('PostgreSQL restarted under load: the pools reconnect, no answer stays streaming, each ends as stored', async () => {
     const [short, long] = [words(50), words(250)];
     fake.setDefault((body) => ({ kind: 'stream', content: String(body.messages.at(-1).content).includes('short') ? short : long, delayMs: 25 }));
-    const [genA, genB, viewA, viewB] = await Promise.all([client(a), client(b), client(a), client(b)]);
-    const onA = [...(await startTurns(genA, 5, 'short-a')), ...(await startTurns(genA, 5, 'long-a'))];
-    const onB = [...(await startTurns(genB, 5, 'short-b')), ...(await startTurns(genB, 5, 'long-b'))];
-    await Promise.all([watch(viewB, onA), watch(viewA, onB)]);
-    await until('every viewer saw its answers begin', () =>
-      [...onA.map((t) => lastSeq(framesOf(viewB, t))), ...onB.map((t) => lastSeq(framesOf(viewA, t)))].every((seq) => seq >= 3),
-    );
+    const { viewA, viewB, onA, onB } = await crossLoad(async (gen, side) => [
+      ...(await startTurns(gen, 5, `short-${side}`)),
+      ...(await startTurns(gen, 5, `long-${side}`)),
+    ]);
 
     pg.down('fast');
     await sleep(1500);
     await pg.up();
 
     const stored = new Map((await settled([...onA, ...onB])).map((row) => [row.id, row]));
-    for (const [viewer, turns] of [[viewB, onA], [viewA, onB]] as const) {
+    for (const [viewer, turns] of [
+      [viewB, onA],
+      [viewA, onB],
+    ] as const) {
       for (const turn of turns) {
         const row = stored.get(turn.messageId)!;
         const whole = (turn.id.startsWith('short') ? short : long).join('');

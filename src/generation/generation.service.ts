@@ -438,7 +438,9 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
     const rows = await this.messages.listStreamingElsewhere(this.redis.instanceId);
     const dead = await this.liveness.dead(rows.flatMap((row) => (row.instance_id ? [row.instance_id] : [])));
     for (const row of rows) {
-      if (row.instance_id && !dead.has(row.instance_id)) continue;
+      // An instance alive, or one that wrote the row after it went missing (it woke up): not ended.
+      const missingSince = row.instance_id ? dead.get(row.instance_id) : -Infinity;
+      if (missingSince === undefined || Date.parse(row.updated_at) >= missingSince) continue;
       const text = await this.log.textOf(row);
       if (!(await this.messages.interruptIfStreaming(row.id, text))) continue;
       this.logger.warn(`answer ${row.id} of a dead instance marked interrupted`);

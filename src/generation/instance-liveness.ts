@@ -1,4 +1,4 @@
-import { RedisService } from '../redis/redis.service';
+import { type RedisService } from '../redis/redis.service';
 
 /**
  * Which instances still say they are alive, with Redis: each sets its key every heartbeat, for
@@ -24,18 +24,21 @@ export class InstanceLiveness {
     return this.redis.client.del(this.key(this.redis.instanceId));
   }
 
-  /** Those of `ids` that stopped beating (every other id is forgotten). */
-  async dead(ids: Iterable<string>): Promise<Set<string>> {
+  /**
+   * Those of `ids` that stopped beating, each with the time its key was first found missing (every
+   * other id is forgotten): a row its instance wrote after that shows it is not dead after all.
+   */
+  async dead(ids: Iterable<string>): Promise<Map<string, number>> {
     const asked = [...new Set(ids)];
     const present = await Promise.all(asked.map((id) => this.redis.client.exists(this.key(id))));
     const now = Date.now();
-    const dead = new Set<string>();
+    const dead = new Map<string, number>();
     const missing = new Map<string, number>();
     asked.forEach((id, index) => {
       if (present[index] === 1) return;
       const since = this.missingSince.get(id) ?? now;
       missing.set(id, since);
-      if (now - since >= this.heartbeatMs * 2) dead.add(id);
+      if (now - since >= this.heartbeatMs * 2) dead.set(id, since);
     });
     this.missingSince.clear();
     for (const [id, since] of missing) this.missingSince.set(id, since);

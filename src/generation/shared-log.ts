@@ -1,7 +1,7 @@
 import { Logger } from '@nestjs/common';
-import { RedisService } from '../redis/redis.service';
-import { Frame } from '../transport/frames';
-import { Generation } from './generation';
+import { type RedisService } from '../redis/redis.service';
+import { type Frame } from '../transport/frames';
+import { type Generation } from './generation';
 
 interface MessageText {
   content: string;
@@ -77,7 +77,11 @@ export class SharedLog {
     const pieces = (await this.read(row.id)).filter((f) => f.type !== 'agent_response_end');
     const seq = pieces.length ? (pieces[pieces.length - 1].seq as number) : 0;
     if (seq <= row.seq) return { content: row.content, reasoning: row.reasoning, seq: row.seq };
-    const join = (type: string) => pieces.filter((f) => f.type === type).map((f) => f.content as string).join('');
+    const join = (type: string) =>
+      pieces
+        .filter((f) => f.type === type)
+        .map((f) => f.content as string)
+        .join('');
     return { content: join('agent_response'), reasoning: join('agent_reasoning') || null, seq };
   }
 

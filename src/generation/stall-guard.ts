@@ -1,6 +1,6 @@
 import { Logger } from '@nestjs/common';
-import { Frame } from '../transport/frames';
-import { Generation } from './generation';
+import { type Frame } from '../transport/frames';
+import { type Generation } from './generation';
 
 /**
  * An instance frozen for longer than its heartbeat key lives (a stopped process, a suspended host, a

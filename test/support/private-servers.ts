@@ -3,7 +3,7 @@
  * pause: fault specs never touch the machine's shared servers. Each is ended by `close()`, and by a
  * process exit hook should a suite die before its `afterAll`.
  */
-import { ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -30,7 +30,7 @@ async function waitForPort(port: number, probe?: string, expect?: string, timeou
       socket.setTimeout(1000, () => (socket.destroy(), resolve(false)));
       socket.on('error', () => resolve(false));
       socket.on('connect', () => {
-        if (!probe) return socket.end(), resolve(true);
+        if (!probe) return (socket.end(), resolve(true));
         socket.write(probe);
       });
       socket.on('data', (data) => (socket.destroy(), resolve(String(data).startsWith(expect ?? ''))));
