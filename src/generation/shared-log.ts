@@ -30,7 +30,7 @@ export class SharedLog {
   append(messageId: string, frame: Frame): void {
     void this.redis.client
       .xadd(this.key(messageId), 'MAXLEN', '~', String(MAX_ENTRIES), '*', 'f', JSON.stringify(frame))
-      .catch((error: Error) => this.logger.warn(`log append failed: ${error.message}`));
+      .catch((error: Error) => this.redis.pieceFailed('log append', error));
   }
 
   /** The end frame appended; the log outlives it a while for late `resume`s. */

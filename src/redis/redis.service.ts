@@ -21,6 +21,8 @@ export class RedisService implements OnModuleInit, OnApplicationShutdown {
   private subscriber?: Redis;
   private readonly handlers = new Map<string, Handler>();
   private readonly reconnectListeners: Array<() => void> = [];
+  /** Per-piece commands failed since the connection was last ready (told once, not per piece). */
+  private failing = false;
 
   constructor(private readonly env: Environment) {
     this.enabled = Boolean(env.REDIS_URL);
@@ -42,7 +44,11 @@ export class RedisService implements OnModuleInit, OnApplicationShutdown {
     }
     this.subscriber.on('message', (channel: string, message: string) => this.handlers.get(channel)?.(message));
     // Every later 'ready' is a reconnection: Redis may have come back empty, or refused commands meanwhile.
-    this.commands.on('ready', () => this.reconnectListeners.forEach((listener) => listener()));
+    this.commands.on('ready', () => {
+      if (this.failing) this.logger.warn('Redis is back');
+      this.failing = false;
+      this.reconnectListeners.forEach((listener) => listener());
+    });
   }
 
   /**
@@ -94,7 +100,14 @@ export class RedisService implements OnModuleInit, OnApplicationShutdown {
   }
 
   publish(channel: string, message: string): void {
-    void this.client.publish(channel, message).catch((error: Error) => this.logger.warn(`publish failed: ${error.message}`));
+    void this.client.publish(channel, message).catch((error: Error) => this.pieceFailed('publish', error));
+  }
+
+  /** A per-piece command failed: logged once until Redis is ready again, never once per piece. */
+  pieceFailed(what: string, error: Error): void {
+    if (this.failing) return;
+    this.failing = true;
+    this.logger.warn(`${what} failed (further failures unlogged until Redis is back): ${error.message}`);
   }
 
   async ping(): Promise<void> {
