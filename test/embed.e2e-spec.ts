@@ -338,6 +338,8 @@ describe('a handler module added in the test alone (e2e)', () => {
     const frames = await turn(ws, 'c1', { content: 'ping' });
     expect(frames.find((f) => f.type === 'agent_response_start')).toMatchObject({ model: 'echo-1' });
     expect(frames[frames.length - 1]).toMatchObject({ type: 'agent_response_end', status: 'complete', content: 'echo: ping' });
+    // The generated title's request goes to the host's model too, which answers synchronously.
+    expect(await ws.nextOfType('chat_updated')).toMatchObject({ chat_id: frames[0].chat_id, title: 'echo: Question:' });
     ws.close();
   });
 });

@@ -1,5 +1,5 @@
 import { Injectable, Logger, OnApplicationShutdown } from '@nestjs/common';
-import { Subscription } from 'rxjs';
+import { lastValueFrom, reduce, Subject, takeUntil } from 'rxjs';
 import { AppError } from '../common/app-error';
 import { Environment } from '../config/environment';
 import { LlmProvider, LlmUsage } from '../llm/llm.provider';
@@ -37,7 +37,8 @@ export interface FirstTurn {
 @Injectable()
 export class TitleService implements OnApplicationShutdown {
   private readonly logger = new Logger(TitleService.name);
-  private readonly running = new Set<Subscription>();
+  /** Ends every title request still running when the app shuts down. */
+  private readonly shutdown = new Subject<void>();
   private closed = false;
 
   constructor(
@@ -71,40 +72,34 @@ export class TitleService implements OnApplicationShutdown {
 
   onApplicationShutdown(): void {
     this.closed = true;
-    for (const subscription of this.running) subscription.unsubscribe();
-    this.running.clear();
+    this.shutdown.next();
+    this.shutdown.complete();
   }
 
   private ask(turn: FirstTurn): Promise<{ text: string; usage?: LlmUsage }> {
     const conversation = `Question:\n${turn.question.slice(0, EXCERPT_CHARS)}\n\nAnswer:\n${turn.answer.slice(0, EXCERPT_CHARS)}`;
-    return new Promise((resolve, reject) => {
-      let text = '';
-      let usage: LlmUsage | undefined;
-      const subscription = this.llm
-        .stream({
-          messages: [
-            { role: 'system', content: TITLE_PROMPT },
-            { role: 'user', content: conversation },
-          ],
-          thinking: false,
-          maxTokens: TITLE_MAX_TOKENS,
-        })
-        .subscribe({
-          next: (event) => {
-            if (event.type === 'content') text += event.text;
-            else if (event.type === 'usage') usage = event.usage;
-          },
-          error: (error: unknown) => {
-            this.running.delete(subscription);
-            reject(error);
-          },
-          complete: () => {
-            this.running.delete(subscription);
-            resolve({ text, usage });
-          },
-        });
-      if (!subscription.closed) this.running.add(subscription);
+    // A provider may emit and complete synchronously (a host's own model): no hand-kept subscription.
+    const events = this.llm.stream({
+      messages: [
+        { role: 'system', content: TITLE_PROMPT },
+        { role: 'user', content: conversation },
+      ],
+      thinking: false,
+      maxTokens: TITLE_MAX_TOKENS,
     });
+    return lastValueFrom(
+      events.pipe(
+        takeUntil(this.shutdown),
+        reduce(
+          (reply: { text: string; usage?: LlmUsage }, event) => {
+            if (event.type === 'content') reply.text += event.text;
+            else if (event.type === 'usage') reply.usage = event.usage;
+            return reply;
+          },
+          { text: '' },
+        ),
+      ),
+    );
   }
 }
 
