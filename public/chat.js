@@ -1,7 +1,7 @@
 /*
  * The chat page's one script: a single WebSocket kept across HTMX swaps, rendering of streamed and
  * stored answers (marked + DOMPurify + highlight.js), the message box and the chat list. Wire
- * contract: PROTOCOL.md (WebSocket frames and the page hooks). Plain ES2020, no build step, no
+ * contract: docs/protocol.md (WebSocket frames and the page hooks). Plain ES2020, no build step, no
  * inline code (the CSP forbids it).
  */
 (() => {

@@ -1,5 +1,5 @@
 /*
- * The Solver page's script: one WebSocket (same protocol as the chat, PROTOCOL.md "Solver frames"),
+ * The Solver page's script: one WebSocket (same protocol as the chat, docs/protocol.md "Solver frames"),
  * the issue form, progress by stage, thinking folded, the solution, the patch with diff colouring and
  * a copy button. Plain ES2020, no build step, no inline code (the page has a strict CSP).
  */

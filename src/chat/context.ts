@@ -23,7 +23,7 @@ export function mergeSettings(current: ChatSettings, options: Partial<Record<key
   return next as ChatSettings;
 }
 
-/** About four characters a token: the estimate PROTOCOL.md allows. */
+/** About four characters a token: the estimate docs/protocol.md allows. */
 export function estimateTokens(text: string): number {
   return Math.ceil(text.length / 4) + 4;
 }

@@ -1,8 +1,8 @@
-import { Subscription } from 'rxjs';
-import { ErrorCode } from '../common/app-error';
-import { LlmRequest, LlmUsage } from '../llm/llm.provider';
-import { MessageRow } from '../storage/messages.repository';
-import { Frame, MessageStatus, SequencedFrame } from '../transport/frames';
+import type { Subscription } from 'rxjs';
+import type { ErrorCode } from '../common/app-error';
+import type { LlmRequest, LlmUsage } from '../llm/llm.provider';
+import type { MessageRow } from '../storage/messages.repository';
+import type { Frame, MessageStatus, SequencedFrame } from '../transport/frames';
 
 export interface GenerationSpec {
   chatId: string;

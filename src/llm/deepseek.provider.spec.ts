@@ -1,11 +1,11 @@
 import { Logger } from '@nestjs/common';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { Observable, Subscription } from 'rxjs';
+import type { Observable, Subscription } from 'rxjs';
 import { AppError } from '../common/app-error';
-import { Dialect, FakeDeepSeek, OPENAI_FIELDS, WireFormat } from '../../test/fakes/deepseek.fake';
+import { type Dialect, FakeDeepSeek, OPENAI_FIELDS, type WireFormat } from '../../test/fakes/deepseek.fake';
 import { DeepSeekProvider } from './deepseek.provider';
-import { LlmEvent, LlmRequest, LlmSettings } from './llm.provider';
+import { type LlmEvent, type LlmRequest, LlmSettings } from './llm.provider';
 
 interface Outcome {
   events: LlmEvent[];

@@ -1,8 +1,8 @@
 import { Logger } from '@nestjs/common';
 import OpenAI, { APIError } from 'openai';
-import { LlmSettings } from './llm.provider';
+import type { LlmSettings } from './llm.provider';
 import { normalizeErrorBody } from './openai-compat';
-import { UpstreamErrors } from './upstream-errors';
+import type { UpstreamErrors } from './upstream-errors';
 
 const MODELS_TTL_MS = 60_000;
 const MODELS_FAILURE_TTL_MS = 5_000;

@@ -10,10 +10,10 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { lastValueFrom, toArray } from 'rxjs';
 import { AppError } from '../common/app-error';
-import { Dialect, FakeDeepSeek, OPENAI_FIELDS } from '../../test/fakes/deepseek.fake';
+import { type Dialect, FakeDeepSeek, OPENAI_FIELDS } from '../../test/fakes/deepseek.fake';
 import { validateEnvironment } from '../config/environment';
 import { DeepSeekProvider } from './deepseek.provider';
-import { LlmEvent, LlmSettings } from './llm.provider';
+import { type LlmEvent, LlmSettings } from './llm.provider';
 import { sendsThinkingField } from './openai-compat';
 
 const DOC = readFileSync(join(__dirname, '../../docs/providers.md'), 'utf8');

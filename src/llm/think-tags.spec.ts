@@ -1,4 +1,4 @@
-import { SplitPiece, ThinkTagSplitter } from './think-tags';
+import { type SplitPiece, ThinkTagSplitter } from './think-tags';
 
 /** Feeds the pieces, then flushes; returns the reasoning and content texts joined, and the pieces. */
 function run(pieces: string[]): { reasoning: string; content: string; out: SplitPiece[] } {

@@ -1,10 +1,10 @@
-import * as http from 'node:http';
+import type * as http from 'node:http';
 import { APIConnectionError, APIConnectionTimeoutError, APIError, APIUserAbortError } from 'openai';
-import { AppError, ErrorCode } from '../common/app-error';
-import { normalizeErrorBody, OptionalParam, unsupportedParams } from './openai-compat';
+import { AppError, type ErrorCode } from '../common/app-error';
+import { normalizeErrorBody, type OptionalParam, unsupportedParams } from './openai-compat';
 
 /**
- * How a failed attempt at the model API reads: which PROTOCOL.md code, whether a new attempt may
+ * How a failed attempt at the model API reads: which docs/protocol.md code, whether a new attempt may
  * help, and the server's own words (scrubbed of keys). HTTP error answers and error objects sent
  * inside a 2xx stream are classified alike, by their status or by their own `code`/`type`/`status`.
  */

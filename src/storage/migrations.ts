@@ -1,4 +1,4 @@
-import { Kysely, Migration, MigrationProvider, sql } from 'kysely';
+import { type Kysely, type Migration, type MigrationProvider, sql } from 'kysely';
 import { isPostgres } from './database.provider';
 
 /** Migrations in code (no files to find at run time, so they work from `dist/` and in tests alike). */

@@ -1,4 +1,4 @@
-import { Generated } from 'kysely';
+import type { Generated } from 'kysely';
 
 export interface ChatsTable {
   id: string;
@@ -103,7 +103,7 @@ export interface SolverRunsTable {
   issue_title: string | null;
   open_pr: number;
   status: 'running' | 'complete' | 'stopped' | 'error' | 'interrupted';
-  /** The stage reached last (PROTOCOL.md stage names). */
+  /** The stage reached last (docs/protocol.md stage names). */
   stage: string;
   progress: number;
   /** JSON array of `{stage, progress, message, at}`: the run's progress as it went. */

@@ -653,7 +653,7 @@ class ChunkWriter {
         };
       case 'strict-openai':
         return { id: `chatcmpl-${this.id}`, object: 'chat.completion.chunk', created: this.created, model: this.model, choices, usage };
-      default:
+      case 'deepseek':
         return {
           id: this.id,
           object: 'chat.completion.chunk',
@@ -673,7 +673,8 @@ class ChunkWriter {
       case 'ollama':
       case 'think-tags':
         return { index: 0, delta, finish_reason: finishReason };
-      default:
+      case 'strict-openai':
+      case 'deepseek':
         return { index: 0, delta, logprobs: null, finish_reason: finishReason };
     }
   }
@@ -686,7 +687,8 @@ class ChunkWriter {
         return null;
       case 'think-tags':
         return this.base([this.choice({ role: 'assistant', content: null }, null)]);
-      default: {
+      case 'strict-openai':
+      case 'deepseek': {
         const delta = this.thinking
           ? { role: 'assistant', content: null, reasoning_content: '' }
           : { role: 'assistant', content: '' };
@@ -702,7 +704,8 @@ class ChunkWriter {
       case 'minimal':
       case 'strict-openai':
         return this.base([this.choice({ reasoning_content: piece }, null)]);
-      default:
+      case 'think-tags':
+      case 'deepseek':
         return this.base([this.choice({ content: null, reasoning_content: piece }, null)]);
     }
   }
@@ -715,7 +718,7 @@ class ChunkWriter {
       case 'think-tags':
       case 'strict-openai':
         return this.base([this.choice({ content: piece }, finishReason)]);
-      default: {
+      case 'deepseek': {
         const delta = this.thinking ? { content: piece, reasoning_content: null } : { content: piece };
         return this.base([this.choice(delta, finishReason)]);
       }
