@@ -7,10 +7,10 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import request from 'supertest';
 import { FakeDeepSeek } from './fakes/deepseek.fake';
-import { RunningApp, startApp } from './support/app';
+import { type RunningApp, startApp } from './support/app';
 import { TEST_POSTGRES_URL, TEST_REDIS_URL, TEST_SCHEMA_PREFIX } from './support/databases';
 import { ServerProcess } from './support/server-process';
-import { AnyFrame, WsTestClient } from './support/ws-client';
+import { type AnyFrame, WsTestClient } from './support/ws-client';
 
 const ROOT = join(__dirname, '..');
 const words = (n: number) => Array.from({ length: n }, (_, i) => `w${i} `);
