@@ -16,12 +16,9 @@ export class SlidingWindowLimiter {
   consume(key: string, now = Date.now()): number {
     if (this.limit <= 0) return 0;
     this.sweep(now);
-    const since = now - this.windowMs;
-    const times = (this.events.get(key) ?? []).filter((t) => t > since);
-    if (times.length >= this.limit) {
-      this.events.set(key, times);
-      return Math.max(1, times[0] + this.windowMs - now);
-    }
+    const times = this.recent(key, now);
+    const wait = this.waitFor(times, now);
+    if (wait > 0) return wait;
     times.push(now);
     this.events.set(key, times);
     return 0;
@@ -30,12 +27,23 @@ export class SlidingWindowLimiter {
   /** 0 when one more event would be allowed, else the milliseconds until it is; counts nothing. */
   wait(key: string, now = Date.now()): number {
     if (this.limit <= 0) return 0;
-    const times = (this.events.get(key) ?? []).filter((t) => t > now - this.windowMs);
-    return times.length >= this.limit ? Math.max(1, times[0] + this.windowMs - now) : 0;
+    return this.waitFor(this.recent(key, now), now);
   }
 
   reset(key: string): void {
     this.events.delete(key);
+  }
+
+  /** The key's events still inside the window (older ones dropped from the map as well). */
+  private recent(key: string, now: number): number[] {
+    const times = (this.events.get(key) ?? []).filter((t) => t > now - this.windowMs);
+    if (times.length) this.events.set(key, times);
+    else this.events.delete(key);
+    return times;
+  }
+
+  private waitFor(times: number[], now: number): number {
+    return times.length >= this.limit ? Math.max(1, times[0] + this.windowMs - now) : 0;
   }
 
   private sweep(now: number): void {
