@@ -142,15 +142,30 @@ const isAlignment = (a: Alignment | Failure): a is Alignment => 'replacement' in
 /** A failure that got further, or as far with fewer paraphrased lines. */
 const closer = (a: Failure, b: Failure): boolean => a.step > b.step || (a.step === b.step && (a.substitutions ?? 0) < (b.substitutions ?? 0));
 
-/** Places one hunk in `lines` (the file split on `\n`), or says exactly why it cannot be placed. */
-export function placeHunk(hunk: Hunk, lines: string[]): PlacementResult {
-  const steps = stepsOf(hunk);
+/** A file as every hunk placed in it reads it: made once per file, not once per hunk. */
+export interface FileLines {
+  /** The file split on `\n`. */
+  lines: string[];
+  /** Each line without whitespace, as matching compares them. */
+  bareLines: string[];
+  present: Set<string>;
+  /** `\r` when most lines end with it. */
+  eol: string;
+}
+
+export function fileLines(lines: string[]): FileLines {
+  const bareLines = lines.map(bare);
   const eol = lines.filter((l) => l.endsWith('\r')).length > lines.length / 2 ? '\r' : '';
+  return { lines, bareLines, present: new Set(bareLines), eol };
+}
+
+/** Places one hunk in the file, or says exactly why it cannot be placed. */
+export function placeHunk(hunk: Hunk, file: FileLines): PlacementResult {
+  const { lines, bareLines, present, eol } = file;
+  const steps = stepsOf(hunk);
   const firstOld = steps.find((s) => s.op !== '+' && !isBlank(s.text) && !isElision(s.text));
   if (!firstOld) return { ok: false, reason: 'it has no context or removed line to place it by' };
   // A line to remove that the file lacks anywhere: no need to try every start.
-  const bareLines = lines.map(bare);
-  const present = new Set(bareLines);
   const absent = steps.find((s) => s.op === '-' && s.key !== '' && !present.has(s.key));
   if (absent) return { ok: false, reason: `the line to remove \`${absent.text.trim().slice(0, 120)}\` is not in the file` };
   // Every start is tried: bound the work (this runs on the event loop) for huge files and hunks.
@@ -162,7 +177,7 @@ export function placeHunk(hunk: Hunk, lines: string[]): PlacementResult {
     if (isAlignment(result)) found.push({ start, alignment: result });
     else if (result.step < steps.length && (!best || closer(result, best.failure))) best = { failure: result, start };
   }
-  if (!found.length) return { ok: false, reason: mismatch(steps, lines, best) };
+  if (!found.length) return { ok: false, reason: mismatch(steps, file, best) };
   const lowest = Math.min(...found.map((f) => f.alignment.cost));
   let winners = found.filter((f) => f.alignment.cost === lowest);
   // Nested candidates (a start a few lines earlier that swallows blank lines) are one place.
@@ -183,11 +198,9 @@ export function placeHunk(hunk: Hunk, lines: string[]): PlacementResult {
 }
 
 /** The exact mismatch where the hunk came closest to fitting. */
-function mismatch(steps: Step[], lines: string[], best: { failure: Failure; start: number } | undefined): string {
+// (A line to remove that the file lacks was refused before any start was tried.)
+function mismatch(steps: Step[], { lines, present }: FileLines, best: { failure: Failure; start: number } | undefined): string {
   const oldSide = steps.filter((s) => s.op !== '+');
-  const present = new Set(lines.map(bare));
-  const missing = oldSide.find((s) => s.op === '-' && !isBlank(s.text) && !present.has(bare(s.text)));
-  if (missing) return `the line to remove \`${missing.text.trim().slice(0, 120)}\` is not in the file`;
   const context = oldSide.find((s) => !isBlank(s.text) && !isElision(s.text) && !present.has(bare(s.text)));
   if (context) return `the line \`${context.text.trim().slice(0, 120)}\` is not in the file (and no other line can stand in for it)`;
   if (!best) return 'its lines do not fit anywhere in the file';

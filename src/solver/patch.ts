@@ -5,7 +5,7 @@
  * package). Pure functions.
  */
 import { createTwoFilesPatch, FILE_HEADERS_ONLY } from 'diff';
-import { placeHunk, type Placement } from './hunk-placement';
+import { fileLines, placeHunk, type Placement } from './hunk-placement';
 
 export interface Hunk {
   /** From the `@@` header; undefined when the model wrote none. */
@@ -225,10 +225,11 @@ function newFileText(hunks: Hunk[]): string {
  */
 function applyHunks(text: string, hunks: Hunk[], path: string): { text: string; fuzzy: boolean } | { reason: string } {
   const lines = text.split('\n');
+  const file = fileLines(lines);
   const label = (index: number) => `${path}: hunk ${index + 1} (${hunks[index].header.slice(0, 60)})`;
   const placed: Array<Placement & { index: number }> = [];
   for (let index = 0; index < hunks.length; index++) {
-    const result = placeHunk(hunks[index], lines);
+    const result = placeHunk(hunks[index], file);
     if (!result.ok) return { reason: `${label(index)}: ${result.reason}` };
     placed.push({ ...result.placement, index });
   }
@@ -309,7 +310,6 @@ export function applyDiff(diff: string | undefined, sources: Map<string, string>
     }
     text = applied.text;
     outcome.fuzzy ||= applied.fuzzy;
-    if (!outcome.ok) continue;
     if (deleting) {
       if (text.trim() !== '') {
         outcome.ok = false;

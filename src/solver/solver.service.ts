@@ -103,7 +103,6 @@ export class SolverService implements OnModuleInit, BeforeApplicationShutdown {
     }
   }
 
-  /** With AUTH_MODE=none the single user is the admin; otherwise the account says (read now, not at login). */
   /** SOLVER_MAX_RUNS_PER_USER: one more run at once is `limit_exceeded`. */
   private assertRunAllowance(userId: string): void {
     const max = this.env.SOLVER_MAX_RUNS_PER_USER;
@@ -116,6 +115,7 @@ export class SolverService implements OnModuleInit, BeforeApplicationShutdown {
     }
   }
 
+  /** With AUTH_MODE=none the single user is the admin; otherwise the account says (read now, not at login). */
   private async isAdmin(userId: string): Promise<boolean> {
     if (this.env.AUTH_MODE === 'none') return true;
     return (await this.users.findById(userId))?.is_admin === 1;
