@@ -52,19 +52,3 @@ export function retryDelay(error: unknown, attempt: number, policy: RetryPolicy,
   if (status >= 500) return backoff();
   return undefined;
 }
-
-/** Resolves after `ms`, or rejects at once with the signal's reason when it aborts (a stopped run). */
-export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(signal.reason);
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(signal!.reason);
-    };
-    const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
-}

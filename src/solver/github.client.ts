@@ -1,8 +1,9 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { Octokit } from '@octokit/rest';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { AppError } from '../common/app-error';
 import { Environment } from '../config/environment';
-import { retryDelay, RetryPolicy, secondaryLimitWait, sleep } from './github-retry';
+import { retryDelay, RetryPolicy, secondaryLimitWait } from './github-retry';
 import { TreeEntry } from './repo-map';
 
 /** Longest wait for one attempt of a GitHub request; GitHub answers in well under a second when it is well. */
@@ -216,7 +217,8 @@ export class GithubClient {
           throw githubError(error, what, { hasToken: this.hasToken });
         }
         this.logger.warn(`GitHub: ${what} failed (${describe(error)}); retry ${attempt + 1} of ${this.policy.retries} in ${wait} ms`);
-        await sleep(wait, signal);
+        // A stopped run ends the wait at once (rejects with an AbortError).
+        await sleep(wait, undefined, { signal });
       }
     }
   }
