@@ -58,7 +58,7 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
     this.liveness = new InstanceLiveness(redis, env.INSTANCE_HEARTBEAT_MS);
     this.log = new SharedLog(redis);
     const publish = (generation: Generation, frame: Frame) => this.fanout.publish(generation.spec.room, frame);
-    this.stall = new StallGuard(env.INSTANCE_HEARTBEAT_MS * 3, () => this.recheckOwnAnswers(), publish);
+    this.stall = new StallGuard(this.liveness.keyLifetimeMs, () => this.recheckOwnAnswers(), publish);
   }
 
   async onModuleInit(): Promise<void> {

@@ -10,14 +10,18 @@ import { type RedisService } from '../redis/redis.service';
 export class InstanceLiveness {
   /** Instances whose key was missing, since when (this instance's clock, from a look that answered). */
   private readonly missingSince = new Map<string, number>();
+  /** How long a beat keeps the key: past it, an instance that beat no more counts as stalled. */
+  readonly keyLifetimeMs: number;
 
   constructor(
     private readonly redis: RedisService,
     private readonly heartbeatMs: number,
-  ) {}
+  ) {
+    this.keyLifetimeMs = heartbeatMs * 3;
+  }
 
   beat(): Promise<unknown> {
-    return this.redis.client.set(this.key(this.redis.instanceId), '1', 'PX', this.heartbeatMs * 3);
+    return this.redis.client.set(this.key(this.redis.instanceId), '1', 'PX', this.keyLifetimeMs);
   }
 
   forget(): Promise<unknown> {
