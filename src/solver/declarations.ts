@@ -99,6 +99,11 @@ const DECLARATIONS: Record<Language, RegExp[]> = {
 
 const MAX_DECLARATIONS = 24;
 const MAX_DECLARATION_CHARS = 110;
+
+/** A declaration as the map shows it: at most MAX_DECLARATION_CHARS, cut with `…`. */
+export function clip(text: string): string {
+  return text.length > MAX_DECLARATION_CHARS ? `${text.slice(0, MAX_DECLARATION_CHARS - 1)}…` : text;
+}
 /**
  * Only this much of a line is looked at. Lines come from anyone's repository: no pattern ever sees
  * more, so none can take long however it backtracks (a signature is far shorter).
@@ -135,8 +140,7 @@ export function shorten(line: string, language: Language): string {
     const cut = language === 'py' ? pythonBodyStart(text) : braceBodyStart(text);
     if (cut > 0) text = text.slice(0, cut);
   }
-  text = text.replace(/\s+/g, ' ').trim();
-  return text.length > MAX_DECLARATION_CHARS ? `${text.slice(0, MAX_DECLARATION_CHARS - 1)}…` : text;
+  return clip(text.replace(/\s+/g, ' ').trim());
 }
 
 const isSpace = (c: string): boolean => c === ' ' || c === '\t' || c === '\r' || c === '\f' || c === '\v';

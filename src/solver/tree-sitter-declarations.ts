@@ -6,7 +6,7 @@
  */
 import { dirname, join } from 'node:path';
 import Parser from 'web-tree-sitter';
-import { grammarOf } from './declarations';
+import { clip, grammarOf } from './declarations';
 
 /** Node types that declare something, per grammar family; `unwrap` holds what wraps a declaration. */
 const DECLARES = new Set([
@@ -63,7 +63,6 @@ const BODIES = new Set(['class_body', 'block', 'declaration_list', 'field_declar
 const MEMBERS = new Set(['method_definition', 'function_definition', 'method_declaration', 'constructor_declaration', 'function_item', 'function_declaration', 'method', 'singleton_method', 'abstract_method_signature', 'decorated_definition']);
 
 const MAX_DECLARATIONS = 40;
-const MAX_DECLARATION_CHARS = 110;
 /** A parse taking longer stops (the worker's own budget is the backstop). */
 const PARSE_TIMEOUT_MICROS = 1_500_000;
 
@@ -172,5 +171,5 @@ function signature(node: Parser.SyntaxNode, source: string): string {
     .trim()
     .replace(/\s*[:{=]$/, '')
     .trim();
-  return text.length > MAX_DECLARATION_CHARS ? `${text.slice(0, MAX_DECLARATION_CHARS - 1)}…` : text;
+  return clip(text);
 }
