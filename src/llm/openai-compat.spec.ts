@@ -77,6 +77,12 @@ describe('normalizeErrorBody', () => {
     expect(normalizeErrorBody(text)).toBe(text);
   });
 
+  it('an HTML error page (a proxy in front of the model list too) by its title, not its markup', () => {
+    const page = '<!DOCTYPE html>\r\n<html><head><title>502 Bad\r\n Gateway</title></head><body><h1>nginx</h1></body></html>';
+    expect(norm(page).error.message).toBe('502 Bad Gateway');
+    expect(norm('<html><body>no title</body></html>').error.message).toBe('an HTML page');
+  });
+
   it('vLLM top-level, Ollama string, FastAPI detail, plain text', () => {
     expect(norm(JSON.stringify({ object: 'error', message: 'bad', type: 'BadRequestError', param: null, code: 400 })).error).toEqual({
       message: 'bad',

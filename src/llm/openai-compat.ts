@@ -97,7 +97,8 @@ export function normalizeErrorBody(text: string): string {
   try {
     parsed = JSON.parse(text);
   } catch {
-    return JSON.stringify({ error: { message: text.trim().slice(0, 1000), type: null, param: null, code: null } });
+    // Not JSON: plain text, or an HTML error page (a proxy's 502, a captive portal) by its title.
+    return JSON.stringify({ error: { message: htmlToText(text).trim().slice(0, 1000), type: null, param: null, code: null } });
   }
   if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) {
     return JSON.stringify({ error: { message: String(text).trim().slice(0, 1000), type: null, param: null, code: null } });
@@ -121,6 +122,26 @@ export function normalizeErrorBody(text: string): string {
     return JSON.stringify({ error: { message, type: 'invalid_request_error', param, code: null } });
   }
   return JSON.stringify({ error: { message: text.trim().slice(0, 1000), type: null, param: null, code: null } });
+}
+
+/** An HTML error page (a proxy's 502, a captive portal) as its `<title>`, else the text as it came. */
+function htmlToText(text: string): string {
+  if (!/^\s*(<!doctype html|<html|<head|<body|<title)/i.test(text)) return text;
+  return htmlTitle(text) ?? 'an HTML page';
+}
+
+/** The `<title>` of an HTML page, on one line, or undefined. */
+export function htmlTitle(html: string): string | undefined {
+  const m = /<title[^>]*>([\s\S]*?)<\/title>/i.exec(html);
+  const title = m?.[1]
+    .replace(/&amp;/g, '&')
+    .replace(/&lt;/g, '<')
+    .replace(/&gt;/g, '>')
+    .replace(/&quot;/g, '"')
+    .replace(/&#39;/g, "'")
+    .replace(/\s+/g, ' ')
+    .trim();
+  return title ? title.slice(0, 200) : undefined;
 }
 
 /** FastAPI / pydantic `detail`: a string, or `[{loc: ['body', 'thinking'], msg}]`. */

@@ -6,7 +6,8 @@ import * as zlib from 'node:zlib';
 import { APIConnectionError } from 'openai';
 import { VERSION as SDK_VERSION } from 'openai/version';
 import { deferred } from '../common/deferred';
-import { BadResponse, htmlTitle, httpError, inStreamError } from './upstream-errors';
+import { htmlTitle } from './openai-compat';
+import { BadResponse, httpError, inStreamError } from './upstream-errors';
 
 // --- Streaming over node:http ---------------------------------------------------------------------
 // The SDK's fetch / web-streams / async-iterator stack cost ~30% of the server's CPU per piece. This

@@ -163,7 +163,7 @@ export class UpstreamErrors {
 
 /** An HTTP error answer as the SDK would have made it (after `normalizeErrorBody`). */
 export function httpError(status: number, text: string, raw: http.IncomingHttpHeaders): APIError {
-  const normalized = normalizeErrorBody(htmlToText(text));
+  const normalized = normalizeErrorBody(text);
   let json: object | undefined;
   try {
     const parsed: unknown = JSON.parse(normalized);
@@ -210,26 +210,6 @@ export function errorStatus(e: Record<string, unknown>): number | undefined {
   if (/invalid|bad[_ ]request|validation|context[_ ]length|exceed/.test(words)) return 400;
   if (/server|internal|api[_ ]error/.test(words)) return 500;
   return undefined;
-}
-
-/** An HTML error page (a proxy's 502, a captive portal) as its `<title>`, else the text as it came. */
-export function htmlToText(text: string): string {
-  if (!/^\s*(<!doctype html|<html|<head|<body|<title)/i.test(text)) return text;
-  return htmlTitle(text) ?? 'an HTML page';
-}
-
-/** The `<title>` of an HTML page, on one line, or undefined. */
-export function htmlTitle(html: string): string | undefined {
-  const m = /<title[^>]*>([\s\S]*?)<\/title>/i.exec(html);
-  const title = m?.[1]
-    .replace(/&amp;/g, '&')
-    .replace(/&lt;/g, '<')
-    .replace(/&gt;/g, '>')
-    .replace(/&quot;/g, '"')
-    .replace(/&#39;/g, "'")
-    .replace(/\s+/g, ' ')
-    .trim();
-  return title ? title.slice(0, 200) : undefined;
 }
 
 /** A socket failure: node:http's (ECONNRESET "socket hang up" / "aborted", ECONNREFUSED, a TLS or
