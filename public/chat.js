@@ -1511,16 +1511,19 @@
     $('[data-version-next]', bar).disabled = idx >= all.length - 1;
   };
 
-  const ensureActions = (el) => {
-    let actions = $('[data-message-actions]', el);
-    if (!actions) {
-      actions = document.createElement('div');
-      actions.className = 'message-actions';
-      actions.dataset.messageActions = '';
-      el.appendChild(actions);
+  /** `parent`'s child marked `attr`, made (as `tag` with `className`) when it has none yet. */
+  const ensureChild = (parent, attr, tag, className) => {
+    let child = $(`[${attr}]`, parent);
+    if (!child) {
+      child = document.createElement(tag);
+      child.className = className;
+      child.setAttribute(attr, '');
+      parent.appendChild(child);
     }
-    return actions;
+    return child;
   };
+
+  const ensureActions = (el) => ensureChild(el, 'data-message-actions', 'div', 'message-actions');
 
   const versionCache = new Map();
   const showVersion = async (el, idx) => {
@@ -1886,6 +1889,7 @@
         send: (text) => sendMessage(text),
         edit: editText,
         actionsOf: ensureActions,
+        ensureChild,
         rawOf: (el) => {
           // An older version on show is what Copy takes.
           const old = el.dataset.versionShown ? versionCache.get(versionsOf(el)[Number(el.dataset.versionShown)]) : null;

@@ -11,7 +11,7 @@
 (() => {
   'use strict';
 
-  /** What chat.js lends: send(text), edit(text), rawOf(el), actionsOf(el), nearBottom(), scrollToBottom(). */
+  /** What chat.js lends: send(text), edit(text), rawOf(el), actionsOf(el), ensureChild(parent, attr, tag, className), nearBottom(), scrollToBottom(). */
   let api = null;
 
   const $ = (sel, root = document) => root.querySelector(sel);
@@ -33,17 +33,7 @@
   };
 
   /** This module's part of a message's action row (chat.js owns the row, versions and Regenerate). */
-  const toolsOf = (el) => {
-    const actions = api.actionsOf(el);
-    let tools = $('[data-message-tools]', actions);
-    if (!tools) {
-      tools = document.createElement('span');
-      tools.className = 'message-tools';
-      tools.dataset.messageTools = '';
-      actions.appendChild(tools);
-    }
-    return tools;
-  };
+  const toolsOf = (el) => api.ensureChild(api.actionsOf(el), 'data-message-tools', 'span', 'message-tools');
 
   const formatMs = (ms) => (ms < 10000 ? `${(ms / 1000).toFixed(1)} s` : `${Math.round(ms / 1000)} s`);
   const n = (x) => Number(x || 0).toLocaleString('en');
