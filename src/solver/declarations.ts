@@ -27,7 +27,7 @@ export const extension = (path: string): string => {
   return dot > 0 ? name.slice(dot + 1).toLowerCase() : '';
 };
 
-export function languageOf(path: string): Language | undefined {
+function languageOf(path: string): Language | undefined {
   if (path.endsWith('.d.ts')) return undefined;
   return LANGUAGES[extension(path)];
 }
@@ -63,8 +63,8 @@ export function grammarOf(path: string): string | undefined {
   return GRAMMARS[extension(path)];
 }
 
-/** A source file whose declarations the map reads (by its syntax tree, or by patterns). */
-export const hasDeclarations = (path: string): boolean => grammarOf(path) !== undefined || languageOf(path) !== undefined;
+/** A source file whose declarations the map reads (by its syntax tree, or by patterns: every pattern language has a grammar). */
+export const hasDeclarations = (path: string): boolean => grammarOf(path) !== undefined;
 
 const DECLARATIONS: Record<Language, RegExp[]> = {
   ts: [
@@ -110,7 +110,7 @@ export function clip(text: string): string {
  */
 export const MAX_LINE_CHARS = 400;
 /** Only this much of a file is scanned: declarations past it are not worth the time. */
-export const MAX_SCANNED_CHARS = 512 * 1024;
+const MAX_SCANNED_CHARS = 512 * 1024;
 
 /**
  * Top-level declarations of a source file, one line each, trimmed of bodies. Regex-based: good enough
