@@ -132,10 +132,20 @@
     };
 
     /** An ended session sends the page to the sign-in form instead of retrying forever. */
+    // A page already on its way elsewhere (the logout form's own 303 to the login page) is left to
+    // that navigation: a second one would abort it.
+    let leaving = false;
+    addEventListener('beforeunload', () => {
+      leaving = true;
+    });
+    addEventListener('pageshow', () => {
+      leaving = false;
+    });
+
     const checkSession = async () => {
       try {
         const res = await fetch(`${BASE}/api/chats`, { credentials: 'same-origin', headers: { Accept: 'application/json' } });
-        if (res.status === 401 && LOGIN_PATH) location.assign(LOGIN_PATH);
+        if (res.status === 401 && LOGIN_PATH && !leaving) location.assign(LOGIN_PATH);
       } catch (_) {
         /* the server is away: keep retrying */
       }
