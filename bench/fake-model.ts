@@ -159,9 +159,7 @@ server.keepAliveTimeout = 60_000;
 server.headersTimeout = 65_000;
 server.maxHeadersCount = 100;
 
-const listening = new Promise<number>((resolve) =>
-  server.listen(0, '127.0.0.1', () => resolve((server.address() as AddressInfo).port)),
-);
+const listening = new Promise<number>((resolve) => server.listen(0, '127.0.0.1', () => resolve((server.address() as AddressInfo).port)));
 
 serve({
   url: async () => `http://127.0.0.1:${await listening}`,

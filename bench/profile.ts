@@ -154,9 +154,7 @@ export function analyzeProfile(file: string, topN = 20, window?: { fromUs: numbe
     idleMs: idleUs / 1000,
     busyMs,
     top,
-    areas: [...areas.entries()]
-      .map(([area, ms]) => ({ area, ms, pct: (100 * ms) / busyMs }))
-      .sort((a, b) => b.ms - a.ms),
+    areas: [...areas.entries()].map(([area, ms]) => ({ area, ms, pct: (100 * ms) / busyMs })).sort((a, b) => b.ms - a.ms),
   };
 }
 

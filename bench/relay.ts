@@ -63,9 +63,7 @@ function relay(ws: WebSocket, frame: { id?: string; content: string }): void {
         }
       });
       res.on('end', () =>
-        ws.send(
-          JSON.stringify({ type: 'agent_response_end', chat_id: chatId, message_id: messageId, id: frame.id, seq, status: 'complete', content }),
-        ),
+        ws.send(JSON.stringify({ type: 'agent_response_end', chat_id: chatId, message_id: messageId, id: frame.id, seq, status: 'complete', content })),
       );
     },
   );

@@ -42,13 +42,43 @@ const ONLY = new Set((option('only') ?? 'page,idle,ttfp1,burst,streams,sweep,pro
 if (flag('no-profile')) ONLY.delete('profile');
 
 const P = QUICK
-  ? { pageN: 60, ttfpTurns: 15, rounds: 1, streamRounds: 1, burstClients: 500, burstPieces: 25, streams: 1000, streamPieces: 50, idle: 2000, sweep: [] as number[], profile: false, profilePieces: 0 }
-  : { pageN: 200, ttfpTurns: 25, rounds: 2, streamRounds: 1, burstClients: 500, burstPieces: 50, streams: 1000, streamPieces: 100, idle: 10000, sweep: [100, 300], profile: true, profilePieces: 60 };
+  ? {
+      pageN: 60,
+      ttfpTurns: 15,
+      rounds: 1,
+      streamRounds: 1,
+      burstClients: 500,
+      burstPieces: 25,
+      streams: 1000,
+      streamPieces: 50,
+      idle: 2000,
+      sweep: [] as number[],
+      profile: false,
+      profilePieces: 0,
+    }
+  : {
+      pageN: 200,
+      ttfpTurns: 25,
+      rounds: 2,
+      streamRounds: 1,
+      burstClients: 500,
+      burstPieces: 50,
+      streams: 1000,
+      streamPieces: 100,
+      idle: 10000,
+      sweep: [100, 300],
+      profile: true,
+      profilePieces: 60,
+    };
 if (option('idle')) P.idle = Number(option('idle'));
 if (option('streams')) P.streams = Number(option('streams'));
 if (option('rounds')) P.rounds = P.streamRounds = Number(option('rounds'));
 if (option('pieces')) P.streamPieces = Number(option('pieces'));
-if (option('sweep')) P.sweep = option('sweep')!.split(',').map(Number).filter((n) => n > 0);
+if (option('sweep'))
+  P.sweep = option('sweep')!
+    .split(',')
+    .map(Number)
+    .filter((n) => n > 0);
 if (!P.profile && !option('only')?.includes('profile')) ONLY.delete('profile');
 if (!P.sweep.length) ONLY.delete('sweep');
 if (!P.profilePieces) P.profilePieces = 60;
@@ -152,7 +182,10 @@ function startNode(name: string, nodeArgs: string[], env: NodeJS.ProcessEnv = pr
       new Promise((resolveLine, reject) => {
         const last = () => proc.tail.slice(-8).join(' | ');
         const problem = () => proc.tail.find((l) => /Exception|Error:/.test(l)) ?? '';
-        const timer = setTimeout(() => reject(new Error(`${name}: no line matching ${pattern} within ${timeoutMs} ms; ${problem()} last: ${last()}`)), timeoutMs);
+        const timer = setTimeout(
+          () => reject(new Error(`${name}: no line matching ${pattern} within ${timeoutMs} ms; ${problem()} last: ${last()}`)),
+          timeoutMs,
+        );
         const onExit = (code: number | null) => reject(new Error(`${name} exited (${code}) before ${pattern}; ${problem()} last: ${last()}`));
         child.once('exit', onExit);
         watchers.push((line) => {
@@ -213,7 +246,8 @@ interface ProbeStats {
 
 function serverEnv(fakeUrl: string, databaseUrl: string, extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
-  const ours = /^(PORT|HOST|DATABASE_URL|REDIS_URL|DEEPSEEK_|LLM_|AUTH_MODE|SESSION_SECRET|GITHUB_|CONTEXT_TOKENS|WS_|RATE_LIMIT|ALLOWED_ORIGINS|DRAIN_|NODE_ENV|NODE_OPTIONS)/;
+  const ours =
+    /^(PORT|HOST|DATABASE_URL|REDIS_URL|DEEPSEEK_|LLM_|AUTH_MODE|SESSION_SECRET|GITHUB_|CONTEXT_TOKENS|WS_|RATE_LIMIT|ALLOWED_ORIGINS|DRAIN_|NODE_ENV|NODE_OPTIONS)/;
   for (const [key, value] of Object.entries(process.env)) if (!ours.test(key)) env[key] = value;
   return {
     ...env,
@@ -246,10 +280,7 @@ async function startServer(
   kind: Kind = 'server',
 ): Promise<Target> {
   // BENCH_PRELOAD=FILE: one more module preloaded into every server (a tracer of one's own).
-  const preload = [
-    ...(TRACE ? ['-r', join(BUILD, 'trace.js')] : []),
-    ...(process.env.BENCH_PRELOAD ? ['-r', process.env.BENCH_PRELOAD] : []),
-  ];
+  const preload = [...(TRACE ? ['-r', join(BUILD, 'trace.js')] : []), ...(process.env.BENCH_PRELOAD ? ['-r', process.env.BENCH_PRELOAD] : [])];
   const env = serverEnv(fakeUrl, databaseUrl, { ...(TRACE ? { BENCH_TRACE_NAME: kind } : {}), ...extraEnv });
   const proc = startNode(name, [...nodeFlags, '--expose-gc', '-r', join(BUILD, 'probe.js'), ...preload, join(root, 'dist', 'main.js')], env, root);
   const [, url] = await proc.waitLine(/listening on (http:\/\/\S+)/);
@@ -258,7 +289,11 @@ async function startServer(
 
 async function startRelay(fakeUrl: string): Promise<Target> {
   const trace = TRACE ? ['-r', join(BUILD, 'trace.js')] : [];
-  const proc = startNode('relay', ['--expose-gc', '-r', join(BUILD, 'probe.js'), ...trace, join(BUILD, 'relay.js')], { ...process.env, UPSTREAM: fakeUrl, BENCH_TRACE_NAME: 'relay' });
+  const proc = startNode('relay', ['--expose-gc', '-r', join(BUILD, 'probe.js'), ...trace, join(BUILD, 'relay.js')], {
+    ...process.env,
+    UPSTREAM: fakeUrl,
+    BENCH_TRACE_NAME: 'relay',
+  });
   const [, url] = await proc.waitLine(/listening on (ws:\/\/\S+)/);
   return { kind: 'relay', proc, wsUrl: url, httpUrl: url.replace(/^ws/, 'http').replace(/\/ws$/, '') };
 }
@@ -286,10 +321,22 @@ async function seedChat(databaseUrl: string, messages: number): Promise<string> 
     const repo = new MessagesRepository(db);
     const chat = await chats.create({ id: randomUUID(), title: 'Bench: a long chat' });
     for (let i = 0; i < messages / 2; i++) {
-      await repo.insert({ id: randomUUID(), chat_id: chat.id, role: 'user', content: `Question ${i}: how does the relay keep the order of pieces when many streams run at once?`, status: 'complete' });
+      await repo.insert({
+        id: randomUUID(),
+        chat_id: chat.id,
+        role: 'user',
+        content: `Question ${i}: how does the relay keep the order of pieces when many streams run at once?`,
+        status: 'complete',
+      });
       const id = randomUUID();
       await repo.insert({ id, chat_id: chat.id, role: 'assistant', content: '', status: 'streaming', model: 'deepseek-v4-flash' });
-      await repo.finish(id, { content: `Answer ${i}. ${LOREM.repeat(3)}`, reasoning: null, status: 'complete', seq: 120, usage: { prompt_tokens: 100, completion_tokens: 300, total_tokens: 400 } });
+      await repo.finish(id, {
+        content: `Answer ${i}. ${LOREM.repeat(3)}`,
+        reasoning: null,
+        status: 'complete',
+        seq: 120,
+        usage: { prompt_tokens: 100, completion_tokens: 300, total_tokens: 400 },
+      });
     }
     // A few more chats for the sidebar.
     for (let i = 0; i < 20; i++) await chats.create({ id: randomUUID(), title: `Other chat ${i}` });
@@ -405,7 +452,9 @@ async function phasePage(server: Target, load: Proc, chatId: string, label = 'pa
   const api = await load.rpc.call('http', { url: `${base}/api/chats/${chatId}`, n: P.pageN });
   const health = await load.rpc.call('http', { url: `${base}/health`, n: P.pageN });
   results.phases[label] = { full, partial, api, health };
-  log(`  ${label}: /chat/:uuid p50 ${f2(full.time.p50)} ms (${full.bytes} B), partial p50 ${f2(partial.time.p50)} ms, /api/chats/:uuid p50 ${f2(api.time.p50)} ms, /health p50 ${f2(health.time.p50)} ms`);
+  log(
+    `  ${label}: /chat/:uuid p50 ${f2(full.time.p50)} ms (${full.bytes} B), partial p50 ${f2(partial.time.p50)} ms, /api/chats/:uuid p50 ${f2(api.time.p50)} ms, /health p50 ${f2(health.time.p50)} ms`,
+  );
 }
 
 async function phaseIdle(targets: Target[], load: Proc): Promise<void> {
@@ -434,7 +483,9 @@ async function phaseIdle(targets: Target[], load: Proc): Promise<void> {
       heapAfter: after.heapUsed,
     };
     const o = out[target.kind];
-    log(`  idle ${target.kind}: ${o.opened}/${P.idle} sockets in ${f1(o.connectMs)} ms, RSS ${f2(o.rssPerSocket / 1024)} KiB/socket, heap ${f2(o.heapPerSocket / 1024)} KiB/socket${o.failed ? `, ${o.failed} failed: ${o.firstError}` : ''}`);
+    log(
+      `  idle ${target.kind}: ${o.opened}/${P.idle} sockets in ${f1(o.connectMs)} ms, RSS ${f2(o.rssPerSocket / 1024)} KiB/socket, heap ${f2(o.heapPerSocket / 1024)} KiB/socket${o.failed ? `, ${o.failed} failed: ${o.firstError}` : ''}`,
+    );
     await sleep(1000);
   }
   results.phases.idle = out;
@@ -455,7 +506,9 @@ async function phaseTtfp1(targets: Target[], load: Proc): Promise<void> {
     out[t.kind] = await load.rpc.call('summary', { pool: `ttfp1:${t.kind}` });
     if (t.kind === 'server') dbMessages += 2 * (out[t.kind].turns + 5);
     await load.rpc.call('close', { group: `one-${t.kind}` });
-    log(`  ttfp1 ${t.kind}: first piece p50 ${f2(out[t.kind].ttfp.p50)} ms p99 ${f2(out[t.kind].ttfp.p99)} ms (to the model p50 ${f2(out[t.kind].inbound.p50)}, back p50 ${f2(out[t.kind].outbound.p50)}), failed ${out[t.kind].failed}`);
+    log(
+      `  ttfp1 ${t.kind}: first piece p50 ${f2(out[t.kind].ttfp.p50)} ms p99 ${f2(out[t.kind].ttfp.p99)} ms (to the model p50 ${f2(out[t.kind].inbound.p50)}, back p50 ${f2(out[t.kind].outbound.p50)}), failed ${out[t.kind].failed}`,
+    );
   }
   results.phases.ttfp1 = out;
   if (TRACE) results.phases.trace = await readTraces(targets, P.ttfpTurns * P.rounds);
@@ -468,7 +521,8 @@ async function readTraces(targets: Target[], turns: number): Promise<Record<stri
   for (const t of targets) {
     const prefix = `${t.kind}-`;
     const files = readdirSync(TRACE_DIR).filter((f) => f.startsWith(prefix));
-    const traced = files.map((f) => JSON.parse(readFileSync(join(TRACE_DIR, f), 'utf8')) as Record<string, number>[]).sort((a, b) => b.length - a.length)[0] ?? [];
+    const traced =
+      files.map((f) => JSON.parse(readFileSync(join(TRACE_DIR, f), 'utf8')) as Record<string, number>[]).sort((a, b) => b.length - a.length)[0] ?? [];
     const steps: Record<string, number[]> = {};
     for (const turn of traced.slice(-turns)) for (const [step, ms] of Object.entries(turn)) if (step !== 'at') (steps[step] ??= []).push(ms);
     out[t.kind] = Object.fromEntries(Object.entries(steps).map(([step, values]) => [step, summarize(values).p50]));
@@ -502,7 +556,9 @@ async function phaseConcurrent(
       );
       costs[t.kind] = addCost(costs[t.kind], cost);
       perRound.push({ round, kind: t.kind, info, cost });
-      log(`  ${label} ${t.kind} round ${round + 1}: ${f1(info.wallMs)} ms wall, target CPU ${f1(cost.cpuMs)} ms, event-loop p99 ${f1(cost.eldP99)} ms, clients' loop p99 ${f1(info.clientEldP99)} ms`);
+      log(
+        `  ${label} ${t.kind} round ${round + 1}: ${f1(info.wallMs)} ms wall, target CPU ${f1(cost.cpuMs)} ms, event-loop p99 ${f1(cost.eldP99)} ms, clients' loop p99 ${f1(info.clientEldP99)} ms`,
+      );
     }
   }
   const out: Record<string, any> = { rounds: perRound, dbMessagesAtStart };
@@ -559,7 +615,12 @@ async function phaseProfile(fake: Proc, load: Proc, fakeUrl: string, tmp: string
     const report: ProfileReport = analyzeProfile(file, 25, { fromUs, toUs });
     const summary: LoadSummary = await load.rpc.call('summary', { pool: 'profile:server' });
     results.phases.profile = { report, info, cost, pieces: summary.pieces, gap: summary.gap };
-    log(`  profile: ${summary.pieces} pieces, busy ${f1(report.busyMs)} ms sampled; top: ${report.top.slice(0, 5).map((t) => `${t.name} ${f1(t.pct)}%`).join(', ')}`);
+    log(
+      `  profile: ${summary.pieces} pieces, busy ${f1(report.busyMs)} ms sampled; top: ${report.top
+        .slice(0, 5)
+        .map((t) => `${t.name} ${f1(t.pct)}%`)
+        .join(', ')}`,
+    );
   } finally {
     await stopProc(server.proc);
   }
@@ -594,7 +655,10 @@ function machine(): Record<string, string> {
     kernel: os.release(),
     fdLimit,
     commit,
-    loadavg: os.loadavg().map((l) => l.toFixed(2)).join(' '),
+    loadavg: os
+      .loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' '),
   };
 }
 
@@ -640,13 +704,19 @@ function report(): string {
   push('|---|---|---|---|');
   if (t1) {
     const d = t1.server.ttfp.p50 - t1.relay.ttfp.p50;
-    push(`| first-piece overhead ≤ 1 ms p50 over the relay (1 client) | server ${f2(t1.server.ttfp.p50)} ms p50 → **+${f2(d)} ms** | ${f2(t1.relay.ttfp.p50)} ms | ${verdict(d <= 1)} |`);
+    push(
+      `| first-piece overhead ≤ 1 ms p50 over the relay (1 client) | server ${f2(t1.server.ttfp.p50)} ms p50 → **+${f2(d)} ms** | ${f2(t1.relay.ttfp.p50)} ms | ${verdict(d <= 1)} |`,
+    );
   }
   if (b) {
     const d = b.server.ttfp.p50 - b.relay.ttfp.p50;
-    push(`| first-piece overhead ≤ 1 ms p50 over the relay (${P.burstClients} at once) | server ${f1(b.server.ttfp.p50)} ms p50 → **+${f1(d)} ms** | ${f1(b.relay.ttfp.p50)} ms | ${verdict(d <= 1)} |`);
+    push(
+      `| first-piece overhead ≤ 1 ms p50 over the relay (${P.burstClients} at once) | server ${f1(b.server.ttfp.p50)} ms p50 → **+${f1(d)} ms** | ${f1(b.relay.ttfp.p50)} ms | ${verdict(d <= 1)} |`,
+    );
     const r = b.server.turn.p50 / b.relay.turn.p50;
-    push(`| whole turn ≤ 1.15× the relay at ${P.burstClients} concurrent (p50) | ${f1(b.server.turn.p50)} ms → **${f2(r)}×** (p99 ${f2(b.server.turn.p99 / b.relay.turn.p99)}×) | ${f1(b.relay.turn.p50)} ms | ${verdict(r <= 1.15)} |`);
+    push(
+      `| whole turn ≤ 1.15× the relay at ${P.burstClients} concurrent (p50) | ${f1(b.server.turn.p50)} ms → **${f2(r)}×** (p99 ${f2(b.server.turn.p99 / b.relay.turn.p99)}×) | ${f1(b.relay.turn.p50)} ms | ${verdict(r <= 1.15)} |`,
+    );
   }
   if (s) {
     // When the target falls behind, pieces queue and then arrive back to back: the gap looks fine
@@ -658,11 +728,15 @@ function report(): string {
     );
   }
   if (idle) {
-    push(`| ≤ 8 KiB RSS per idle socket (${idle.server.opened} sockets${idle.server.opened < 10000 ? '; RSS per socket is rough below 10,000' : ''}) | **${f2(idle.server.rssPerSocket / 1024)} KiB** | ${f2(idle.relay.rssPerSocket / 1024)} KiB | ${verdict(idle.server.rssPerSocket <= 8192)} |`);
+    push(
+      `| ≤ 8 KiB RSS per idle socket (${idle.server.opened} sockets${idle.server.opened < 10000 ? '; RSS per socket is rough below 10,000' : ''}) | **${f2(idle.server.rssPerSocket / 1024)} KiB** | ${f2(idle.relay.rssPerSocket / 1024)} KiB | ${verdict(idle.server.rssPerSocket <= 8192)} |`,
+    );
   }
   if (s) {
     const c = s.server.cost as PhaseCost;
-    push(`| no database write per piece (${s.server.pieces} pieces in ${s.server.turns} turns) | **${c.sqlWrites} writes**: ${f1(c.sqlWrites / Math.max(1, s.server.turns))} per turn of ${P.streamPieces} pieces (${f2(c.sqlWrites / s.server.pieces)} per piece) | – | ${verdict(c.sqlWrites / s.server.pieces < 0.25)} |`);
+    push(
+      `| no database write per piece (${s.server.pieces} pieces in ${s.server.turns} turns) | **${c.sqlWrites} writes**: ${f1(c.sqlWrites / Math.max(1, s.server.turns))} per turn of ${P.streamPieces} pieces (${f2(c.sqlWrites / s.server.pieces)} per piece) | – | ${verdict(c.sqlWrites / s.server.pieces < 0.25)} |`,
+    );
     push(`| no log line per piece | **${c.logLines} lines** during ${s.server.pieces} pieces | – | ${verdict(c.logLines < s.server.pieces / 1000)} |`);
   }
   push();
@@ -671,7 +745,7 @@ function report(): string {
     const kinds = Object.keys(ph.trace);
     const byServer = ph.trace.server ?? {};
     const steps = [...new Set(kinds.flatMap((k) => Object.keys(ph.trace[k])))].sort((a, b) => (byServer[a] ?? 1e9) - (byServer[b] ?? 1e9));
-    push('## Where a turn\'s time goes (1 client, `--trace`)');
+    push("## Where a turn's time goes (1 client, `--trace`)");
     push();
     push('ms after ws handed the server the `user_message` frame, p50 per step (bench/trace.ts; its wrappers add a little to each).');
     push();
@@ -687,7 +761,9 @@ function report(): string {
   push('| metric | bare relay | server | server ÷ relay |');
   push('|---|---|---|---|');
   const row = (name: string, relay: number, server: number, digits = 2) =>
-    push(`| ${name} | ${relay.toFixed(digits)} | ${server.toFixed(digits)} | ${relay > 0 && server > 0 && Number.isFinite(server / relay) ? (server / relay).toFixed(2) + '×' : '–'} |`);
+    push(
+      `| ${name} | ${relay.toFixed(digits)} | ${server.toFixed(digits)} | ${relay > 0 && server > 0 && Number.isFinite(server / relay) ? (server / relay).toFixed(2) + '×' : '–'} |`,
+    );
   if (t1) {
     row('1 client: first piece p50 (ms)', t1.relay.ttfp.p50, t1.server.ttfp.p50);
     row('1 client: first piece p99 (ms)', t1.relay.ttfp.p99, t1.server.ttfp.p99);
@@ -711,7 +787,11 @@ function report(): string {
     row(`${P.streams} streams: whole turn p99 (ms)`, s.relay.turn.p99, s.server.turn.p99, 1);
     row(`${P.streams} streams: **CPU s per 1,000 pieces**`, s.relay.cpuSecPer1000, s.server.cpuSecPer1000, 3);
     row(`${P.streams} streams: CPU use of the target (cores)`, s.relay.cost.cpuMs / s.relay.cost.wallMs, s.server.cost.cpuMs / s.server.cost.wallMs);
-    row(`${P.streams} streams: share of that CPU in the kernel (system)`, s.relay.cost.cpuSystemMs / s.relay.cost.cpuMs, s.server.cost.cpuSystemMs / s.server.cost.cpuMs);
+    row(
+      `${P.streams} streams: share of that CPU in the kernel (system)`,
+      s.relay.cost.cpuSystemMs / s.relay.cost.cpuMs,
+      s.server.cost.cpuSystemMs / s.server.cost.cpuMs,
+    );
     row(`${P.streams} streams: event-loop delay p99 of the target (ms)`, s.relay.cost.eldP99, s.server.cost.eldP99, 1);
     row(`${P.streams} streams: frames per piece`, s.relay.frames / s.relay.pieces, s.server.frames / s.server.pieces);
   }
@@ -743,14 +823,18 @@ function report(): string {
   // ---- details
   push('## Run details');
   push();
-  push('| phase | target | turns | failed | pieces | frames | lost | out of order | seq gaps | target CPU (ms) | fake CPU (ms) | clients CPU (ms) | clients loop p99 (ms) | SQL writes | time in SQLite (ms) | log lines |');
+  push(
+    '| phase | target | turns | failed | pieces | frames | lost | out of order | seq gaps | target CPU (ms) | fake CPU (ms) | clients CPU (ms) | clients loop p99 (ms) | SQL writes | time in SQLite (ms) | log lines |',
+  );
   push('|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|');
   for (const [label, data] of [['burst', b], ['streams', s], ...P.sweep.map((n) => [`sweep${n}`, ph[`sweep${n}`]] as const)] as const) {
     if (!data) continue;
     for (const kind of ['relay', 'server', 'compare'].filter((k) => data[k])) {
       const d = data[kind];
       const c = d.cost as PhaseCost;
-      push(`| ${label}${kind === 'server' ? ` (${data.dbMessagesAtStart} msgs in DB)` : ''} | ${kind} | ${d.turns} | ${d.failed}${d.failed ? ` ${JSON.stringify(d.errors)}` : ''} | ${d.pieces} | ${d.frames} | ${d.lost} | ${d.outOfOrder} | ${d.seqGaps} | ${c.cpuMs.toFixed(0)} | ${c.fakeCpuMs.toFixed(0)} | ${c.loadCpuMs.toFixed(0)} | ${f1(c.clientEldP99)} | ${c.sqlWrites} | ${c.sqlMs.toFixed(0)} | ${c.logLines} |`);
+      push(
+        `| ${label}${kind === 'server' ? ` (${data.dbMessagesAtStart} msgs in DB)` : ''} | ${kind} | ${d.turns} | ${d.failed}${d.failed ? ` ${JSON.stringify(d.errors)}` : ''} | ${d.pieces} | ${d.frames} | ${d.lost} | ${d.outOfOrder} | ${d.seqGaps} | ${c.cpuMs.toFixed(0)} | ${c.fakeCpuMs.toFixed(0)} | ${c.loadCpuMs.toFixed(0)} | ${f1(c.clientEldP99)} | ${c.sqlWrites} | ${c.sqlMs.toFixed(0)} | ${c.logLines} |`,
+      );
     }
   }
   push();
@@ -761,7 +845,7 @@ function report(): string {
   push('  piece catches up). *Piece latency*: model send → client arrival, per piece, same clock (CLOCK_MONOTONIC).');
   push('- *CPU per 1,000 pieces*: `process.cpuUsage()` of the target process over the load, divided by pieces delivered.');
   push('- *RSS/heap per socket*: after a forced full GC, (with sockets − before) ÷ sockets.');
-  push('- *msgs in DB*: the server\'s database grows during the run (2 messages per turn); some costs grow with it.');
+  push("- *msgs in DB*: the server's database grows during the run (2 messages per turn); some costs grow with it.");
   push(`- Burst: ${P.rounds} round(s) per target; streams: ${P.streamRounds} round(s), starts spread over 1 s; rounds alternate which target goes first.`);
   push();
 
@@ -794,13 +878,17 @@ function report(): string {
   if (sweeps.length > 1) {
     push('## How many streams of 50 pieces/s fit (same run)');
     push();
-    push('| streams | pieces/s | added gap p99 relay / server (ms) | piece latency p99 relay / server (ms) | first piece p50 relay / server (ms) | CPU ms per 1,000 pieces relay / server | server CPU (cores) |');
+    push(
+      '| streams | pieces/s | added gap p99 relay / server (ms) | piece latency p99 relay / server (ms) | first piece p50 relay / server (ms) | CPU ms per 1,000 pieces relay / server | server CPU (cores) |',
+    );
     push('|---|---|---|---|---|---|---|');
     for (const [n, d] of sweeps) {
-      push(`| ${n} | ${(n * 50).toLocaleString('en')} | ${f1(d.relay.gap.p99)} / ${f1(d.server.gap.p99)} | ${f1(d.relay.latency.p99)} / ${f1(d.server.latency.p99)} | ${f1(d.relay.ttfp.p50)} / ${f1(d.server.ttfp.p50)} | ${f1(d.relay.cpuSecPer1000 * 1000)} / ${f1(d.server.cpuSecPer1000 * 1000)} | ${f2(d.server.cost.cpuMs / d.server.cost.wallMs)} |`);
+      push(
+        `| ${n} | ${(n * 50).toLocaleString('en')} | ${f1(d.relay.gap.p99)} / ${f1(d.server.gap.p99)} | ${f1(d.relay.latency.p99)} / ${f1(d.server.latency.p99)} | ${f1(d.relay.ttfp.p50)} / ${f1(d.server.ttfp.p50)} | ${f1(d.relay.cpuSecPer1000 * 1000)} / ${f1(d.server.cpuSecPer1000 * 1000)} | ${f2(d.server.cost.cpuMs / d.server.cost.wallMs)} |`,
+      );
     }
     push();
-    push('On 2 cores shared by the fake model, the clients, the target and other people\'s tests, a stream count whose');
+    push("On 2 cores shared by the fake model, the clients, the target and other people's tests, a stream count whose");
     push('CPU need (pieces/s × CPU per piece) nears the share the target gets saturates it: pieces queue, latency grows');
     push('and the *added gap* collapses (late pieces arrive back to back), so read the gap together with the latency.');
     push();

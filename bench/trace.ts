@@ -38,7 +38,11 @@ function wrap(target: Record<string, unknown>, name: string, before: (self: unkn
     before(this, args);
     return original.apply(this, args);
   };
-  const reflect = Reflect as unknown as { getMetadataKeys?: (t: object) => unknown[]; getMetadata: (k: unknown, t: object) => unknown; defineMetadata: (k: unknown, v: unknown, t: object) => void };
+  const reflect = Reflect as unknown as {
+    getMetadataKeys?: (t: object) => unknown[];
+    getMetadata: (k: unknown, t: object) => unknown;
+    defineMetadata: (k: unknown, v: unknown, t: object) => void;
+  };
   for (const key of reflect.getMetadataKeys?.(original) ?? []) reflect.defineMetadata(key, reflect.getMetadata(key, original), wrapper);
   Object.defineProperty(target, name, { value: wrapper, writable: true, configurable: true });
 }

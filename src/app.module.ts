@@ -9,7 +9,9 @@ export class AppModule {
     return {
       module: AppModule,
       // Standalone, the environment is ours: `.env` and every variable (unless a test isolates it).
-      imports: [ChatSystemModule.forRoot({ settings: config.overrides, isolated: config.isolated ?? false, envPrefix: config.envPrefix, envFile: config.envFile })],
+      imports: [
+        ChatSystemModule.forRoot({ settings: config.overrides, isolated: config.isolated ?? false, envPrefix: config.envPrefix, envFile: config.envFile }),
+      ],
     };
   }
 }

@@ -1,15 +1,4 @@
-import {
-  DynamicModule,
-  FactoryProvider,
-  Module,
-  ModuleMetadata,
-  Provider,
-  Type,
-  UseFilters,
-  UseGuards,
-  UsePipes,
-  ValidationPipe,
-} from '@nestjs/common';
+import { DynamicModule, FactoryProvider, Module, ModuleMetadata, Provider, Type, UseFilters, UseGuards, UsePipes, ValidationPipe } from '@nestjs/common';
 import { MODULE_METADATA } from '@nestjs/common/constants';
 import { RouterModule } from '@nestjs/core';
 import { AuthGuard } from './auth/auth.guard';

@@ -9,7 +9,13 @@ describe('accounts, ownership and limits (e2e)', () => {
 
   beforeAll(async () => {
     fake = await FakeDeepSeek.start();
-    server = await startApp({ AUTH_MODE: 'local', DEEPSEEK_BASE_URL: fake.baseUrl, DEEPSEEK_API_KEY: 'test-key', RATE_LIMIT_PER_MINUTE: '4', SIGNUPS_PER_HOUR: '100' });
+    server = await startApp({
+      AUTH_MODE: 'local',
+      DEEPSEEK_BASE_URL: fake.baseUrl,
+      DEEPSEEK_API_KEY: 'test-key',
+      RATE_LIMIT_PER_MINUTE: '4',
+      SIGNUPS_PER_HOUR: '100',
+    });
   });
   afterAll(async () => {
     await server.close();
@@ -80,7 +86,11 @@ describe('accounts, ownership and limits (e2e)', () => {
     expect(await upgradeStatus(server.wsUrl, { cookie: alice, origin: 'https://evil.example' })).toBe(403);
     expect(await upgradeStatus(server.wsUrl, { cookie: alice, origin: own })).toBe(101);
     await request(server.url).post('/auth/logout').set('Cookie', alice).set('Origin', 'https://evil.example').expect(403);
-    await request(server.url).post('/auth/login').set('Origin', 'https://evil.example').send({ username: 'alice', password: 'correct horse battery' }).expect(403);
+    await request(server.url)
+      .post('/auth/login')
+      .set('Origin', 'https://evil.example')
+      .send({ username: 'alice', password: 'correct horse battery' })
+      .expect(403);
   });
 
   it('takes a same-origin post as Chromium marks it (Origin: null + Sec-Fetch-Site: same-origin); refuses cross-site ones', async () => {
@@ -133,7 +143,12 @@ describe('accounts, ownership and limits (e2e)', () => {
     const chat = end.chat_id;
     a.close();
 
-    for (const [method, path] of [['get', `/api/chats/${chat}`], ['patch', `/api/chats/${chat}`], ['delete', `/api/chats/${chat}`], ['get', `/chat/${chat}`]] as const) {
+    for (const [method, path] of [
+      ['get', `/api/chats/${chat}`],
+      ['patch', `/api/chats/${chat}`],
+      ['delete', `/api/chats/${chat}`],
+      ['get', `/chat/${chat}`],
+    ] as const) {
       await request(server.url)[method](path).set('Cookie', bob).send({ title: 'mine now' }).expect(404);
     }
     const list = await request(server.url).get('/api/chats').set('Cookie', bob).expect(200);
@@ -200,7 +215,11 @@ describe('accounts, ownership and limits (e2e)', () => {
   it('limits login attempts per name', async () => {
     let last = 0;
     for (let i = 0; i < 12; i++) {
-      last = (await request(server.url).post('/auth/login').send({ username: 'bob', password: `wrong ${i} attempt` })).status;
+      last = (
+        await request(server.url)
+          .post('/auth/login')
+          .send({ username: 'bob', password: `wrong ${i} attempt` })
+      ).status;
     }
     expect(last).toBe(429);
   });
@@ -256,7 +275,9 @@ describe('closed sign-up (e2e)', () => {
     const server = await startApp({ AUTH_MODE: 'local', ALLOW_SIGNUP: 'false' });
     try {
       await request(server.url).post('/auth/signup').send({ username: 'admin', password: 'correct horse battery' }).expect(201);
-      const admin = cookieOf((await request(server.url).post('/auth/login').send({ username: 'admin', password: 'correct horse battery' }).expect(200)).headers['set-cookie']);
+      const admin = cookieOf(
+        (await request(server.url).post('/auth/login').send({ username: 'admin', password: 'correct horse battery' }).expect(200)).headers['set-cookie'],
+      );
       await request(server.url).post('/auth/signup').send({ username: 'other', password: 'correct horse battery' }).expect(403);
       // The admin's switch cannot open what ALLOW_SIGNUP=false closed.
       expect((await request(server.url).post('/auth/signup-open').set('Cookie', admin).send({ open: true }).expect(200)).body).toEqual({ signup_open: false });
@@ -290,7 +311,12 @@ describe('sign-up and login limits per client address, behind a proxy (e2e)', ()
     const locked = await post('/auth/login', '198.51.100.7', { username: 'ann1', password }).expect(429);
     expect(locked.body.message).toMatch(/^too many failed sign-ins; try again in \d+ min$/);
     // A person sees it on the form, with the name kept.
-    const form = await request(server.url).post('/auth/login').type('form').set('X-Forwarded-For', '198.51.100.7').send({ username: 'ann1', password }).expect(429);
+    const form = await request(server.url)
+      .post('/auth/login')
+      .type('form')
+      .set('X-Forwarded-For', '198.51.100.7')
+      .send({ username: 'ann1', password })
+      .expect(429);
     expect(form.text).toMatch(/data-auth-error>too many failed sign-ins; try again in \d+ min</);
     expect(form.text).toContain('value="ann1"');
     // The owner, from their own address, and other names from the stranger's address, still get in.

@@ -61,9 +61,15 @@ describe('chat over /ws (e2e)', () => {
     const end = frames[frames.length - 1];
     expect(end).toMatchObject({ seq: pieces.length, status: 'complete', content: 'Hello, world!', reasoning: 'Hm, easy.' });
     expect(end.usage).toMatchObject({ total_tokens: expect.any(Number) });
-    const answer = frames.filter((f) => f.type === 'agent_response').map((f) => f.content).join('');
+    const answer = frames
+      .filter((f) => f.type === 'agent_response')
+      .map((f) => f.content)
+      .join('');
     expect(answer).toBe(end.content);
-    const thinking = frames.filter((f) => f.type === 'agent_reasoning').map((f) => f.content).join('');
+    const thinking = frames
+      .filter((f) => f.type === 'agent_reasoning')
+      .map((f) => f.content)
+      .join('');
     expect(thinking).toBe(end.reasoning);
 
     const stored = await request(server.url).get(`/api/chats/${created.chat_id}`).expect(200);
@@ -85,7 +91,13 @@ describe('chat over /ws (e2e)', () => {
     const first = await turnFrames('a');
     const chatId = first[0].chat_id;
     fake.enqueue({ kind: 'stream', content: ['Second answer'] });
-    client.send({ type: 'user_message', id: 'b', chat_id: chatId, content: 'Second question', options: { thinking: false, temperature: 0.5, system_prompt: 'Be brief.' } });
+    client.send({
+      type: 'user_message',
+      id: 'b',
+      chat_id: chatId,
+      content: 'Second question',
+      options: { thinking: false, temperature: 0.5, system_prompt: 'Be brief.' },
+    });
     const second = await turnFrames('b');
     expect(second.some((f) => f.type === 'chat_created')).toBe(false);
     const body = fake.requests[fake.requests.length - 1].body;
@@ -107,7 +119,10 @@ describe('chat over /ws (e2e)', () => {
     const ends: AnyFrame[] = [];
     while (ends.length < 2) ends.push(await client.next((f) => f.type === 'agent_response_end'));
     const byId = (id: string) => client.frames.filter((f) => f.id === id);
-    for (const [id, text] of [['A', 'a1a2a3a4'], ['B', 'b1b2b3b4']]) {
+    for (const [id, text] of [
+      ['A', 'a1a2a3a4'],
+      ['B', 'b1b2b3b4'],
+    ]) {
       const frames = byId(id);
       const pieces = frames.filter((f) => f.type === 'agent_response');
       expect(pieces.map((f) => f.seq)).toEqual([1, 2, 3, 4]);
@@ -130,11 +145,27 @@ describe('chat over /ws (e2e)', () => {
       ['empty content', { type: 'user_message', id: 'e1', content: '' }, { code: 'invalid_message', id: 'e1', message: expect.stringContaining('content') }],
       ['content too long', { type: 'user_message', content: 'x'.repeat(32001) }, { code: 'invalid_message', message: expect.stringContaining('content') }],
       ['content not a string', { type: 'user_message', content: 42 }, { code: 'invalid_message', message: expect.stringContaining('content') }],
-      ['a malformed chat_id', { type: 'user_message', content: 'hi', chat_id: 'nope' }, { code: 'invalid_message', message: expect.stringContaining('chat_id') }],
-      ['temperature out of range', { type: 'user_message', content: 'hi', options: { temperature: 3 } }, { code: 'invalid_message', message: expect.stringContaining('options.temperature') }],
-      ['max_tokens of 0', { type: 'user_message', content: 'hi', options: { max_tokens: 0 } }, { code: 'invalid_message', message: expect.stringContaining('max_tokens') }],
+      [
+        'a malformed chat_id',
+        { type: 'user_message', content: 'hi', chat_id: 'nope' },
+        { code: 'invalid_message', message: expect.stringContaining('chat_id') },
+      ],
+      [
+        'temperature out of range',
+        { type: 'user_message', content: 'hi', options: { temperature: 3 } },
+        { code: 'invalid_message', message: expect.stringContaining('options.temperature') },
+      ],
+      [
+        'max_tokens of 0',
+        { type: 'user_message', content: 'hi', options: { max_tokens: 0 } },
+        { code: 'invalid_message', message: expect.stringContaining('max_tokens') },
+      ],
       ['an unknown chat', { type: 'user_message', id: 'n1', content: 'hi', chat_id: '00000000-0000-4000-8000-000000000000' }, { code: 'not_found', id: 'n1' }],
-      ['resume without after_seq', { type: 'resume', message_id: '00000000-0000-4000-8000-000000000000' }, { code: 'invalid_message', message: expect.stringContaining('after_seq') }],
+      [
+        'resume without after_seq',
+        { type: 'resume', message_id: '00000000-0000-4000-8000-000000000000' },
+        { code: 'invalid_message', message: expect.stringContaining('after_seq') },
+      ],
       ['resume of an unknown message', { type: 'resume', message_id: '00000000-0000-4000-8000-000000000000', after_seq: 0 }, { code: 'not_found' }],
       ['stop of an unknown message', { type: 'stop', message_id: '00000000-0000-4000-8000-000000000000' }, { code: 'not_found' }],
       ['subscribe to an unknown chat', { type: 'subscribe', chat_id: '00000000-0000-4000-8000-000000000000' }, { code: 'not_found' }],
@@ -264,7 +295,12 @@ describe('chat over /ws (e2e)', () => {
     const seen = await tab.collect((f) => f.type === 'agent_response_end');
     expect(seen.map((f) => f.type).join(' ')).toMatch(/^user_message agent_response_start (agent_response ){1,2}agent_response_end$/);
     expect(seen[0]).toMatchObject({ content: 'from tab one', id: 'y' });
-    expect(seen.filter((f) => f.type === 'agent_response').map((f) => f.content).join('')).toBe('seen twice');
+    expect(
+      seen
+        .filter((f) => f.type === 'agent_response')
+        .map((f) => f.content)
+        .join(''),
+    ).toBe('seen twice');
     tab.close();
   });
 

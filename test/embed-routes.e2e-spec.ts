@@ -18,7 +18,10 @@ class HostController {
 
 /** A host with one route of its own (and no `/`), the chat mounted as given. */
 async function startHost(options: ChatSystemOptions): Promise<{ app: NestExpressApplication; url: string }> {
-  @Module({ imports: [ChatSystemModule.forRoot({ ...options, settings: { DATABASE_URL: tempDatabaseUrl(), ...options.settings } })], controllers: [HostController] })
+  @Module({
+    imports: [ChatSystemModule.forRoot({ ...options, settings: { DATABASE_URL: tempDatabaseUrl(), ...options.settings } })],
+    controllers: [HostController],
+  })
   class HostModule {}
   const app = await NestFactory.create<NestExpressApplication>(HostModule, { logger: ['error'] });
   configureChatSystem(app);

@@ -69,7 +69,11 @@ describe('embedding: examples/host-app on the packed library (e2e)', () => {
     const lib = join(work, 'lib');
     mkdirSync(lib);
     for (const entry of ['package.json', 'README.md', 'views', 'public']) cpSync(join(ROOT, entry), join(lib, entry), { recursive: true });
-    run(process.execPath, [TSC, '-p', join(ROOT, 'tsconfig.build.json'), '--outDir', join(lib, 'dist'), '--tsBuildInfoFile', join(work, 'lib.tsbuildinfo')], ROOT);
+    run(
+      process.execPath,
+      [TSC, '-p', join(ROOT, 'tsconfig.build.json'), '--outDir', join(lib, 'dist'), '--tsBuildInfoFile', join(work, 'lib.tsbuildinfo')],
+      ROOT,
+    );
     const packed = run('npm', ['pack', '--json', '--ignore-scripts', '--pack-destination', work], lib);
     const tarball = join(work, (JSON.parse(packed) as Array<{ filename: string }>)[0].filename);
 
@@ -121,7 +125,17 @@ describe('embedding: examples/host-app on the packed library (e2e)', () => {
     const installed = join(app, 'node_modules', 'nest-chat-system');
     const manifest = JSON.parse(readFileSync(join(installed, 'package.json'), 'utf8')) as Record<string, any>;
     expect(manifest.private).toBeUndefined();
-    const shared = ['@nestjs/common', '@nestjs/core', '@nestjs/platform-express', '@nestjs/platform-ws', '@nestjs/websockets', 'rxjs', 'reflect-metadata', 'class-validator', 'class-transformer'];
+    const shared = [
+      '@nestjs/common',
+      '@nestjs/core',
+      '@nestjs/platform-express',
+      '@nestjs/platform-ws',
+      '@nestjs/websockets',
+      'rxjs',
+      'reflect-metadata',
+      'class-validator',
+      'class-transformer',
+    ];
     for (const name of [...shared, 'better-sqlite3']) {
       expect(manifest.dependencies[name]).toBeUndefined();
       expect(manifest.peerDependencies[name]).toEqual(expect.any(String));
@@ -173,7 +187,12 @@ describe('embedding: examples/host-app on the packed library (e2e)', () => {
     const frames = await turn(a, 'q1', { content: 'When do orders ship?' });
     const end = frames[frames.length - 1];
     expect(end).toMatchObject({ type: 'agent_response_end', status: 'complete', content: 'Orders ship daily.' });
-    expect(frames.filter((f) => f.type === 'agent_response').map((f) => f.content).join('')).toBe('Orders ship daily.');
+    expect(
+      frames
+        .filter((f) => f.type === 'agent_response')
+        .map((f) => f.content)
+        .join(''),
+    ).toBe('Orders ship daily.');
     const chatId = end.chat_id as string;
 
     const mine = await request(url).get('/assistant/api/chats').set(alice).expect(200);
@@ -216,7 +235,10 @@ describe('embedding: examples/host-app on the packed library (e2e)', () => {
       const problems: string[] = [];
       page.on('pageerror', (error) => problems.push(error.message));
       // The favicon is the host's business (it has none here).
-      page.on('console', (msg) => msg.type() === 'error' && !msg.location().url.endsWith('/favicon.ico') && problems.push(`${msg.text()} ${msg.location().url}`));
+      page.on(
+        'console',
+        (msg) => msg.type() === 'error' && !msg.location().url.endsWith('/favicon.ico') && problems.push(`${msg.text()} ${msg.location().url}`),
+      );
       await page.goto(`${url}/assistant/chat`);
       await page.locator('[data-connection="connected"]').waitFor({ state: 'attached' }); // /assistant/ws with the host's cookie
 
@@ -254,10 +276,12 @@ describe('embedding: examples/host-app on the packed library (e2e)', () => {
 // A handler module written here and nowhere else, and a model of our own, on the standalone wiring.
 
 class ShoutDto {
-  @IsOptional() @IsString()
+  @IsOptional()
+  @IsString()
   id?: string;
 
-  @IsString() @MaxLength(100)
+  @IsString()
+  @MaxLength(100)
   text: string;
 }
 
@@ -308,7 +332,11 @@ describe('a handler module added in the test alone (e2e)', () => {
   beforeAll(async () => {
     @Module({
       imports: [
-        ChatSystemModule.forRoot({ settings: { AUTH_MODE: 'none', DATABASE_URL: tempDatabaseUrl(), DRAIN_TIMEOUT_MS: 500 }, isolated: true, llmProvider: EchoModel }),
+        ChatSystemModule.forRoot({
+          settings: { AUTH_MODE: 'none', DATABASE_URL: tempDatabaseUrl(), DRAIN_TIMEOUT_MS: 500 },
+          isolated: true,
+          llmProvider: EchoModel,
+        }),
         ShoutModule,
       ],
     })

@@ -96,7 +96,10 @@ describe('chat features: models, settings, context, search, export, sharing, fil
 
     // anything but a positive integer no larger than the messages before it is dropped on import
     const odd = [-1, 0, 1.5, '2', 99, null];
-    const messages = odd.flatMap((n) => [{ role: 'user', content: 'q' }, { role: 'assistant', content: 'a', omitted_turns: n }]);
+    const messages = odd.flatMap((n) => [
+      { role: 'user', content: 'q' },
+      { role: 'assistant', content: 'a', omitted_turns: n },
+    ]);
     messages.push({ role: 'user', content: 'q', omitted_turns: 1 } as never, { role: 'assistant', content: 'ok', omitted_turns: 3 });
     const bad = await request(server.url).post('/api/chats/import').send({ format: 'chat-export', version: 1, messages }).expect(201);
     const badCopy = (await request(server.url).get(`/api/chats/${bad.body.id}`).expect(200)).body;
@@ -139,7 +142,17 @@ describe('chat features: models, settings, context, search, export, sharing, fil
   it.each([
     ['a wrong format', { format: 'other', version: 1, messages: [] }],
     ['a wrong version', { format: 'chat-export', version: 2, messages: [] }],
-    ['a bad role', { format: 'chat-export', version: 1, messages: [{ role: 'user', content: 'ok' }, { role: 'system', content: 'x' }] }],
+    [
+      'a bad role',
+      {
+        format: 'chat-export',
+        version: 1,
+        messages: [
+          { role: 'user', content: 'ok' },
+          { role: 'system', content: 'x' },
+        ],
+      },
+    ],
     ['non-string content', { format: 'chat-export', version: 1, messages: [{ role: 'user', content: 5 }] }],
     ['no messages', { format: 'chat-export', version: 1 }],
   ])('refuses an import with %s and writes nothing', async (_name, body) => {
@@ -181,7 +194,10 @@ describe('chat features: models, settings, context, search, export, sharing, fil
   });
 
   it('refuses binary (415), too large (413) and unknown attachments (not_found)', async () => {
-    await request(server.url).post('/api/files').attach('file', Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x00, 0xff]), 'x.png').expect(415);
+    await request(server.url)
+      .post('/api/files')
+      .attach('file', Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x00, 0xff]), 'x.png')
+      .expect(415);
     await request(server.url).post('/api/files').attach('file', Buffer.from('a\u0000b'), 'nul.txt').expect(415);
     await request(server.url).post('/api/files').attach('file', Buffer.alloc(1_048_577, 'a'), 'big.txt').expect(413);
     await request(server.url).post('/api/files').attach('file', Buffer.alloc(1_048_576, 'a'), 'max.txt').expect(201);

@@ -11,7 +11,23 @@ function prng(seed: number) {
 }
 
 const TYPES = ['user_message', 'resume', 'subscribe', 'stop', 'regenerate', 'solve', 'dance', '', '__proto__', 'constructor'];
-const VALUES: unknown[] = [null, true, 0, -1, 1e308, 9007199254740993, '', 'x'.repeat(10000), [], {}, [[[[]]]], { __proto__: { polluted: 1 } }, '00000000-0000-4000-8000-000000000000', 'not-a-uuid', NaN];
+const VALUES: unknown[] = [
+  null,
+  true,
+  0,
+  -1,
+  1e308,
+  9007199254740993,
+  '',
+  'x'.repeat(10000),
+  [],
+  {},
+  [[[[]]]],
+  { __proto__: { polluted: 1 } },
+  '00000000-0000-4000-8000-000000000000',
+  'not-a-uuid',
+  NaN,
+];
 
 /** One malformed frame: not JSON, not an object, a bad type, or a known type with bad fields. */
 function malformed(random: () => number): string | Buffer {
@@ -30,7 +46,14 @@ function malformed(random: () => number): string | Buffer {
     case 5:
       return JSON.stringify({ type: pick(VALUES), content: 'hello' });
     case 6:
-      return JSON.stringify({ type: pick(TYPES), content: pick(VALUES), chat_id: pick(VALUES), message_id: pick(VALUES), after_seq: pick(VALUES), options: pick(VALUES) });
+      return JSON.stringify({
+        type: pick(TYPES),
+        content: pick(VALUES),
+        chat_id: pick(VALUES),
+        message_id: pick(VALUES),
+        after_seq: pick(VALUES),
+        options: pick(VALUES),
+      });
     default:
       return `{"type":"resume","message_id":"00000000-0000-4000-8000-000000000000","after_seq":1e400}`;
   }

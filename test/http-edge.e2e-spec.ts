@@ -53,7 +53,11 @@ describe('the HTTP edge (e2e)', () => {
       .expect(201);
     expect(String(viaHttps.headers['set-cookie'])).toMatch(/; Secure/);
     expect(viaHttps.headers['strict-transport-security']).toBe('max-age=31536000; includeSubDomains');
-    const viaHttp = await request(proxied.url).post('/auth/login').set('X-Forwarded-Proto', 'http').send({ username: 'alice', password: 'correct horse battery' }).expect(200);
+    const viaHttp = await request(proxied.url)
+      .post('/auth/login')
+      .set('X-Forwarded-Proto', 'http')
+      .send({ username: 'alice', password: 'correct horse battery' })
+      .expect(200);
     expect(String(viaHttp.headers['set-cookie'])).not.toMatch(/Secure/);
     expect(viaHttp.headers['strict-transport-security']).toBeUndefined();
 
@@ -71,7 +75,15 @@ describe('the HTTP edge (e2e)', () => {
 
   it('without TRUST_PROXY, X-Forwarded-For does not move a client to another address (limits hold)', async () => {
     const server = await start({ AUTH_MODE: 'local', SIGNUPS_PER_HOUR: '1' });
-    await request(server.url).post('/auth/signup').set('X-Forwarded-For', '203.0.113.1').send({ username: 'first', password: 'correct horse battery' }).expect(201);
-    await request(server.url).post('/auth/signup').set('X-Forwarded-For', '203.0.113.2').send({ username: 'second', password: 'correct horse battery' }).expect(429);
+    await request(server.url)
+      .post('/auth/signup')
+      .set('X-Forwarded-For', '203.0.113.1')
+      .send({ username: 'first', password: 'correct horse battery' })
+      .expect(201);
+    await request(server.url)
+      .post('/auth/signup')
+      .set('X-Forwarded-For', '203.0.113.2')
+      .send({ username: 'second', password: 'correct horse battery' })
+      .expect(429);
   });
 });

@@ -186,7 +186,10 @@ describe('limits that hold: import (e2e)', () => {
   });
 
   it('other routes keep the app-wide body limit, and a body over it is 413 too, not a 500', async () => {
-    const res = await request(server.url).patch('/api/chats/00000000-0000-4000-8000-000000000000').send({ title: 'x'.repeat(200_000) }).expect(413);
+    const res = await request(server.url)
+      .patch('/api/chats/00000000-0000-4000-8000-000000000000')
+      .send({ title: 'x'.repeat(200_000) })
+      .expect(413);
     expect(res.body).toMatchObject({ statusCode: 413, error: 'Payload Too Large' });
     expect(warnings).toHaveBeenCalledTimes(1);
     expect(errors).not.toHaveBeenCalled();
@@ -198,7 +201,10 @@ describe('limits that hold: import (e2e)', () => {
     const res = await request(server.url).post('/api/chats/import').send(exportOf(messages)).expect(413);
     expect(res.body.message).toBe('the import has 41 messages; at most 40 (IMPORT_MAX_MESSAGES)');
     expect(await chatCount()).toBe(before);
-    await request(server.url).post('/api/chats/import').send(exportOf(messages.slice(0, 40))).expect(201);
+    await request(server.url)
+      .post('/api/chats/import')
+      .send(exportOf(messages.slice(0, 40)))
+      .expect(201);
     imports++;
   });
 
@@ -215,8 +221,13 @@ describe('limits that hold: import (e2e)', () => {
     expect(fake.requests.length).toBe(4); // the four turns of the first test, no more
   });
 
-  (usingPostgres() ? it : it.skip)('with Redis, IMPORTS_PER_HOUR counts one user\'s imports on every instance', async () => {
-    const shared = { DATABASE_URL: tempDatabaseUrl(), REDIS_URL: TEST_REDIS_URL, REDIS_PREFIX: `chattest:${randomBytes(5).toString('hex')}:`, IMPORTS_PER_HOUR: '2' };
+  (usingPostgres() ? it : it.skip)("with Redis, IMPORTS_PER_HOUR counts one user's imports on every instance", async () => {
+    const shared = {
+      DATABASE_URL: tempDatabaseUrl(),
+      REDIS_URL: TEST_REDIS_URL,
+      REDIS_PREFIX: `chattest:${randomBytes(5).toString('hex')}:`,
+      IMPORTS_PER_HOUR: '2',
+    };
     const [a, b] = [await startApp(shared), await startApp(shared)];
     try {
       const small = exportOf([{ role: 'user', content: 'hello' }]);

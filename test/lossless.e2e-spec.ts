@@ -58,7 +58,12 @@ describe('lossless generations (e2e)', () => {
     expect(pieces[0].seq).toBe(8);
     expect(pieces.map((f) => f.seq)).toEqual(Array.from({ length: pieces.length }, (_, i) => 8 + i));
     const end = replay[replay.length - 1];
-    expect(head.concat(pieces).map((f) => f.content).join('')).toBe(end.content);
+    expect(
+      head
+        .concat(pieces)
+        .map((f) => f.content)
+        .join(''),
+    ).toBe(end.content);
     expect(end).toMatchObject({ status: 'complete', id: 'r', content: words(40).join('') });
     for (const frame of pieces) expect(frame.id).toBe('r'); // frames of a generation carry the starting id
     b.close();
@@ -78,7 +83,17 @@ describe('lossless generations (e2e)', () => {
       const frames = await viewer.collect((f) => f.type === 'agent_response_end');
       expect(frames).toEqual([
         // seq: the live end's (pieces read together from the model may have shared a frame)
-        { type: 'agent_response_end', id: 'k', chat_id: end.chat_id, message_id: end.message_id, seq: end.seq, status: 'complete', content: 'kept answer', usage: expect.any(Object), finish_reason: 'stop' },
+        {
+          type: 'agent_response_end',
+          id: 'k',
+          chat_id: end.chat_id,
+          message_id: end.message_id,
+          seq: end.seq,
+          status: 'complete',
+          content: 'kept answer',
+          usage: expect.any(Object),
+          finish_reason: 'stop',
+        },
       ]);
       viewer.close();
     } finally {
@@ -137,7 +152,10 @@ describe('restarts of a real server process (e2e)', () => {
     const first = await ws.next((f) => f.type === 'agent_response');
     const exited = proc.kill('SIGTERM');
     const end = await ws.nextOfType('agent_response_end', 5000);
-    const seen = ws.frames.filter((f) => f.type === 'agent_response').map((f) => f.content).join('');
+    const seen = ws.frames
+      .filter((f) => f.type === 'agent_response')
+      .map((f) => f.content)
+      .join('');
     expect(end.status).toBe('interrupted');
     expect(end.content).toBe(seen);
     await exited;
@@ -157,7 +175,10 @@ describe('restarts of a real server process (e2e)', () => {
     const first = await ws.next((f) => f.type === 'agent_response');
     await sleep(2500);
     await proc.kill('SIGKILL');
-    const seen = ws.frames.filter((f) => f.type === 'agent_response').map((f) => f.content).join('');
+    const seen = ws.frames
+      .filter((f) => f.type === 'agent_response')
+      .map((f) => f.content)
+      .join('');
     const again = await ServerProcess.start(env(db));
     const { body } = await request(again.url).get(`/api/chats/${first.chat_id}`).expect(200);
     const stored = body.messages[1];

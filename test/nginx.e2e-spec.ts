@@ -110,7 +110,13 @@ describe('two instances behind the sample nginx config (e2e)', () => {
       const page = await context.newPage();
       await page.goto(`${proxy}/chat`);
       await page.locator('[data-connection="connected"]').waitFor({ state: 'attached' });
-      await Promise.all([page.waitForURL(`${proxy}/login`), page.locator('[data-account-menu] summary').click().then(() => page.locator('[data-logout]').click())]);
+      await Promise.all([
+        page.waitForURL(`${proxy}/login`),
+        page
+          .locator('[data-account-menu] summary')
+          .click()
+          .then(() => page.locator('[data-logout]').click()),
+      ]);
       await signInThroughForm(context, proxy, 'chromium');
     } finally {
       await browser.close();
@@ -140,7 +146,12 @@ describe('two instances behind the sample nginx config (e2e)', () => {
     const rest = await second.collect((f) => f.type === 'agent_response_end');
     const pieces = rest.filter((f) => f.type === 'agent_response');
     expect(pieces[0].seq).toBe(6);
-    expect(head.concat(pieces).map((f) => f.content).join('')).toBe(words(40).join(''));
+    expect(
+      head
+        .concat(pieces)
+        .map((f) => f.content)
+        .join(''),
+    ).toBe(words(40).join(''));
     expect(rest[rest.length - 1]).toMatchObject({ status: 'complete', content: words(40).join('') });
     second.close();
   });

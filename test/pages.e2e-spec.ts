@@ -109,7 +109,15 @@ describe('pages, JSON API, health and restarts (e2e)', () => {
   it('serves health and the browser libraries locally', async () => {
     const health = await request(server.url).get('/health').expect(200);
     expect(health.body.status).toBe('ok');
-    for (const file of ['/vendor/htmx.min.js', '/vendor/marked.umd.js', '/vendor/purify.min.js', '/vendor/highlight.min.js', '/vendor/highlight-github-dark.min.css', '/static/chat.js', '/static/chat.css']) {
+    for (const file of [
+      '/vendor/htmx.min.js',
+      '/vendor/marked.umd.js',
+      '/vendor/purify.min.js',
+      '/vendor/highlight.min.js',
+      '/vendor/highlight-github-dark.min.css',
+      '/static/chat.js',
+      '/static/chat.css',
+    ]) {
       await request(server.url).get(file).expect(200);
     }
   });
@@ -120,7 +128,24 @@ describe('pages, JSON API, health and restarts (e2e)', () => {
     const db = await openDatabase(databaseUrl);
     await db
       .insertInto('messages')
-      .values({ id: '11111111-1111-4111-8111-111111111111', chat_id: end.chat_id, role: 'assistant', content: 'half an ans', reasoning: null, status: 'streaming', model: 'm', usage: null, error_code: null, request_id: null, seq: 3, created_at: '2999-01-01T00:00:00.000Z', updated_at: '2999-01-01T00:00:00.000Z', replaced_by: null, previous_versions: null, attachments: null })
+      .values({
+        id: '11111111-1111-4111-8111-111111111111',
+        chat_id: end.chat_id,
+        role: 'assistant',
+        content: 'half an ans',
+        reasoning: null,
+        status: 'streaming',
+        model: 'm',
+        usage: null,
+        error_code: null,
+        request_id: null,
+        seq: 3,
+        created_at: '2999-01-01T00:00:00.000Z',
+        updated_at: '2999-01-01T00:00:00.000Z',
+        replaced_by: null,
+        previous_versions: null,
+        attachments: null,
+      })
       .execute();
     await db.destroy();
     await server.close();

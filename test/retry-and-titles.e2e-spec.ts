@@ -55,14 +55,35 @@ describe('retry notices and generated titles (e2e)', () => {
       client.send({ type: 'user_message', id: 'r1', chat_id: chatId, content: 'again' });
       const [frames, seen] = await Promise.all([turnFrames('r1'), turnFrames('r1', other)]);
       for (const list of [frames, seen]) {
-        const types = list.filter((f) => f.id === 'r1').map((f) => f.type).join(' ');
+        const types = list
+          .filter((f) => f.id === 'r1')
+          .map((f) => f.type)
+          .join(' ');
         expect(types).toMatch(/^(user_message )?agent_response_start agent_retry agent_retry (agent_response )+agent_response_end$/);
       }
       const retries = frames.filter((f) => f.type === 'agent_retry');
       const start = frames.find((f) => f.type === 'agent_response_start')!;
       expect(retries).toEqual([
-        { type: 'agent_retry', id: 'r1', chat_id: chatId, message_id: start.message_id, attempt: 2, max_attempts: 4, retry_in_ms: expect.any(Number), reason: 'upstream_unavailable' },
-        { type: 'agent_retry', id: 'r1', chat_id: chatId, message_id: start.message_id, attempt: 3, max_attempts: 4, retry_in_ms: expect.any(Number), reason: 'upstream_unavailable' },
+        {
+          type: 'agent_retry',
+          id: 'r1',
+          chat_id: chatId,
+          message_id: start.message_id,
+          attempt: 2,
+          max_attempts: 4,
+          retry_in_ms: expect.any(Number),
+          reason: 'upstream_unavailable',
+        },
+        {
+          type: 'agent_retry',
+          id: 'r1',
+          chat_id: chatId,
+          message_id: start.message_id,
+          attempt: 3,
+          max_attempts: 4,
+          retry_in_ms: expect.any(Number),
+          reason: 'upstream_unavailable',
+        },
       ]);
       expect(frames.at(-1)).toMatchObject({ status: 'complete', content: 'fine now' });
       // Not part of the message: a resume replays pieces and the end only.
@@ -170,7 +191,7 @@ describe('retry notices and generated titles (e2e)', () => {
     }
   });
 
-  it("a stored answer carries its usage and time (chat API, page, export); an import keeps neither, and older exports still import", async () => {
+  it('a stored answer carries its usage and time (chat API, page, export); an import keeps neither, and older exports still import', async () => {
     fake.enqueue({ kind: 'stream', content: ['Counted ', 'and timed'], delayMs: 3 });
     client.send({ type: 'user_message', id: 'u1', content: 'count me' });
     const frames = await turnFrames('u1');
@@ -183,7 +204,9 @@ describe('retry notices and generated titles (e2e)', () => {
     // The page renders them for the answer's details.
     const html = (await request(server.url).get(`/chat/${chatId}`).expect(200)).text;
     const total = end.usage.total_tokens as number;
-    expect(html).toContain(`data-answer-usage='{"total_tokens":${total},"prompt_tokens":${end.usage.prompt_tokens},"completion_tokens":${end.usage.completion_tokens} }'`);
+    expect(html).toContain(
+      `data-answer-usage='{"total_tokens":${total},"prompt_tokens":${end.usage.prompt_tokens},"completion_tokens":${end.usage.completion_tokens} }'`,
+    );
     expect(html).toContain(`data-elapsed-ms="${stored[1].duration_ms}"`);
 
     const download = await request(server.url).get(`/api/chats/${chatId}/export?format=json`).expect(200);
@@ -198,7 +221,12 @@ describe('retry notices and generated titles (e2e)', () => {
     // Imported tokens were not spent by this user.
     expect((await usage()).total_tokens).toBe(before.total_tokens);
     // An export made before these fields existed.
-    const old = { format: 'chat-export', version: 1, title: 'Old', messages: exported.messages.map(({ role, content, status }: Record<string, unknown>) => ({ role, content, status })) };
+    const old = {
+      format: 'chat-export',
+      version: 1,
+      title: 'Old',
+      messages: exported.messages.map(({ role, content, status }: Record<string, unknown>) => ({ role, content, status })),
+    };
     await request(server.url).post('/api/chats/import').send(old).expect(201);
   });
 
@@ -208,7 +236,9 @@ describe('retry notices and generated titles (e2e)', () => {
     const updated = await client.next((f) => f.type === 'chat_updated');
     const md = await request(server.url).get(`/api/chats/${updated.chat_id}/export?format=md`).expect(200);
     // Non-ASCII names travel as RFC 5987 filename* with an ASCII fallback.
-    expect(md.headers['content-disposition']).toBe(`attachment; filename="?? a b plan for 2027.md"; filename*=UTF-8''%E8%AE%A1%E5%88%92%20a%20b%20plan%20for%202027.md`);
+    expect(md.headers['content-disposition']).toBe(
+      `attachment; filename="?? a b plan for 2027.md"; filename*=UTF-8''%E8%AE%A1%E5%88%92%20a%20b%20plan%20for%202027.md`,
+    );
     await request(server.url).patch(`/api/chats/${updated.chat_id}`).send({ title: '...' }).expect(200);
     const json = await request(server.url).get(`/api/chats/${updated.chat_id}/export?format=json`).expect(200);
     expect(json.headers['content-disposition']).toBe(`attachment; filename="chat-${updated.chat_id}.json"`);

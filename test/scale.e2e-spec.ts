@@ -47,7 +47,11 @@ describe('two instances on PostgreSQL and Redis (e2e)', () => {
     client.send({ type: 'user_message', id: content, content });
     return client.next((f) => f.type === 'agent_response' && f.seq === 1);
   }
-  const text = (frames: AnyFrame[]) => frames.filter((f) => f.type === 'agent_response').map((f) => f.content).join('');
+  const text = (frames: AnyFrame[]) =>
+    frames
+      .filter((f) => f.type === 'agent_response')
+      .map((f) => f.content)
+      .join('');
 
   it('reports PostgreSQL and Redis in /health', async () => {
     const { body } = await request(b.url).get('/health').expect(200);
@@ -142,7 +146,9 @@ describe('two instances on PostgreSQL and Redis (e2e)', () => {
   });
 
   it('refuses to start with a clear error when PostgreSQL cannot be reached', async () => {
-    await expect(startApp({ ...settings, DATABASE_URL: 'postgres://postgres@127.0.0.1:1/test', DEEPSEEK_BASE_URL: fake.baseUrl })).rejects.toThrow(/cannot reach PostgreSQL/);
+    await expect(startApp({ ...settings, DATABASE_URL: 'postgres://postgres@127.0.0.1:1/test', DEEPSEEK_BASE_URL: fake.baseUrl })).rejects.toThrow(
+      /cannot reach PostgreSQL/,
+    );
   });
 
   it('an instance killed mid-answer: B marks it interrupted within seconds and its viewers get the end', async () => {

@@ -7,7 +7,10 @@ import { answer, solverRequestKind, stream } from './support/solver-model';
 import { type AnyFrame, WsTestClient } from './support/ws-client';
 
 const ISSUE_URL = 'https://github.com/octo/calc/issues/7';
-const SECONDARY = { message: 'You have exceeded a secondary rate limit. Please wait a few minutes before you try again.', documentation_url: 'https://docs.github.com/rest' };
+const SECONDARY = {
+  message: 'You have exceeded a secondary rate limit. Please wait a few minutes before you try again.',
+  documentation_url: 'https://docs.github.com/rest',
+};
 
 /** GitHub as it really misbehaves, end to end over /ws: what a run survives and what it reports. */
 describe('Solver against GitHub failures (e2e)', () => {
@@ -55,7 +58,7 @@ describe('Solver against GitHub failures (e2e)', () => {
   }
   const count = (call: string) => github.calls().filter((c) => c === call).length;
 
-  it("a 429 secondary rate limit with Retry-After: the request waits what GitHub asks and the run completes", async () => {
+  it('a 429 secondary rate limit with Retry-After: the request waits what GitHub asks and the run completes', async () => {
     github.failNext(/^GET \/repos\/octo\/calc\/issues\/7$/, 429, 1, SECONDARY, { 'retry-after': '1' });
     const end = (await solve('g1')).at(-1)!;
     expect(end).toMatchObject({ type: 'solver_complete', status: 'complete', applies: true });
@@ -74,7 +77,12 @@ describe('Solver against GitHub failures (e2e)', () => {
   it('5xx that does not end: github_error after the retries, saying so', async () => {
     github.failNext(/^GET \/repos\/octo\/calc$/, 503, 4); // the first try and GITHUB_MAX_RETRIES (3)
     const end = (await solve('g3')).at(-1)!;
-    expect(end).toMatchObject({ type: 'error', code: 'github_error', github_status: 503, message: 'GitHub failed while reading repository octo/calc (503); try again later.' });
+    expect(end).toMatchObject({
+      type: 'error',
+      code: 'github_error',
+      github_status: 503,
+      message: 'GitHub failed while reading repository octo/calc (503); try again later.',
+    });
     expect(count('GET /repos/octo/calc')).toBe(4);
   });
 
@@ -84,7 +92,9 @@ describe('Solver against GitHub failures (e2e)', () => {
     const end = (await solve('g4')).at(-1)!;
     const at = new Date(reset * 1000).toISOString();
     expect(end).toMatchObject({ type: 'error', code: 'github_error', github_status: 403, reset_at: at });
-    expect(end.message).toBe(`GitHub's API rate limit is used up (60 requests an hour without a token); it resets at ${at} (in about 40 minutes). A GITHUB_TOKEN raises the limit to 5,000 an hour.`);
+    expect(end.message).toBe(
+      `GitHub's API rate limit is used up (60 requests an hour without a token); it resets at ${at} (in about 40 minutes). A GITHUB_TOKEN raises the limit to 5,000 an hour.`,
+    );
     expect(github.requests.length).toBeLessThanOrEqual(2); // repository and issue ask at once; neither is retried
   });
 

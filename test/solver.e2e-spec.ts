@@ -1,7 +1,16 @@
 import { applyPatch, parsePatch } from 'diff';
 import request from 'supertest';
 import { FakeDeepSeek, type Scenario } from './fakes/deepseek.fake';
-import { CALC_FILES as FILES, CALC_FIX_DIFF, CALC_ISSUE, CALC_MATH as MATH, CALC_MATH_FIXED as FIXED, FakeGithub, gitApply, gitAvailable } from './fakes/github.fake';
+import {
+  CALC_FILES as FILES,
+  CALC_FIX_DIFF,
+  CALC_ISSUE,
+  CALC_MATH as MATH,
+  CALC_MATH_FIXED as FIXED,
+  FakeGithub,
+  gitApply,
+  gitAvailable,
+} from './fakes/github.fake';
 import { type RunningApp, startApp } from './support/app';
 import { type AnyFrame, WsTestClient } from './support/ws-client';
 import { answer, pieces, solverRequestKind, stream } from './support/solver-model';
@@ -14,7 +23,6 @@ const SLOPPY_DIFF = CALC_FIX_DIFF.replace('@@ -4,7 +4,7 @@', '@@ -40,6 +40,9 @@'
 /** A line to remove that is not in the file (a paraphrased context line alone would be tolerated). */
 const BROKEN_DIFF = SLOPPY_DIFF.replace('-  for (let i = 0; i <= values.length; i++) {', '-  for (let i = 0; i <= values.size; i++) {');
 const EXACT_DIFF = CALC_FIX_DIFF;
-
 
 /** The fixed file after applying `patch` strictly (no fuzz), or false. */
 function applyStrict(patch: string, source: string): string | false {
@@ -111,7 +119,10 @@ describe('Solver over /ws (e2e)', () => {
     const types = frames.map((f) => f.type);
     expect(types.filter((t) => t === 'solver_reasoning').length).toBe(4); // 2 while choosing files, 2 while solving
     expect(types.indexOf('solver_solution')).toBeGreaterThan(types.lastIndexOf('solver_reasoning'));
-    const solution = frames.filter((f) => f.type === 'solver_solution').map((f) => f.content).join('');
+    const solution = frames
+      .filter((f) => f.type === 'solver_solution')
+      .map((f) => f.content)
+      .join('');
     expect(solution).toBe(answer('The loop reads one element past the end, so the sum is NaN.', SLOPPY_DIFF));
 
     expect(complete).toMatchObject({
@@ -147,7 +158,17 @@ describe('Solver over /ws (e2e)', () => {
 
     // stored and listed
     const list = await request(server.url).get('/api/solver/runs').expect(200);
-    expect(list.body.runs[0]).toMatchObject({ id: runId, issue_url: ISSUE_URL, repo: 'octo/calc', issue_number: 7, title: 'average() returns NaN', status: 'complete', stage: 'complete', progress: 100, applies: true });
+    expect(list.body.runs[0]).toMatchObject({
+      id: runId,
+      issue_url: ISSUE_URL,
+      repo: 'octo/calc',
+      issue_number: 7,
+      title: 'average() returns NaN',
+      status: 'complete',
+      stage: 'complete',
+      progress: 100,
+      applies: true,
+    });
     const detail = await request(server.url).get(`/api/solver/runs/${runId}`).expect(200);
     expect(detail.body).toMatchObject({ patch: complete.patch, files: ['src/math.js'], summary: complete.summary, error: null });
     expect(detail.body.stages.map((s: { stage: string }) => s.stage)).toContain('verify');
@@ -168,12 +189,15 @@ describe('Solver over /ws (e2e)', () => {
     expect(complete).toMatchObject({ status: 'complete', applies: true, files: ['src/math.js'], summary: 'Fixed the context.' });
     expect(applyStrict(complete.patch, MATH)).toBe(FIXED);
     // both answers streamed as solution, one seq throughout
-    const solution = frames.filter((f) => f.type === 'solver_solution').map((f) => f.content).join('');
+    const solution = frames
+      .filter((f) => f.type === 'solver_solution')
+      .map((f) => f.content)
+      .join('');
     expect(solution).toContain('First try.');
     expect(solution).toContain('Fixed the context.');
   });
 
-  it('a diff that still does not apply after the repair: applies false and the model\'s diff as written', async () => {
+  it("a diff that still does not apply after the repair: applies false and the model's diff as written", async () => {
     answers.solution = () => stream(answer('First try.', BROKEN_DIFF));
     const stillBroken = BROKEN_DIFF.replace('@@ -40,6 +40,9 @@', '@@ -4,7 +4,7 @@');
     answers.repair = () => stream(answer('Second try.', stillBroken));
@@ -284,7 +308,10 @@ describe('Solver over /ws (e2e)', () => {
       const later = frames.filter((f) => f.type === 'solver_solution' || f.type === 'solver_reasoning');
       // exactly the pieces after after_seq, in order, none twice
       expect(later.map((f) => f.seq)).toEqual(later.map((_, i) => afterSeq + 1 + i));
-      const text = [...seen, ...later].filter((f) => f.type === 'solver_solution').map((f) => f.content).join('');
+      const text = [...seen, ...later]
+        .filter((f) => f.type === 'solver_solution')
+        .map((f) => f.content)
+        .join('');
       expect(text).toBe(content);
       expect(frames.at(-1)).toMatchObject({ type: 'solver_complete', status: 'complete', applies: true });
       const stages = frames.filter((f) => f.type === 'solver_progress').map((f) => f.progress as number);

@@ -150,7 +150,13 @@ ${[401, 429, 500].map(errorRule).join('')}
       child.on('exit', (code) => reject(new Error(`mock-llm exited (${code}): ${out}`)));
     });
     tap = await Tap.start(port);
-    app = await startApp({ DEEPSEEK_BASE_URL: `${tap.url}/v1`, DEEPSEEK_API_KEY: 'sk-mock', DEEPSEEK_MODEL: 'gpt-4', LLM_MAX_RETRIES: '1', LLM_RETRY_BASE_MS: '1' });
+    app = await startApp({
+      DEEPSEEK_BASE_URL: `${tap.url}/v1`,
+      DEEPSEEK_API_KEY: 'sk-mock',
+      DEEPSEEK_MODEL: 'gpt-4',
+      LLM_MAX_RETRIES: '1',
+      LLM_RETRY_BASE_MS: '1',
+    });
   });
   afterAll(async () => {
     await app?.close();
@@ -191,7 +197,13 @@ describe('@copilotkit/aimock (LLMock on a free port)', () => {
     mock = new LLMock({ port: 0, host: '127.0.0.1' });
     await mock.start();
     tap = await Tap.start(Number(new URL(mock.url).port));
-    app = await startApp({ DEEPSEEK_BASE_URL: `${tap.url}/v1`, DEEPSEEK_API_KEY: 'sk-aimock-test', DEEPSEEK_MODEL: 'gpt-4o', LLM_MAX_RETRIES: '1', LLM_RETRY_BASE_MS: '1' });
+    app = await startApp({
+      DEEPSEEK_BASE_URL: `${tap.url}/v1`,
+      DEEPSEEK_API_KEY: 'sk-aimock-test',
+      DEEPSEEK_MODEL: 'gpt-4o',
+      LLM_MAX_RETRIES: '1',
+      LLM_RETRY_BASE_MS: '1',
+    });
   });
   afterAll(async () => {
     await app?.close();

@@ -365,7 +365,10 @@ describe('model answers of every shape, from a byte-level edge server', () => {
     const huge = Buffer.alloc(20 * 1024 * 1024, 'a');
     huge.write('data: {"x":"', 0);
     const out = await turn([{ headers: SSE, body: huge }], { maxRetries: 0 });
-    expect(out.error).toMatchObject({ code: 'upstream_bad_response', message: `The model API sent an event of more than ${MAX_EVENT_CHARS / 1024 / 1024} MB.` });
+    expect(out.error).toMatchObject({
+      code: 'upstream_bad_response',
+      message: `The model API sent an event of more than ${MAX_EVENT_CHARS / 1024 / 1024} MB.`,
+    });
   });
 
   // ---- HTTP error bodies ----
@@ -376,7 +379,8 @@ describe('model answers of every shape, from a byte-level edge server', () => {
   });
 
   it('an HTML 502 from a proxy: its title, no markup or CRLFs', async () => {
-    const body = '<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n';
+    const body =
+      '<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n';
     const out = await turn([{ status: 502, headers: { 'Content-Type': 'text/html' }, body }], { maxRetries: 0 });
     expect(out.error).toMatchObject({ code: 'upstream_unavailable', message: 'The model API is unavailable (502): 502 Bad Gateway' });
   });

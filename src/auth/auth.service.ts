@@ -81,7 +81,8 @@ export class AuthService implements OnModuleInit {
       throw new AppError('forbidden', 'sign-up is closed');
     }
     const wait = await this.limits.consume('signup', address, this.env.SIGNUPS_PER_HOUR, SIGNUP_WINDOW_MS);
-    if (wait) throw new AppError('rate_limited', `too many new accounts from this address; try again in ${Math.ceil(wait / 60_000)} min`, { retry_after_ms: wait });
+    if (wait)
+      throw new AppError('rate_limited', `too many new accounts from this address; try again in ${Math.ceil(wait / 60_000)} min`, { retry_after_ms: wait });
     const passwordHash = await hash(dto.password);
     const user = await this.users.create({ id: randomUUID(), username: dto.username, passwordHash });
     if (!user) throw new AppError('conflict', 'that username is taken');

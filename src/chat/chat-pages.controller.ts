@@ -46,9 +46,5 @@ export class ChatPagesController {
 
 /** HTMX asks for the partial, unless it restores history or asks for the full page. */
 export function wantsPartial(req: Request): boolean {
-  return (
-    req.get('HX-Request') === 'true' &&
-    req.get('HX-History-Restore-Request') !== 'true' &&
-    req.get('HX-Request-Type') !== 'full'
-  );
+  return req.get('HX-Request') === 'true' && req.get('HX-History-Restore-Request') !== 'true' && req.get('HX-Request-Type') !== 'full';
 }

@@ -9,7 +9,12 @@ export function toExport(chat: ChatView & { messages: MessageView[] }): ChatExpo
 
 /** A download's name: the chat's title made safe for a file name (at most 80 characters), else `chat-<id>`. */
 export function exportFileName(chat: ChatView, format: 'json' | 'md'): string {
-  const name = chat.title.replace(/[\u0000-\u001f\u007f/\\?%*:|"<>]+/g, ' ').replace(/\s+/g, ' ').replace(/^[\s.]+|[\s.]+$/g, '').slice(0, 80).trim();
+  const name = chat.title
+    .replace(/[\u0000-\u001f\u007f/\\?%*:|"<>]+/g, ' ')
+    .replace(/\s+/g, ' ')
+    .replace(/^[\s.]+|[\s.]+$/g, '')
+    .slice(0, 80)
+    .trim();
   return `${name || `chat-${chat.id}`}.${format}`;
 }
 

@@ -50,12 +50,7 @@ describe('ChatGateway', () => {
       subscribe: unexpected('subscribe'),
     } as unknown as typeof chat;
     fanout = { publish: jest.fn() };
-    context = await createContext([
-      ChatGateway,
-      ConnectionRegistry,
-      { provide: ChatService, useValue: chat },
-      { provide: Fanout, useValue: fanout },
-    ]);
+    context = await createContext([ChatGateway, ConnectionRegistry, { provide: ChatService, useValue: chat }, { provide: Fanout, useValue: fanout }]);
     gateway = context.get(ChatGateway);
     registry = context.get(ConnectionRegistry);
     socket = { readyState: 1, send: jest.fn() };
@@ -215,10 +210,10 @@ describe('ChatGateway', () => {
     });
 
     it('passes a valid frame as a DTO instance, keeping null options (they reset a setting)', async () => {
-      const value = await pipe.transform(
+      const value = (await pipe.transform(
         { type: 'user_message', id: 'r', content: 'hi', chat_id: CHAT_ID, options: { temperature: null, max_tokens: 5 } },
         body(UserMessageDto),
-      ) as UserMessageDto;
+      )) as UserMessageDto;
       expect(value).toBeInstanceOf(UserMessageDto);
       expect(value.options).toBeInstanceOf(ChatOptionsDto);
       expect(value).toEqual(expect.objectContaining({ id: 'r', content: 'hi', chat_id: CHAT_ID }));

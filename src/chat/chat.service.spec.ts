@@ -46,9 +46,12 @@ function automaticMock(name: string): unknown {
       get(_target, key) {
         if (typeof key === 'symbol' || NOT_MOCKED.has(key)) return undefined;
         if (!methods.has(key)) {
-          methods.set(key, jest.fn((...args: unknown[]) => {
-            throw new Error(`unexpected call ${name}.${key}(${JSON.stringify(args)})`);
-          }));
+          methods.set(
+            key,
+            jest.fn((...args: unknown[]) => {
+              throw new Error(`unexpected call ${name}.${key}(${JSON.stringify(args)})`);
+            }),
+          );
         }
         return methods.get(key);
       },
@@ -197,7 +200,16 @@ describe('ChatService', () => {
         expect.objectContaining({ chat_id: chatId, role: 'user', content: '  Hello  there \n more  ', status: 'complete', attachments: null }),
       );
       expect(assistantRow).toEqual(
-        expect.objectContaining({ chat_id: chatId, role: 'assistant', content: '', status: 'streaming', model: 'fake-model', request_id: 'req-1', seq: 0, omitted_turns: 0 }),
+        expect.objectContaining({
+          chat_id: chatId,
+          role: 'assistant',
+          content: '',
+          status: 'streaming',
+          model: 'fake-model',
+          request_id: 'req-1',
+          seq: 0,
+          omitted_turns: 0,
+        }),
       );
       expect(userRow.created_at < assistantRow.created_at).toBe(true);
       expect(messages.listContext).not.toHaveBeenCalled();
@@ -256,9 +268,7 @@ describe('ChatService', () => {
       expect(chats.findOwned).toHaveBeenCalledWith(CHAT_ID, USER);
 
       expect(socket.send).not.toHaveBeenCalled(); // no chat_created
-      expect(chats.update.mock.calls).toEqual([
-        [CHAT_ID, { settings: { model: 'm1', thinking: true, max_tokens: 100, system_prompt: 'Be brief' } }],
-      ]);
+      expect(chats.update.mock.calls).toEqual([[CHAT_ID, { settings: { model: 'm1', thinking: true, max_tokens: 100, system_prompt: 'Be brief' } }]]);
       // written while the request is out, before the answer's frames may go
       expect(chats.update.mock.invocationCallOrder[0]).toBeLessThan(messages.insertRows.mock.invocationCallOrder[0]);
       const spec = generations.start.mock.calls[0][0];
@@ -299,7 +309,7 @@ describe('ChatService', () => {
       ]);
     });
 
-    it('without options leaves the stored settings alone, and moves the chat\'s time once the model request is out', async () => {
+    it("without options leaves the stored settings alone, and moves the chat's time once the model request is out", async () => {
       chats.findOwned.mockResolvedValue(chatRow({ temperature: 1.5 }));
       await service.userMessage({ content: 'Hi', chat_id: CHAT_ID }, connectionId, USER);
       expect(chats.update).not.toHaveBeenCalled();
@@ -471,9 +481,7 @@ describe('ChatService', () => {
       messages.findById.mockResolvedValue(failed);
       generations.replay.mockResolvedValue(false);
       await service.resume({ message_id: 'a2', after_seq: 0 }, connectionId, USER);
-      expect(sentToConnection()).toEqual([
-        { type: 'agent_response_end', chat_id: CHAT_ID, message_id: 'a2', seq: 0, status: 'error', content: '' },
-      ]);
+      expect(sentToConnection()).toEqual([{ type: 'agent_response_end', chat_id: CHAT_ID, message_id: 'a2', seq: 0, status: 'error', content: '' }]);
     });
 
     it('of a message still in memory lets the generation replay it and sends nothing itself', async () => {

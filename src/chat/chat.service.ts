@@ -88,9 +88,7 @@ export class ChatService {
     const requestId = dto.id;
     const chatId = existing?.id ?? randomUUID();
     const room = chatRoom(chatId);
-    const newChat = existing
-      ? undefined
-      : chatRow({ id: chatId, userId, title: titleFrom(dto.content), settings: dto.options ? settings : undefined });
+    const newChat = existing ? undefined : chatRow({ id: chatId, userId, title: titleFrom(dto.content), settings: dto.options ? settings : undefined });
     // A new chat's history is this message alone.
     const earlier = existing ? await this.messages.listContext(chatId) : [];
     const user = messageRow({
@@ -139,7 +137,10 @@ export class ChatService {
     const chat = await this.requireChat(old.chat_id, userId);
     await this.fanout.join(connectionId, chatRoom(chat.id));
     const all = await this.messages.listContext(chat.id);
-    const history = all.slice(0, all.findIndex((m) => m.id === old.id));
+    const history = all.slice(
+      0,
+      all.findIndex((m) => m.id === old.id),
+    );
     const previous = [...(old.previous_versions ? (JSON.parse(old.previous_versions) as string[]) : []), old.id];
     await this.startAnswer({
       chatId: chat.id,

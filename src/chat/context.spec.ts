@@ -201,13 +201,15 @@ describe('attachmentsWithinBudget', () => {
     expect(attachmentsWithinBudget(history, sizes, 500)).toEqual(['now', 'big']);
     // buildContext, given the real text, leaves out the turn whose file was not read
     const text = new Map([...sizes].map(([id, size]) => [id, withAttachedText('', [{ name: id, content: 'x'.repeat(size) }])]));
-    const real = history.map((r) => (r.attachments ? { ...r, content: r.content + (JSON.parse(r.attachments) as string[]).map((id) => text.get(id)).join('') } : r));
+    const real = history.map((r) =>
+      r.attachments ? { ...r, content: r.content + (JSON.parse(r.attachments) as string[]).map((id) => text.get(id)).join('') } : r,
+    );
     expect(buildContext(real, undefined, 500).omittedTurns).toBe(2);
     // a budget that holds the newer turns needs the older file too
     expect(attachmentsWithinBudget(history, sizes, 1_100)).toEqual(['now', 'big', 'old']);
   });
 
-  it('always names the newest message\'s files, however big', () => {
+  it("always names the newest message's files, however big", () => {
     expect(attachmentsWithinBudget([withFiles('only', 'old')], sizes, 256)).toEqual(['old']);
   });
 });

@@ -89,7 +89,11 @@ export function buildContext(history: ContextRow[], systemPrompt: string | undef
  * Markdown stripped, whitespace collapsed, at most 60 characters, cut at a word.
  */
 export function titleFrom(content: string): string {
-  const line = content.split(/\r?\n/).map(plainLine).find((l) => l.length > 0) ?? '';
+  const line =
+    content
+      .split(/\r?\n/)
+      .map(plainLine)
+      .find((l) => l.length > 0) ?? '';
   if (line.length <= 60) return line || 'New chat';
   const cut = line.slice(0, 60);
   const space = cut.lastIndexOf(' ');

@@ -105,7 +105,11 @@ export class TitleService implements OnApplicationShutdown {
 
 /** The model's reply as a title: its first line, no Markdown, quotes, "Title:" or full stop; at most 60 characters. */
 export function cleanTitle(reply: string): string {
-  const line = reply.split(/\r?\n/).map(plainLine).find((l) => l.length > 0) ?? '';
+  const line =
+    reply
+      .split(/\r?\n/)
+      .map(plainLine)
+      .find((l) => l.length > 0) ?? '';
   const bare = line
     .replace(/^title\s*:\s*/i, '')
     .replace(/^["'“”‘’«»]+|["'“”‘’«»]+$/g, '')

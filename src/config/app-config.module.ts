@@ -25,7 +25,8 @@ export function loadEnvironment(options: ConfigOptions = {}): Environment {
   const fromFile = file && existsSync(file) ? parse(readFileSync(file)) : {};
   const fromProcess = options.isolated && options.envPrefix === undefined ? {} : process.env;
   const prefix = options.envPrefix;
-  const read = prefix === undefined ? (vars: Record<string, string | undefined>) => vars : (vars: Record<string, string | undefined>) => withPrefix(vars, prefix);
+  const read =
+    prefix === undefined ? (vars: Record<string, string | undefined>) => vars : (vars: Record<string, string | undefined>) => withPrefix(vars, prefix);
   return validateEnvironment({ ...read(fromFile), ...read(fromProcess), ...(options.overrides ?? {}) });
 }
 

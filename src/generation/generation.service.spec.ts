@@ -398,7 +398,11 @@ describe('GenerationService', () => {
     upstream.content('ld!'); // arrives after the abort: must not show up anywhere
     await generation.done;
 
-    const published = fanout.frames().filter((f) => f.type === 'agent_response').map((f) => f.content).join('');
+    const published = fanout
+      .frames()
+      .filter((f) => f.type === 'agent_response')
+      .map((f) => f.content)
+      .join('');
     expect(published).toBe('Hello wor');
     expect(fanout.frames().at(-1)).toEqual({
       type: 'agent_response_end',
@@ -454,9 +458,12 @@ describe('GenerationService', () => {
   describe('pieces of one turn of the event loop go out as one frame', () => {
     const base = { chat_id: 'c1', message_id: 'm1', id: 'req-1' };
     const pieces = (messageId = 'm1') =>
-      fanout.frames(messageId).filter((f) => f.type === 'agent_response' || f.type === 'agent_reasoning').map((f) => [f.type, f.seq, f.content]);
+      fanout
+        .frames(messageId)
+        .filter((f) => f.type === 'agent_response' || f.type === 'agent_reasoning')
+        .map((f) => [f.type, f.seq, f.content]);
 
-    it('several pieces in one turn: one frame with their text, seq +1; the next turn\'s pieces are the next frame', async () => {
+    it("several pieces in one turn: one frame with their text, seq +1; the next turn's pieces are the next frame", async () => {
       const generation = service.start(spec());
       const upstream = llm.streams[0];
       upstream.content('Hel', 'lo', ', ');
@@ -531,9 +538,7 @@ describe('GenerationService', () => {
         ['agent_reasoning', 1, 'hm'],
         ['agent_response', 2, 'xy'],
       ]);
-      expect(fanout.frames().at(-1)).toEqual(
-        expect.objectContaining({ seq: 2, status: 'complete', content: 'xy', reasoning: 'hm', usage: USAGE }),
-      );
+      expect(fanout.frames().at(-1)).toEqual(expect.objectContaining({ seq: 2, status: 'complete', content: 'xy', reasoning: 'hm', usage: USAGE }));
       expect(messages.finish.mock.calls).toEqual([
         ['m1', { content: 'xy', reasoning: 'hm', status: 'complete', seq: 2, usage: USAGE, error_code: null, finish_reason: 'stop' }],
       ]);
@@ -617,7 +622,12 @@ describe('GenerationService', () => {
       const frames = received();
       const seqs = frames.filter((f) => f.type === 'agent_response').map((f) => f.seq);
       expect(seqs).toEqual([2, 3, 4]);
-      const text = 'a' + frames.filter((f) => f.type === 'agent_response').map((f) => f.content).join('');
+      const text =
+        'a' +
+        frames
+          .filter((f) => f.type === 'agent_response')
+          .map((f) => f.content)
+          .join('');
       expect(frames.at(-1)).toEqual(expect.objectContaining({ type: 'agent_response_end', seq: 4, content: 'abcdef' }));
       expect(text).toBe('abcdef');
       expect(pieces().map(([, seq, content]) => [seq, content])).toEqual([
@@ -642,7 +652,7 @@ describe('GenerationService', () => {
   });
 
   describe('running count per user', () => {
-    it('counts each owner\'s running generations and returns to 0 on every end path', async () => {
+    it("counts each owner's running generations and returns to 0 on every end path", async () => {
       const ends: Array<[string, (upstream: FakeStream, messageId: string) => unknown]> = [
         ['complete', (u) => (u.content('a'), u.finish())],
         ['incomplete finish', (u) => (u.content('a'), u.finish(false))],
@@ -706,13 +716,7 @@ describe('GenerationService', () => {
     expect(service.stop('m1')).toBe(true);
     release();
     await generation.done;
-    expect(order).toEqual([
-      'publish:agent_response_start',
-      'publish:agent_response',
-      'finish:complete',
-      'finish:stored',
-      'publish:agent_response_end',
-    ]);
+    expect(order).toEqual(['publish:agent_response_start', 'publish:agent_response', 'finish:complete', 'finish:stored', 'publish:agent_response_end']);
     expect(fanout.frames().at(-1)?.status).toBe('complete');
   });
 
@@ -1003,9 +1007,7 @@ describe('GenerationService', () => {
       expect(drained).toBe(true);
       expect(llm.streams[1].teardowns).toBe(1);
       expect(fanout.frames('m1').at(-1)).toEqual(expect.objectContaining({ type: 'agent_response_end', status: 'complete', content: 'done' }));
-      expect(fanout.frames('m2').at(-1)).toEqual(
-        expect.objectContaining({ type: 'agent_response_end', status: 'interrupted', content: 'partial', seq: 1 }),
-      );
+      expect(fanout.frames('m2').at(-1)).toEqual(expect.objectContaining({ type: 'agent_response_end', status: 'interrupted', content: 'partial', seq: 1 }));
       expect(messages.finish.mock.calls.map(([id, final]) => [id, final.status])).toEqual([
         ['m1', 'complete'],
         ['m2', 'interrupted'],

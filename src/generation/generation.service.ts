@@ -268,8 +268,7 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
     if (generation.ending) return;
     // What arrived before the error is sent before it (and counts for `interrupted` below).
     this.flush(generation);
-    const appError =
-      error instanceof AppError ? error : new AppError('internal', 'the model call failed unexpectedly');
+    const appError = error instanceof AppError ? error : new AppError('internal', 'the model call failed unexpectedly');
     if (!(error instanceof AppError)) this.logger.error(`generation ${generation.messageId}: ${String(error)}`);
     generation.errorCode = appError.code;
     this.metrics.error(appError.code);
@@ -389,9 +388,7 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
     if (!due.length) return;
     this.snapshotting = true;
     try {
-      await this.messages.snapshotMany(
-        due.map((g) => ({ id: g.messageId, content: g.content, reasoning: g.reasoning || null, seq: g.seq })),
-      );
+      await this.messages.snapshotMany(due.map((g) => ({ id: g.messageId, content: g.content, reasoning: g.reasoning || null, seq: g.seq })));
     } catch (error) {
       this.logger.warn(`snapshot of ${due.length} message(s) failed: ${String(error)}`);
       for (const generation of due) generation.dirty = true; // tried again next time

@@ -136,9 +136,7 @@ describe('DeepSeekProvider (against the fake DeepSeek server)', () => {
   });
 
   it('sends the model, stream_options.include_usage, temperature and max_tokens', async () => {
-    await collect(
-      provider().stream({ ...hello, model: 'deepseek-v4-pro', temperature: 0.3, maxTokens: 77 }),
-    );
+    await collect(provider().stream({ ...hello, model: 'deepseek-v4-pro', temperature: 0.3, maxTokens: 77 }));
     expect(fake.requests).toHaveLength(1);
     const req = fake.requests[0];
     expect(req.method).toBe('POST');
@@ -181,11 +179,7 @@ describe('DeepSeekProvider (against the fake DeepSeek server)', () => {
     const length = await collect(p.stream(hello));
     const cut = await collect(p.stream(hello));
     expect(length.events.at(-1)).toEqual({ type: 'finish', reason: 'length', complete: true });
-    expect(cut.events).toEqual([
-      { type: 'content', text: 'b' },
-      ESTIMATED,
-      { type: 'finish', reason: 'insufficient_system_resource', complete: false },
-    ]);
+    expect(cut.events).toEqual([{ type: 'content', text: 'b' }, ESTIMATED, { type: 'finish', reason: 'insufficient_system_resource', complete: false }]);
   });
 
   it('is cold: each subscription makes its own request', async () => {
@@ -228,11 +222,7 @@ describe('DeepSeekProvider (against the fake DeepSeek server)', () => {
   });
 
   it('429 twice then success → succeeds after 3 requests', async () => {
-    fake.enqueue(
-      { kind: 'error', status: 429 },
-      { kind: 'error', status: 429 },
-      { kind: 'stream', content: ['ok'] },
-    );
+    fake.enqueue({ kind: 'error', status: 429 }, { kind: 'error', status: 429 }, { kind: 'stream', content: ['ok'] });
     const out = await collect(provider({ maxRetries: 2 }).stream(hello));
     expect(out.error).toBeUndefined();
     expect(out.events.filter((e) => e.type !== 'usage')).toEqual([
@@ -258,12 +248,7 @@ describe('DeepSeekProvider (against the fake DeepSeek server)', () => {
   });
 
   it('500 / 502 / 504 are retried too', async () => {
-    fake.enqueue(
-      { kind: 'error', status: 500 },
-      { kind: 'error', status: 502 },
-      { kind: 'error', status: 504 },
-      { kind: 'stream', content: ['fine'] },
-    );
+    fake.enqueue({ kind: 'error', status: 500 }, { kind: 'error', status: 502 }, { kind: 'error', status: 504 }, { kind: 'stream', content: ['fine'] });
     const out = await collect(provider({ maxRetries: 3 }).stream(hello));
     expect(out.completed).toBe(true);
     expect(fake.requests).toHaveLength(4);
@@ -319,11 +304,7 @@ describe('DeepSeekProvider (against the fake DeepSeek server)', () => {
     });
     try {
       const out = await collect(provider({ baseUrl: server.url }).stream(hello));
-      expect(out.events).toEqual([
-        { type: 'content', text: 'only' },
-        ESTIMATED,
-        { type: 'finish', reason: null, complete: true },
-      ]);
+      expect(out.events).toEqual([{ type: 'content', text: 'only' }, ESTIMATED, { type: 'finish', reason: null, complete: true }]);
       expect(out.completed).toBe(true);
     } finally {
       await server.close();
@@ -355,11 +336,7 @@ describe('DeepSeekProvider (against the fake DeepSeek server)', () => {
     });
     try {
       const out = await collect(provider({ baseUrl: server.url }).stream(hello));
-      expect(out.events).toEqual([
-        { type: 'content', text: 'done' },
-        ESTIMATED,
-        { type: 'finish', reason: 'stop', complete: true },
-      ]);
+      expect(out.events).toEqual([{ type: 'content', text: 'done' }, ESTIMATED, { type: 'finish', reason: 'stop', complete: true }]);
     } finally {
       await server.close();
     }
@@ -427,11 +404,13 @@ describe('DeepSeekProvider (against the fake DeepSeek server)', () => {
     let sub: Subscription | undefined;
     let ended = false;
     await new Promise<void>((resolve) => {
-      sub = provider().stream(hello).subscribe({
-        next: (e) => events.push(e),
-        error: () => (ended = true),
-        complete: () => (ended = true),
-      });
+      sub = provider()
+        .stream(hello)
+        .subscribe({
+          next: (e) => events.push(e),
+          error: () => (ended = true),
+          complete: () => (ended = true),
+        });
       // Wait until the fake is holding the response open (role chunk sent, pieces gated), and the
       // provider has read what came, so that only the unsubscribe can end the request.
       const poll = setInterval(() => {
@@ -512,11 +491,7 @@ describe('DeepSeekProvider (against the fake DeepSeek server)', () => {
   });
 
   it('listModels: a default missing from the list is still first', async () => {
-    expect(await provider({ model: 'local-model' }).listModels()).toEqual([
-      'local-model',
-      'deepseek-v4-flash',
-      'deepseek-v4-pro',
-    ]);
+    expect(await provider({ model: 'local-model' }).listModels()).toEqual(['local-model', 'deepseek-v4-flash', 'deepseek-v4-pro']);
   });
 
   it('listModels: cached for a while (one upstream call for several reads)', async () => {
@@ -658,7 +633,6 @@ describe('FakeDeepSeek wire format', () => {
   });
 });
 
-
 // -------------------------------------------------------------------------------------------------
 // Other OpenAI-compatible servers: the same core expectations against every dialect and wire format.
 
@@ -698,8 +672,7 @@ const WIRES: Array<[string, WireFormat]> = [
   ['CRLF + no space + split (3 bytes)', { crlf: true, noSpace: true, splitBytes: 3 }],
 ];
 
-const texts = (events: LlmEvent[], type: 'reasoning' | 'content') =>
-  events.filter((e) => e.type === type).map((e) => (e as { text: string }).text);
+const texts = (events: LlmEvent[], type: 'reasoning' | 'content') => events.filter((e) => e.type === type).map((e) => (e as { text: string }).text);
 
 describe.each(DIALECTS)('DeepSeekProvider against the $name dialect', (c) => {
   let fake: FakeDeepSeek | undefined;
@@ -788,7 +761,9 @@ describe('DeepSeekProvider: inline <think> tags stream as they arrive', () => {
     const gate = new Promise<void>((r) => (release = r));
     const server = await rawServer((res) => {
       res.writeHead(200, { 'Content-Type': 'text/event-stream' });
-      res.write(chunk({ role: 'assistant', content: '' }) + chunk({ content: '<thi' }) + chunk({ content: 'nk>\nStep one, step' }) + chunk({ content: ' two </th' }));
+      res.write(
+        chunk({ role: 'assistant', content: '' }) + chunk({ content: '<thi' }) + chunk({ content: 'nk>\nStep one, step' }) + chunk({ content: ' two </th' }),
+      );
       void gate.then(() => {
         res.end(chunk({ content: 'ink>\n\nThe answer.' }, 'stop') + 'data: [DONE]\n\n');
       });
@@ -911,10 +886,7 @@ describe('DeepSeekProvider: only what the server understands', () => {
 
   it('strict server + LLM_THINKING_FIELD=deepseek: 400 naming `thinking` → retried once without it, then never sent again', async () => {
     fake = await FakeDeepSeek.start({ dialect: 'strict-openai' });
-    fake.enqueue(
-      { kind: 'stream', reasoning: ['r'], content: ['first'] },
-      { kind: 'stream', reasoning: ['r'], content: ['second'] },
-    );
+    fake.enqueue({ kind: 'stream', reasoning: ['r'], content: ['first'] }, { kind: 'stream', reasoning: ['r'], content: ['second'] });
     const p = make(fake.baseUrl, { thinkingField: 'deepseek' });
     const first = await collect(p.stream(thinkingOn));
     expect(first.error).toBeUndefined();
@@ -956,7 +928,9 @@ describe('DeepSeekProvider: only what the server understands', () => {
     const server = await rawServer((res, _req, body) => {
       bodies.push(JSON.parse(body));
       res.writeHead(400, { 'Content-Type': 'application/json' });
-      res.end(JSON.stringify({ error: { message: 'Unrecognized request argument supplied: thinking', type: 'invalid_request_error', param: null, code: null } }));
+      res.end(
+        JSON.stringify({ error: { message: 'Unrecognized request argument supplied: thinking', type: 'invalid_request_error', param: null, code: null } }),
+      );
     });
     try {
       const out = await collect(make(server.url, { thinkingField: 'deepseek' }).stream(thinkingOn));
@@ -1022,13 +996,7 @@ describe('DeepSeekProvider: only what the server understands', () => {
       const ok = await collect(p.stream(thinkingOn));
       expect(texts(ok.events, 'content')).toEqual(['ok']);
       await collect(p.stream(thinkingOn));
-      expect(bodies.map(optional)).toEqual([
-        ['thinking', 'stream_options'],
-        [],
-        ['thinking', 'stream_options'],
-        [],
-        [],
-      ]);
+      expect(bodies.map(optional)).toEqual([['thinking', 'stream_options'], [], ['thinking', 'stream_options'], [], []]);
     } finally {
       await server.close();
     }
@@ -1070,7 +1038,16 @@ describe('DeepSeekProvider: only what the server understands', () => {
     const server = await rawServer((res, _req, raw) => {
       bodies.push(JSON.parse(raw));
       res.writeHead(400, { 'Content-Type': 'application/json' });
-      res.end(JSON.stringify({ error: { message: "Unsupported value: 'temperature' does not support 5 with this model.", type: 'invalid_request_error', param: 'temperature', code: 'unsupported_value' } }));
+      res.end(
+        JSON.stringify({
+          error: {
+            message: "Unsupported value: 'temperature' does not support 5 with this model.",
+            type: 'invalid_request_error',
+            param: 'temperature',
+            code: 'unsupported_value',
+          },
+        }),
+      );
     });
     try {
       const out = await collect(make(server.url, { thinkingField: 'deepseek' }).stream({ ...thinkingOn, temperature: 5 }));
@@ -1127,14 +1104,20 @@ describe('DeepSeekProvider: only what the server understands', () => {
   it('estimated usage: about four characters a token', async () => {
     fake = await FakeDeepSeek.start({ dialect: 'minimal' });
     fake.enqueue({ kind: 'stream', reasoning: ['12345678'], content: ['abcd', 'efghi'] });
-    const out = await collect(make(fake.baseUrl).stream({ messages: [{ role: 'system', content: 'abcd' }, { role: 'user', content: 'abcdefghi' }] }));
+    const out = await collect(
+      make(fake.baseUrl).stream({
+        messages: [
+          { role: 'system', content: 'abcd' },
+          { role: 'user', content: 'abcdefghi' },
+        ],
+      }),
+    );
     expect(out.events.find((e) => e.type === 'usage')).toEqual({
       type: 'usage',
       usage: { prompt_tokens: 4, completion_tokens: 2 + 3, total_tokens: 9, reasoning_tokens: 2, estimated: true },
     });
   });
 });
-
 
 describe('FakeDeepSeek dialects and wire switches (what the provider tests rely on)', () => {
   let fake: FakeDeepSeek | undefined;
@@ -1195,7 +1178,9 @@ describe('FakeDeepSeek dialects and wire switches (what the provider tests rely 
   it('think-tags: the thinking inline in content; tagSplit cuts the tags across chunks; usage on the finish chunk', async () => {
     fake = await FakeDeepSeek.start({ dialect: 'think-tags' });
     fake.enqueue({ kind: 'stream', reasoning: ['r1'], content: ['c1'], tagSplit: 3 });
-    const chunks = dataOf((await raw(streamBody())).text).slice(0, -1).map((d) => JSON.parse(d));
+    const chunks = dataOf((await raw(streamBody())).text)
+      .slice(0, -1)
+      .map((d) => JSON.parse(d));
     const pieces = chunks.map((c) => c.choices[0]?.delta?.content).filter((p) => typeof p === 'string');
     expect(pieces.join('')).toBe('<think>\nr1\n</think>\n\nc1');
     expect(pieces.some((p: string) => p.includes('<think>') || p.includes('</think>'))).toBe(false);
@@ -1429,7 +1414,7 @@ describe('DeepSeekProvider over node:http (wire shapes and failures)', () => {
     }
   });
 
-  it('an `error` event before any piece → upstream_unavailable with the server\'s words, retried', async () => {
+  it("an `error` event before any piece → upstream_unavailable with the server's words, retried", async () => {
     let requests = 0;
     const server = await rawServer((res) => {
       requests++;

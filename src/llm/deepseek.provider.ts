@@ -79,9 +79,7 @@ export class DeepSeekProvider extends LlmProvider {
   stream(request: LlmRequest): Observable<LlmEvent> {
     return new Observable<LlmEvent>((subscriber) => {
       if (!this.isConfigured()) {
-        subscriber.error(
-          new AppError('model_not_configured', 'No model API key is configured (set DEEPSEEK_API_KEY).'),
-        );
+        subscriber.error(new AppError('model_not_configured', 'No model API key is configured (set DEEPSEEK_API_KEY).'));
         return;
       }
       const run: Run = { closed: false, emittedPiece: false, tentative: [] };
@@ -145,7 +143,7 @@ export class DeepSeekProvider extends LlmProvider {
     /** Optional fields already left out in this run: each is retried without once. */
     const dropped = new Set<string>();
     let attempts = 0;
-    for (let retry = 0; ; ) {
+    for (let retry = 0; ;) {
       let failure: AttemptFailure;
       attempts++;
       try {
@@ -177,22 +175,14 @@ export class DeepSeekProvider extends LlmProvider {
         if (run.closed) return;
         continue;
       }
-      this.logger.warn(
-        `Model request failed (${failure.error.code}) after ${attempts} attempt(s)` +
-          (failure.detail ? `: ${failure.detail}` : ''),
-      );
+      this.logger.warn(`Model request failed (${failure.error.code}) after ${attempts} attempt(s)` + (failure.detail ? `: ${failure.detail}` : ''));
       subscriber.error(failure.error);
       return;
     }
   }
 
   /** One HTTP request. Resolves when the stream finished (events emitted); throws AttemptFailure. */
-  private async attempt(
-    body: Record<string, unknown>,
-    subscriber: Subscriber<LlmEvent>,
-    run: Run,
-    dropped: ReadonlySet<string>,
-  ) {
+  private async attempt(body: Record<string, unknown>, subscriber: Subscriber<LlmEvent>, run: Run, dropped: ReadonlySet<string>) {
     const timeoutMs = Math.max(1, this.settings.timeoutMs);
     let timedOut = false;
     // One timer per attempt that re-checks the time of the last chunk when it fires (no timer per
@@ -277,12 +267,7 @@ export class DeepSeekProvider extends LlmProvider {
   }
 
   /** Emits the events of one chunk; returns its finish_reason when it carries one. */
-  private handleChunk(
-    chunk: ChatCompletionChunk,
-    subscriber: Subscriber<LlmEvent>,
-    run: Run,
-    state: AttemptState,
-  ): string | undefined {
+  private handleChunk(chunk: ChatCompletionChunk, subscriber: Subscriber<LlmEvent>, run: Run, state: AttemptState): string | undefined {
     let reason: string | undefined;
     const choices = Array.isArray(chunk?.choices) ? chunk.choices : [];
     const choice = choices.find((c) => (c?.index ?? 0) === 0) ?? choices[0];
@@ -319,12 +304,7 @@ export class DeepSeekProvider extends LlmProvider {
     return reason;
   }
 
-  private emitSplit(
-    pieces: { type: 'reasoning' | 'content'; text: string }[],
-    subscriber: Subscriber<LlmEvent>,
-    run: Run,
-    state: AttemptState,
-  ): void {
+  private emitSplit(pieces: { type: 'reasoning' | 'content'; text: string }[], subscriber: Subscriber<LlmEvent>, run: Run, state: AttemptState): void {
     for (const piece of pieces) {
       if (!piece.text) continue;
       run.emittedPiece = true;

@@ -90,9 +90,7 @@ describe('normalizeErrorBody', () => {
       param: null,
       code: 400,
     });
-    expect(norm(JSON.stringify({ error: 'model "x" not found, try pulling it first' })).error.message).toBe(
-      'model "x" not found, try pulling it first',
-    );
+    expect(norm(JSON.stringify({ error: 'model "x" not found, try pulling it first' })).error.message).toBe('model "x" not found, try pulling it first');
     expect(norm(JSON.stringify({ detail: [{ loc: ['body', 'thinking'], msg: 'extra fields not permitted' }] })).error).toMatchObject({
       message: 'thinking: extra fields not permitted',
       param: 'thinking',

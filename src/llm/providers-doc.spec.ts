@@ -87,9 +87,7 @@ describe('docs/providers.md recipes', () => {
     });
     const provider = new DeepSeekProvider(settings);
     fake.enqueue({ kind: 'stream', reasoning: ['Thinking it over.'], content: ['The ', 'answer.'] });
-    const events: LlmEvent[] = await lastValueFrom(
-      provider.stream({ messages: [{ role: 'user', content: 'hi' }], thinking: true }).pipe(toArray()),
-    );
+    const events: LlmEvent[] = await lastValueFrom(provider.stream({ messages: [{ role: 'user', content: 'hi' }], thinking: true }).pipe(toArray()));
 
     const text = (type: string) =>
       events
@@ -125,7 +123,10 @@ function oddAnswers(): Array<{ server: string; status: number; type: string; bod
         server,
         status: Number(/^\d+/.exec(statusType)![0]),
         type: code(statusType),
-        body: code(sends).replace(/\\n/g, '\n').replace(/\\r/g, '\r').replace(/\\uFEFF/g, '\uFEFF'),
+        body: code(sends)
+          .replace(/\\n/g, '\n')
+          .replace(/\\r/g, '\r')
+          .replace(/\\uFEFF/g, '\uFEFF'),
         shows: code(shows),
       };
     });

@@ -142,9 +142,12 @@ export function postSse(target: SseTarget, payload: string, timeoutMs: number, h
       // Let the rest of the body (usually just the chunked terminator) come, so the socket is
       // reused; a server that never ends it loses the socket after a while.
       if (!res.complete) {
-        setTimeout(() => {
-          if (!res.complete) req.destroy();
-        }, Math.min(timeoutMs, AFTER_DONE_MS)).unref();
+        setTimeout(
+          () => {
+            if (!res.complete) req.destroy();
+          },
+          Math.min(timeoutMs, AFTER_DONE_MS),
+        ).unref();
       }
       return;
     }
@@ -240,9 +243,10 @@ export function postSse(target: SseTarget, payload: string, timeoutMs: number, h
           parser.end();
           return;
         }
-        const what = /html/.test(contentType) || /^<(!doctype|html)/i.test(trimmed)
-          ? `an HTML page${titled(htmlTitle(trimmed))}`
-          : `${contentType || 'an untyped body'} (${JSON.stringify(trimmed.slice(0, 120))})`;
+        const what =
+          /html/.test(contentType) || /^<(!doctype|html)/i.test(trimmed)
+            ? `an HTML page${titled(htmlTitle(trimmed))}`
+            : `${contentType || 'an untyped body'} (${JSON.stringify(trimmed.slice(0, 120))})`;
         return fail(new BadResponse(`The model API answered ${status} with ${what} instead of an event stream.`));
       }
       const o = (json && typeof json === 'object' ? json : {}) as Record<string, unknown>;
@@ -300,7 +304,9 @@ export function postSse(target: SseTarget, payload: string, timeoutMs: number, h
 
 /** The body as sent: decompressed when the server compressed it anyway; undefined (after `fail`) when it cannot be read. */
 function decoded(res: http.IncomingMessage, fail: (err: unknown) => void): Readable | undefined {
-  const encoding = String(res.headers['content-encoding'] ?? '').trim().toLowerCase();
+  const encoding = String(res.headers['content-encoding'] ?? '')
+    .trim()
+    .toLowerCase();
   if (!encoding || encoding === 'identity') return res;
   // Z_SYNC_FLUSH: a body cut short is read as far as it goes (the cut is then reported as such).
   const flush = { finishFlush: zlib.constants.Z_SYNC_FLUSH };

@@ -53,12 +53,7 @@ export class UpstreamErrors {
   classify(err: unknown, ctx: AttemptContext): AttemptFailure {
     const detail = this.describe(err);
     if (ctx.emittedPiece) {
-      return new AttemptFailure(
-        new AppError('upstream_interrupted', "The model's stream broke off mid-answer."),
-        false,
-        undefined,
-        detail,
-      );
+      return new AttemptFailure(new AppError('upstream_interrupted', "The model's stream broke off mid-answer."), false, undefined, detail);
     }
     if (err instanceof BadResponse) return this.fail('upstream_bad_response', this.scrub(err.message), detail);
     if (err instanceof APIUserAbortError) return this.unexpected(err);
@@ -77,12 +72,7 @@ export class UpstreamErrors {
     const suffix = text ? `: ${text}` : '.';
     if (status === undefined) {
       // An error object inside a 2xx answer that says nothing of its kind: worth another try.
-      return new AttemptFailure(
-        new AppError('upstream_bad_response', `The model API sent an error instead of an answer${suffix}`),
-        true,
-        undefined,
-        detail,
-      );
+      return new AttemptFailure(new AppError('upstream_bad_response', `The model API sent an error instead of an answer${suffix}`), true, undefined, detail);
     }
     const retryAfterMs = retryAfter(err.headers);
     if (status === 401 || status === 403) {
@@ -186,8 +176,7 @@ export function httpError(status: number, text: string, raw: http.IncomingHttpHe
 export function inStreamError(payload: unknown): APIError {
   let e: unknown = payload;
   if (e && typeof e === 'object' && 'error' in e) e = (e as { error: unknown }).error;
-  const obj: Record<string, unknown> =
-    e && typeof e === 'object' && !Array.isArray(e) ? { ...(e as Record<string, unknown>) } : { message: stringify(e) };
+  const obj: Record<string, unknown> = e && typeof e === 'object' && !Array.isArray(e) ? { ...(e as Record<string, unknown>) } : { message: stringify(e) };
   if (typeof obj.message !== 'string') obj.message = stringify(obj.message ?? obj.detail ?? obj.msg ?? e);
   const status = errorStatus(obj);
   if (status === undefined) return new APIError(undefined, obj, undefined, undefined);

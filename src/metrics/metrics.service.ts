@@ -11,8 +11,18 @@ export class MetricsService {
   readonly registry = new Registry();
   private readonly pieces = new Counter({ name: 'chat_pieces_total', help: 'Pieces (frames with a seq) relayed to viewers', registers: [this.registry] });
   private readonly tokens = new Counter({ name: 'chat_tokens_total', help: 'Tokens the model reported', labelNames: ['kind'], registers: [this.registry] });
-  private readonly generations = new Counter({ name: 'chat_generations_total', help: 'Generations ended, by status', labelNames: ['status'], registers: [this.registry] });
-  private readonly errors = new Counter({ name: 'chat_errors_total', help: 'Error frames of generations, by code', labelNames: ['code'], registers: [this.registry] });
+  private readonly generations = new Counter({
+    name: 'chat_generations_total',
+    help: 'Generations ended, by status',
+    labelNames: ['status'],
+    registers: [this.registry],
+  });
+  private readonly errors = new Counter({
+    name: 'chat_errors_total',
+    help: 'Error frames of generations, by code',
+    labelNames: ['code'],
+    registers: [this.registry],
+  });
   private readonly firstPiece = new Histogram({
     name: 'chat_time_to_first_piece_seconds',
     help: 'From the start of a generation to its first piece (upstream latency plus ours)',
@@ -28,9 +38,23 @@ export class MetricsService {
   private running = 0;
 
   constructor(connections: ConnectionRegistry) {
-    new Gauge({ name: 'chat_open_sockets', help: 'Open WebSocket connections', registers: [this.registry], collect() { this.set(connections.size); } });
+    new Gauge({
+      name: 'chat_open_sockets',
+      help: 'Open WebSocket connections',
+      registers: [this.registry],
+      collect() {
+        this.set(connections.size);
+      },
+    });
     const running = (): number => this.running;
-    new Gauge({ name: 'chat_running_generations', help: 'Generations streaming now', registers: [this.registry], collect() { this.set(running()); } });
+    new Gauge({
+      name: 'chat_running_generations',
+      help: 'Generations streaming now',
+      registers: [this.registry],
+      collect() {
+        this.set(running());
+      },
+    });
   }
 
   generationStarted(): void {

@@ -23,12 +23,18 @@ describe('shorten: the body cut is a linear scan that agrees with the old patter
     expect(braceBodyStart(line)).toBe(line.search(OLD_BRACE));
   });
 
-  it.each(['def f(a):', 'def f(a):  # note', 'class A(B):  ', 'def f(a: int) -> dict[str, int]:', 'x = {1: 2}', 'def f(a, b=":"):', 'lambda: x', 'a: b # c: d'])(
-    '%s (python)',
-    (line) => {
-      expect(pythonBodyStart(line)).toBe(line.search(OLD_PYTHON));
-    },
-  );
+  it.each([
+    'def f(a):',
+    'def f(a):  # note',
+    'class A(B):  ',
+    'def f(a: int) -> dict[str, int]:',
+    'x = {1: 2}',
+    'def f(a, b=":"):',
+    'lambda: x',
+    'a: b # c: d',
+  ])('%s (python)', (line) => {
+    expect(pythonBodyStart(line)).toBe(line.search(OLD_PYTHON));
+  });
 
   it('stays fast on lines built to make the old pattern backtrack (100,000 spaces)', () => {
     const spaces = ' '.repeat(100_000);
@@ -72,11 +78,7 @@ describe('DeclarationReader (worker thread)', () => {
   afterAll(() => reader.onModuleDestroy());
 
   it('reads declarations in a worker, one file at a time, answers in order', async () => {
-    const results = await Promise.all([
-      reader.read('a.py', 'def a():\n  pass\n'),
-      reader.read('b.go', 'func b() {\n}\n'),
-      reader.read('c.md', '# nothing'),
-    ]);
+    const results = await Promise.all([reader.read('a.py', 'def a():\n  pass\n'), reader.read('b.go', 'func b() {\n}\n'), reader.read('c.md', '# nothing')]);
     expect(results).toEqual([['def a()'], ['func b()'], []]);
   });
 

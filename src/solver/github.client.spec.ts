@@ -68,10 +68,16 @@ describe('GithubClient against the fake GitHub', () => {
     expect(github.requests[0].headers.authorization).toBeUndefined();
   });
 
-  it('passes on GitHub\'s truncated flag of a huge tree', async () => {
+  it("passes on GitHub's truncated flag of a huge tree", async () => {
     github.addRepo({ owner: 'octo', name: 'huge', truncateTree: true, files: { 'a/b.ts': 'x' } });
     const tree = await client(github.url).tree({ owner: 'octo', repo: 'huge' }, 'main');
-    expect(tree).toMatchObject({ truncated: true, entries: [{ path: 'a', type: 'tree' }, { path: 'a/b.ts', type: 'blob', size: 1 }] });
+    expect(tree).toMatchObject({
+      truncated: true,
+      entries: [
+        { path: 'a', type: 'tree' },
+        { path: 'a/b.ts', type: 'blob', size: 1 },
+      ],
+    });
   });
 
   it('sends the token when one is set, and then learns whether it may push', async () => {
@@ -177,7 +183,9 @@ describe('GithubClient against the fake GitHub', () => {
   it('an aborted request rejects with the abort, not a github_error', async () => {
     const controller = new AbortController();
     controller.abort();
-    const error = await client(github.url).issue(target, 7, controller.signal).catch((e: unknown) => e);
+    const error = await client(github.url)
+      .issue(target, 7, controller.signal)
+      .catch((e: unknown) => e);
     expect(error).not.toBeInstanceOf(AppError);
     expect((error as Error).name).toBe('AbortError');
   });
@@ -207,12 +215,16 @@ describe('githubError', () => {
 
   it('maps a 429 rate limit with a token, and a secondary limit with retry-after', () => {
     const reset = Date.parse('2026-01-01T00:00:30Z') / 1000;
-    const limited = githubError(response(429, { 'x-ratelimit-remaining': '0', 'x-ratelimit-reset': String(reset), 'x-ratelimit-limit': '5000' }), 'it', context);
+    const limited = githubError(
+      response(429, { 'x-ratelimit-remaining': '0', 'x-ratelimit-reset': String(reset), 'x-ratelimit-limit': '5000' }),
+      'it',
+      context,
+    );
     expect(limited.message).toBe("GitHub's API rate limit is used up (5000 requests an hour); it resets at 2026-01-01T00:00:30.000Z (in about a minute).");
     expect(githubError(response(403, { 'retry-after': '60' }), 'it', context).message).toBe("GitHub's secondary rate limit was hit; retry after 60 s.");
   });
 
-  it('maps a 422 with GitHub\'s message, and a failure without a response as unreachable', () => {
+  it("maps a 422 with GitHub's message, and a failure without a response as unreachable", () => {
     expect(githubError(response(422, {}, 'Reference already exists'), 'a new branch b', context).message).toBe(
       'GitHub answered 422 for a new branch b: Reference already exists.',
     );

@@ -82,9 +82,7 @@ export class GithubClient {
   }
 
   async repository(t: Target, signal?: AbortSignal): Promise<RepoInfo> {
-    const { data } = await this.call(`repository ${t.owner}/${t.repo}`, signal, (request) =>
-      this.octokit.repos.get({ ...t, request }),
-    );
+    const { data } = await this.call(`repository ${t.owner}/${t.repo}`, signal, (request) => this.octokit.repos.get({ ...t, request }));
     return { fullName: data.full_name, defaultBranch: data.default_branch, canPush: data.permissions?.push };
   }
 
@@ -161,11 +159,7 @@ export class GithubClient {
   }
 
   /** Creates or updates one file on a branch (one commit); `sha` is the blob it replaces. */
-  async putFile(
-    t: Target,
-    change: { path: string; text: string; branch: string; message: string; sha?: string },
-    signal?: AbortSignal,
-  ): Promise<void> {
+  async putFile(t: Target, change: { path: string; text: string; branch: string; message: string; sha?: string }, signal?: AbortSignal): Promise<void> {
     await this.call(`a commit of ${change.path} to ${t.owner}/${t.repo}@${change.branch}`, signal, (request) =>
       this.octokit.repos.createOrUpdateFileContents({
         ...t,
@@ -179,11 +173,7 @@ export class GithubClient {
     );
   }
 
-  async deleteFile(
-    t: Target,
-    change: { path: string; branch: string; message: string; sha: string },
-    signal?: AbortSignal,
-  ): Promise<void> {
+  async deleteFile(t: Target, change: { path: string; branch: string; message: string; sha: string }, signal?: AbortSignal): Promise<void> {
     await this.call(`deleting ${change.path} in ${t.owner}/${t.repo}@${change.branch}`, signal, (request) =>
       this.octokit.repos.deleteFile({ ...t, ...change, request }),
     );
@@ -194,9 +184,7 @@ export class GithubClient {
     pr: { title: string; body: string; head: string; base: string },
     signal?: AbortSignal,
   ): Promise<{ url: string; number: number }> {
-    const { data } = await this.call(`a pull request in ${t.owner}/${t.repo}`, signal, (request) =>
-      this.octokit.pulls.create({ ...t, ...pr, request }),
-    );
+    const { data } = await this.call(`a pull request in ${t.owner}/${t.repo}`, signal, (request) => this.octokit.pulls.create({ ...t, ...pr, request }));
     return { url: data.html_url, number: data.number };
   }
 
@@ -254,11 +242,7 @@ function minutesFromNow(date: Date, now: number): string {
  * private), 401 (bad token), 403/429 with `x-ratelimit-remaining: 0` (when it resets), secondary
  * limits (`retry-after`), other refusals, 5xx, and no answer at all.
  */
-export function githubError(
-  error: unknown,
-  what: string,
-  context: { hasToken: boolean; now?: number },
-): AppError {
+export function githubError(error: unknown, what: string, context: { hasToken: boolean; now?: number }): AppError {
   const e = error as OctokitLikeError;
   const status = e?.response?.status ?? (typeof e?.status === 'number' ? e.status : undefined);
   const headers = e?.response?.headers ?? {};

@@ -169,7 +169,8 @@ export function placeHunk(hunk: Hunk, file: FileLines): PlacementResult {
   const absent = steps.find((s) => s.op === '-' && s.key !== '' && !present.has(s.key));
   if (absent) return { ok: false, reason: `the line to remove \`${absent.text.trim().slice(0, 120)}\` is not in the file` };
   // Every start is tried: bound the work (this runs on the event loop) for huge files and hunks.
-  if (lines.length * steps.length > MAX_WORK) return { ok: false, reason: `the file (${lines.length} lines) and hunk (${steps.length} lines) are too large to place; split the hunk` };
+  if (lines.length * steps.length > MAX_WORK)
+    return { ok: false, reason: `the file (${lines.length} lines) and hunk (${steps.length} lines) are too large to place; split the hunk` };
   const found: Array<{ start: number; alignment: Alignment }> = [];
   let best: { failure: Failure; start: number } | undefined;
   for (let start = 0; start < lines.length; start++) {
@@ -189,7 +190,10 @@ export function placeHunk(hunk: Hunk, file: FileLines): PlacementResult {
     if (hinted.length === 1) winners = hinted;
   }
   if (winners.length > 1) {
-    const at = winners.slice(0, 4).map((w) => w.start + 1).join(', ');
+    const at = winners
+      .slice(0, 4)
+      .map((w) => w.start + 1)
+      .join(', ');
     return { ok: false, reason: `its lines fit ${winners.length} places (lines ${at}); give more context so it fits one place only` };
   }
   const [{ start, alignment }] = winners;

@@ -113,7 +113,10 @@ describe('applyDiff', () => {
   });
 
   it('fuzzy: a hunk header without numbers is placed by its content', () => {
-    const result = applyDiff('--- a/src/math.js\n+++ b/src/math.js\n@@ @@\n function median(values) {\n-  const sorted = [...values].sort();\n+  const sorted = [...values].sort((a, b) => a - b);\n', sources());
+    const result = applyDiff(
+      '--- a/src/math.js\n+++ b/src/math.js\n@@ @@\n function median(values) {\n-  const sorted = [...values].sort();\n+  const sorted = [...values].sort((a, b) => a - b);\n',
+      sources(),
+    );
     expect(result.applies).toBe(true);
     expect(result.files[0].after).toContain('sort((a, b) => a - b)');
     expectClean(result.patch, sources(), new Map([['src/math.js', result.files[0].after!]]));
@@ -144,11 +147,19 @@ describe('applyDiff', () => {
       ['src/math.js', math],
       ['src/index.js', index],
     ]);
-    expectClean(result.patch, sources(), new Map([['src/math.js', math], ['src/index.js', index]]));
+    expectClean(
+      result.patch,
+      sources(),
+      new Map([
+        ['src/math.js', math],
+        ['src/index.js', index],
+      ]),
+    );
   });
 
   it('creates and deletes files', () => {
-    const diff = '--- /dev/null\n+++ b/src/mean.js\n@@ -0,0 +1,2 @@\n+// new\n+module.exports = 1;\n--- a/src/index.js\n+++ /dev/null\n@@ -1,3 +0,0 @@\n-const { average } = require(\'./math\');\n-\n-console.log(average([1, 2, 3]));\n';
+    const diff =
+      "--- /dev/null\n+++ b/src/mean.js\n@@ -0,0 +1,2 @@\n+// new\n+module.exports = 1;\n--- a/src/index.js\n+++ /dev/null\n@@ -1,3 +0,0 @@\n-const { average } = require('./math');\n-\n-console.log(average([1, 2, 3]));\n";
     const result = applyDiff(diff, sources());
     expect(result.reasons).toEqual([]);
     expect(result.files).toEqual([
@@ -157,10 +168,17 @@ describe('applyDiff', () => {
     ]);
     expect(result.patch).toContain('new file mode 100644\n--- /dev/null\n+++ b/src/mean.js');
     expect(result.patch).toContain('deleted file mode 100644\n--- a/src/index.js\n+++ /dev/null');
-    expectClean(result.patch, sources(), new Map<string, string | null>([['src/mean.js', '// new\nmodule.exports = 1;\n'], ['src/index.js', null]]));
+    expectClean(
+      result.patch,
+      sources(),
+      new Map<string, string | null>([
+        ['src/mean.js', '// new\nmodule.exports = 1;\n'],
+        ['src/index.js', null],
+      ]),
+    );
   });
 
-  it('fuzzy: a paraphrased context line and spacing inside lines — placed (the file\'s lines kept), then re-made clean', () => {
+  it("fuzzy: a paraphrased context line and spacing inside lines — placed (the file's lines kept), then re-made clean", () => {
     const drifted = GOOD.replace('   let sum = 0;', '   let total = 0;').replace(' function average(values) {', ' function average(values){');
     const result = applyDiff(drifted, sources());
     expect(result.reasons).toEqual([]);
@@ -176,10 +194,13 @@ describe('applyDiff', () => {
   });
 
   it('broken: lines that exist but not together: says where it came closest', () => {
-    const diff = '--- a/src/math.js\n+++ b/src/math.js\n@@ -1,3 +1,3 @@\n function average(values) {\n-  return sorted[Math.floor(sorted.length / 2)];\n+  return 0;\n';
+    const diff =
+      '--- a/src/math.js\n+++ b/src/math.js\n@@ -1,3 +1,3 @@\n function average(values) {\n-  return sorted[Math.floor(sorted.length / 2)];\n+  return 0;\n';
     const result = applyDiff(diff, sources());
     expect(result.applies).toBe(false);
-    expect(result.reasons[0]).toMatch(/^src\/math.js: hunk 1 .*: at line 5 the file has `let sum = 0;` where the diff has `return sorted\[Math.floor\(sorted.length \/ 2\)\];`$/);
+    expect(result.reasons[0]).toMatch(
+      /^src\/math.js: hunk 1 .*: at line 5 the file has `let sum = 0;` where the diff has `return sorted\[Math.floor\(sorted.length \/ 2\)\];`$/,
+    );
   });
 
   it('broken: a file that does not exist, a file created twice, no diff, a diff that changes nothing', () => {
@@ -190,7 +211,8 @@ describe('applyDiff', () => {
   });
 
   it('does not apply a hunk whose removed line is missing, even with fuzz', () => {
-    const diff = '--- a/src/math.js\n+++ b/src/math.js\n@@ -5,3 +5,3 @@\n   let sum = 0;\n-  for (let j = 0; j <= values.length; j++) {\n+  for (let j = 0; j < values.length; j++) {\n     sum += values[i];\n';
+    const diff =
+      '--- a/src/math.js\n+++ b/src/math.js\n@@ -5,3 +5,3 @@\n   let sum = 0;\n-  for (let j = 0; j <= values.length; j++) {\n+  for (let j = 0; j < values.length; j++) {\n     sum += values[i];\n';
     expect(applyDiff(diff, sources()).applies).toBe(false);
   });
 });

@@ -84,7 +84,10 @@ export function explanationOf(text: string): string {
     }
     if (!skipping) out.push(line);
   }
-  return out.join('\n').replace(/\n{3,}/g, '\n\n').trim();
+  return out
+    .join('\n')
+    .replace(/\n{3,}/g, '\n\n')
+    .trim();
 }
 
 function joinBlocks(blocks: string[]): string {
@@ -116,7 +119,8 @@ function fencedBlocks(text: string): Array<{ info: string; body: string }> {
   return blocks;
 }
 
-const GIT_META = /^(index |new file mode|deleted file mode|old mode|new mode|similarity index|dissimilarity index|rename from|rename to|copy from|copy to|Binary files)/;
+const GIT_META =
+  /^(index |new file mode|deleted file mode|old mode|new mode|similarity index|dissimilarity index|rename from|rename to|copy from|copy to|Binary files)/;
 const HUNK_HEADER = /^@@ -(\d+)(?:,\d+)? \+(\d+)(?:,\d+)? @@/;
 
 /**

@@ -75,6 +75,7 @@ describe('files CI or a build runs are never pushed', () => {
   });
 
   it('ordinary sources, docs and tests are fine', () => {
-    for (const path of ['src/math.js', 'README.md', 'test/math.test.js', 'docs/github.md', 'src/make.ts', 'lib/docker.go']) expect(change(path, 'a', 'b')).toBeUndefined();
+    for (const path of ['src/math.js', 'README.md', 'test/math.test.js', 'docs/github.md', 'src/make.ts', 'lib/docker.go'])
+      expect(change(path, 'a', 'b')).toBeUndefined();
   });
 });

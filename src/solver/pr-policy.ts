@@ -16,7 +16,10 @@ export function prRefusalFor(setting: PrSetting, isAdmin: boolean): string | und
 
 /** `owner/repo` patterns, comma-separated, `*` matching any run of characters; case-insensitive. */
 export function repoPatterns(setting: string | undefined): RegExp[] | undefined {
-  const items = (setting ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+  const items = (setting ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   if (!items.length) return undefined;
   return items.map((item) => new RegExp(`^${item.split('*').map(escapeRegExp).join('[^]*')}$`, 'i'));
 }

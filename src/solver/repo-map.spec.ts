@@ -1,12 +1,4 @@
-import {
-  buildRepoMap,
-  estimateTokens,
-  keywordsOf,
-  mappableFiles,
-  relevance,
-  skipReason,
-  type TreeEntry,
-} from './repo-map';
+import { buildRepoMap, estimateTokens, keywordsOf, mappableFiles, relevance, skipReason, type TreeEntry } from './repo-map';
 import { extractDeclarations } from './declarations';
 
 const blob = (path: string, size = 100): TreeEntry => ({ path, type: 'blob', size, sha: `sha-${path}` });
@@ -81,7 +73,15 @@ describe('extractDeclarations', () => {
   });
 
   it('reads Python defs and classes at the top level only', () => {
-    const source = ['import os', 'class Parser(Base):', '    def method(self):', '        pass', 'async def fetch(url: str) -> bytes:', 'def main():  # entry', 'x = 1'].join('\n');
+    const source = [
+      'import os',
+      'class Parser(Base):',
+      '    def method(self):',
+      '        pass',
+      'async def fetch(url: str) -> bytes:',
+      'def main():  # entry',
+      'x = 1',
+    ].join('\n');
     expect(extractDeclarations('pkg/parser.py', source)).toEqual(['class Parser(Base)', 'async def fetch(url: str) -> bytes', 'def main()']);
   });
 
@@ -91,7 +91,15 @@ describe('extractDeclarations', () => {
   });
 
   it('reads Rust items', () => {
-    const source = ['use std::io;', 'pub struct Config {', 'pub(crate) async fn load(path: &str) -> Result<Config> {', 'impl Config {', '    fn inner() {}', 'enum Mode { A, B }', 'macro_rules! m {'].join('\n');
+    const source = [
+      'use std::io;',
+      'pub struct Config {',
+      'pub(crate) async fn load(path: &str) -> Result<Config> {',
+      'impl Config {',
+      '    fn inner() {}',
+      'enum Mode { A, B }',
+      'macro_rules! m {',
+    ].join('\n');
     expect(extractDeclarations('src/lib.rs', source)).toEqual([
       'pub struct Config',
       'pub(crate) async fn load(path: &str) -> Result<Config>',

@@ -102,6 +102,16 @@ function stageModel(row: SolverRunRow | null) {
   return STAGES.map((s, i) => ({
     ...s,
     hidden: s.id === 'pr' && !(row?.open_pr === 1),
-    state: !row ? 'pending' : row.status === 'complete' || i < reached ? 'done' : i === reached ? (row.status === 'running' ? 'active' : row.status === 'stopped' ? 'stopped' : 'failed') : 'pending',
+    state: !row
+      ? 'pending'
+      : row.status === 'complete' || i < reached
+        ? 'done'
+        : i === reached
+          ? row.status === 'running'
+            ? 'active'
+            : row.status === 'stopped'
+              ? 'stopped'
+              : 'failed'
+          : 'pending',
   }));
 }

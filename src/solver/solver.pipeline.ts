@@ -141,7 +141,11 @@ export class SolverPipeline {
     const left = map.omitted ? `, ${map.omitted} left out for the token budget` : '';
     const cut = tree.truncated ? '; GitHub truncated the tree' : '';
     const slow = gaveUp ? `; declarations of ${gaveUp} file(s) left out (over the time budget)` : '';
-    io.progress('repomap', 25, `mapped ${map.listed} files in ~${map.tokens} tokens (${map.skipped} vendored, binary or generated skipped${left})${cut}${slow}`);
+    io.progress(
+      'repomap',
+      25,
+      `mapped ${map.listed} files in ~${map.tokens} tokens (${map.skipped} vendored, binary or generated skipped${left})${cut}${slow}`,
+    );
     return map.text;
   }
 
@@ -151,10 +155,15 @@ export class SolverPipeline {
     io.progress('files', 27, 'asking the model which files matter');
     const reply = await this.ask(job, { messages: filesMessages(job.issueBody, map, repo.defaultBranch), responseFormat: 'json_object' }, false);
     const mappable = new Set(job.mappable.map((e) => e.path));
-    let chosen = unique(parseFilesReply(reply.content).map(normalizePath)).filter((p) => mappable.has(p)).slice(0, MAX_SELECTED_FILES);
+    let chosen = unique(parseFilesReply(reply.content).map(normalizePath))
+      .filter((p) => mappable.has(p))
+      .slice(0, MAX_SELECTED_FILES);
     let how = 'the model chose';
     if (!chosen.length) {
-      chosen = [...job.mappable].sort((a, b) => job.score(b) - job.score(a)).slice(0, 3).map((e) => e.path);
+      chosen = [...job.mappable]
+        .sort((a, b) => job.score(b) - job.score(a))
+        .slice(0, 3)
+        .map((e) => e.path);
       how = 'the model named no existing file; best matches of the map';
     }
     if (!chosen.length) throw new AppError('github_error', `${repo.fullName} has no readable source files on ${repo.defaultBranch}`);
@@ -372,4 +381,3 @@ async function eachLimited<T>(items: T[], limit: number, fn: (item: T) => Promis
   };
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
 }
-

@@ -102,7 +102,10 @@ describe('SolverService', () => {
     hangUntilAborted({});
     await service.solve({ issue_url: URL }, 'c1');
     await service.solve({ issue_url: URL }, 'c1');
-    await expect(service.solve({ id: 'r3', issue_url: URL }, 'c1')).rejects.toMatchObject({ code: 'limit_exceeded', details: { limit: 'solver_runs', max: 2 } });
+    await expect(service.solve({ id: 'r3', issue_url: URL }, 'c1')).rejects.toMatchObject({
+      code: 'limit_exceeded',
+      details: { limit: 'solver_runs', max: 2 },
+    });
     expect(frames.filter((f) => f.type === 'solver_started')).toHaveLength(2);
     expect(service.runningCount).toBe(2);
     await stops.stop(frames[0].run_id as string, 'u1', 'run_id');
@@ -121,7 +124,10 @@ describe('SolverService', () => {
     await service.solve({ issue_url: URL, open_pr: true }, 'c1');
     await service.solve({ issue_url: URL }, 'c1');
     await tick();
-    expect(seen).toEqual([{ openPr: true, prRefusal: "opening pull requests is the admin's alone on this server (SOLVER_PR=admin)" }, { openPr: false, prRefusal: undefined }]);
+    expect(seen).toEqual([
+      { openPr: true, prRefusal: "opening pull requests is the admin's alone on this server (SOLVER_PR=admin)" },
+      { openPr: false, prRefusal: undefined },
+    ]);
   });
 
   it('a refused solve (rate limit) starts nothing', async () => {

@@ -36,37 +36,88 @@ describe('declarations from syntax trees (tree-sitter), per language', () => {
   });
 
   it('JavaScript (and JSX) functions, classes and methods', async () => {
-    expect(await decls('src/math.js', ['function average(values) {', '  return 0;', '}', 'class Stack {', '  push(x) { this.items.push(x); }', '}', 'module.exports = { average };'])).toEqual([
-      'function average(values)',
-      'class Stack',
-      '  push(x)',
+    expect(
+      await decls('src/math.js', [
+        'function average(values) {',
+        '  return 0;',
+        '}',
+        'class Stack {',
+        '  push(x) { this.items.push(x); }',
+        '}',
+        'module.exports = { average };',
+      ]),
+    ).toEqual(['function average(values)', 'class Stack', '  push(x)']);
+    expect(await decls('src/View.jsx', ['export function View({ value }) {', '  return <div>{value}</div>;', '}'])).toEqual([
+      'export function View({ value })',
     ]);
-    expect(await decls('src/View.jsx', ['export function View({ value }) {', '  return <div>{value}</div>;', '}'])).toEqual(['export function View({ value })']);
   });
 
   it('Python: defs, classes and their methods, decorated too', async () => {
     expect(
-      await decls('pkg/parser.py', ['import os', '@dataclass', 'class Parser(Base):', '    def method(self, a):', '        pass', '    @property', '    def name(self):', '        return 1', 'async def fetch(url: str) -> bytes:', '    pass', 'x = 1']),
+      await decls('pkg/parser.py', [
+        'import os',
+        '@dataclass',
+        'class Parser(Base):',
+        '    def method(self, a):',
+        '        pass',
+        '    @property',
+        '    def name(self):',
+        '        return 1',
+        'async def fetch(url: str) -> bytes:',
+        '    pass',
+        'x = 1',
+      ]),
     ).toEqual(['class Parser(Base)', '  def method(self, a)', '  def name(self)', 'async def fetch(url: str) -> bytes']);
   });
 
   it('Go: funcs, methods and types', async () => {
-    expect(await decls('cmd/main.go', ['package main', 'type Server struct {', '\tport int', '}', 'func (s *Server) Start() error {', '\treturn nil', '}', 'func main() {', '}', 'var x = 1'])).toEqual([
-      'type Server struct',
-      'func (s *Server) Start() error',
-      'func main()',
-    ]);
+    expect(
+      await decls('cmd/main.go', [
+        'package main',
+        'type Server struct {',
+        '\tport int',
+        '}',
+        'func (s *Server) Start() error {',
+        '\treturn nil',
+        '}',
+        'func main() {',
+        '}',
+        'var x = 1',
+      ]),
+    ).toEqual(['type Server struct', 'func (s *Server) Start() error', 'func main()']);
   });
 
   it('Rust: items, impl blocks and their functions', async () => {
     expect(
-      await decls('src/lib.rs', ['use std::io;', 'pub struct Config {', '    a: u8,', '}', 'impl Config {', '    pub fn load(path: &str) -> Result<Config> {', '        todo!()', '    }', '}', 'enum Mode { A, B }', 'pub(crate) async fn run() {}']),
+      await decls('src/lib.rs', [
+        'use std::io;',
+        'pub struct Config {',
+        '    a: u8,',
+        '}',
+        'impl Config {',
+        '    pub fn load(path: &str) -> Result<Config> {',
+        '        todo!()',
+        '    }',
+        '}',
+        'enum Mode { A, B }',
+        'pub(crate) async fn run() {}',
+      ]),
     ).toEqual(['pub struct Config', 'impl Config', '  pub fn load(path: &str) -> Result<Config>', 'enum Mode', 'pub(crate) async fn run()']);
   });
 
   it('Java: classes, constructors and methods', async () => {
     expect(
-      await decls('src/main/java/a/Cache.java', ['package a;', 'public final class Cache<K, V> {', '    private int size;', '    public Cache(int size) { this.size = size; }', '    public V get(K key) {', '        return null;', '    }', '}', 'interface Loader {}']),
+      await decls('src/main/java/a/Cache.java', [
+        'package a;',
+        'public final class Cache<K, V> {',
+        '    private int size;',
+        '    public Cache(int size) { this.size = size; }',
+        '    public V get(K key) {',
+        '        return null;',
+        '    }',
+        '}',
+        'interface Loader {}',
+      ]),
     ).toEqual(['public final class Cache<K, V>', '  public Cache(int size)', '  public V get(K key)', 'interface Loader']);
   });
 
@@ -75,21 +126,23 @@ describe('declarations from syntax trees (tree-sitter), per language', () => {
       'struct point',
       'int sum(int a, int b)',
     ]);
-    expect(await decls('include/calc.hpp', ['int sum(int a, int b);', 'class Calc {', ' public:', '  int twice(int a) { return 2 * a; }', '};', 'namespace util {', '}'])).toEqual([
-      'int sum(int a, int b);',
-      'class Calc',
-      '  int twice(int a)',
-      'namespace util',
-    ]);
+    expect(
+      await decls('include/calc.hpp', [
+        'int sum(int a, int b);',
+        'class Calc {',
+        ' public:',
+        '  int twice(int a) { return 2 * a; }',
+        '};',
+        'namespace util {',
+        '}',
+      ]),
+    ).toEqual(['int sum(int a, int b);', 'class Calc', '  int twice(int a)', 'namespace util']);
   });
 
   it('Ruby: classes, modules and methods', async () => {
-    expect(await decls('lib/calc.rb', ['module Calc', 'end', 'class Adder < Base', '  def add(a, b)', '    a + b', '  end', 'end', 'def helper; end'])).toEqual([
-      'module Calc',
-      'class Adder < Base',
-      '  def add(a, b)',
-      'def helper; end',
-    ]);
+    expect(await decls('lib/calc.rb', ['module Calc', 'end', 'class Adder < Base', '  def add(a, b)', '    a + b', '  end', 'end', 'def helper; end'])).toEqual(
+      ['module Calc', 'class Adder < Base', '  def add(a, b)', 'def helper; end'],
+    );
   });
 
   it('Kotlin: classes and functions', async () => {
@@ -113,7 +166,10 @@ describe('declarations from syntax trees (tree-sitter), per language', () => {
     expect(deep).toContain('function after()');
     // Unrecoverable: the tree has nothing, so the worker falls back to the line patterns.
     expect(await decls('c.py', [`def f(${'('.repeat(30_000)}`, 'def g():', '    pass'])).toBeUndefined();
-    const huge = await decls('d.ts', Array.from({ length: 3_000 }, (_, i) => `export function f${i}(a: number): number { return a; }`));
+    const huge = await decls(
+      'd.ts',
+      Array.from({ length: 3_000 }, (_, i) => `export function f${i}(a: number): number { return a; }`),
+    );
     expect(huge).toHaveLength(40);
   });
 });

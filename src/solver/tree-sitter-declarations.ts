@@ -60,7 +60,18 @@ const VARIABLES = new Set(['lexical_declaration', 'variable_declaration']);
 const FUNCTION_VALUES = new Set(['arrow_function', 'function', 'function_expression', 'generator_function']);
 /** Where a class keeps its members. */
 const BODIES = new Set(['class_body', 'block', 'declaration_list', 'field_declaration_list', 'body_statement', 'enum_class_body', 'interface_body']);
-const MEMBERS = new Set(['method_definition', 'function_definition', 'method_declaration', 'constructor_declaration', 'function_item', 'function_declaration', 'method', 'singleton_method', 'abstract_method_signature', 'decorated_definition']);
+const MEMBERS = new Set([
+  'method_definition',
+  'function_definition',
+  'method_declaration',
+  'constructor_declaration',
+  'function_item',
+  'function_declaration',
+  'method',
+  'singleton_method',
+  'abstract_method_signature',
+  'decorated_definition',
+]);
 
 const MAX_DECLARATIONS = 40;
 /** A parse taking longer stops (the worker's own budget is the backstop). */
@@ -141,7 +152,11 @@ function collect(root: Parser.SyntaxNode, source: string): string[] {
 function declarationIn(node: Parser.SyntaxNode): Parser.SyntaxNode | undefined {
   let current: Parser.SyntaxNode | null = node;
   for (let depth = 0; current && depth < 3 && UNWRAP.has(current.type); depth++) {
-    current = current.childForFieldName('declaration') ?? current.childForFieldName('definition') ?? current.namedChildren.find((c) => c.type !== 'decorator' && c.type !== 'comment' && c.type !== 'template_parameter_list') ?? null;
+    current =
+      current.childForFieldName('declaration') ??
+      current.childForFieldName('definition') ??
+      current.namedChildren.find((c) => c.type !== 'decorator' && c.type !== 'comment' && c.type !== 'template_parameter_list') ??
+      null;
   }
   if (!current) return undefined;
   if (DECLARES.has(current.type)) return current;

@@ -82,9 +82,11 @@ describe(`ChatsRepository (${usingPostgres() ? 'PostgreSQL' : 'SQLite file'})`, 
     // the same message id again: the transaction fails as a whole
     const other = chatRow({ id: 'c-other', userId: 'u1', title: 'Second' });
     // (matched by message: better-sqlite3's error class may come from another test file's realm)
-    await expect(chats.insert(other, [messageRow({ id: 'm-user', chat_id: 'c-other', role: 'user', content: 'Q', status: 'complete' })])).rejects.toMatchObject({
-      message: expect.stringMatching(UNIQUE),
-    });
+    await expect(chats.insert(other, [messageRow({ id: 'm-user', chat_id: 'c-other', role: 'user', content: 'Q', status: 'complete' })])).rejects.toMatchObject(
+      {
+        message: expect.stringMatching(UNIQUE),
+      },
+    );
     expect(await chats.findById('c-other')).toBeUndefined();
   });
 
@@ -183,9 +185,17 @@ describe(`ChatsRepository (${usingPostgres() ? 'PostgreSQL' : 'SQLite file'})`, 
         messageRow({ id: `${chatId}-m${i}`, chat_id: chatId, role: i % 2 ? 'assistant' : 'user', content: `n${i}`, status: 'complete' }),
       );
     const stored = async (chatId: string) =>
-      Number((await db.selectFrom('messages').select((eb) => eb.fn.countAll().as('n')).where('chat_id', '=', chatId).executeTakeFirstOrThrow()).n);
+      Number(
+        (
+          await db
+            .selectFrom('messages')
+            .select((eb) => eb.fn.countAll().as('n'))
+            .where('chat_id', '=', chatId)
+            .executeTakeFirstOrThrow()
+        ).n,
+      );
 
-    it('writes in batches, other work running between them; the chat is its owner\'s only once every row is in', async () => {
+    it("writes in batches, other work running between them; the chat is its owner's only once every row is in", async () => {
       const chat = chatRow({ id: 'imp', userId: 'u1', title: 'Imported' });
       let done = false;
       const writing = chats.insertImported(chat, rowsOf('imp', 40), 2).finally(() => (done = true));
@@ -224,7 +234,13 @@ describe(`ChatsRepository (${usingPostgres() ? 'PostgreSQL' : 'SQLite file'})`, 
   it('keeps its data when the same database is opened again (a restart), and migrations run again harmlessly', async () => {
     await chats.create({ id: 'c', userId: 'u1', title: 'Survives', settings: { model: 'm' } });
     await messages.insert({ id: 'm', chat_id: 'c', role: 'user', content: 'hello', status: 'complete' });
-    const migrations = async () => (await db.selectFrom('kysely_migration' as never).selectAll().execute()).length;
+    const migrations = async () =>
+      (
+        await db
+          .selectFrom('kysely_migration' as never)
+          .selectAll()
+          .execute()
+      ).length;
     const applied = await migrations();
     expect(applied).toBeGreaterThan(0);
     await db.destroy();

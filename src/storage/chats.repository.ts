@@ -98,13 +98,7 @@ export class ChatsRepository {
 
   /** A user's chats, newest activity first. */
   list(userId: string, limit = 500): Promise<ChatRow[]> {
-    return this.db
-      .selectFrom('chats')
-      .select(CHAT_COLUMNS)
-      .where('user_id', '=', userId)
-      .orderBy('updated_at', 'desc')
-      .limit(limit)
-      .execute();
+    return this.db.selectFrom('chats').select(CHAT_COLUMNS).where('user_id', '=', userId).orderBy('updated_at', 'desc').limit(limit).execute();
   }
 
   async update(id: string, changes: { title?: string; settings?: object }): Promise<ChatRow | undefined> {

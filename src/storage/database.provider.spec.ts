@@ -95,7 +95,7 @@ describe('WAL checkpoints in a worker thread (SQLite)', () => {
     expect(await until(() => !existsSync(`${file}-wal`))).toBe(true);
   });
 
-  it('with 0 there is no worker: the WAL waits for SQLite\'s own checkpoint', async () => {
+  it("with 0 there is no worker: the WAL waits for SQLite's own checkpoint", async () => {
     const { db, autocheckpoint, grown } = await fillWal(0);
     expect(autocheckpoint).toBe(1000);
     await new Promise((resolve) => setTimeout(resolve, 300));

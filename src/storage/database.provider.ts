@@ -159,6 +159,5 @@ export async function migrate(db: Kysely<Database>, schema?: string): Promise<vo
 export const databaseProvider: Provider = {
   provide: Kysely,
   inject: [Environment],
-  useFactory: (env: Environment) =>
-    openDatabase(env.DATABASE_URL, { sqliteSynchronous: env.SQLITE_SYNCHRONOUS, sqliteCheckpointMs: env.SQLITE_CHECKPOINT_MS }),
+  useFactory: (env: Environment) => openDatabase(env.DATABASE_URL, { sqliteSynchronous: env.SQLITE_SYNCHRONOUS, sqliteCheckpointMs: env.SQLITE_CHECKPOINT_MS }),
 };

@@ -41,7 +41,10 @@ export class FilesRepository {
   }
 
   async insertShare(share: Omit<ShareRow, 'created_at'>): Promise<void> {
-    await this.db.insertInto('shares').values({ ...share, created_at: nowIso() }).execute();
+    await this.db
+      .insertInto('shares')
+      .values({ ...share, created_at: nowIso() })
+      .execute();
   }
 
   findShare(token: string): Promise<ShareRow | undefined> {

@@ -63,7 +63,12 @@ describe(`GroupCommit (${usingPostgres() ? 'PostgreSQL' : 'SQLite file'})`, () =
     const chat = chatRow({ id: 'half', userId: 'u1', title: 'half' });
     const broken = messageRow({ id: 'm', chat_id: 'no-such-chat', role: 'user', content: 'x', status: 'complete' });
     // (better-sqlite3's SqliteError is not `instanceof Error` in a later Jest realm: no toThrow here.)
-    await expect(chats.insert(chat, [broken]).then(() => 'stored', () => 'failed')).resolves.toBe('failed');
+    await expect(
+      chats.insert(chat, [broken]).then(
+        () => 'stored',
+        () => 'failed',
+      ),
+    ).resolves.toBe('failed');
     expect(await chats.findById('half')).toBeUndefined();
   });
 
@@ -81,7 +86,10 @@ describe(`GroupCommit (${usingPostgres() ? 'PostgreSQL' : 'SQLite file'})`, () =
   (usingPostgres() ? it.skip : it)('SQLite: a batch waits for a Kysely transaction open on the connection, and does not join it', async () => {
     let release!: () => void;
     const held = db.transaction().execute(async (trx) => {
-      await trx.insertInto('chats').values(chatRow({ id: 'in-trx', userId: 'u1', title: 'kysely' })).execute();
+      await trx
+        .insertInto('chats')
+        .values(chatRow({ id: 'in-trx', userId: 'u1', title: 'kysely' }))
+        .execute();
       await new Promise<void>((resolve) => (release = resolve));
       throw new Error('roll back');
     });

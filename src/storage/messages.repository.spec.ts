@@ -62,9 +62,9 @@ describe(`MessagesRepository (${usingPostgres() ? 'PostgreSQL' : 'SQLite file'})
     );
   });
 
-  it("findOwned finds a message only for the owner of its chat", async () => {
+  it('findOwned finds a message only for the owner of its chat', async () => {
     await messages.insert({ id: 'mine', chat_id: 'chat', role: 'user', content: 'q', status: 'complete' });
-    expect((await messages.findOwned('mine', 'u1'))).toEqual(await messages.findById('mine'));
+    expect(await messages.findOwned('mine', 'u1')).toEqual(await messages.findById('mine'));
     expect(await messages.findOwned('mine', 'u2')).toBeUndefined();
     expect(await messages.findOwned('missing', 'u1')).toBeUndefined();
   });
@@ -114,11 +114,15 @@ describe(`MessagesRepository (${usingPostgres() ? 'PostgreSQL' : 'SQLite file'})
 
     expect((await messages.findById('some'))?.omitted_turns).toBe(3);
     expect((await messages.findOwned('some', 'u1'))?.omitted_turns).toBe(3);
-    expect((await messages.listByChat('chat')).map((m) => [m.id, m.omitted_turns])).toEqual([['q', null], ['none', 0], ['some', 3]]);
+    expect((await messages.listByChat('chat')).map((m) => [m.id, m.omitted_turns])).toEqual([
+      ['q', null],
+      ['none', 0],
+      ['some', 3],
+    ]);
     expect((await messages.listAllByChat('chat')).map((m) => m.omitted_turns)).toEqual([null, 0, 3]);
   });
 
-  it('a replaced answer leaves the chat\'s main line but stays in the full list; lists stay JSON', async () => {
+  it("a replaced answer leaves the chat's main line but stays in the full list; lists stay JSON", async () => {
     await messages.insert({ id: 'q', chat_id: 'chat', role: 'user', content: 'q', status: 'complete', attachments: ['f1', 'f2'] });
     await messages.insert({ id: 'old', chat_id: 'chat', role: 'assistant', content: 'first try', status: 'complete' });
     await messages.insert({ id: 'new', chat_id: 'chat', role: 'assistant', content: '', status: 'streaming', previous_versions: ['old'] });
@@ -197,9 +201,7 @@ describe(`MessagesRepository (${usingPostgres() ? 'PostgreSQL' : 'SQLite file'})
 
     expect(await messages.interruptAllStreaming()).toBe(2);
 
-    expect(await messages.findById('s1')).toEqual(
-      expect.objectContaining({ status: 'interrupted', content: 'kept text', seq: 2 }),
-    );
+    expect(await messages.findById('s1')).toEqual(expect.objectContaining({ status: 'interrupted', content: 'kept text', seq: 2 }));
     expect((await messages.findById('s2'))?.status).toBe('interrupted');
     expect([await messages.findById('done'), await messages.findById('u')]).toEqual(untouched);
     expect(await messages.interruptAllStreaming()).toBe(0);

@@ -273,9 +273,7 @@ export class MessagesRepository {
       finish_reason: final.finish_reason ?? null,
       updated_at: nowIso(),
     };
-    const finish = this.prepared.bind('finish', values, ({ id: messageId, ...set }) =>
-      this.db.updateTable('messages').set(set).where('id', '=', messageId),
-    );
+    const finish = this.prepared.bind('finish', values, ({ id: messageId, ...set }) => this.db.updateTable('messages').set(set).where('id', '=', messageId));
     await this.writes.run([finish]);
   }
 

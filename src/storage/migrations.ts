@@ -54,7 +54,10 @@ const migrations: Record<string, Migration> = {
         .execute();
       await db.schema.createIndex('sessions_user').on('sessions').column('user_id').execute();
       // Chats belong to a user; rows made before accounts belong to the single local user.
-      await db.schema.alterTable('chats').addColumn('user_id', 'varchar(36)', (c) => c.notNull().defaultTo('local')).execute();
+      await db.schema
+        .alterTable('chats')
+        .addColumn('user_id', 'varchar(36)', (c) => c.notNull().defaultTo('local'))
+        .execute();
       await db.schema.createIndex('chats_user_updated').on('chats').columns(['user_id', 'updated_at']).execute();
     },
   },
@@ -120,7 +123,9 @@ const migrations: Record<string, Migration> = {
         return;
       }
       // Full-text search (SQLite FTS5), kept in step by triggers.
-      await sql`CREATE VIRTUAL TABLE messages_fts USING fts5(content, message_id UNINDEXED, chat_id UNINDEXED, tokenize = 'unicode61 remove_diacritics 2')`.execute(db);
+      await sql`CREATE VIRTUAL TABLE messages_fts USING fts5(content, message_id UNINDEXED, chat_id UNINDEXED, tokenize = 'unicode61 remove_diacritics 2')`.execute(
+        db,
+      );
       await sql`CREATE VIRTUAL TABLE chats_fts USING fts5(title, chat_id UNINDEXED, tokenize = 'unicode61 remove_diacritics 2')`.execute(db);
       await sql`INSERT INTO messages_fts (content, message_id, chat_id) SELECT content, id, chat_id FROM messages`.execute(db);
       await sql`INSERT INTO chats_fts (title, chat_id) SELECT title, id FROM chats`.execute(db);
@@ -155,7 +160,9 @@ const migrations: Record<string, Migration> = {
       }
       await sql`DROP TABLE IF EXISTS messages_fts`.execute(db);
       await sql`DROP TABLE IF EXISTS chats_fts`.execute(db);
-      await sql`CREATE VIRTUAL TABLE messages_fts USING fts5(content, message_id UNINDEXED, chat_id UNINDEXED, tokenize = 'unicode61 remove_diacritics 2')`.execute(db);
+      await sql`CREATE VIRTUAL TABLE messages_fts USING fts5(content, message_id UNINDEXED, chat_id UNINDEXED, tokenize = 'unicode61 remove_diacritics 2')`.execute(
+        db,
+      );
       await sql`CREATE VIRTUAL TABLE chats_fts USING fts5(title, chat_id UNINDEXED, tokenize = 'unicode61 remove_diacritics 2')`.execute(db);
       await sql`INSERT INTO messages_fts (rowid, content, message_id, chat_id) SELECT rowid, content, id, chat_id FROM messages`.execute(db);
       await sql`INSERT INTO chats_fts (rowid, title, chat_id) SELECT rowid, title, id FROM chats`.execute(db);

@@ -49,7 +49,9 @@ describe(`PreparedStatements (${usingPostgres() ? 'PostgreSQL' : 'SQLite file'})
     const prepared = new PreparedStatements();
     await db.executeQuery(prepared.bind('insert', chatRow({ id: 'c1', userId: 'u1', title: 'old' }), (row) => db.insertInto('chats').values(row)));
     const rename = (id: string, title: string) =>
-      prepared.bind('rename unless archived', { id, title }, (v) => db.updateTable('chats').set({ title: v.title }).where('id', '=', v.id).where('title', '!=', 'archived'));
+      prepared.bind('rename unless archived', { id, title }, (v) =>
+        db.updateTable('chats').set({ title: v.title }).where('id', '=', v.id).where('title', '!=', 'archived'),
+      );
     await db.executeQuery(rename('c1', 'archived'));
     await db.executeQuery(rename('c1', 'new'));
     expect((await db.selectFrom('chats').select('title').executeTakeFirst())?.title).toBe('archived');

@@ -32,8 +32,7 @@ describe('search index queue (SQLite)', () => {
   });
   afterEach(() => db.destroy());
 
-  const streaming = (id: string) =>
-    messages.insert({ id, chat_id: 'chat', role: 'assistant', content: '', status: 'streaming' });
+  const streaming = (id: string) => messages.insert({ id, chat_id: 'chat', role: 'assistant', content: '', status: 'streaming' });
 
   it('a final message is queued, not indexed, inside its own commit; a snapshot queues nothing', async () => {
     await messages.insert({ id: 'u1', chat_id: 'chat', role: 'user', content: 'zebra question', status: 'complete' });
@@ -57,10 +56,18 @@ describe('search index queue (SQLite)', () => {
     expect(await messages.flushSearchIndex(2)).toBe(true);
     expect(await messages.flushSearchIndex(2)).toBe(false);
     expect(await messages.flushSearchIndex(2)).toBe(false);
-    expect((await indexState(db)).indexed).toEqual([['m1', 'text m1'], ['m2', 'text m2'], ['m3', 'text m3']]);
+    expect((await indexState(db)).indexed).toEqual([
+      ['m1', 'text m1'],
+      ['m2', 'text m2'],
+      ['m3', 'text m3'],
+    ]);
     await sql`UPDATE messages SET content = 'changed' WHERE id = 'm2'`.execute(db);
     await messages.flushSearchIndex();
-    expect((await indexState(db)).indexed).toEqual([['m1', 'text m1'], ['m2', 'changed'], ['m3', 'text m3']]);
+    expect((await indexState(db)).indexed).toEqual([
+      ['m1', 'text m1'],
+      ['m2', 'changed'],
+      ['m3', 'text m3'],
+    ]);
   });
 
   it('chat titles go through their own queue: a new chat and a rename are found by search, a deleted chat leaves both', async () => {
@@ -104,7 +111,12 @@ describe('search index queue (SQLite)', () => {
     // The index rows now sit at rowids no row has: a delete or an edit would miss them
     expect((await sql<{ n: number }>`SELECT count(*) AS n FROM messages_fts f JOIN messages m ON m.rowid = f.rowid`.execute(db)).rows[0].n).toBe(0);
     expect(await messages.repairSearchIndex()).toEqual(['messages_fts', 'chats_fts']);
-    expect((await indexState(db)).indexed).toEqual([['m3', 'animal3 text'], ['m4', 'animal4 text'], ['m5', 'animal5 text'], ['m6', 'animal6 text']]);
+    expect((await indexState(db)).indexed).toEqual([
+      ['m3', 'animal3 text'],
+      ['m4', 'animal4 text'],
+      ['m5', 'animal5 text'],
+      ['m6', 'animal6 text'],
+    ]);
     expect((await messages.search('u1', 'animal5')).map((h) => h.message_id)).toEqual(['m5']);
     expect((await messages.search('u1', 'walrus')).map((h) => h.chat_id)).toEqual(['late']);
     await sql`DELETE FROM messages WHERE id = 'm4'`.execute(db);
@@ -138,7 +150,13 @@ describe('StorageModule indexes the queue on its own (SQLite)', () => {
     await app.close();
     const reopened = await openDatabase(url);
     try {
-      expect(await indexState(reopened)).toEqual({ indexed: [['m1', 'first'], ['m2', 'second']], pending: 0 });
+      expect(await indexState(reopened)).toEqual({
+        indexed: [
+          ['m1', 'first'],
+          ['m2', 'second'],
+        ],
+        pending: 0,
+      });
     } finally {
       await reopened.destroy();
     }

@@ -67,13 +67,7 @@ export class SolverRunsRepository {
 
   /** A user's runs, newest first. */
   listByUser(userId: string, limit = 100): Promise<SolverRunRow[]> {
-    return this.db
-      .selectFrom('solver_runs')
-      .selectAll()
-      .where('user_id', '=', userId)
-      .orderBy('created_at', 'desc')
-      .limit(limit)
-      .execute();
+    return this.db.selectFrom('solver_runs').selectAll().where('user_id', '=', userId).orderBy('created_at', 'desc').limit(limit).execute();
   }
 
   /** After a crash: runs left `running` ended part-way. Returns how many. */

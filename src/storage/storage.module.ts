@@ -32,7 +32,8 @@ export class StorageModule implements OnModuleInit, OnApplicationShutdown {
   async onModuleInit(): Promise<void> {
     if (isPostgres(this.db)) return;
     const rebuilt = await this.messages.repairSearchIndex();
-    if (rebuilt.length) this.logger.warn(`search index rebuilt (${rebuilt.join(', ')}): its rows no longer matched their tables' rows, as after a restore from a dump`);
+    if (rebuilt.length)
+      this.logger.warn(`search index rebuilt (${rebuilt.join(', ')}): its rows no longer matched their tables' rows, as after a restore from a dump`);
     this.indexTimer = setInterval(() => {
       this.indexing ??= this.messages
         .flushSearchIndex()

@@ -18,12 +18,7 @@ export class UsageRepository {
       .where('chats.user_id', '=', userId)
       .where('messages.usage', 'is not', null)
       .execute();
-    const runs = await this.db
-      .selectFrom('solver_runs')
-      .select('usage')
-      .where('user_id', '=', userId)
-      .where('usage', 'is not', null)
-      .execute();
+    const runs = await this.db.selectFrom('solver_runs').select('usage').where('user_id', '=', userId).where('usage', 'is not', null).execute();
     const other = await this.db.selectFrom('model_calls').select('usage').where('user_id', '=', userId).execute();
     return { usage: [...answers, ...runs, ...other].map((row) => row.usage as string), answers: answers.length };
   }

@@ -240,12 +240,7 @@ describe('ConnectionRegistry', () => {
       for (const seq of [2, 3, 4]) registry.sendReplay(id, piece(seq));
       registry.sendReplay(id, end);
       registry.release(id, 'm1');
-      expect(sent(socket).map((f) => `${f.type}:${f.seq}`)).toEqual([
-        'agent_response:2',
-        'agent_response:3',
-        'agent_response:4',
-        'agent_response_end:4',
-      ]);
+      expect(sent(socket).map((f) => `${f.type}:${f.seq}`)).toEqual(['agent_response:2', 'agent_response:3', 'agent_response:4', 'agent_response_end:4']);
     });
 
     it('release without hold, or of a gone connection, does nothing', () => {

@@ -14,11 +14,42 @@ const UUID = '0f8fd0a4-6d7c-4a4e-9c3e-6a8e2f3b1c2d';
 const ISSUE = 'https://github.com/octo/repo/issues/12';
 
 /** Values every property is tried with (replacing, adding, or removing it). */
-const VALUES: unknown[] = [undefined, null, '', 'x', UUID, ISSUE, -1, 0, 1.5, 2.5, 7, true, false, [], ['a', 'b'], [1], [null], {}, { a: 1 }, 'y'.repeat(32_001)];
+const VALUES: unknown[] = [
+  undefined,
+  null,
+  '',
+  'x',
+  UUID,
+  ISSUE,
+  -1,
+  0,
+  1.5,
+  2.5,
+  7,
+  true,
+  false,
+  [],
+  ['a', 'b'],
+  [1],
+  [null],
+  {},
+  { a: 1 },
+  'y'.repeat(32_001),
+];
 
 /** Valid frames of every DTO the gateways take (the base every variant starts from). */
 const BASES: Array<[new () => object, Record<string, unknown>]> = [
-  [UserMessageDto, { type: 'user_message', id: 'r1', content: 'hello', chat_id: UUID, attachments: [UUID], options: { model: 'deepseek-chat', thinking: true, temperature: 0.7, max_tokens: 100, system_prompt: 'be brief' } }],
+  [
+    UserMessageDto,
+    {
+      type: 'user_message',
+      id: 'r1',
+      content: 'hello',
+      chat_id: UUID,
+      attachments: [UUID],
+      options: { model: 'deepseek-chat', thinking: true, temperature: 0.7, max_tokens: 100, system_prompt: 'be brief' },
+    },
+  ],
   [UserMessageDto, { type: 'user_message', content: 'hello' }],
   [UserMessageDto, { type: 'user_message', content: 'hi', options: { model: null, thinking: null } }],
   [RegenerateDto, { type: 'regenerate', id: 'r2', message_id: UUID }],
@@ -135,7 +166,8 @@ describe('DTO fast path', () => {
   describe('DTOs whose metadata it does not follow get no fast path', () => {
     it('@Transform', () => {
       class Trimmed {
-        @Transform(({ value }: { value: string }) => value.trim()) @IsString()
+        @Transform(({ value }: { value: string }) => value.trim())
+        @IsString()
         text!: string;
       }
       expect(fastPathFor(Trimmed)).toBeUndefined();
@@ -172,7 +204,9 @@ describe('DTO fast path', () => {
         name!: string;
       }
       class Outer {
-        @IsOptional() @ValidateNested() @Type(() => Inner)
+        @IsOptional()
+        @ValidateNested()
+        @Type(() => Inner)
         inner?: Inner;
       }
       const fast = fastPathFor(Outer)!;

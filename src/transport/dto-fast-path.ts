@@ -225,7 +225,13 @@ function isValid(plan: ClassPlan, entity: object): boolean {
 function passes(constraints: Constraint[], object: object, value: unknown): boolean {
   for (const { metadata, validators } of constraints) {
     if (metadata.validateIf && !metadata.validateIf(object, value)) continue;
-    const args: ValidationArguments = { targetName: object.constructor.name, property: metadata.propertyName, object, value, constraints: metadata.constraints };
+    const args: ValidationArguments = {
+      targetName: object.constructor.name,
+      property: metadata.propertyName,
+      object,
+      value,
+      constraints: metadata.constraints,
+    };
     for (const validator of validators) {
       // (`instantiate` makes no Set or Map, which `each` would also walk.)
       if (metadata.each && Array.isArray(value)) {

@@ -9,9 +9,5 @@ import { WsErrorFilter } from './ws-error.filter';
  * applies no global pipes or filters to gateways, so every gateway takes them from here.
  */
 export function FrameGateway(): ClassDecorator {
-  return applyDecorators(
-    WebSocketGateway({ path: WS_PATH }),
-    UsePipes(new FrameValidationPipe()),
-    UseFilters(new WsErrorFilter()),
-  );
+  return applyDecorators(WebSocketGateway({ path: WS_PATH }), UsePipes(new FrameValidationPipe()), UseFilters(new WsErrorFilter()));
 }

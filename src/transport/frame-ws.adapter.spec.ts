@@ -83,7 +83,10 @@ class GatewayB {
 
   @SubscribeMessage('b_broken')
   broken(): Observable<object> {
-    return concat(of({ type: 'b_piece', n: 0 }), throwError(() => new AppError('conflict', 'stream broke')));
+    return concat(
+      of({ type: 'b_piece', n: 0 }),
+      throwError(() => new AppError('conflict', 'stream broke')),
+    );
   }
 }
 

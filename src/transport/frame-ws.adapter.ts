@@ -83,7 +83,13 @@ function exposeGateways(): void {
   proto[GATEWAY] = true;
   proto.getConnectionHandler = function (this: unknown, ...args: unknown[]): ConnectionHandler {
     const handler = original.apply(this, args);
-    const [, instance, handlers, disconnect, connection] = args as [unknown, object, MessageMappingProperties[], GatewayBinding['disconnect'], GatewayBinding['connection']];
+    const [, instance, handlers, disconnect, connection] = args as [
+      unknown,
+      object,
+      MessageMappingProperties[],
+      GatewayBinding['disconnect'],
+      GatewayBinding['connection'],
+    ];
     if (typeof handler === 'function' && Array.isArray(handlers) && typeof disconnect?.next === 'function' && typeof connection?.next === 'function') {
       handler[GATEWAY] = { instance, handlers, disconnect, connection };
     }
@@ -149,8 +155,7 @@ export class FrameWsAdapter extends WsAdapter {
       maxPayload: this.options.maxPayload,
       // The registry knows every socket; ws's own set would cost a closure and a listener per socket.
       clientTracking: false,
-      verifyClient: (info: { req: CheckedRequest }, done: (ok: boolean, status?: number, message?: string) => void) =>
-        this.verify(info.req, done),
+      verifyClient: (info: { req: CheckedRequest }, done: (ok: boolean, status?: number, message?: string) => void) => this.verify(info.req, done),
     });
     // ws calls these with the socket as `this`; the adapter is reached through arrow-bound helpers.
     const dispatch = (socket: WebSocket, data: RawData, isBinary: boolean) => this.dispatch(socket, state, data, isBinary);
@@ -192,7 +197,8 @@ export class FrameWsAdapter extends WsAdapter {
     for (const { message, methodName, callback: handle } of gateway.handlers) {
       const { instance } = gateway;
       // Nest's pipeline per frame, unless the handler's is exactly what directHandler does itself.
-      const invoke: Invoke = directHandler(instance, methodName) ?? ((client, frame, type) => (handle as (...args: unknown[]) => unknown).call(instance, client, frame, type));
+      const invoke: Invoke =
+        directHandler(instance, methodName) ?? ((client, frame, type) => (handle as (...args: unknown[]) => unknown).call(instance, client, frame, type));
       state.table.set(message as string, invoke);
     }
   }

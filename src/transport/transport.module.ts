@@ -10,8 +10,7 @@ import { Fanout, LocalFanout, RedisFanout } from './fanout';
     {
       provide: Fanout,
       inject: [ConnectionRegistry, RedisService],
-      useFactory: (registry: ConnectionRegistry, redis: RedisService): Fanout =>
-        redis.enabled ? new RedisFanout(registry, redis) : new LocalFanout(registry),
+      useFactory: (registry: ConnectionRegistry, redis: RedisService): Fanout => (redis.enabled ? new RedisFanout(registry, redis) : new LocalFanout(registry)),
     },
   ],
   exports: [ConnectionRegistry, Fanout],

@@ -188,9 +188,7 @@ describe('chat page in Chromium', () => {
 
     // The swapped-in chat is live: a follow-up streams into it (default answer: "Echo: …").
     await ask(page, 'and again');
-    await page.waitForFunction(
-      () => document.querySelectorAll('[data-role="assistant"][data-status="complete"]').length === 2,
-    );
+    await page.waitForFunction(() => document.querySelectorAll('[data-role="assistant"][data-status="complete"]').length === 2);
     expect((await lastAssistant(page).locator('[data-content]').textContent())?.trim()).toBe('Echo: and again');
     expect(page.url()).toMatch(new RegExp(`/chat/${chatId}$`));
     expect(await page.locator(`[data-chat-list] a[href="/chat/${chatId}"]`).count()).toBe(1);
@@ -201,9 +199,7 @@ describe('chat page in Chromium', () => {
     await page.waitForFunction(() => document.querySelector('#chat-content')?.getAttribute('data-chat-id') === '');
     await page.goForward();
     await page.waitForURL(UUID_PATH);
-    await page.waitForFunction(
-      () => document.querySelectorAll('[data-role="assistant"][data-status="complete"] [data-content] strong').length === 1,
-    );
+    await page.waitForFunction(() => document.querySelectorAll('[data-role="assistant"][data-status="complete"] [data-content] strong').length === 1);
     expect(await page.evaluate(() => (window as unknown as { __noReload?: number }).__noReload)).toBe(42);
     await page.locator('[data-connection="connected"]').waitFor({ state: 'attached' });
 
@@ -408,10 +404,7 @@ describe('chat page in Chromium', () => {
     // highlight.js ran on both blocks: named languages, keyword spans.
     const codes = answer.locator('[data-content] pre code');
     expect(await codes.count()).toBe(2);
-    expect(await codes.evaluateAll((els) => els.map((e) => e.className))).toEqual([
-      expect.stringMatching(/\bhljs\b/),
-      expect.stringMatching(/\bhljs\b/),
-    ]);
+    expect(await codes.evaluateAll((els) => els.map((e) => e.className))).toEqual([expect.stringMatching(/\bhljs\b/), expect.stringMatching(/\bhljs\b/)]);
     expect(await answer.locator('[data-content] pre code .hljs-keyword').count()).toBeGreaterThan(1);
     expect(await answer.locator('[data-content] table td').count()).toBe(2);
     expect(await answer.locator('[data-content] ul > li').count()).toBe(2);
@@ -423,9 +416,7 @@ describe('chat page in Chromium', () => {
 
     // The live region was given the finished answer once, not each piece.
     await page.waitForFunction(() => /Here is a function/.test(document.querySelector('[data-announcer]')?.textContent ?? ''));
-    const announced = await page.evaluate(() =>
-      (window as unknown as { __announced: string[] }).__announced.filter((t) => t.trim() !== ''),
-    );
+    const announced = await page.evaluate(() => (window as unknown as { __announced: string[] }).__announced.filter((t) => t.trim() !== ''));
     expect(announced).toHaveLength(1);
     expect(announced[0]).toContain('Here is a function');
     expect(announced[0]).toContain('Done.');
@@ -477,8 +468,13 @@ describe('chat page in Chromium', () => {
     await item(doomed).locator('a', { hasText: 'Renamed chat' }).waitFor();
     expect(await page.locator('[data-chat-title]').textContent()).toBe('Renamed chat');
     expect(await page.title()).toBe('Renamed chat');
-    expect(await item(doomed).locator('[data-chat-rename]').evaluate((el) => el === document.activeElement)).toBe(true);
-    const listed = async () => ((await (await fetch(`${app.url}/api/chats`, { headers: { cookie: session.cookie } })).json()) as { chats: { id: string; title: string }[] }).chats;
+    expect(
+      await item(doomed)
+        .locator('[data-chat-rename]')
+        .evaluate((el) => el === document.activeElement),
+    ).toBe(true);
+    const listed = async () =>
+      ((await (await fetch(`${app.url}/api/chats`, { headers: { cookie: session.cookie } })).json()) as { chats: { id: string; title: string }[] }).chats;
     expect((await listed()).find((c) => c.id === doomed)?.title).toBe('Renamed chat');
 
     // Escape cancels a rename.
@@ -565,7 +561,9 @@ describe('chat page in Chromium', () => {
     const chatId = await makeChat(app, `Wide ${wide}`, session.cookie);
     fake.enqueue({
       kind: 'stream',
-      content: [`A long line \`${wide}\` and https://example.com/${wide}\n\n\`\`\`js\nconst s = "${wide}";\n\`\`\`\n\n| a | b | c | d |\n|---|---|---|---|\n| ${wide} | 2 | 3 | 4 |\n`],
+      content: [
+        `A long line \`${wide}\` and https://example.com/${wide}\n\n\`\`\`js\nconst s = "${wide}";\n\`\`\`\n\n| a | b | c | d |\n|---|---|---|---|\n| ${wide} | 2 | 3 | 4 |\n`,
+      ],
     });
     const ws = await WsTestClient.connect(app.wsUrl, { headers: { Origin: app.url, Cookie: session.cookie } });
     ws.send({ type: 'user_message', chat_id: chatId, content: 'Wide content please' });
@@ -663,13 +661,9 @@ describe('chat page in Chromium', () => {
         expect(before).toBe(1);
         return Date.now() - t0;
       };
-      const afterVisible = await recovers(() =>
-        page.evaluate(() => void document.dispatchEvent(new Event('visibilitychange'))),
-      );
+      const afterVisible = await recovers(() => page.evaluate(() => void document.dispatchEvent(new Event('visibilitychange'))));
       const seenAt = (await lastAssistant(page).locator('[data-content]').textContent()) ?? '';
-      const afterPageshow = await recovers(() =>
-        page.evaluate(() => void window.dispatchEvent(new PageTransitionEvent('pageshow', { persisted: true }))),
-      );
+      const afterPageshow = await recovers(() => page.evaluate(() => void window.dispatchEvent(new PageTransitionEvent('pageshow', { persisted: true }))));
       expect(afterVisible).toBeLessThan(3000);
       expect(afterPageshow).toBeLessThan(3000);
       await page.locator(`${ASSISTANT}[data-status="complete"]`).waitFor();

@@ -141,9 +141,9 @@ describe('chat features in Chromium', () => {
     expect(await note.count()).toBe(1);
     expect(await note.isVisible()).toBe(true);
     expect(await note.textContent()).toBe("1 older turn was left out of the context to fit the model's limit.");
-    const noteBefore = await page.locator(ASSISTANT).evaluateAll((els) =>
-      els.map((el) => el.previousElementSibling?.hasAttribute('data-context-note') ?? false),
-    );
+    const noteBefore = await page
+      .locator(ASSISTANT)
+      .evaluateAll((els) => els.map((el) => el.previousElementSibling?.hasAttribute('data-context-note') ?? false));
     expect(noteBefore).toEqual([false, true]);
 
     // The shared read-only page shows it too.
@@ -233,7 +233,7 @@ describe('chat features in Chromium', () => {
     await page.locator(`${USER} [data-message-attachments] .chip`, { hasText: 'notes.txt' }).waitFor();
   });
 
-  it('says which limit refused an upload, in the server\'s words', async () => {
+  it("says which limit refused an upload, in the server's words", async () => {
     const page = await openPage('/chat');
     const input = page.locator('[data-attach-input]');
     const megabyte = (name: string) => ({ name, mimeType: 'text/plain', buffer: Buffer.alloc(1_000_000, 'q') });
@@ -256,13 +256,10 @@ describe('chat features in Chromium', () => {
 
     fake.enqueue({ kind: 'stream', content: ['Second ', 'answer.'], delayMs: 60 });
     await page.locator('[data-regenerate]').click();
-    await page.waitForFunction(
-      (old) => {
-        const el = document.querySelector('[data-role="assistant"][data-status="complete"]');
-        return !!el && el.getAttribute('data-message-id') !== old && !!el.textContent?.includes('Second answer.');
-      },
-      firstId,
-    );
+    await page.waitForFunction((old) => {
+      const el = document.querySelector('[data-role="assistant"][data-status="complete"]');
+      return !!el && el.getAttribute('data-message-id') !== old && !!el.textContent?.includes('Second answer.');
+    }, firstId);
     expect(await page.locator(ASSISTANT).count()).toBe(1);
     const answer = page.locator(ASSISTANT);
     expect(await answer.locator('[data-version-label]').textContent()).toBe('2/2');

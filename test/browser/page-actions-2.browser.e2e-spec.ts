@@ -114,14 +114,20 @@ describe('chat page: retries, titles, sidebar in Chromium', () => {
     const at = (ms: number) => new Date(midnight.getTime() + ms).toISOString();
     const db = app.app.get(Kysely, { strict: false }) as Kysely<Database>;
     const hour = 3_600_000;
-    for (const [id, when] of [[ids.yesterday, at(-12 * hour)], [ids.week, at(-72 * hour)], [ids.older, at(-30 * 24 * hour)]]) {
+    for (const [id, when] of [
+      [ids.yesterday, at(-12 * hour)],
+      [ids.week, at(-72 * hour)],
+      [ids.older, at(-30 * 24 * hour)],
+    ]) {
       await db.updateTable('chats').set({ updated_at: when }).where('id', '=', id).execute();
     }
     const page = await openChat(`/chat/${ids.today}`);
     const rows = async () =>
-      page.locator('[data-chat-list] > li').evaluateAll((lis) =>
-        lis.map((li) => ((li as HTMLElement).dataset.chatGroup ? `# ${li.textContent}` : (li.querySelector('a')?.textContent ?? '').trim())),
-      );
+      page
+        .locator('[data-chat-list] > li')
+        .evaluateAll((lis) =>
+          lis.map((li) => ((li as HTMLElement).dataset.chatGroup ? `# ${li.textContent}` : (li.querySelector('a')?.textContent ?? '').trim())),
+        );
     const sequence = (await rows()).filter((r) => r.startsWith('#') || ['Fresh chat', 'From yesterday', 'Three days ago', 'Long ago'].includes(r));
     expect(sequence).toEqual(['# Today', 'Fresh chat', '# Yesterday', 'From yesterday', '# Previous 7 days', 'Three days ago', '# Older', 'Long ago']);
     // Every chat is still an a[href="/chat/UUID"] in [data-chat-list].

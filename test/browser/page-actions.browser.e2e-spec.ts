@@ -88,10 +88,7 @@ describe('chat page actions in Chromium', () => {
     fake.enqueue({ kind: 'stream', content: ['Six.'] });
     await page.keyboard.press('Enter');
     await page.locator(`${ASSISTANT}[data-status="complete"]`, { hasText: 'Six.' }).waitFor();
-    expect(await page.locator(USER).allTextContents()).toEqual([
-      expect.stringContaining('What is 2+2?'),
-      expect.stringContaining('What is 3+3?'),
-    ]);
+    expect(await page.locator(USER).allTextContents()).toEqual([expect.stringContaining('What is 2+2?'), expect.stringContaining('What is 3+3?')]);
     // The model saw the edited text as the newest turn.
     const last = fake.requests[fake.requests.length - 1].body.messages;
     expect(last[last.length - 1]).toMatchObject({ role: 'user', content: 'What is 3+3?' });

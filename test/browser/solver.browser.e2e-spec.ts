@@ -21,7 +21,6 @@ const RUN = '[data-solver-run]';
 
 jest.setTimeout(90_000);
 
-
 describe('Solver page in Chromium', () => {
   let model: FakeDeepSeek;
   let github: FakeGithub;
@@ -31,7 +30,6 @@ describe('Solver page in Chromium', () => {
   const session = browserSession({ viewport: { width: 1200, height: 900 }, account: () => app.url });
   /** What the fake model answers, by request kind. */
   let answers: { files: () => Scenario; solution: () => Scenario; repair: () => Scenario };
-
 
   beforeAll(async () => {
     dataDir = mkdtempSync(join(tmpdir(), 'solver-browser-'));
@@ -227,7 +225,7 @@ describe('Solver page in Chromium', () => {
     expect(await page.locator('[data-solver-error]').isHidden()).toBe(true);
   });
 
-  it('a bad URL shows the server\'s error and starts no run; a GitHub failure shows its error', async () => {
+  it("a bad URL shows the server's error and starts no run; a GitHub failure shows its error", async () => {
     const page = await openPage('/solver');
     await solve(page, 'https://gitlab.com/octo/calc/issues/7');
     const error = page.locator('[data-solver-error]');

@@ -37,7 +37,7 @@ const PAYLOADS = [
   '<math><mtext><table><mglyph><style><img src=x onerror=window.__xss=1>',
   '<BGSOUND SRC="javascript:window.__xss=1;">',
   '<LINK REL="stylesheet" HREF="javascript:window.__xss=1;">',
-  '<STYLE>@import\'http://xss.example/xss.css\';</STYLE>',
+  "<STYLE>@import'http://xss.example/xss.css';</STYLE>",
   '<META HTTP-EQUIV="refresh" CONTENT="0;url=javascript:window.__xss=1;">',
   '<IFRAME SRC="javascript:window.__xss=1;"></IFRAME>',
   '<TABLE BACKGROUND="javascript:window.__xss=1">',
@@ -61,7 +61,8 @@ const PAYLOADS = [
 ];
 
 // The page's own copy buttons on code blocks (button[data-copy-code]) are the only buttons allowed.
-const DANGEROUS_ELEMENTS = 'script, iframe, object, embed, img, svg, math, style, link, meta, form, input, button:not([data-copy-code]), base, bgsound, table[background]';
+const DANGEROUS_ELEMENTS =
+  'script, iframe, object, embed, img, svg, math, style, link, meta, form, input, button:not([data-copy-code]), base, bgsound, table[background]';
 
 describe('XSS payloads are inert in both renderers (Chromium)', () => {
   let fake: FakeDeepSeek;
@@ -118,7 +119,11 @@ describe('XSS payloads are inert in both renderers (Chromium)', () => {
       { role: 'user', content: payload },
       { role: 'assistant', content: payload, reasoning: payload },
     ]);
-    const imported = await request(server.url).post('/api/chats/import').set('Cookie', cookie).send({ format: 'chat-export', version: 1, title: '<script>window.__xss=1</script>', messages }).expect(201);
+    const imported = await request(server.url)
+      .post('/api/chats/import')
+      .set('Cookie', cookie)
+      .send({ format: 'chat-export', version: 1, title: '<script>window.__xss=1</script>', messages })
+      .expect(201);
     const html = (await request(server.url).get(`/chat/${imported.body.id}`).set('Cookie', cookie).expect(200)).text;
     expect(html).not.toMatch(/<script>window\.__xss/i);
     expect(html).not.toMatch(/<img[^>]*onerror/i);
@@ -146,7 +151,8 @@ describe('XSS payloads are inert in both renderers (Chromium)', () => {
       const bad: string[] = [];
       for (const el of Array.from(document.querySelectorAll(`[data-content] :is(${selector})`))) bad.push(el.tagName);
       for (const el of Array.from(document.querySelectorAll('[data-content] *'))) {
-        for (const attr of Array.from(el.attributes)) if (/^on/i.test(attr.name) || /^\s*(javascript|data|vbscript):/i.test(attr.value)) bad.push(`${el.tagName} ${attr.name}`);
+        for (const attr of Array.from(el.attributes))
+          if (/^on/i.test(attr.name) || /^\s*(javascript|data|vbscript):/i.test(attr.value)) bad.push(`${el.tagName} ${attr.name}`);
       }
       return { bad, xss: (window as unknown as { __xss?: number }).__xss ?? null };
     }, DANGEROUS_ELEMENTS);

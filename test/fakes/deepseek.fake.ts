@@ -99,10 +99,35 @@ interface FakeOptions {
 
 /** Top-level fields of OpenAI's chat completion request (what a strict server accepts). */
 export const OPENAI_FIELDS = [
-  'model', 'messages', 'stream', 'stream_options', 'temperature', 'top_p', 'n', 'stop', 'max_tokens',
-  'max_completion_tokens', 'presence_penalty', 'frequency_penalty', 'logit_bias', 'logprobs', 'top_logprobs',
-  'user', 'seed', 'tools', 'tool_choice', 'parallel_tool_calls', 'response_format', 'reasoning_effort',
-  'service_tier', 'store', 'metadata', 'modalities', 'audio', 'prediction', 'web_search_options',
+  'model',
+  'messages',
+  'stream',
+  'stream_options',
+  'temperature',
+  'top_p',
+  'n',
+  'stop',
+  'max_tokens',
+  'max_completion_tokens',
+  'presence_penalty',
+  'frequency_penalty',
+  'logit_bias',
+  'logprobs',
+  'top_logprobs',
+  'user',
+  'seed',
+  'tools',
+  'tool_choice',
+  'parallel_tool_calls',
+  'response_format',
+  'reasoning_effort',
+  'service_tier',
+  'store',
+  'metadata',
+  'modalities',
+  'audio',
+  'prediction',
+  'web_search_options',
 ];
 
 /** Error bodies as DeepSeek sends them, by status. */
@@ -186,7 +211,12 @@ function isTitleRequest(body: any): boolean {
 
 /** `Title: <the first four words of the question's first line>` (the server strips the "Title:"). */
 function defaultTitleScenario(body: any): Scenario {
-  const question = lastUserContent(body).replace(/^Question:\s*/, '').split('\n')[0].split(/\s+/).slice(0, 4).join(' ');
+  const question = lastUserContent(body)
+    .replace(/^Question:\s*/, '')
+    .split('\n')[0]
+    .split(/\s+/)
+    .slice(0, 4)
+    .join(' ');
   return { kind: 'stream', content: ['Title: ', question] };
 }
 
@@ -617,10 +647,7 @@ class ChunkWriter {
   /** The order of pieces on the wire; think-tags turns the reasoning into inline content. */
   pieces(reasoning: string[], content: string[], tagSplit?: number): { reasoning: boolean; text: string }[] {
     if (this.dialect !== 'think-tags') {
-      return [
-        ...reasoning.map((text) => ({ reasoning: true, text })),
-        ...content.map((text) => ({ reasoning: false, text })),
-      ];
+      return [...reasoning.map((text) => ({ reasoning: true, text })), ...content.map((text) => ({ reasoning: false, text }))];
     }
     const inline = this.thinking ? ['<think>\n', ...reasoning, '\n</think>\n\n', ...content] : [...content];
     const texts = tagSplit && tagSplit > 0 ? splitPieces(inline.join(''), tagSplit) : inline;
@@ -689,9 +716,7 @@ class ChunkWriter {
         return this.base([this.choice({ role: 'assistant', content: null }, null)]);
       case 'strict-openai':
       case 'deepseek': {
-        const delta = this.thinking
-          ? { role: 'assistant', content: null, reasoning_content: '' }
-          : { role: 'assistant', content: '' };
+        const delta = this.thinking ? { role: 'assistant', content: null, reasoning_content: '' } : { role: 'assistant', content: '' };
         return this.base([this.choice(delta, null)]);
       }
     }

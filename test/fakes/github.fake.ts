@@ -68,8 +68,7 @@ interface FakeGithubOptions {
 }
 
 const DOCS = 'https://docs.github.com/rest';
-const gitSha = (kind: string, content: Buffer) =>
-  createHash('sha1').update(`${kind} ${content.length}\0`).update(content).digest('hex');
+const gitSha = (kind: string, content: Buffer) => createHash('sha1').update(`${kind} ${content.length}\0`).update(content).digest('hex');
 const toBuffer = (text: string | Buffer) => (Buffer.isBuffer(text) ? text : Buffer.from(text, 'utf8'));
 /** GitHub wraps base64 content at 60 characters with `\n`. */
 const base64Wrapped = (content: Buffer) => (content.toString('base64').match(/.{1,60}/g) ?? []).join('\n') + '\n';
@@ -132,7 +131,10 @@ export class FakeGithub {
   /** Text of a file on a branch (default: the default branch), or undefined. */
   fileText(owner: string, name: string, path: string, branch?: string): string | undefined {
     const repo = this.repo(owner, name);
-    return repo?.branches.get(branch ?? repo.defaultBranch)?.files.get(path)?.toString('utf8');
+    return repo?.branches
+      .get(branch ?? repo.defaultBranch)
+      ?.files.get(path)
+      ?.toString('utf8');
   }
 
   branches(owner: string, name: string): string[] {
@@ -404,9 +406,7 @@ export class FakeGithub {
     }
     const entries: object[] = [];
     const walk = (dir: Dir, prefix: string) => {
-      const names = [...[...dir.dirs.keys()].map((n) => `${n}/`), ...dir.files.keys()].sort((a, b) =>
-        Buffer.compare(Buffer.from(a), Buffer.from(b)),
-      );
+      const names = [...[...dir.dirs.keys()].map((n) => `${n}/`), ...dir.files.keys()].sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
       for (const name of names) {
         if (name.endsWith('/')) {
           const path = prefix + name.slice(0, -1);

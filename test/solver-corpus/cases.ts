@@ -23,7 +23,20 @@ export interface CorpusCase {
   expect: Record<string, string | null> | 'refuse';
 }
 
-const SHOUT = ['const prefix = "> ";', '', 'function whisper(s) {', '  return s.toLowerCase();', '}', '', 'function shout(s) {', '  return s.toUpperCase();', '}', '', 'module.exports = { whisper, shout };', ''].join('\n');
+const SHOUT = [
+  'const prefix = "> ";',
+  '',
+  'function whisper(s) {',
+  '  return s.toLowerCase();',
+  '}',
+  '',
+  'function shout(s) {',
+  '  return s.toUpperCase();',
+  '}',
+  '',
+  'module.exports = { whisper, shout };',
+  '',
+].join('\n');
 const SHOUT_FIXED = SHOUT.replace('  return s.toUpperCase();', '  return prefix + s.toUpperCase() + "!";');
 
 const PY = [
@@ -46,9 +59,43 @@ const PY = [
   '',
 ].join('\n');
 
-const GO = ['package calc', '', 'func Sum(xs []int) int {', '\ttotal := 0', '\tfor _, x := range xs {', '\t\ttotal += x', '\t}', '\treturn total', '}', '', 'func Max(xs []int) int {', '\tm := xs[0]', '\tfor _, x := range xs {', '\t\tif x > m {', '\t\t\tm = x', '\t\t}', '\t}', '\treturn m', '}', ''].join('\n');
+const GO = [
+  'package calc',
+  '',
+  'func Sum(xs []int) int {',
+  '\ttotal := 0',
+  '\tfor _, x := range xs {',
+  '\t\ttotal += x',
+  '\t}',
+  '\treturn total',
+  '}',
+  '',
+  'func Max(xs []int) int {',
+  '\tm := xs[0]',
+  '\tfor _, x := range xs {',
+  '\t\tif x > m {',
+  '\t\t\tm = x',
+  '\t\t}',
+  '\t}',
+  '\treturn m',
+  '}',
+  '',
+].join('\n');
 
-const TWIN = ['function a() {', '  let n = 0;', '  n += 1;', '  return n;', '}', '', 'function b() {', '  let n = 0;', '  n += 1;', '  return n;', '}', ''].join('\n');
+const TWIN = [
+  'function a() {',
+  '  let n = 0;',
+  '  n += 1;',
+  '  return n;',
+  '}',
+  '',
+  'function b() {',
+  '  let n = 0;',
+  '  n += 1;',
+  '  return n;',
+  '}',
+  '',
+].join('\n');
 
 const ARGS = [
   'def parse(argv):',
@@ -67,7 +114,17 @@ const ARGS = [
   '',
 ].join('\n');
 
-const COMPONENT = ['// added by a person', 'class View extends Component {', '  render() {', '    const { value } = this.props;', '    // and a note', '    return <div>{value}</div>;', '  }', '}', ''].join('\n');
+const COMPONENT = [
+  '// added by a person',
+  'class View extends Component {',
+  '  render() {',
+  '    const { value } = this.props;',
+  '    // and a note',
+  '    return <div>{value}</div>;',
+  '  }',
+  '}',
+  '',
+].join('\n');
 
 const d = (path: string, ...body: string[]) => `--- a/${path}\n+++ b/${path}\n${body.join('\n')}\n`;
 const replaceIn = (text: string, from: string, to: string) => {
@@ -78,7 +135,7 @@ const replaceIn = (text: string, from: string, to: string) => {
 export const CASES: CorpusCase[] = [
   // ---- changes that are well placed and must apply ----
   {
-    name: 'spacing inside a line, header at the wrong line (the issue\'s shout hunk)',
+    name: "spacing inside a line, header at the wrong line (the issue's shout hunk)",
     source: 'ISSUE',
     files: { 'src/say.js': SHOUT },
     diff: d('src/say.js', '@@ -2,3 +2,3 @@', ' function shout(s){', '-  return s.toUpperCase();', '+  return prefix + s.toUpperCase() + "!";', ' }'),
@@ -137,7 +194,14 @@ export const CASES: CorpusCase[] = [
     name: 'a blank context line the diff lacks',
     source: 'AMD',
     files: { 'pkg/config.py': PY },
-    diff: d('pkg/config.py', '@@ -7,4 +7,5 @@', '         self.values = {}', '     def load(self):', '+        """Reads KEY=VALUE lines."""', '         with open(self.path) as f:'),
+    diff: d(
+      'pkg/config.py',
+      '@@ -7,4 +7,5 @@',
+      '         self.values = {}',
+      '     def load(self):',
+      '+        """Reads KEY=VALUE lines."""',
+      '         with open(self.path) as f:',
+    ),
     expect: { 'pkg/config.py': replaceIn(PY, '    def load(self):\n', '    def load(self):\n        """Reads KEY=VALUE lines."""\n') },
   },
   {
@@ -151,49 +215,137 @@ export const CASES: CorpusCase[] = [
     name: 'blank context lines without their leading space',
     source: 'AIDER',
     files: { 'src/say.js': SHOUT },
-    diff: d('src/say.js', '@@ -5,6 +5,6 @@', ' }', '', ' function shout(s) {', '-  return s.toUpperCase();', '+  return prefix + s.toUpperCase() + "!";', ' }', ''),
+    diff: d(
+      'src/say.js',
+      '@@ -5,6 +5,6 @@',
+      ' }',
+      '',
+      ' function shout(s) {',
+      '-  return s.toUpperCase();',
+      '+  return prefix + s.toUpperCase() + "!";',
+      ' }',
+      '',
+    ),
     expect: { 'src/say.js': SHOUT_FIXED },
   },
   {
     name: 'one context line paraphrased (a reworded statement)',
     source: 'AMD',
     files: { 'pkg/config.py': PY },
-    diff: d('pkg/config.py', '@@ -10,4 +10,4 @@', '         with open(self.path, "r") as f:', '             for line in f:', '-                key, value = line.split("=")', '+                key, value = line.strip().split("=", 1)', '                 self.values[key] = value'),
+    diff: d(
+      'pkg/config.py',
+      '@@ -10,4 +10,4 @@',
+      '         with open(self.path, "r") as f:',
+      '             for line in f:',
+      '-                key, value = line.split("=")',
+      '+                key, value = line.strip().split("=", 1)',
+      '                 self.values[key] = value',
+    ),
     expect: { 'pkg/config.py': replaceIn(PY, 'key, value = line.split("=")', 'key, value = line.strip().split("=", 1)') },
   },
   {
     name: 'the file gained a comment inside the hunk since the model read it',
     source: 'AMD',
     files: { 'src/view.jsx': COMPONENT },
-    diff: d('src/view.jsx', '@@ -2,5 +2,5 @@', ' class View extends Component {', '   render() {', '     const { value } = this.props;', '-    return <div>{value}</div>;', '+    return <p>{value}</p>;', '   }', ' }'),
+    diff: d(
+      'src/view.jsx',
+      '@@ -2,5 +2,5 @@',
+      ' class View extends Component {',
+      '   render() {',
+      '     const { value } = this.props;',
+      '-    return <div>{value}</div>;',
+      '+    return <p>{value}</p>;',
+      '   }',
+      ' }',
+    ),
     expect: { 'src/view.jsx': replaceIn(COMPONENT, '<div>{value}</div>', '<p>{value}</p>') },
   },
   {
     name: 'a whole function rewritten under a one-line header',
     source: 'SWE',
     files: { 'calc/calc.go': GO },
-    diff: d('calc/calc.go', '@@ -3 +3 @@', '-func Sum(xs []int) int {', '-\ttotal := 0', '-\tfor _, x := range xs {', '-\t\ttotal += x', '-\t}', '-\treturn total', '-}', '+func Sum(xs []int) (total int) {', '+\tfor _, x := range xs {', '+\t\ttotal += x', '+\t}', '+\treturn', '+}'),
-    expect: { 'calc/calc.go': replaceIn(GO, 'func Sum(xs []int) int {\n\ttotal := 0\n\tfor _, x := range xs {\n\t\ttotal += x\n\t}\n\treturn total\n}', 'func Sum(xs []int) (total int) {\n\tfor _, x := range xs {\n\t\ttotal += x\n\t}\n\treturn\n}') },
+    diff: d(
+      'calc/calc.go',
+      '@@ -3 +3 @@',
+      '-func Sum(xs []int) int {',
+      '-\ttotal := 0',
+      '-\tfor _, x := range xs {',
+      '-\t\ttotal += x',
+      '-\t}',
+      '-\treturn total',
+      '-}',
+      '+func Sum(xs []int) (total int) {',
+      '+\tfor _, x := range xs {',
+      '+\t\ttotal += x',
+      '+\t}',
+      '+\treturn',
+      '+}',
+    ),
+    expect: {
+      'calc/calc.go': replaceIn(
+        GO,
+        'func Sum(xs []int) int {\n\ttotal := 0\n\tfor _, x := range xs {\n\t\ttotal += x\n\t}\n\treturn total\n}',
+        'func Sum(xs []int) (total int) {\n\tfor _, x := range xs {\n\t\ttotal += x\n\t}\n\treturn\n}',
+      ),
+    },
   },
   {
     name: 'a whole function rewritten with its whitespace normalised by the model',
     source: 'SWE',
     files: { 'calc/calc.go': GO },
-    diff: d('calc/calc.go', '@@ @@', '-func Max(xs []int) int {', '-    m := xs[0]', '-    for _, x := range xs {', '-        if x > m {', '-            m = x', '-        }', '-    }', '-    return m', '-}', '+func Max(xs []int) int {', '+\treturn slices.Max(xs)', '+}'),
-    expect: { 'calc/calc.go': replaceIn(GO, 'func Max(xs []int) int {\n\tm := xs[0]\n\tfor _, x := range xs {\n\t\tif x > m {\n\t\t\tm = x\n\t\t}\n\t}\n\treturn m\n}', 'func Max(xs []int) int {\n\treturn slices.Max(xs)\n}') },
+    diff: d(
+      'calc/calc.go',
+      '@@ @@',
+      '-func Max(xs []int) int {',
+      '-    m := xs[0]',
+      '-    for _, x := range xs {',
+      '-        if x > m {',
+      '-            m = x',
+      '-        }',
+      '-    }',
+      '-    return m',
+      '-}',
+      '+func Max(xs []int) int {',
+      '+\treturn slices.Max(xs)',
+      '+}',
+    ),
+    expect: {
+      'calc/calc.go': replaceIn(
+        GO,
+        'func Max(xs []int) int {\n\tm := xs[0]\n\tfor _, x := range xs {\n\t\tif x > m {\n\t\t\tm = x\n\t\t}\n\t}\n\treturn m\n}',
+        'func Max(xs []int) int {\n\treturn slices.Max(xs)\n}',
+      ),
+    },
   },
   {
     name: '`...` standing for unchanged lines inside the context',
     source: 'AIDER',
     files: { 'pkg/config.py': PY },
-    diff: d('pkg/config.py', '@@ ... @@', ' class Config:', ' ...', '     def get(self, key):', '-        return self.values[key]', '+        return self.values.get(key, default)'),
+    diff: d(
+      'pkg/config.py',
+      '@@ ... @@',
+      ' class Config:',
+      ' ...',
+      '     def get(self, key):',
+      '-        return self.values[key]',
+      '+        return self.values.get(key, default)',
+    ),
     expect: { 'pkg/config.py': replaceIn(PY, '        return self.values[key]', '        return self.values.get(key, default)') },
   },
   {
     name: '`# ... existing code ...` elision',
     source: 'ROO',
     files: { 'pkg/config.py': PY },
-    diff: d('pkg/config.py', '@@ -4,13 +4,13 @@', ' class Config:', '     def __init__(self, path):', '     # ... existing code ...', '     def get(self, key):', '-        return self.values[key]', '+        return self.values.get(key)'),
+    diff: d(
+      'pkg/config.py',
+      '@@ -4,13 +4,13 @@',
+      ' class Config:',
+      '     def __init__(self, path):',
+      '     # ... existing code ...',
+      '     def get(self, key):',
+      '-        return self.values[key]',
+      '+        return self.values.get(key)',
+    ),
     expect: { 'pkg/config.py': replaceIn(PY, '        return self.values[key]', '        return self.values.get(key)') },
   },
   {
@@ -207,15 +359,33 @@ export const CASES: CorpusCase[] = [
     name: 'two hunks, both with wrong numbers',
     source: 'SWE',
     files: { 'pkg/config.py': PY },
-    diff: d('pkg/config.py', '@@ -30,2 +30,3 @@', ' import os', '+import sys', '@@ -90,2 +91,2 @@', '     def get(self, key):', '-        return self.values[key]', '+        return self.values.get(key)'),
-    expect: { 'pkg/config.py': replaceIn(replaceIn(PY, 'import os\n', 'import os\nimport sys\n'), '        return self.values[key]', '        return self.values.get(key)') },
+    diff: d(
+      'pkg/config.py',
+      '@@ -30,2 +30,3 @@',
+      ' import os',
+      '+import sys',
+      '@@ -90,2 +91,2 @@',
+      '     def get(self, key):',
+      '-        return self.values[key]',
+      '+        return self.values.get(key)',
+    ),
+    expect: {
+      'pkg/config.py': replaceIn(
+        replaceIn(PY, 'import os\n', 'import os\nimport sys\n'),
+        '        return self.values[key]',
+        '        return self.values.get(key)',
+      ),
+    },
   },
   {
     name: 'two files in one answer, one header without a/ b/ prefixes',
     source: 'AIDER',
     files: { 'src/say.js': SHOUT, 'pkg/config.py': PY },
     diff: `--- src/say.js\n+++ src/say.js\n@@ ... @@\n-  return s.toLowerCase();\n+  return s.toLowerCase().trim();\n${d('pkg/config.py', '@@ -1 +1,2 @@', ' import os', '+import re')}`,
-    expect: { 'src/say.js': replaceIn(SHOUT, 's.toLowerCase();', 's.toLowerCase().trim();'), 'pkg/config.py': replaceIn(PY, 'import os\n', 'import os\nimport re\n') },
+    expect: {
+      'src/say.js': replaceIn(SHOUT, 's.toLowerCase();', 's.toLowerCase().trim();'),
+      'pkg/config.py': replaceIn(PY, 'import os\n', 'import os\nimport re\n'),
+    },
   },
   {
     name: 'a new file',
@@ -249,8 +419,28 @@ export const CASES: CorpusCase[] = [
     name: 'a new argument between two similar blocks, no line numbers (Aider --check-update)',
     source: 'AIDER',
     files: { 'cli.py': ARGS },
-    diff: d('cli.py', '@@ ... @@', '     group.add_argument(', '         "--version",', '         action="version",', '         help="Show the version and exit",', '     )', '+    group.add_argument(', '+        "--check-update",', '+        action="store_true",', '+    )', '     group.add_argument(', '         "--apply",'),
-    expect: { 'cli.py': replaceIn(ARGS, '        help="Show the version and exit",\n    )\n', '        help="Show the version and exit",\n    )\n    group.add_argument(\n        "--check-update",\n        action="store_true",\n    )\n') },
+    diff: d(
+      'cli.py',
+      '@@ ... @@',
+      '     group.add_argument(',
+      '         "--version",',
+      '         action="version",',
+      '         help="Show the version and exit",',
+      '     )',
+      '+    group.add_argument(',
+      '+        "--check-update",',
+      '+        action="store_true",',
+      '+    )',
+      '     group.add_argument(',
+      '         "--apply",',
+    ),
+    expect: {
+      'cli.py': replaceIn(
+        ARGS,
+        '        help="Show the version and exit",\n    )\n',
+        '        help="Show the version and exit",\n    )\n    group.add_argument(\n        "--check-update",\n        action="store_true",\n    )\n',
+      ),
+    },
   },
   {
     name: 'twin functions: the header line picks the right one',
@@ -270,7 +460,15 @@ export const CASES: CorpusCase[] = [
     name: 'context written with double quotes where the file has single (one line)',
     source: 'ROO',
     files: { 'm.js': "const fs = require('fs');\nconst path = require('path');\n\nmodule.exports = fs;\n" },
-    diff: d('m.js', '@@ -1,4 +1,4 @@', ' const fs = require("fs");', ' const path = require(\'path\');', ' ', '-module.exports = fs;', '+module.exports = { fs, path };'),
+    diff: d(
+      'm.js',
+      '@@ -1,4 +1,4 @@',
+      ' const fs = require("fs");',
+      " const path = require('path');",
+      ' ',
+      '-module.exports = fs;',
+      '+module.exports = { fs, path };',
+    ),
     expect: { 'm.js': "const fs = require('fs');\nconst path = require('path');\n\nmodule.exports = { fs, path };\n" },
   },
   {
@@ -284,7 +482,15 @@ export const CASES: CorpusCase[] = [
     name: 'Python method gains a parameter; context with collapsed spaces',
     source: 'SWE',
     files: { 'pkg/config.py': PY },
-    diff: d('pkg/config.py', '@@ -5,3 +5,4 @@', ' def __init__(self, path):', '-    self.path = path', '+        self.path = path', '+        self.strict = False', '     self.values = {}'),
+    diff: d(
+      'pkg/config.py',
+      '@@ -5,3 +5,4 @@',
+      ' def __init__(self, path):',
+      '-    self.path = path',
+      '+        self.path = path',
+      '+        self.strict = False',
+      '     self.values = {}',
+    ),
     expect: { 'pkg/config.py': replaceIn(PY, '        self.path = path\n', '        self.path = path\n        self.strict = False\n') },
   },
   {
@@ -314,7 +520,18 @@ export const CASES: CorpusCase[] = [
     name: 'a hunk whose second removed line belongs to code that is not there',
     source: 'AMD',
     files: { 'p.js': 'function partA() {\n  // some code A\n}\nfunction partB() {\n  // other code B\n}\n' },
-    diff: d('p.js', '@@ -1,6 +1,6 @@', ' function partA() {', '-  // some code A', '+  // new code A', ' }', ' function partB() {', '-  // some code B', '+  // new code B', ' }'),
+    diff: d(
+      'p.js',
+      '@@ -1,6 +1,6 @@',
+      ' function partA() {',
+      '-  // some code A',
+      '+  // new code A',
+      ' }',
+      ' function partB() {',
+      '-  // some code B',
+      '+  // new code B',
+      ' }',
+    ),
     expect: 'refuse',
   },
   {
@@ -335,7 +552,15 @@ export const CASES: CorpusCase[] = [
     name: 'three paraphrased context lines: too far from the file',
     source: 'SWE',
     files: { 'pkg/config.py': PY },
-    diff: d('pkg/config.py', '@@ -9,5 +9,5 @@', '     def read(self):', '         with open(self.filename) as handle:', '             for row in handle:', '-                key, value = line.split("=")', '+                key, value = line.split("=", 1)'),
+    diff: d(
+      'pkg/config.py',
+      '@@ -9,5 +9,5 @@',
+      '     def read(self):',
+      '         with open(self.filename) as handle:',
+      '             for row in handle:',
+      '-                key, value = line.split("=")',
+      '+                key, value = line.split("=", 1)',
+    ),
     expect: 'refuse',
   },
   {

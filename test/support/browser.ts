@@ -13,7 +13,9 @@ export const CHROMIUM = '/usr/bin/chromium';
 /** Launches headless Chromium, or fails the suite with how to install it (never skips). */
 export async function launchChromium(): Promise<Browser> {
   if (!existsSync(CHROMIUM)) {
-    throw new Error(`Chromium is missing at ${CHROMIUM}. The browser tests need Debian's package: run \`apt-get update && apt-get install -y chromium\` (CI installs it).`);
+    throw new Error(
+      `Chromium is missing at ${CHROMIUM}. The browser tests need Debian's package: run \`apt-get update && apt-get install -y chromium\` (CI installs it).`,
+    );
   }
   return chromium.launch({
     executablePath: CHROMIUM,
@@ -35,9 +37,7 @@ export async function watchPage(page: Page, problems: string[], expected?: RegEx
   await page.addInitScript(() => {
     const w = window as unknown as { __csp: string[] };
     w.__csp = [];
-    document.addEventListener('securitypolicyviolation', (e) =>
-      w.__csp.push(`${e.violatedDirective} ${e.blockedURI} ${e.sourceFile}:${e.lineNumber}`),
-    );
+    document.addEventListener('securitypolicyviolation', (e) => w.__csp.push(`${e.violatedDirective} ${e.blockedURI} ${e.sourceFile}:${e.lineNumber}`));
   });
 }
 

@@ -1,18 +1,21 @@
 import { IsInt, IsOptional, IsString, IsUUID, Min } from 'class-validator';
 
 export class ResumeDto {
-  @IsOptional() @IsString()
+  @IsOptional()
+  @IsString()
   id?: string;
 
   @IsUUID('all')
   message_id: string;
 
-  @IsInt() @Min(0)
+  @IsInt()
+  @Min(0)
   after_seq: number;
 }
 
 export class SubscribeDto {
-  @IsOptional() @IsString()
+  @IsOptional()
+  @IsString()
   id?: string;
 
   @IsUUID('all')
@@ -20,7 +23,8 @@ export class SubscribeDto {
 }
 
 export class RegenerateDto {
-  @IsOptional() @IsString()
+  @IsOptional()
+  @IsString()
   id?: string;
 
   @IsUUID('all')

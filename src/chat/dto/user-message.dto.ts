@@ -1,50 +1,54 @@
 import { Type } from 'class-transformer';
-import {
-  IsArray,
-  IsBoolean,
-  IsInt,
-  IsNumber,
-  IsOptional,
-  IsString,
-  IsUUID,
-  Length,
-  Max,
-  MaxLength,
-  Min,
-  ValidateNested,
-} from 'class-validator';
+import { IsArray, IsBoolean, IsInt, IsNumber, IsOptional, IsString, IsUUID, Length, Max, MaxLength, Min, ValidateNested } from 'class-validator';
 
 /** Per-chat settings a message may carry; `null` resets a field to the server default. */
 export class ChatOptionsDto {
-  @IsOptional() @IsString() @Length(1, 128)
+  @IsOptional()
+  @IsString()
+  @Length(1, 128)
   model?: string | null;
 
-  @IsOptional() @IsBoolean()
+  @IsOptional()
+  @IsBoolean()
   thinking?: boolean | null;
 
-  @IsOptional() @IsNumber() @Min(0) @Max(2)
+  @IsOptional()
+  @IsNumber()
+  @Min(0)
+  @Max(2)
   temperature?: number | null;
 
-  @IsOptional() @IsInt() @Min(1)
+  @IsOptional()
+  @IsInt()
+  @Min(1)
   max_tokens?: number | null;
 
-  @IsOptional() @IsString() @MaxLength(32000)
+  @IsOptional()
+  @IsString()
+  @MaxLength(32000)
   system_prompt?: string | null;
 }
 
 export class UserMessageDto {
-  @IsOptional() @IsString()
+  @IsOptional()
+  @IsString()
   id?: string;
 
-  @IsString() @Length(1, 32000)
+  @IsString()
+  @Length(1, 32000)
   content: string;
 
-  @IsOptional() @IsUUID('all')
+  @IsOptional()
+  @IsUUID('all')
   chat_id?: string;
 
-  @IsOptional() @ValidateNested() @Type(() => ChatOptionsDto)
+  @IsOptional()
+  @ValidateNested()
+  @Type(() => ChatOptionsDto)
   options?: ChatOptionsDto;
 
-  @IsOptional() @IsArray() @IsString({ each: true })
+  @IsOptional()
+  @IsArray()
+  @IsString({ each: true })
   attachments?: string[];
 }

@@ -2,7 +2,9 @@ import { IsOptional, IsString, IsUUID, MaxLength } from 'class-validator';
 
 /** `{"type": "summarize_chat", "chat_id": "<uuid>", "id"?: "<yours>"}` */
 export class SummarizeChatDto {
-  @IsOptional() @IsString() @MaxLength(64)
+  @IsOptional()
+  @IsString()
+  @MaxLength(64)
   id?: string;
 
   @IsUUID('all')
