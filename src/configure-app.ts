@@ -1,7 +1,7 @@
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import type { Response } from 'express';
 import helmet from 'helmet';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { HostCheck } from './auth/host-check';
 import { httpEdge, trustProxyValue } from './auth/http-edge';
@@ -48,7 +48,11 @@ function registerViewHelpers(): void {
   // eslint-disable-next-line @typescript-eslint/no-require-imports -- hbs ships no types; the require is typed to the two calls made here
   const hbs = require('hbs') as { registerHelper(name: string, fn: (...args: unknown[]) => unknown): void; registerPartial(name: string, text: string): void };
   hbs.registerHelper('eq', (a: unknown, b: unknown) => a === b);
-  hbs.registerPartial('account_menu', readFileSync(join(ROOT_DIR, 'views', 'partials', 'account_menu.hbs'), 'utf8'));
+  // Every file of views/partials is a partial named after it (`{{> account_menu}}`).
+  const partials = join(ROOT_DIR, 'views', 'partials');
+  for (const file of readdirSync(partials).filter((name) => name.endsWith('.hbs'))) {
+    hbs.registerPartial(file.slice(0, -'.hbs'.length), readFileSync(join(partials, file), 'utf8'));
+  }
 }
 
 /** The security headers of our pages: same-origin resources only, no inline script, no framing. */
