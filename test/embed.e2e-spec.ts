@@ -3,8 +3,7 @@ import { NestFactory } from '@nestjs/core';
 import { NestExpressApplication } from '@nestjs/platform-express';
 import { ConnectedSocket, MessageBody, SubscribeMessage } from '@nestjs/websockets';
 import { IsOptional, IsString, MaxLength } from 'class-validator';
-import { execFileSync } from 'node:child_process';
-import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -27,21 +26,11 @@ import {
 import { FakeDeepSeek } from './fakes/deepseek.fake';
 import { launchChromium } from './support/browser';
 import { tempDatabaseUrl } from './support/app';
+import { compileHost, installPackedLibrary } from './support/packed-library';
 import { ServerProcess } from './support/server-process';
 import { AnyFrame, upgradeStatus, WsTestClient } from './support/ws-client';
 
 const ROOT = join(__dirname, '..');
-const TSC = join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
-
-/** Runs a command; its whole output in the error when it fails (tsc writes its errors to stdout). */
-function run(command: string, args: string[], cwd: string): string {
-  try {
-    return execFileSync(command, args, { cwd, encoding: 'utf8', stdio: 'pipe' });
-  } catch (error) {
-    const { stdout, stderr } = error as { stdout?: string; stderr?: string };
-    throw new Error(`${command} ${args.join(' ')} failed:\n${stdout ?? ''}${stderr ?? ''}`);
-  }
-}
 
 /** One whole chat turn on `ws`: the frames up to its end (or its error), the end frame last. */
 function turn(ws: WsTestClient, id: string, frame: object): Promise<AnyFrame[]> {
@@ -50,10 +39,10 @@ function turn(ws: WsTestClient, id: string, frame: object): Promise<AnyFrame[]> 
 }
 
 /**
- * The library as a host gets it: built (`tsc -p tsconfig.build.json`, into a temp folder so the
- * project's own dist/ is left alone), packed with `npm pack`, unpacked into a host's node_modules
- * (the other packages are links to the project's), then examples/host-app built with tsc against it
- * and started as its own process.
+ * The library as a host gets it: built and packed with `npm pack` (once per content of src/, shared by
+ * every spec file: test/support/packed-library.ts), unpacked into a host's node_modules (the other
+ * packages are links to the project's), then examples/host-app built with tsc against it and started
+ * as its own process.
  */
 describe('embedding: examples/host-app on the packed library (e2e)', () => {
   let work: string;
@@ -66,28 +55,10 @@ describe('embedding: examples/host-app on the packed library (e2e)', () => {
 
   beforeAll(async () => {
     work = mkdtempSync(join(tmpdir(), 'chat-embed-'));
-    const lib = join(work, 'lib');
-    mkdirSync(lib);
-    for (const entry of ['package.json', 'README.md', 'views', 'public']) cpSync(join(ROOT, entry), join(lib, entry), { recursive: true });
-    run(
-      process.execPath,
-      [TSC, '-p', join(ROOT, 'tsconfig.build.json'), '--outDir', join(lib, 'dist'), '--tsBuildInfoFile', join(work, 'lib.tsbuildinfo')],
-      ROOT,
-    );
-    const packed = run('npm', ['pack', '--json', '--ignore-scripts', '--pack-destination', work], lib);
-    const tarball = join(work, (JSON.parse(packed) as Array<{ filename: string }>)[0].filename);
-
     const app = join(work, 'host');
-    const modules = join(app, 'node_modules');
-    mkdirSync(modules, { recursive: true });
-    for (const entry of readdirSync(join(ROOT, 'node_modules'))) {
-      if (entry !== 'nest-chat-system') symlinkSync(join(ROOT, 'node_modules', entry), join(modules, entry));
-    }
-    const installed = join(modules, 'nest-chat-system');
-    mkdirSync(installed);
-    run('tar', ['-xzf', tarball, '-C', installed, '--strip-components=1'], work);
+    installPackedLibrary(app);
     for (const entry of ['src', 'tsconfig.json', 'package.json']) cpSync(join(ROOT, 'examples', 'host-app', entry), join(app, entry), { recursive: true });
-    run(process.execPath, [TSC, '-p', join(app, 'tsconfig.json')], app);
+    compileHost(app);
 
     fake = await FakeDeepSeek.start();
     host = await ServerProcess.start(
