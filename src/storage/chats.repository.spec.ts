@@ -7,6 +7,7 @@ import { tempDatabaseUrl, usingPostgres } from '../../test/support/databases';
 import { chatRow, ChatsRepository, IMPORTING } from './chats.repository';
 import { migrate, openDatabase, sqlitePath } from './database.provider';
 import { messageRow, MessagesRepository } from './messages.repository';
+import { GroupCommit } from './group-commit';
 import type { Database } from './schema';
 
 const ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
@@ -46,8 +47,9 @@ describe(`ChatsRepository (${usingPostgres() ? 'PostgreSQL' : 'SQLite file'})`, 
   beforeEach(async () => {
     ({ url, cleanup } = freshDatabase());
     db = await openDatabase(url);
-    chats = new ChatsRepository(db);
-    messages = new MessagesRepository(db);
+    const writes = new GroupCommit(db);
+    chats = new ChatsRepository(db, writes);
+    messages = new MessagesRepository(db, writes);
   });
   afterEach(async () => {
     await db?.destroy();
@@ -247,9 +249,9 @@ describe(`ChatsRepository (${usingPostgres() ? 'PostgreSQL' : 'SQLite file'})`, 
 
     db = await openDatabase(url);
     await migrate(db);
-    const reopened = new ChatsRepository(db);
+    const reopened = new ChatsRepository(db, new GroupCommit(db));
     expect(await reopened.findById('c')).toEqual(expect.objectContaining({ title: 'Survives', settings: '{"model":"m"}' }));
-    expect((await new MessagesRepository(db).listByChat('c')).map((m) => m.content)).toEqual(['hello']);
+    expect((await new MessagesRepository(db, new GroupCommit(db)).listByChat('c')).map((m) => m.content)).toEqual(['hello']);
     expect(await migrations()).toBe(applied);
   });
 
@@ -262,8 +264,8 @@ describe(`ChatsRepository (${usingPostgres() ? 'PostgreSQL' : 'SQLite file'})`, 
     const other = await openDatabase(`sqlite:${nested}`);
     try {
       expect(existsSync(nested)).toBe(true);
-      await new ChatsRepository(other).create({ id: 'x', userId: 'u1', title: 'in a new folder' });
-      expect((await new ChatsRepository(other).list('u1')).map((c) => c.id)).toEqual(['x']);
+      await new ChatsRepository(other, new GroupCommit(other)).create({ id: 'x', userId: 'u1', title: 'in a new folder' });
+      expect((await new ChatsRepository(other, new GroupCommit(other)).list('u1')).map((c) => c.id)).toEqual(['x']);
     } finally {
       await other.destroy();
       rmSync(dir, { recursive: true, force: true });

@@ -33,12 +33,12 @@ export function chatRow(chat: NewChat): ChatRow {
 
 @Injectable()
 export class ChatsRepository {
-  private readonly writes: GroupCommit;
   private readonly prepared = new PreparedStatements();
 
-  constructor(private readonly db: Kysely<Database>) {
-    this.writes = GroupCommit.of(db);
-  }
+  constructor(
+    private readonly db: Kysely<Database>,
+    private readonly writes: GroupCommit,
+  ) {}
 
   async create(chat: NewChat): Promise<ChatRow> {
     const row = chatRow(chat);

@@ -1,13 +1,18 @@
 import { Logger, type Provider } from '@nestjs/common';
 import type SqliteDatabase from 'better-sqlite3';
-import { Kysely, Migrator, PostgresAdapter, PostgresDialect, SqliteDialect, sql } from 'kysely';
+import { Kysely, Migrator, PostgresDialect, SqliteDialect, sql } from 'kysely';
 import { Pool } from 'pg';
 import { closeSync, mkdirSync, openSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
+import { redactUrl } from '../common/redact-url';
 import { Environment } from '../config/environment';
 import { migrationProvider } from './migrations';
 import type { Database } from './schema';
 import { startCheckpointer } from './sqlite-checkpointer';
+import { SqliteConnection } from './sqlite-connection';
+
+export { redactUrl } from '../common/redact-url';
+export { isPostgres } from './dialect';
 
 const logger = new Logger('Database');
 
@@ -18,22 +23,14 @@ export function sqlitePath(url: string): string {
   return path === ':memory:' ? path : resolve(path);
 }
 
-/** The URL without its password, for messages and logs. */
-export function redactUrl(url: string): string {
-  return url.replace(/(\/\/[^:/@]*):[^@]*@/, '$1:***@');
-}
+const sqliteConnections = new WeakMap<Kysely<any>, SqliteConnection>();
 
-/** True when this database speaks PostgreSQL (migrations and search differ there). */
-export function isPostgres(db: Kysely<any>): boolean {
-  return db.getExecutor().adapter instanceof PostgresAdapter;
-}
-
-export type SqliteHandle = SqliteDatabase.Database;
-const sqliteHandles = new WeakMap<Kysely<any>, SqliteHandle>();
-
-/** The better-sqlite3 connection under a SQLite Kysely (for `GroupCommit`'s synchronous batches). */
-export function sqliteHandleOf(db: Kysely<any>): SqliteHandle | undefined {
-  return sqliteHandles.get(db);
+/**
+ * The SQLite connection under a Kysely made by `openDatabase` (undefined on PostgreSQL): what
+ * `GroupCommit` runs its synchronous batches on. Kysely keeps its dialect's database to itself.
+ */
+export function sqliteConnectionOf(db: Kysely<any>): SqliteConnection | undefined {
+  return sqliteConnections.get(db);
 }
 
 /**
@@ -77,11 +74,12 @@ export async function openDatabase(url: string, options: DatabaseOptions = {}): 
   sqlite.pragma(`synchronous = ${options.sqliteSynchronous === 'full' ? 'FULL' : 'NORMAL'}`);
   sqlite.pragma('foreign_keys = ON');
   sqlite.pragma('busy_timeout = 5000');
-  cacheStatements(sqlite);
   const checkpointMs = options.sqliteCheckpointMs ?? 0;
   if (path !== ':memory:' && checkpointMs > 0) startCheckpointer(sqlite, path, checkpointMs);
-  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
-  sqliteHandles.set(db, sqlite);
+  // Kysely prepares through the connection's statement cache (see SqliteConnection).
+  const connection = new SqliteConnection(sqlite);
+  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: connection }) });
+  sqliteConnections.set(db, connection);
   await migrate(db);
   return db;
 }
@@ -93,27 +91,6 @@ export async function openDatabase(url: string, options: DatabaseOptions = {}): 
 function createPrivately(path: string): void {
   mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
   closeSync(openSync(path, 'a', 0o600));
-}
-
-/**
- * Kysely prepares every query anew; with better-sqlite3 that parse is a large share of a short
- * query's cost. Statements are kept by their SQL text (bounded): Kysely runs one query at a time on
- * the connection and never iterates two results of one statement at once.
- */
-function cacheStatements(sqlite: SqliteDatabase.Database, max = 500): void {
-  const prepare = sqlite.prepare.bind(sqlite);
-  const cache = new Map<string, SqliteDatabase.Statement>();
-  sqlite.prepare = ((source: string) => {
-    let statement = cache.get(source);
-    if (statement) {
-      cache.delete(source);
-    } else {
-      statement = prepare(source);
-      if (cache.size >= max) cache.delete(cache.keys().next().value as string);
-    }
-    cache.set(source, statement);
-    return statement;
-  }) as typeof sqlite.prepare;
 }
 
 /**

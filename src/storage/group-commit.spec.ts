@@ -3,7 +3,7 @@ import type { Kysely } from 'kysely';
 import { usingPostgres } from '../../test/support/databases';
 import { useTempDatabase } from '../../test/support/temp-database';
 import { chatRow, ChatsRepository } from './chats.repository';
-import { sqliteHandleOf } from './database.provider';
+import { sqliteConnectionOf } from './database.provider';
 import { GroupCommit } from './group-commit';
 import { messageRow, MessagesRepository } from './messages.repository';
 import type { Database } from './schema';
@@ -13,12 +13,14 @@ describe(`GroupCommit (${usingPostgres() ? 'PostgreSQL' : 'SQLite file'})`, () =
   let db: Kysely<Database>;
   let chats: ChatsRepository;
   let messages: MessagesRepository;
+  let group: GroupCommit;
 
   beforeAll(() => Logger.overrideLogger(false));
   beforeEach(() => {
     db = database.db;
-    chats = new ChatsRepository(db);
-    messages = new MessagesRepository(db);
+    group = new GroupCommit(db);
+    chats = new ChatsRepository(db, group);
+    messages = new MessagesRepository(db, group);
   });
   afterEach(() => jest.restoreAllMocks());
 
@@ -31,12 +33,8 @@ describe(`GroupCommit (${usingPostgres() ? 'PostgreSQL' : 'SQLite file'})`, () =
     return chats.insert(chat, rows);
   };
 
-  it('is one per database, shared by its repositories', () => {
-    expect(GroupCommit.of(db)).toBe(GroupCommit.of(db));
-  });
-
   it('stores every write asked for in one turn of the event loop; each resolves once readable', async () => {
-    const sqlite = sqliteHandleOf(db);
+    const sqlite = sqliteConnectionOf(db);
     const transaction = sqlite ? jest.spyOn(sqlite, 'transaction') : jest.spyOn(db, 'transaction');
     await Promise.all([newTurn(1), newTurn(2), newTurn(3), chats.touch('chat-1')]);
     // SQLite: one transaction (one commit) for all four; PostgreSQL: a transaction per new chat.
@@ -73,7 +71,6 @@ describe(`GroupCommit (${usingPostgres() ? 'PostgreSQL' : 'SQLite file'})`, () =
   });
 
   (usingPostgres() ? it.skip : it)('SQLite: runs a batch in the order asked; drain waits for what was asked before it', async () => {
-    const group = GroupCommit.of(db);
     const done: string[] = [];
     void newTurn(8).then(() => done.push('turn'));
     // A touch of the chat just asked for: it finds the row only when run after the insert.

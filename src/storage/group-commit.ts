@@ -1,6 +1,8 @@
-import type { CompiledQuery, Kysely } from 'kysely';
-import { isPostgres, type SqliteHandle, sqliteHandleOf } from './database.provider';
+import { Inject, Injectable } from '@nestjs/common';
+import { type CompiledQuery, Kysely } from 'kysely';
+import { sqliteConnectionOf } from './database.provider';
 import type { Database } from './schema';
+import type { SqliteConnection } from './sqlite-connection';
 
 /** The statements of one write, compiled (`query.compile()`); they run in this order, all or none. */
 export type Write = readonly CompiledQuery[];
@@ -28,23 +30,18 @@ interface Queued {
  *
  * PostgreSQL commits concurrently on its pool's connections: writes run at once, a write of several
  * statements in a transaction.
+ *
+ * One per database, provided by `StorageModule` and injected into every repository that writes, so
+ * that their writes share batches (a spec or script that builds repositories by hand gives them one).
  */
+@Injectable()
 export class GroupCommit {
-  private static readonly byDatabase = new WeakMap<Kysely<Database>, GroupCommit>();
-
-  /** The one group commit of a database (repositories of the same database share it). */
-  static of(db: Kysely<Database>): GroupCommit {
-    let group = GroupCommit.byDatabase.get(db);
-    if (!group) GroupCommit.byDatabase.set(db, (group = new GroupCommit(db)));
-    return group;
-  }
-
   /** SQLite's connection (undefined on PostgreSQL). */
-  private readonly sqlite: SqliteHandle | undefined;
+  private readonly sqlite: SqliteConnection | undefined;
   private queue: Queued[] = [];
 
-  private constructor(private readonly db: Kysely<Database>) {
-    this.sqlite = isPostgres(db) ? undefined : sqliteHandleOf(db);
+  constructor(@Inject(Kysely) private readonly db: Kysely<Database>) {
+    this.sqlite = sqliteConnectionOf(db);
   }
 
   /** Runs the write's statements in one transaction; resolves once they are committed. */

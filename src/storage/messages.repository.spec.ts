@@ -3,8 +3,9 @@ import type { Kysely } from 'kysely';
 import { usingPostgres } from '../../test/support/databases';
 import { useTempDatabase } from '../../test/support/temp-database';
 import { ChatsRepository } from './chats.repository';
-import { sqliteHandleOf } from './database.provider';
+import { sqliteConnectionOf } from './database.provider';
 import { messageRow, type MessageRow, MessagesRepository } from './messages.repository';
+import { GroupCommit } from './group-commit';
 import type { Database } from './schema';
 
 /** "Medium" tests: the real repository on a real database (a SQLite file, or PostgreSQL in the postgres project). */
@@ -17,8 +18,9 @@ describe(`MessagesRepository (${usingPostgres() ? 'PostgreSQL' : 'SQLite file'})
   beforeAll(() => Logger.overrideLogger(false));
   beforeEach(async () => {
     db = database.db;
-    messages = new MessagesRepository(db);
-    chats = new ChatsRepository(db);
+    const writes = new GroupCommit(db);
+    messages = new MessagesRepository(db, writes);
+    chats = new ChatsRepository(db, writes);
     await chats.create({ id: 'chat', userId: 'u1', title: 'T' });
     await chats.create({ id: 'other', userId: 'u2', title: 'O' });
   });
@@ -157,7 +159,7 @@ describe(`MessagesRepository (${usingPostgres() ? 'PostgreSQL' : 'SQLite file'})
     await streaming('a3');
     await messages.finish('a2', { content: 'final', reasoning: null, status: 'complete', seq: 5 });
     const ended = await messages.findById('a2');
-    const sqlite = sqliteHandleOf(db);
+    const sqlite = sqliteConnectionOf(db);
     const transaction = sqlite ? jest.spyOn(sqlite, 'transaction') : jest.spyOn(db, 'transaction');
     await messages.snapshotMany([
       { id: 'a1', content: 'one', reasoning: null, seq: 1 },

@@ -86,12 +86,12 @@ export interface FinalMessage {
 
 @Injectable()
 export class MessagesRepository {
-  private readonly writes: GroupCommit;
   private readonly prepared = new PreparedStatements();
 
-  constructor(private readonly db: Kysely<Database>) {
-    this.writes = GroupCommit.of(db);
-  }
+  constructor(
+    private readonly db: Kysely<Database>,
+    private readonly writes: GroupCommit,
+  ) {}
 
   async insert(message: NewMessage): Promise<MessageRow> {
     const row = messageRow(message);

@@ -1,5 +1,5 @@
 import { type Kysely, type Migration, type MigrationProvider, sql } from 'kysely';
-import { isPostgres } from './database.provider';
+import { isPostgres } from './dialect';
 
 /** Migrations in code (no files to find at run time, so they work from `dist/` and in tests alike). */
 const migrations: Record<string, Migration> = {

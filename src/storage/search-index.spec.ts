@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { Environment, validateEnvironment } from '../config/environment';
 import { ChatsRepository } from './chats.repository';
 import { openDatabase } from './database.provider';
+import { GroupCommit } from './group-commit';
 import { messageRow, MessagesRepository } from './messages.repository';
 import { Database } from './schema';
 import { SEARCH_INDEX_INTERVAL_MS, StorageModule } from './storage.module';
@@ -27,8 +28,8 @@ describe('search index queue (SQLite)', () => {
   beforeAll(() => Logger.overrideLogger(false));
   beforeEach(async () => {
     db = await openDatabase(sqliteUrl());
-    messages = new MessagesRepository(db);
-    await new ChatsRepository(db).create({ id: 'chat', userId: 'u1', title: 'T' });
+    messages = new MessagesRepository(db, new GroupCommit(db));
+    await new ChatsRepository(db, new GroupCommit(db)).create({ id: 'chat', userId: 'u1', title: 'T' });
   });
   afterEach(() => db.destroy());
 
@@ -71,7 +72,7 @@ describe('search index queue (SQLite)', () => {
   });
 
   it('chat titles go through their own queue: a new chat and a rename are found by search, a deleted chat leaves both', async () => {
-    const chats = new ChatsRepository(db);
+    const chats = new ChatsRepository(db, new GroupCommit(db));
     const titles = async () => (await sql<{ title: string }>`SELECT title FROM chats_fts ORDER BY rowid`.execute(db)).rows.map((r) => r.title);
     const queued = async () => (await sql`SELECT id FROM chats_fts_pending`.execute(db)).rows.length;
     await chats.create({ id: 'c2', userId: 'u1', title: 'Flamingo facts' });
@@ -92,12 +93,12 @@ describe('search index queue (SQLite)', () => {
     await messages.insert({ id: 'm1', chat_id: 'chat', role: 'user', content: 'indexed', status: 'complete' });
     await messages.flushSearchIndex();
     await messages.insert({ id: 'm2', chat_id: 'chat', role: 'user', content: 'queued', status: 'complete' });
-    await new ChatsRepository(db).delete('chat');
+    await new ChatsRepository(db, new GroupCommit(db)).delete('chat');
     expect(await indexState(db)).toEqual({ indexed: [], pending: 0 });
   });
 
   it('after the rows were renumbered (a restore from .dump does it; VACUUM may), the start-up check rebuilds the index', async () => {
-    const chats = new ChatsRepository(db);
+    const chats = new ChatsRepository(db, new GroupCommit(db));
     for (let i = 1; i <= 6; i++) await messages.insert({ id: `m${i}`, chat_id: 'chat', role: 'user', content: `animal${i} text`, status: 'complete' });
     await chats.create({ id: 'early', userId: 'u1', title: 'Early chat' });
     await chats.create({ id: 'late', userId: 'u1', title: 'Walrus notes' });

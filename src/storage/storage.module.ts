@@ -12,7 +12,7 @@ import { UsageRepository } from './usage.repository';
 
 @Global()
 @Module({
-  providers: [databaseProvider, ChatsRepository, MessagesRepository, UsersRepository, SolverRunsRepository, FilesRepository, UsageRepository],
+  providers: [databaseProvider, GroupCommit, ChatsRepository, MessagesRepository, UsersRepository, SolverRunsRepository, FilesRepository, UsageRepository],
   exports: [Kysely, ChatsRepository, MessagesRepository, UsersRepository, SolverRunsRepository, FilesRepository, UsageRepository],
 })
 export class StorageModule implements OnModuleInit, OnApplicationShutdown {
@@ -23,6 +23,7 @@ export class StorageModule implements OnModuleInit, OnApplicationShutdown {
   constructor(
     @Inject(Kysely) private readonly db: Kysely<Database>,
     private readonly messages: MessagesRepository,
+    private readonly writes: GroupCommit,
   ) {}
 
   /**
@@ -45,7 +46,7 @@ export class StorageModule implements OnModuleInit, OnApplicationShutdown {
 
   async onApplicationShutdown(): Promise<void> {
     clearInterval(this.indexTimer);
-    await GroupCommit.of(this.db).drain();
+    await this.writes.drain();
     await this.indexing;
     if (!isPostgres(this.db)) {
       // What is still queued would be indexed at the next start anyway; this keeps search complete.
