@@ -2,7 +2,7 @@ import { Injectable, Logger, OnApplicationShutdown, OnModuleInit } from '@nestjs
 import Redis from 'ioredis';
 import { randomUUID } from 'node:crypto';
 import { Environment } from '../config/environment';
-import { redactUrl } from '../storage/database.provider';
+import { redactUrl } from '../common/redact-url';
 
 type Handler = (message: string) => void;
 
