@@ -315,10 +315,13 @@ async function seedChat(databaseUrl: string, messages: number): Promise<string> 
   const { openDatabase } = load('dist/storage/database.provider.js');
   const { ChatsRepository } = load('dist/storage/chats.repository.js');
   const { MessagesRepository } = load('dist/storage/messages.repository.js');
+  const { GroupCommit } = load('dist/storage/group-commit.js');
   const db = await openDatabase(databaseUrl);
   try {
-    const chats = new ChatsRepository(db);
-    const repo = new MessagesRepository(db);
+    // Repositories share the database's group commit (a provider in the app; an older build ignores the argument).
+    const writes = new GroupCommit(db);
+    const chats = new ChatsRepository(db, writes);
+    const repo = new MessagesRepository(db, writes);
     const chat = await chats.create({ id: randomUUID(), title: 'Bench: a long chat' });
     for (let i = 0; i < messages / 2; i++) {
       await repo.insert({
