@@ -10,6 +10,7 @@ import { LlmProvider } from '../llm/llm.provider';
 import { ChatRow, ChatsRepository } from '../storage/chats.repository';
 import { FilesRepository } from '../storage/files.repository';
 import { MessageRow, MessagesRepository } from '../storage/messages.repository';
+import { TurnStore } from '../storage/turn-store';
 import { ConnectionRegistry } from '../transport/connection-registry';
 import { Fanout } from '../transport/fanout';
 import { Frame } from '../transport/frames';
@@ -166,6 +167,7 @@ describe('ChatService', () => {
       { provide: FilesRepository, useValue: files },
       { provide: Environment, useValue: validateEnvironment({ CONTEXT_TOKENS: '4096' }) },
       ChatLimits,
+      TurnStore,
       // Generated titles have their own e2e spec (test/retry-and-titles): off here.
       { provide: TitleService, useValue: { enabled: false } },
     ]);

@@ -10,6 +10,7 @@ import { LlmProvider } from '../llm/llm.provider';
 import { chatRow, ChatRow, ChatsRepository } from '../storage/chats.repository';
 import { FileRow, FilesRepository } from '../storage/files.repository';
 import { ContextRow, messageRow, MessageRow, MessagesRepository } from '../storage/messages.repository';
+import { TurnStore } from '../storage/turn-store';
 import { ConnectionRegistry } from '../transport/connection-registry';
 import { Fanout } from '../transport/fanout';
 import { Frame } from '../transport/frames';
@@ -68,6 +69,7 @@ export class ChatService {
     private readonly files: FilesRepository,
     private readonly chatLimits: ChatLimits,
     private readonly titles: TitleService,
+    private readonly turns: TurnStore,
   ) {}
 
   /**
@@ -175,14 +177,9 @@ export class ChatService {
     previousVersions?: string[];
   }): Promise<void> {
     const { chatId, settings, userId, requestId, userMessage } = turn;
-    const write = async (rows: MessageRow[]) => {
-      await turn.beforeStore?.();
-      if (turn.newChat) await this.chats.insert(turn.newChat, rows);
-      else await this.messages.insertRows(rows);
-    };
     if (!this.llm.isConfigured()) {
       // The user's message is kept (and shown) even though nothing can answer it.
-      await write(userMessage ? [userMessage] : []);
+      await this.turns.write({ newChat: turn.newChat, rows: userMessage ? [userMessage] : [], before: turn.beforeStore });
       turn.afterStore?.();
       throw new AppError('model_not_configured', 'no model API key is configured (set DEEPSEEK_API_KEY)', { chat_id: chatId });
     }
@@ -238,16 +235,13 @@ export class ChatService {
       });
     }
     try {
-      // node:http writes the request on the next tick, and ticks wait until the promise chain that
-      // is running now ends: without this the writes below (a chain of awaits) would go first.
-      await new Promise<void>((resolve) => process.nextTick(resolve));
-      await write(userMessage ? [userMessage, assistant] : [assistant]);
-      if (turn.previousVersions?.length) await this.messages.markReplaced(turn.previousVersions, assistant.id);
-      // One more turn of the event loop: what the model sent while the rows were written (its
-      // bytes wait in the socket) is read in it, and leaves with the frames below in one write
-      // (GenerationService.release) instead of a write of its own. Waking a reader costs the
-      // writer ~0.15-0.5 ms here (bench/findings.md); the wait is that turn's I/O.
-      await new Promise<void>((resolve) => setImmediate(resolve));
+      // Behind the request just started; what the model sent meanwhile leaves with the frames below.
+      await this.turns.writeBehindRequest({
+        newChat: turn.newChat,
+        rows: userMessage ? [userMessage, assistant] : [assistant],
+        replaces: turn.previousVersions?.length ? { ids: turn.previousVersions, by: assistant.id } : undefined,
+        before: turn.beforeStore,
+      });
       turn.afterStore?.();
       written.resolve();
     } catch (error) {

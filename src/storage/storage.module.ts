@@ -9,11 +9,22 @@ import { SolverRunsRepository } from './solver-runs.repository';
 import { UsersRepository } from './users.repository';
 import { FilesRepository } from './files.repository';
 import { UsageRepository } from './usage.repository';
+import { TurnStore } from './turn-store';
 
 @Global()
 @Module({
-  providers: [databaseProvider, GroupCommit, ChatsRepository, MessagesRepository, UsersRepository, SolverRunsRepository, FilesRepository, UsageRepository],
-  exports: [Kysely, ChatsRepository, MessagesRepository, UsersRepository, SolverRunsRepository, FilesRepository, UsageRepository],
+  providers: [
+    databaseProvider,
+    GroupCommit,
+    ChatsRepository,
+    MessagesRepository,
+    UsersRepository,
+    SolverRunsRepository,
+    FilesRepository,
+    UsageRepository,
+    TurnStore,
+  ],
+  exports: [Kysely, ChatsRepository, MessagesRepository, UsersRepository, SolverRunsRepository, FilesRepository, UsageRepository, TurnStore],
 })
 export class StorageModule implements OnModuleInit, OnApplicationShutdown {
   private readonly logger = new Logger('Database');
