@@ -10,7 +10,7 @@
 import * as http from 'node:http';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import WebSocket from 'ws';
-import { nowMs, PIECE_MARK, Samples, serve, sleep, turnPrompt } from './lib';
+import { nowMs, PIECE_MARK, Samples, serve, sleep, summarize, turnPrompt } from './lib';
 
 interface TurnResult {
   ok: boolean;
@@ -38,6 +38,12 @@ interface Turn {
 interface Client {
   ws: WebSocket;
   turn?: Turn;
+  /** The chat its last turn ran in (a follow-up turn goes there: `run` with `followUp`). */
+  chatId?: string;
+  /** A viewer: frames of this chat (sent by another client's turns) are counted into `pool`. */
+  watch?: { chatId: string; pool: Pool };
+  /** Waiting for a frame (e.g. `subscribed`, the first replayed frame). */
+  waiter?: (frame: any, at: number) => boolean;
 }
 
 /** Samples of one measurement (e.g. "streams:server"), pooled across rounds. */
@@ -108,7 +114,12 @@ function connectOne(url: string): Promise<Client> {
         }
         return;
       }
-      if (client.turn) onFrame(client.turn, frame, at);
+      if (client.waiter?.(frame, at)) client.waiter = undefined;
+      if (client.watch && frame.chat_id === client.watch.chatId) onWatched(client.watch.pool, frame, at);
+      if (client.turn) {
+        if (frame.id === client.turn.id && typeof frame.chat_id === 'string') client.chatId = frame.chat_id;
+        onFrame(client.turn, frame, at);
+      }
     });
     ws.on('error', (error) => {
       if (!connected) reject(error);
@@ -158,6 +169,38 @@ function onFrame(turn: Turn, frame: any, at: number): void {
   }
 }
 
+/** A viewer's frame: piece latency (model send → this viewer), pieces and frames; an end counts a turn. */
+function onWatched(p: Pool, frame: any, at: number): void {
+  if (frame.type === 'agent_response_end') {
+    p.turns++;
+    return;
+  }
+  if (frame.type !== 'agent_response') return;
+  p.frames++;
+  PIECE_MARK.lastIndex = 0;
+  let match: RegExpExecArray | null;
+  while ((match = PIECE_MARK.exec(String(frame.content)))) {
+    p.pieces++;
+    p.latency.push(at - Number(match[2]));
+  }
+}
+
+/** Resolves with the first frame `match` accepts (and when it arrived), or rejects after `timeoutMs`. */
+function waitFrame(client: Client, match: (frame: any) => boolean, timeoutMs = 30_000): Promise<{ frame: any; at: number }> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      client.waiter = undefined;
+      reject(new Error('no such frame in time'));
+    }, timeoutMs);
+    client.waiter = (frame, at) => {
+      if (!match(frame)) return false;
+      clearTimeout(timer);
+      resolve({ frame, at });
+      return true;
+    };
+  });
+}
+
 const owners = new WeakMap<Turn, Client>();
 
 function finishTurn(turn: Turn, at: number, error?: string): void {
@@ -195,7 +238,7 @@ function endTurn(client: Client, turn: Turn, error: string | undefined): void {
   turn.resolve({ ok: !error && !turn.error, error: error ?? turn.error });
 }
 
-function startTurn(client: Client, p: Pool, pieces: number, interval: number): Promise<TurnResult> {
+function startTurn(client: Client, p: Pool, pieces: number, interval: number, followUp = false): Promise<TurnResult> {
   return new Promise((resolve) => {
     const turn: Turn = {
       id: `t${++turnCounter}`,
@@ -216,7 +259,8 @@ function startTurn(client: Client, p: Pool, pieces: number, interval: number): P
     client.turn = turn;
     turn.timer = setTimeout(() => endTurn(client, turn, 'timeout'), pieces * interval + 120_000);
     turn.tSend = nowMs();
-    client.ws.send(JSON.stringify({ type: 'user_message', id: turn.id, content: turnPrompt(pieces, interval) }));
+    const chat = followUp && client.chatId ? { chat_id: client.chatId } : {};
+    client.ws.send(JSON.stringify({ type: 'user_message', id: turn.id, content: turnPrompt(pieces, interval), ...chat }));
   });
 }
 
@@ -284,10 +328,12 @@ interface RunArgs {
   turns?: number;
   /** Pause between a client's turns. */
   pauseMs?: number;
+  /** Each turn goes to the chat of the client's previous turn (viewers may watch it), not a new chat. */
+  followUp?: boolean;
 }
 
 /** Every client of the group runs `turns` turns; resolves when all ended. */
-async function run({ group, pool: key, pieces, interval, rampMs = 0, turns = 1, pauseMs = 0 }: RunArgs) {
+async function run({ group, pool: key, pieces, interval, rampMs = 0, turns = 1, pauseMs = 0, followUp = false }: RunArgs) {
   const clients = groups.get(group) ?? [];
   const p = pool(key);
   eld.reset();
@@ -297,7 +343,7 @@ async function run({ group, pool: key, pieces, interval, rampMs = 0, turns = 1, 
       if (rampMs > 0) await sleep(Math.random() * rampMs);
       for (let i = 0; i < turns; i++) {
         if (client.ws.readyState !== WebSocket.OPEN) return;
-        await startTurn(client, p, pieces, interval);
+        await startTurn(client, p, pieces, interval, followUp);
         if (pauseMs > 0) await sleep(pauseMs);
       }
     }),
@@ -331,8 +377,79 @@ async function timeHttp({ url, n, warmup = 10, headers = {} }: { url: string; n:
   return { time: samples.summary(), bytes, statuses };
 }
 
+/** The chat of each client's last turn, in the group's order. */
+const chatIds = ({ group }: { group: string }) => (groups.get(group) ?? []).map((c) => c.chatId ?? '');
+
+/** Client i of `group` watches `chats[i]` (subscribe, `subscribed` awaited); its frames count into `pool`. */
+async function watch({ group, chats, pool: key }: { group: string; chats: string[]; pool: string }) {
+  const clients = groups.get(group) ?? [];
+  const p = pool(key);
+  const started = nowMs();
+  await Promise.all(
+    clients.map(async (client, i) => {
+      const chatId = chats[i];
+      if (!chatId) return;
+      const subscribed = waitFrame(client, (f) => f.type === 'subscribed' && f.chat_id === chatId);
+      client.ws.send(JSON.stringify({ type: 'subscribe', id: `w${i}`, chat_id: chatId }));
+      await subscribed;
+      client.watch = { chatId, pool: p };
+    }),
+  );
+  return { watching: clients.filter((c) => c.watch).length, ms: nowMs() - started };
+}
+
+/**
+ * `resume` time to the first replayed frame: a client on `genUrl` starts an answer of `pieces` pieces;
+ * once `afterMs` of it has streamed, a client on `resumeUrl` (another instance, or the same server)
+ * sends `resume {after_seq: 0}` and times its first frame of that message. `n` times, one after another.
+ */
+async function resumeProbe({
+  genUrl,
+  resumeUrl,
+  n,
+  pieces,
+  interval,
+  afterMs,
+}: {
+  genUrl: string;
+  resumeUrl: string;
+  n: number;
+  pieces: number;
+  interval: number;
+  afterMs: number;
+}) {
+  const gen = await connectOne(genUrl);
+  const viewer = await connectOne(resumeUrl);
+  const samples = new Samples();
+  const replayedSeqs: number[] = [];
+  try {
+    for (let i = 0; i < n; i++) {
+      const id = `resume-${i}`;
+      const first = waitFrame(gen, (f) => f.id === id && f.type === 'agent_response');
+      gen.ws.send(JSON.stringify({ type: 'user_message', id, content: turnPrompt(pieces, interval) }));
+      const { frame } = await first;
+      const ended = waitFrame(gen, (f) => f.id === id && f.type === 'agent_response_end', pieces * interval + 30_000);
+      await sleep(afterMs);
+      const replayed = waitFrame(viewer, (f) => f.message_id === frame.message_id && typeof f.seq === 'number');
+      const sentAt = nowMs();
+      viewer.ws.send(JSON.stringify({ type: 'resume', id: `r${i}`, message_id: frame.message_id, after_seq: 0 }));
+      const { frame: got, at } = await replayed;
+      samples.push(at - sentAt);
+      replayedSeqs.push(got.seq);
+      await ended;
+    }
+  } finally {
+    gen.ws.close();
+    viewer.ws.close();
+  }
+  return { time: samples.summary(), firstSeq: summarize(replayedSeqs) };
+}
+
 serve({
   connect,
+  chatIds,
+  watch,
+  resumeProbe,
   close,
   run,
   summary: ({ pool: key }: { pool: string }) => pool(key).summary(),

@@ -1,10 +1,11 @@
 /**
  * A Redis and a PostgreSQL of a test's own, on free ports, that the test may stop, restart or
- * pause: fault specs never touch the machine's shared servers. Each is ended by `close()`, and by a
- * process exit hook should a suite die before its `afterAll`.
+ * pause: fault specs never touch the machine's shared servers (and the scale bench reads their CPU
+ * and counters without anyone else's load in them). Each is ended by `close()`, and by a process
+ * exit hook should a suite die before its `afterAll`.
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -60,6 +61,11 @@ export class PrivateRedis {
     return `redis://127.0.0.1:${this.port}`;
   }
 
+  /** The redis-server process (undefined while it is down). */
+  get pid(): number | undefined {
+    return this.child?.exitCode === null && this.child.signalCode === null ? this.child.pid : undefined;
+  }
+
   async up(): Promise<void> {
     const args = ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--daemonize', 'no'];
     this.child = spawn('redis-server', args, { stdio: 'ignore' });
@@ -99,6 +105,8 @@ export class PrivatePostgres {
     private readonly bin: string,
     private readonly dir: string,
     readonly port: number,
+    /** More `-c name=value` settings for the server (e.g. `shared_preload_libraries=pg_stat_statements`). */
+    private readonly settings: string[] = [],
   ) {
     cleanups.add(this.cleanup);
   }
@@ -112,7 +120,7 @@ export class PrivatePostgres {
     return bin && existsSync(join(bin, 'initdb')) ? bin : undefined;
   }
 
-  static async start(): Promise<PrivatePostgres> {
+  static async start(settings: string[] = []): Promise<PrivatePostgres> {
     const bin = PrivatePostgres.binaries();
     if (!bin) throw new Error('PostgreSQL server binaries not found under /usr/lib/postgresql');
     const dir = mkdtempSync(join(tmpdir(), 'chat-pg-'));
@@ -120,7 +128,7 @@ export class PrivatePostgres {
       const [uid, gid] = ['-u', '-g'].map((flag) => Number(execFileSync('id', [flag, 'postgres']).toString()));
       chownSync(dir, uid, gid);
     }
-    const pg = new PrivatePostgres(bin, dir, await freePort());
+    const pg = new PrivatePostgres(bin, dir, await freePort(), settings);
     pg.run('initdb', ['-D', dir, '-A', 'trust', '-U', 'postgres', '--no-sync']);
     await pg.up();
     return pg;
@@ -131,9 +139,16 @@ export class PrivatePostgres {
   }
 
   async up(): Promise<void> {
-    const options = `-p ${this.port} -k ${this.dir} -c listen_addresses=127.0.0.1 -c fsync=off`;
+    const options = [`-p ${this.port} -k ${this.dir} -c listen_addresses=127.0.0.1 -c fsync=off`, ...this.settings.map((s) => `-c ${s}`)].join(' ');
     this.run('pg_ctl', ['-D', this.dir, '-o', options, '-l', join(this.dir, 'log'), '-w', 'start']);
     await waitForPort(this.port);
+  }
+
+  /** The postmaster's pid (its backends are its children), from postmaster.pid; undefined while down. */
+  get pid(): number | undefined {
+    const file = join(this.dir, 'postmaster.pid');
+    if (!existsSync(file)) return undefined;
+    return Number(readFileSync(file, 'utf8').split('\n')[0]) || undefined;
   }
 
   /** `fast`: every session is ended and rolled back, as a restart by an operator does. */

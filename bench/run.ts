@@ -24,7 +24,9 @@ import * as os from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { nowMs, procCpuMs, procRssBytes, Rpc, sleep, summarize, type Summary } from './lib';
+import { PrivatePostgres, PrivateRedis } from './private-servers';
 import { analyzeProfile, type ProfileReport } from './profile';
+import { clusterCpuDelta, clusterCpuMs, type Nginx, parseRedisInfo, type RedisCounters, redisDelta, startNginx } from './scale-infra';
 
 /** The checkout the bench lives in: results and findings are written here. */
 const ROOT = resolve(__dirname, '../../..');
@@ -38,7 +40,9 @@ const argv = process.argv.slice(2);
 const flag = (name: string) => argv.includes(`--${name}`);
 const option = (name: string) => argv.find((a) => a.startsWith(`--${name}=`))?.split('=')[1];
 const QUICK = flag('quick');
-const ONLY = new Set((option('only') ?? 'page,idle,ttfp1,burst,streams,sweep,profile').split(','));
+/** `--scale`: two instances on PostgreSQL + Redis behind nginx, next to the SQLite server and the relay (see `phaseScale`). */
+const SCALE = flag('scale');
+const ONLY = new Set((option('only') ?? (SCALE ? 'scale' : 'page,idle,ttfp1,burst,streams,sweep,profile')).split(','));
 if (flag('no-profile')) ONLY.delete('profile');
 
 const P = QUICK
@@ -580,6 +584,310 @@ async function phaseConcurrent(
   results.phases[label] = out;
 }
 
+// ---- scale out: two instances behind nginx, on PostgreSQL and Redis ---------------------------
+
+/**
+ * What one run of `--scale` compares: the bare relay, the single-instance SQLite server, and two
+ * instances of the server (PostgreSQL + Redis, behind nginx), also two of `--compare`'s build.
+ * Each gets the same clients: half on each of its two entry points (an instance through nginx's
+ * pinned location, or the one server), and for a share of the chats a viewer on the other one.
+ */
+interface ScaleUnit {
+  kind: Kind;
+  /** Generators' entry points, and each half's viewers' (the other instance). */
+  genUrls: [string, string];
+  viewUrls?: [string, string];
+  instances: Target[];
+  nginx?: Nginx;
+  /** The REDIS_PREFIX and PostgreSQL schema of a pair. */
+  prefix?: string;
+}
+
+interface ScaleCost {
+  wallMs: number;
+  instancesCpuMs: number;
+  redisCpuMs: number;
+  pgCpuMs: number;
+  nginxCpuMs: number;
+  fakeCpuMs: number;
+  loadCpuMs: number;
+  redis?: RedisCounters;
+  pgStatements: number;
+  pgTransactions: number;
+  pgTop: Array<{ query: string; calls: number }>;
+  logLines: number;
+}
+
+const SCALE_P = {
+  streams: option('streams') ? P.streams : 500,
+  pieces: option('pieces') ? P.streamPieces : 50,
+  rounds: option('rounds') ? P.rounds : 2,
+  /** Share of the chats with a viewer on the other entry point. */
+  viewers: Number(option('viewers') ?? 0.5),
+  rampMs: Number(option('ramp') ?? 0),
+  resumes: Number(option('resumes') ?? 20),
+};
+
+async function phaseScale(fake: Proc, load: Proc, fakeUrl: string, relay: Target, server: Target): Promise<void> {
+  const loadModule = (name: string) => requireFromHere(requireFromHere.resolve(name, { paths: [ROOT] }));
+  const RedisClient = loadModule('ioredis');
+  const { Pool } = loadModule('pg');
+  // A Redis and a PostgreSQL cluster of the bench's own: their CPU and counters are this load's alone.
+  const redis = await PrivateRedis.start();
+  const pg = await PrivatePostgres.start(['shared_preload_libraries=pg_stat_statements', 'max_connections=200']);
+  const redisCli = new RedisClient(redis.url);
+  const pgPool = new Pool({ connectionString: pg.url, max: 1 });
+  const units: ScaleUnit[] = [];
+  try {
+    await pgPool.query('CREATE EXTENSION IF NOT EXISTS pg_stat_statements');
+    log(`  private Redis ${redis.url} (pid ${redis.pid}), PostgreSQL ${pg.url} (postmaster ${pg.pid}; fsync=off)`);
+    const pair = async (kind: Kind, root: string): Promise<ScaleUnit> => {
+      const prefix = `bench_${kind}`;
+      const env = { REDIS_URL: redis.url, REDIS_PREFIX: `${prefix}:`, TRUST_PROXY: 'loopback' };
+      const databaseUrl = `${pg.url}?schema=${prefix}`;
+      const a = await startServer(`${kind}-a`, fakeUrl, databaseUrl, [], env, root, `${kind}-a`);
+      const b = await startServer(`${kind}-b`, fakeUrl, databaseUrl, [], env, root, `${kind}-b`);
+      const nginx = await startNginx(ROOT, a.httpUrl, b.httpUrl);
+      log(`  ${kind}: instances ${a.httpUrl} (pid ${a.proc.child.pid}), ${b.httpUrl} (pid ${b.proc.child.pid}) behind nginx ${nginx.url}`);
+      return {
+        kind,
+        genUrls: [nginx.pinnedWsUrl('a'), nginx.pinnedWsUrl('b')],
+        viewUrls: [nginx.pinnedWsUrl('b'), nginx.pinnedWsUrl('a')],
+        instances: [a, b],
+        nginx,
+        prefix,
+      };
+    };
+    units.push({ kind: 'relay', genUrls: [relay.wsUrl, relay.wsUrl], instances: [relay] });
+    units.push({ kind: 'server', genUrls: [server.wsUrl, server.wsUrl], viewUrls: [server.wsUrl, server.wsUrl], instances: [server] });
+    units.push(await pair('scale', SUT));
+    if (COMPARE) units.push(await pair('compare-scale', COMPARE));
+
+    const n = SCALE_P.streams;
+    const half = [Math.ceil(n / 2), Math.floor(n / 2)];
+    for (const unit of units) {
+      for (const side of [0, 1]) {
+        const c = await load.rpc.call('connect', { group: `scale-${unit.kind}-gen${side}`, url: unit.genUrls[side], n: half[side], batch: 100 }, 120_000);
+        if (c.failed) log(`  scale ${unit.kind}: ${c.failed} connections failed: ${c.firstError}`);
+      }
+      // One short turn each: every client has its chat (the measured turns are follow-ups in it).
+      await Promise.all(
+        [0, 1].map((side) =>
+          load.rpc.call(
+            'run',
+            { group: `scale-${unit.kind}-gen${side}`, pool: `scale-setup:${unit.kind}`, pieces: 1, interval: INTERVAL, rampMs: 500 },
+            120_000,
+          ),
+        ),
+      );
+      if (!unit.viewUrls) continue;
+      for (const side of [0, 1]) {
+        const chats: string[] = await load.rpc.call('chatIds', { group: `scale-${unit.kind}-gen${side}` });
+        const watched = chats.slice(0, Math.round(chats.length * SCALE_P.viewers));
+        await load.rpc.call('connect', { group: `scale-${unit.kind}-view${side}`, url: unit.viewUrls[side], n: watched.length, batch: 100 }, 120_000);
+        await load.rpc.call('watch', { group: `scale-${unit.kind}-view${side}`, chats: watched, pool: `scale-view:${unit.kind}` }, 120_000);
+      }
+    }
+
+    const readCost = async (unit: ScaleUnit) => {
+      const probes = await Promise.all(unit.instances.map((t) => stats(t)));
+      return {
+        t: nowMs(),
+        instancesCpuMs: probes.reduce((sum, p) => sum + p.cpuUs / 1000, 0),
+        redis: parseRedisInfo(String(await redisCli.info('everything'))),
+        redisCpuMs: procCpuMs(redis.pid!),
+        pg: clusterCpuMs(pg.pid!).perPid,
+        nginxCpuMs: unit.nginx?.cpuMs() ?? 0,
+        fake: procCpuMs(fake.child.pid!),
+        load: procCpuMs(load.child.pid!),
+        lines: unit.instances.reduce((sum, t) => sum + t.proc.lines, 0),
+      };
+    };
+    const costs: Record<string, ScaleCost[]> = {};
+    for (let round = 0; round < SCALE_P.rounds; round++) {
+      for (const unit of round % 2 ? [...units].reverse() : units) {
+        await sleep(1500);
+        await pgPool.query('SELECT pg_stat_statements_reset()');
+        const xact0 = await pgPool.query('SELECT sum(xact_commit + xact_rollback)::bigint AS n FROM pg_stat_database');
+        const before = await readCost(unit);
+        await Promise.all(
+          [0, 1].map((side) =>
+            load.rpc.call<RunInfo>(
+              'run',
+              {
+                group: `scale-${unit.kind}-gen${side}`,
+                pool: `scale:${unit.kind}`,
+                pieces: SCALE_P.pieces,
+                interval: INTERVAL,
+                rampMs: SCALE_P.rampMs,
+                followUp: true,
+              },
+              300_000,
+            ),
+          ),
+        );
+        // Viewers get their last frames a moment after the generators (another instance, via Redis).
+        await sleep(300);
+        const after = await readCost(unit);
+        const xact1 = await pgPool.query('SELECT sum(xact_commit + xact_rollback)::bigint AS n FROM pg_stat_database');
+        const top = await pgPool.query(
+          "SELECT query, calls::int AS calls FROM pg_stat_statements WHERE query NOT ILIKE '%pg_stat%' AND query NOT ILIKE 'SELECT pg_stat_statements_reset%' ORDER BY calls DESC",
+        );
+        const redisD = redisDelta(before.redis, after.redis);
+        delete redisD.calls.info;
+        const cost: ScaleCost = {
+          wallMs: after.t - before.t,
+          instancesCpuMs: after.instancesCpuMs - before.instancesCpuMs,
+          redisCpuMs: unit.prefix ? after.redisCpuMs - before.redisCpuMs : 0,
+          pgCpuMs: unit.prefix ? clusterCpuDelta(before.pg, after.pg) : 0,
+          nginxCpuMs: after.nginxCpuMs - before.nginxCpuMs,
+          fakeCpuMs: after.fake - before.fake,
+          loadCpuMs: after.load - before.load,
+          redis: unit.prefix ? redisD : undefined,
+          // Minus this bench's own two reads of pg_stat_database.
+          pgStatements: unit.prefix ? top.rows.reduce((sum: number, r: { calls: number }) => sum + r.calls, 0) : 0,
+          pgTransactions: unit.prefix ? Number(xact1.rows[0].n) - Number(xact0.rows[0].n) - 3 : 0,
+          pgTop: unit.prefix
+            ? top.rows.slice(0, 12).map((r: { query: string; calls: number }) => ({ query: r.query.replace(/\s+/g, ' ').slice(0, 140), calls: r.calls }))
+            : [],
+          logLines: after.lines - before.lines,
+        };
+        (costs[unit.kind] ??= []).push(cost);
+        log(
+          `  scale ${unit.kind} round ${round + 1}: ${f1(cost.wallMs)} ms wall; CPU ms: instances ${f1(cost.instancesCpuMs)}, Redis ${f1(cost.redisCpuMs)}, PostgreSQL ${f1(cost.pgCpuMs)}, nginx ${f1(cost.nginxCpuMs)}`,
+        );
+      }
+    }
+
+    const out: Record<string, any> = { params: SCALE_P };
+    for (const unit of units) {
+      const gen: LoadSummary = await load.rpc.call('summary', { pool: `scale:${unit.kind}` });
+      const view: LoadSummary | undefined = unit.viewUrls ? await load.rpc.call('summary', { pool: `scale-view:${unit.kind}` }) : undefined;
+      const sum = (pick: (c: ScaleCost) => number) => costs[unit.kind].reduce((total, c) => total + pick(c), 0);
+      const redisCalls: Record<string, number> = {};
+      for (const c of costs[unit.kind]) for (const [name, calls] of Object.entries(c.redis?.calls ?? {})) redisCalls[name] = (redisCalls[name] ?? 0) + calls;
+      const all = sum((c) => c.instancesCpuMs + c.redisCpuMs + c.pgCpuMs);
+      out[unit.kind] = {
+        gen,
+        view,
+        costs: costs[unit.kind],
+        cpuMsPer1000: (sum((c) => c.instancesCpuMs) / gen.pieces) * 1000,
+        allCpuMsPer1000: (all / gen.pieces) * 1000,
+        withNginxCpuMsPer1000: ((all + sum((c) => c.nginxCpuMs)) / gen.pieces) * 1000,
+        redisCpuMsPer1000: (sum((c) => c.redisCpuMs) / gen.pieces) * 1000,
+        pgCpuMsPer1000: (sum((c) => c.pgCpuMs) / gen.pieces) * 1000,
+        nginxCpuMsPer1000: (sum((c) => c.nginxCpuMs) / gen.pieces) * 1000,
+        redisCallsPerPiece: Object.values(redisCalls).reduce((a, b) => a + b, 0) / gen.pieces,
+        redisCalls,
+        redisBytesPerPiece: sum((c) => (c.redis ? c.redis.netInputBytes + c.redis.netOutputBytes : 0)) / gen.pieces,
+        redisReadsPerFrame: sum((c) => c.redis?.readsProcessed ?? 0) / gen.frames,
+        pgStatementsPerTurn: sum((c) => c.pgStatements) / gen.turns,
+        pgTransactionsPerTurn: sum((c) => c.pgTransactions) / gen.turns,
+        framesPerPiece: gen.frames / gen.pieces,
+        logLines: sum((c) => c.logLines),
+      };
+      const o = out[unit.kind];
+      log(
+        `  scale ${unit.kind}: turn p50 ${f1(gen.turn.p50)} p99 ${f1(gen.turn.p99)} ms; piece latency p50 ${f1(gen.latency.p50)} p99 ${f1(gen.latency.p99)} ms` +
+          (view ? `; viewers' ${f1(view.latency.p50)} / ${f1(view.latency.p99)} ms (${view.pieces} pieces)` : '') +
+          `; CPU ms/1000 pieces ${f1(o.cpuMsPer1000)} (all ${f1(o.allCpuMsPer1000)}); failed ${gen.failed} lost ${gen.lost}`,
+      );
+    }
+    for (const unit of units) {
+      for (const side of [0, 1]) await load.rpc.call('close', { group: `scale-${unit.kind}-gen${side}` }, 60_000);
+      if (unit.viewUrls) for (const side of [0, 1]) await load.rpc.call('close', { group: `scale-${unit.kind}-view${side}` }, 60_000);
+    }
+    // `resume` from the first piece, on the other instance (or the one server), of an answer still streaming.
+    for (const unit of units) {
+      if (!unit.viewUrls || !SCALE_P.resumes) continue;
+      out[unit.kind].resume = await load.rpc.call(
+        'resumeProbe',
+        { genUrl: unit.genUrls[0], resumeUrl: unit.viewUrls[0], n: SCALE_P.resumes, pieces: 60, interval: INTERVAL, afterMs: 400 },
+        300_000,
+      );
+      log(`  resume ${unit.kind}: first replayed frame p50 ${f2(out[unit.kind].resume.time.p50)} ms p99 ${f2(out[unit.kind].resume.time.p99)} ms`);
+    }
+    results.phases.scale = out;
+  } finally {
+    for (const unit of units) {
+      if (!unit.nginx) continue;
+      await unit.nginx.stop();
+      for (const t of unit.instances) await stopProc(t.proc);
+    }
+    redisCli.disconnect();
+    await pgPool.end().catch(() => undefined);
+    await redis.close();
+    pg.close();
+  }
+}
+
+function reportScale(): string {
+  const sc = results.phases.scale;
+  const lines: string[] = [];
+  const push = (line = '') => lines.push(line);
+  push(`# Scale-out bench (\`npm run bench -- --scale\`)`);
+  push();
+  push(`Run of ${results.startedAt}, ${results.durationS} s; code: ${results.code ?? 'working tree'}. Machine: ${JSON.stringify(results.machineBefore)}.`);
+  push(
+    `${sc.params.streams} turns at once (${sc.params.pieces} pieces at 50/s each; start spread ${sc.params.rampMs} ms) per target per round, ${sc.params.rounds} rounds, rounds alternate the order; each client's turn is a follow-up in its own chat, ${Math.round(sc.params.viewers * 100)}% of the chats watched by a viewer on the other entry point.`,
+  );
+  push(
+    '*scale*: two instances (`dist/main.js`) on a private PostgreSQL cluster (fsync=off, pg_stat_statements) and a private Redis (no persistence), behind nginx with docs/nginx.conf (one worker); clients reach them through two copies of its `/ws` location pinned to one instance each, generators split half and half, viewers on the other instance. *server*: one instance on SQLite, viewers on it. *relay*: bench/relay.ts, no viewers.',
+  );
+  push();
+  const kinds = ['relay', 'server', 'scale', 'compare-scale'].filter((k) => sc[k]);
+  push(`| metric | ${kinds.join(' | ')} | scale ÷ relay | scale ÷ server |`);
+  push(`|---|${kinds.map(() => '---|').join('')}---|---|`);
+  const row = (name: string, pick: (d: any) => number, digits = 2) => {
+    const v = kinds.map((k) => pick(sc[k]));
+    const [r, s, x] = [pick(sc.relay), pick(sc.server), pick(sc.scale)];
+    const ratio = (a: number, b: number) => (Number.isFinite(a) && Number.isFinite(b) && b > 0 ? `${f2(a / b)}×` : '–');
+    push(`| ${name} | ${v.map((n) => (Number.isFinite(n) ? n.toFixed(digits) : '–')).join(' | ')} | ${ratio(x, r)} | ${ratio(x, s)} |`);
+  };
+  row('whole turn p50 (ms)', (d) => d.gen.turn.p50, 0);
+  row('whole turn p99 (ms)', (d) => d.gen.turn.p99, 0);
+  row('first piece p50 (ms)', (d) => d.gen.ttfp.p50, 1);
+  row("piece latency p50, generator's socket (ms)", (d) => d.gen.latency.p50, 1);
+  row("piece latency p99, generator's socket (ms)", (d) => d.gen.latency.p99, 1);
+  row("piece latency p50, viewer's socket (ms; scale: the other instance)", (d) => d.view?.latency.p50 ?? NaN, 1);
+  row("piece latency p99, viewer's socket (ms)", (d) => d.view?.latency.p99 ?? NaN, 1);
+  row('CPU ms per 1,000 pieces: the instances', (d) => d.cpuMsPer1000, 1);
+  row('… + Redis + PostgreSQL (**everything**)', (d) => d.allCpuMsPer1000, 1);
+  row('… Redis alone', (d) => d.redisCpuMsPer1000, 1);
+  row('… PostgreSQL alone', (d) => d.pgCpuMsPer1000, 1);
+  row('… nginx alone (not in everything)', (d) => d.nginxCpuMsPer1000, 1);
+  row('Redis commands per piece', (d) => (d.redisCalls ? d.redisCallsPerPiece : NaN), 2);
+  row('Redis bytes (in + out) per piece', (d) => (d.redisCalls ? d.redisBytesPerPiece : NaN), 0);
+  row('Redis read events per frame (round trips, near enough)', (d) => (d.redisCalls ? d.redisReadsPerFrame : NaN), 3);
+  row('frames per piece (generator)', (d) => d.framesPerPiece, 3);
+  row('PostgreSQL statements per turn', (d) => (d.redisCalls ? d.pgStatementsPerTurn : NaN), 2);
+  row('PostgreSQL transactions per turn', (d) => (d.redisCalls ? d.pgTransactionsPerTurn : NaN), 2);
+  row('`resume` from seq 0: first replayed frame p50 (ms; scale: other instance)', (d) => d.resume?.time.p50 ?? NaN, 2);
+  row('`resume`: first replayed frame p99 (ms)', (d) => d.resume?.time.p99 ?? NaN, 2);
+  row('turns failed / pieces lost', (d) => d.gen.failed + d.gen.lost, 0);
+  row('log lines of the instances', (d) => d.logLines, 0);
+  push();
+  for (const k of kinds.filter((x) => sc[x].redisCalls)) {
+    push(
+      `**${k}**: Redis commands (all rounds): ${Object.entries(sc[k].redisCalls as Record<string, number>)
+        .map(([c, n]) => `${c} ${n}`)
+        .join(', ')}.`,
+    );
+    push(
+      `PostgreSQL statements, last round (calls): ${sc[k].costs
+        .at(-1)
+        .pgTop.map((t: { query: string; calls: number }) => `\`${t.query.slice(0, 70)}\` ${t.calls}`)
+        .join('; ')}.`,
+    );
+    push();
+  }
+  if (results.errors?.length) {
+    push('## Errors');
+    for (const e of results.errors) push(`- ${String(e).replace(/\n/g, ' ').slice(0, 500)}`);
+  }
+  return lines.join('\n');
+}
+
 async function phaseProfile(fake: Proc, load: Proc, fakeUrl: string, tmp: string): Promise<void> {
   const dir = join(tmp, 'prof');
   mkdirSync(dir, { recursive: true });
@@ -944,13 +1252,20 @@ function report(): string {
 
 /** `--report-only`: writes the Markdown again from bench/out/results.json (e.g. after editing findings.md). */
 function reportOnly(): void {
-  const file = join(OUT, QUICK ? 'results-quick.json' : 'results.json');
+  const file = join(OUT, `results${SCALE ? '-scale' : ''}${QUICK ? '-quick' : ''}.json`);
   Object.assign(results, JSON.parse(readFileSync(file, 'utf8')));
   Object.assign(P, results.params);
   writeReport();
 }
 
 function writeReport(): void {
+  if (SCALE) {
+    const file = join(ROOT, 'bench', QUICK ? 'out/results-scale-quick.md' : 'results-scale.md');
+    writeFileSync(file, `${reportScale()}\n`);
+    log(`\nwrote ${file.replace(`${ROOT}/`, '')}\n`);
+    log(reportScale());
+    return;
+  }
   const md = report();
   const target = QUICK ? join(OUT, 'results-quick.md') : join(ROOT, 'bench', 'results.md');
   writeFileSync(target, `${md}\n`);
@@ -1019,7 +1334,7 @@ async function main(): Promise<void> {
     const server = await startServer('server', fakeUrl, databaseUrl);
     log(`fake model ${fakeUrl}, relay ${relay.wsUrl}, server ${server.httpUrl} (pid ${server.proc.child.pid})`);
     const targets = [relay, server];
-    if (COMPARE) {
+    if (COMPARE && !SCALE) {
       targets.push(await startServer('compare', fakeUrl, `sqlite:${join(tmp, 'compare.db')}`, [], {}, COMPARE, 'compare'));
       log(`compare: the server of ${COMPARE} (pid ${targets[2].proc.child.pid})`);
     }
@@ -1039,6 +1354,7 @@ async function main(): Promise<void> {
         await stopProc(prod.proc);
       }
     });
+    await attempt('scale', () => phaseScale(fake, load, fakeUrl, relay, server));
     await attempt('ttfp1', () => phaseTtfp1(targets, load));
     await attempt('burst', () => phaseConcurrent('burst', targets, fake, load, P.burstClients, P.burstPieces, 0, P.rounds));
     await attempt('sweep', async () => {
@@ -1058,7 +1374,8 @@ async function main(): Promise<void> {
   results.errors = errors;
   results.durationS = Math.round((Date.now() - startedAt.getTime()) / 1000);
   mkdirSync(OUT, { recursive: true });
-  writeFileSync(join(OUT, QUICK ? 'results-quick.json' : 'results.json'), JSON.stringify(results, null, 2));
+  results.code = measuredCode || (SUT === ROOT ? `working tree on ${git(['rev-parse', '--short', 'HEAD'])}` : SUT);
+  writeFileSync(join(OUT, `results${SCALE ? '-scale' : ''}${QUICK ? '-quick' : ''}.json`), JSON.stringify(results, null, 2));
   writeReport();
   clearTimeout(watchdog);
 }
