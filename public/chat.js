@@ -29,16 +29,78 @@
   /** While streaming, the last blocks stay open to change; everything before them is final. */
   const OPEN_BLOCKS = 2;
 
+  /** Every error code of docs/protocol.md as a sentence a reader can act on (the code and the server's words go in a folded "Details"). */
   const ERROR_TEXT = {
-    model_not_configured: 'No model API key is configured on the server (DEEPSEEK_API_KEY).',
+    invalid_json: 'The page sent something the server could not read. Reload the page and try again.',
+    invalid_message: 'The server could not accept that message.',
+    unknown_type: 'The page and the server do not agree on what was sent. Reload the page.',
+    model_not_configured: 'The server has no model API key yet (DEEPSEEK_API_KEY), so nothing can be answered. Ask whoever runs it to set one.',
     rate_limited: 'Too many messages. Please wait a moment.',
-    upstream_auth: 'The model API refused the server\'s key.',
-    upstream_quota: 'The model account is out of balance.',
-    upstream_rate_limited: 'The model API is busy (rate limited). Try again shortly.',
-    upstream_unavailable: 'The model API is unavailable right now.',
-    upstream_timeout: 'The model stopped responding.',
-    upstream_interrupted: 'The answer broke off.',
+    upstream_auth: "The model service refused the server's API key. Whoever runs the server needs to check it.",
+    upstream_quota: 'The model account has run out of balance. Whoever runs the server needs to top it up.',
+    upstream_rate_limited: 'The model service is busy right now. Try again in a minute.',
+    upstream_unavailable: 'The model service is not reachable right now. Try again in a minute.',
+    upstream_timeout: 'The model stopped responding. Try again.',
+    upstream_interrupted: 'The answer broke off. Try again.',
+    upstream_bad_response: 'The model service sent something that is not an answer. Try again.',
+    limit_exceeded: 'That goes over one of your limits.',
     not_found: 'That chat or message no longer exists.',
+    github_error: 'GitHub could not be read for this.',
+    internal: 'Something went wrong on the server. Try again.',
+  };
+
+  /**
+   * A refused field (the error frame's `field`, docs/protocol.md) in words: what to fix, not
+   * `options.temperature: …`. `setting` names the settings field it belongs to, if any.
+   */
+  const fieldProblem = (field, message) => {
+    const most = /at most ([\d,]+)/.exec(message || '');
+    switch (field) {
+      case 'options.temperature':
+        return { setting: 'temperature', text: 'Temperature must be a number from 0 to 2.' };
+      case 'options.max_tokens':
+        return {
+          setting: 'max_tokens',
+          text: most ? `Max tokens can be at most ${most[1]} on this server.` : 'Max tokens must be a whole number of at least 1.',
+        };
+      case 'options.model':
+        return { setting: 'model', text: 'That model is not available here. Pick another one in the model menu.' };
+      case 'options.system_prompt':
+        return { setting: 'system_prompt', text: 'The system prompt is too long: shorten it.' };
+      case 'options.thinking':
+        return { setting: 'thinking', text: 'Thinking must be on or off.' };
+      case 'content':
+        return { text: 'The message must be 1 to 32,000 characters: shorten it.' };
+      case 'attachments':
+        return { text: 'An attached file can no longer be used. Remove it and attach it again.' };
+      case 'chat_id':
+        return { text: 'This chat no longer exists. Start a new chat.' };
+      default:
+        return null;
+    }
+  };
+
+  /** An error frame as { text, detail, setting? }: the sentence to show and the raw code and message to fold away. */
+  const describeError = (frame) => {
+    const detail = [frame.code, frame.message].filter(Boolean).join(': ');
+    if (frame.code === 'invalid_message' && frame.field) {
+      const f = fieldProblem(frame.field, frame.message);
+      if (f) return { ...f, detail };
+    }
+    if (frame.code === 'rate_limited' && frame.retry_after_ms) {
+      return { text: `${ERROR_TEXT.rate_limited} Try again in ${Math.ceil(frame.retry_after_ms / 1000)} s.`, detail };
+    }
+    // A limit's own message names the limit in words ("at most 5 files per message"): say it.
+    if (frame.code === 'limit_exceeded' && frame.message) return { text: `${ERROR_TEXT.limit_exceeded} ${sentence(frame.message)}`, detail };
+    return { text: ERROR_TEXT[frame.code] || 'Something went wrong. Try again.', detail };
+  };
+
+  /** The server's words as a sentence (first letter up, a full stop at the end). */
+  const sentence = (text) => {
+    const t = String(text || '').trim();
+    if (!t) return '';
+    const s = t[0].toUpperCase() + t.slice(1);
+    return /[.!?]$/.test(s) ? s : `${s}.`;
   };
 
   const STATUS_TEXT = {
@@ -310,7 +372,7 @@
     content.dataset.content = '';
     el.appendChild(content);
     const empty = $('[data-empty]', view());
-    if (empty) empty.remove();
+    if (empty) empty.hidden = true;
     $('[data-messages]', view()).appendChild(el);
     return el;
   };
@@ -455,21 +517,45 @@
   /** Message ids already announced: a replayed end frame is not read out twice. */
   const announced = new Set();
 
-  const showError = (text, el) => {
+  /**
+   * Fills `box` with a sentence and, when there is one, the raw code and message in a folded
+   * "Details" (for a bug report), never the code alone.
+   */
+  const fillError = (box, text, detail) => {
+    const words = document.createElement('span');
+    words.className = 'error-text';
+    words.dataset.errorText = '';
+    words.textContent = text;
+    if (!detail) {
+      box.replaceChildren(words);
+      return;
+    }
+    const more = document.createElement('details');
+    more.className = 'error-details';
+    more.dataset.errorDetails = '';
+    const summary = document.createElement('summary');
+    summary.textContent = 'Details';
+    const code = document.createElement('code');
+    code.textContent = detail;
+    more.append(summary, code);
+    box.replaceChildren(words, ' ', more);
+  };
+
+  const showError = (text, el, detail) => {
     if (el && el.isConnected) {
       let note = $('[data-message-error]', el);
       if (!note) {
-        note = document.createElement('p');
+        note = document.createElement('div');
         note.className = 'message-error';
         note.setAttribute('role', 'alert');
         note.dataset.messageError = '';
         el.appendChild(note);
       }
-      note.textContent = text;
+      fillError(note, text, detail);
       return;
     }
     const box = view() && $('[data-form-error]', view());
-    if (box) box.textContent = text;
+    if (box) fillError(box, text, detail);
   };
   const clearFormError = () => {
     const box = view() && $('[data-form-error]', view());
@@ -803,6 +889,13 @@
     if (!content.trim()) return;
     if (noModel()) return;
     clearFormError();
+    // Settings are checked before anything is sent: a wrong one is said next to its field.
+    const problems = checkSettings();
+    if (problems.length) {
+      openSettings(problems[0].setting);
+      showError(`Not sent: ${problems.map((x) => x.text).join(' ')} Your message is still in the box.`);
+      return;
+    }
     const id = newClientId();
     const chatId = shownChatId();
     const el = createMessage('user', null, 'sending');
@@ -810,13 +903,16 @@
     const st = stateOf(el);
     st.raw = content;
     renderMessage(el);
-    pendingSends.set(id, { chatId, el, content, acked: false, timer: setTimeout(() => giveUp(id), T.ackTimeoutMs) });
+    const pending = { chatId, el, content, fromBox: typeof text !== 'string', options: null, files: [], acked: false, timer: setTimeout(() => giveUp(id), T.ackTimeoutMs) };
+    pendingSends.set(id, pending);
     const frame = { type: 'user_message', id, content };
     if (chatId) frame.chat_id = chatId;
     const options = takeOptions();
     if (options) frame.options = options;
+    pending.options = options;
     // Attachments waiting in the box belong to the draft there, not to a Continue.
     const files = typeof text === 'string' ? [] : takeAttachments();
+    pending.files = files;
     if (files.length) {
       frame.attachments = files.map((f) => f.id);
       renderChips(el, files);
@@ -834,6 +930,27 @@
     clearTimeout(p.timer);
     pendingSends.delete(id);
     return p;
+  };
+
+  /**
+   * A message the server refused is not left in the chat as a copy: it leaves the list, and its
+   * text, files and changed settings go back where they came from, to fix and send again.
+   */
+  const takeBack = (p) => {
+    if (p.el.isConnected) p.el.remove();
+    const v = view();
+    const empty = v && $('[data-empty]', v);
+    if (empty && !$('[data-message-id], [data-client-id]', v)) empty.hidden = false;
+    const ta = textarea();
+    if (ta && p.fromBox && !ta.value.trim()) {
+      ta.value = p.content;
+      autoGrow(ta);
+    }
+    if (p.files && p.files.length) {
+      pendingFiles = p.files.concat(pendingFiles.filter((f) => !p.files.some((g) => g.id === f.id)));
+      renderPending();
+    }
+    if (p.options) for (const k of Object.keys(p.options)) changed.add(k);
   };
 
   const giveUp = (id) => {
@@ -901,6 +1018,14 @@
       return;
     }
     if (ev.key !== 'Escape') return;
+    // Esc closes the settings popover, focus back on its button.
+    if (t instanceof Element && t.closest('[data-settings-panel]')) {
+      ev.preventDefault();
+      setSettingsOpen(false);
+      const back = view() && $('[data-settings-toggle]', view());
+      if (back) back.focus();
+      return;
+    }
     if (t instanceof Element && t.matches('[data-rename-input]')) {
       ev.preventDefault();
       endRename(t.closest('li'), true);
@@ -937,6 +1062,41 @@
     }
   });
 
+  // Files pasted into the box or dropped on it go the way of the Attach button.
+  document.addEventListener('paste', (ev) => {
+    const t = ev.target;
+    if (!(t instanceof Element) || !t.closest('form[data-chat-form]') || !ev.clipboardData) return;
+    const files = Array.from(ev.clipboardData.files || []);
+    if (!files.length) return;
+    ev.preventDefault();
+    void uploadFiles(files);
+  });
+
+  const dropZone = (ev) => (ev.target instanceof Element ? ev.target.closest('[data-drop-zone]') : null);
+  const carriesFiles = (ev) => !!ev.dataTransfer && Array.from(ev.dataTransfer.types || []).includes('Files');
+  for (const type of ['dragenter', 'dragover']) {
+    document.addEventListener(type, (ev) => {
+      const zone = dropZone(ev);
+      if (!zone || !carriesFiles(ev)) return;
+      ev.preventDefault();
+      ev.dataTransfer.dropEffect = 'copy';
+      zone.dataset.dropping = '';
+    });
+  }
+  document.addEventListener('dragleave', (ev) => {
+    const zone = dropZone(ev);
+    if (zone && !(ev.relatedTarget instanceof Node && zone.contains(ev.relatedTarget))) delete zone.dataset.dropping;
+  });
+  document.addEventListener('drop', (ev) => {
+    const zone = dropZone(ev);
+    if (!zone || !ev.dataTransfer) return;
+    delete zone.dataset.dropping;
+    const files = Array.from(ev.dataTransfer.files || []);
+    if (!files.length) return;
+    ev.preventDefault();
+    void uploadFiles(files);
+  });
+
   document.addEventListener('input', (ev) => {
     const t = ev.target;
     if (t instanceof HTMLTextAreaElement && t.name === 'content' && t.closest('form[data-chat-form]')) autoGrow(t);
@@ -950,6 +1110,9 @@
     // The share/export menu closes on a choice or a click elsewhere.
     const menu = $('details[data-chat-menu][open]');
     if (menu && (!menu.contains(t) || t.closest('.menu-item'))) menu.open = false;
+    // So does the settings popover (a click elsewhere; what was typed stays).
+    const panel = view() && $('[data-settings-panel]:not([hidden])', view());
+    if (panel && !panel.contains(t) && !t.closest('[data-settings-toggle]')) setSettingsOpen(false);
     if (t.closest('[data-stop]')) {
       stopStreaming();
       return;
@@ -1166,24 +1329,22 @@
     },
 
     error(frame) {
-      const text = ERROR_TEXT[frame.code] || frame.message || 'Something went wrong.';
-      const full =
-        frame.code === 'rate_limited' && frame.retry_after_ms
-          ? `${ERROR_TEXT.rate_limited} Try again in ${Math.ceil(frame.retry_after_ms / 1000)} s.`
-          : text;
+      const problem = describeError(frame);
       const p = frame.id ? pendingSends.get(frame.id) : null;
       if (frame.chat_id && frame.chat_id !== shownChatId() && !(p && p.el.isConnected)) return;
       const target = (frame.message_id && messageEl(frame.message_id)) || null;
       if (p && !frame.message_id) {
         // The send was refused before any answer started.
         settleSend(frame.id);
-        if (!p.acked && p.el.isConnected) {
-          p.el.dataset.status = 'error';
-          const ta = textarea();
-          if (ta && !ta.value) ta.value = p.content;
+        if (!p.acked) {
+          takeBack(p);
+          if (problem.setting) openSettings(problem.setting, problem.text);
+          showError(`Not sent: ${problem.text}${p.fromBox ? ' Your message is still in the box.' : ''}`, null, problem.detail);
+          updateComposer(true);
+          return;
         }
       }
-      showError(full, target);
+      showError(problem.text, target, problem.detail);
       updateComposer(true);
     },
 
@@ -1337,6 +1498,92 @@
   const onSettingInput = (input) => {
     prefs[input.dataset.setting] = input.value;
     changed.add(input.dataset.setting);
+    // Said as it is typed, next to the field; a fixed field clears its message.
+    showSettingProblem(input.dataset.setting, settingProblem(input));
+  };
+
+  /** What is wrong with one settings field, in words, or '' (empty means the server default). */
+  const settingProblem = (input) => {
+    const key = input.dataset.setting;
+    const raw = input.value.trim();
+    const bad = input.validity && input.validity.badInput;
+    if (key === 'temperature') {
+      if (bad) return 'Temperature must be a number, like 0.7.';
+      if (raw === '') return '';
+      const n = Number(raw);
+      if (!Number.isFinite(n)) return 'Temperature must be a number, like 0.7.';
+      if (n < 0 || n > 2) return `Temperature must be from 0 to 2 (${raw} is ${n < 0 ? 'below' : 'above'} that).`;
+      return '';
+    }
+    if (key === 'max_tokens') {
+      const most = Number(input.getAttribute('max')) || 0;
+      if (bad) return 'Max tokens must be a whole number, like 1000.';
+      if (raw === '') return '';
+      const n = Number(raw);
+      if (!Number.isInteger(n)) return 'Max tokens must be a whole number, like 1000.';
+      if (n < 1) return 'Max tokens must be at least 1.';
+      if (most && n > most) return `Max tokens can be at most ${most.toLocaleString('en')}.`;
+      return '';
+    }
+    if (key === 'system_prompt') {
+      const most = Number(input.getAttribute('maxlength')) || 0;
+      if (most && input.value.length > most) return `The system prompt can be at most ${most.toLocaleString('en')} characters.`;
+    }
+    return '';
+  };
+
+  /** Shows (or clears) the words under a settings field, and marks the field invalid for assistive tech. */
+  const showSettingProblem = (key, text) => {
+    const v = view();
+    if (!v) return;
+    const slot = $(`[data-setting-error="${cssEscape(key)}"]`, v);
+    const input = $(`[data-setting="${cssEscape(key)}"]`, v);
+    if (slot) slot.textContent = text || '';
+    if (input) {
+      if (text) input.setAttribute('aria-invalid', 'true');
+      else input.removeAttribute('aria-invalid');
+    }
+  };
+
+  /** Every settings field's problem, checked before a send: [{ setting, text }]. */
+  const checkSettings = () => {
+    const v = view();
+    if (!v) return [];
+    const found = [];
+    for (const input of $$('[data-setting]', v)) {
+      const text = settingProblem(input);
+      showSettingProblem(input.dataset.setting, text);
+      if (text) found.push({ setting: input.dataset.setting, text });
+    }
+    return found;
+  };
+
+  /** Opens the settings popover, its field `key` focused (with `text` under it, for a server's refusal). */
+  const openSettings = (key, text) => {
+    const v = view();
+    if (!v) return;
+    if (key === 'model' || key === 'thinking') {
+      const control = $(key === 'model' ? '[data-model-picker]' : '[data-thinking]', v);
+      if (control) control.focus();
+      return;
+    }
+    setSettingsOpen(true, false);
+    if (text) showSettingProblem(key, text);
+    const input = key && $(`[data-setting="${cssEscape(key)}"]`, v);
+    if (input) input.focus();
+  };
+
+  const setSettingsOpen = (open, focusFirst = true) => {
+    const v = view();
+    const panel = v && $('[data-settings-panel]', v);
+    const toggle = v && $('[data-settings-toggle]', v);
+    if (!panel) return;
+    panel.hidden = !open;
+    if (toggle) toggle.setAttribute('aria-expanded', String(open));
+    if (open && focusFirst) {
+      const first = $('[data-setting]', panel);
+      if (first) first.focus();
+    }
   };
 
   document.addEventListener('change', (ev) => {
@@ -1349,7 +1596,11 @@
       prefs.thinking = t.checked;
       changed.add('thinking');
     } else if (t.matches('[data-setting]')) onSettingInput(t);
-    else if (t.matches('[data-attach-input]')) void uploadFiles(t);
+    else if (t.matches('[data-attach-input]')) {
+      const files = Array.from(t.files || []);
+      t.value = '';
+      void uploadFiles(files);
+    }
     else if (t.matches('[data-import]')) void importChat(t);
   });
 
@@ -1391,9 +1642,8 @@
     return `the server answered ${res.status}.`;
   };
 
-  const uploadFiles = async (input) => {
-    const files = Array.from(input.files || []);
-    input.value = '';
+  /** Uploads files picked with Attach, pasted into the box or dropped on it (one path for all three). */
+  const uploadFiles = async (files) => {
     clearFormError();
     const problems = [];
     for (const file of files) {
@@ -1795,15 +2045,13 @@
   const featureClick = (t) => {
     const toggle = t.closest('[data-settings-toggle]');
     if (toggle) {
-      const panel = view() && $('[data-settings-panel]', view());
-      if (panel) {
-        panel.hidden = !panel.hidden;
-        toggle.setAttribute('aria-expanded', String(!panel.hidden));
-        if (!panel.hidden) {
-          const first = $('[data-setting]', panel);
-          if (first) first.focus();
-        }
-      }
+      setSettingsOpen(toggle.getAttribute('aria-expanded') !== 'true');
+      return true;
+    }
+    if (t.closest('[data-settings-close]')) {
+      setSettingsOpen(false);
+      const back = view() && $('[data-settings-toggle]', view());
+      if (back) back.focus();
       return true;
     }
     const remove = t.closest('[data-attach-remove]');
