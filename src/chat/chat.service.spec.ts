@@ -7,9 +7,9 @@ import { Environment, validateEnvironment } from '../config/environment';
 import { Generation } from '../generation/generation';
 import { GenerationService } from '../generation/generation.service';
 import { LlmProvider } from '../llm/llm.provider';
-import { ChatRow, ChatsRepository } from '../storage/chats.repository';
+import { type Chat, ChatsRepository } from '../storage/chats.repository';
 import { FilesRepository } from '../storage/files.repository';
-import { MessageRow, MessagesRepository } from '../storage/messages.repository';
+import { type Message, MessagesRepository } from '../storage/messages.repository';
 import { TurnStore } from '../storage/turn-store';
 import { ConnectionRegistry } from '../transport/connection-registry';
 import { Fanout } from '../transport/fanout';
@@ -74,11 +74,11 @@ async function createContext(unit: abstract new (...args: never[]) => unknown, p
   return NestFactory.createApplicationContext(UnitModule, { logger: false, abortOnError: false });
 }
 
-function chatRow(settings: object = {}, id = CHAT_ID): ChatRow {
-  return { id, user_id: USER, title: 'A chat', settings: JSON.stringify(settings), created_at: T, updated_at: T };
+function chatRow(settings: object = {}, id = CHAT_ID): Chat {
+  return { id, user_id: USER, title: 'A chat', settings, created_at: T, updated_at: T };
 }
 
-function messageRow(fields: Partial<MessageRow> & Pick<MessageRow, 'id' | 'role' | 'content'>): MessageRow {
+function messageRow(fields: Partial<Message> & Pick<Message, 'id' | 'role' | 'content'>): Message {
   return {
     chat_id: CHAT_ID,
     reasoning: null,
@@ -92,8 +92,8 @@ function messageRow(fields: Partial<MessageRow> & Pick<MessageRow, 'id' | 'role'
     created_at: T,
     updated_at: T,
     replaced_by: null,
-    previous_versions: null,
-    attachments: null,
+    previous_versions: [],
+    attachments: [],
     instance_id: null,
     omitted_turns: null,
     ...fields,
@@ -114,14 +114,14 @@ describe('ChatService', () => {
   let socket: { readyState: number; send: jest.Mock };
   let connectionId: string;
   /** Rows the mocked repository "stored", in order. */
-  let stored: MessageRow[];
+  let stored: Message[];
 
   const sentToConnection = (): Frame[] => socket.send.mock.calls.map(([data]) => JSON.parse(data as string) as Frame);
 
   beforeEach(async () => {
     chats = strictMock<ChatsRepository>('ChatsRepository', ['create', 'insert', 'findById', 'findOwned', 'list', 'update', 'touch', 'delete']);
     messages = strictMock<MessagesRepository>('MessagesRepository', [
-      'insertRows',
+      'insertMany',
       'findById',
       'findOwned',
       'listByChat',
@@ -144,10 +144,10 @@ describe('ChatService', () => {
     files.findFiles.mockResolvedValue([]);
 
     stored = [];
-    messages.insertRows.mockImplementation(async (rows: MessageRow[]) => {
+    messages.insertMany.mockImplementation(async (rows: Message[]) => {
       stored.push(...rows);
     });
-    chats.insert.mockImplementation(async (_chat, rows: MessageRow[] = []) => {
+    chats.insert.mockImplementation(async (_chat, rows: Message[] = []) => {
       stored.push(...rows);
     });
     messages.listByChat.mockImplementation(async () => [...stored]);
@@ -189,17 +189,17 @@ describe('ChatService', () => {
       const chatId = chat.id;
       expect(chatId).toMatch(UUID);
       expect(chats.insert.mock.calls).toEqual([[chat, [userRow, assistantRow]]]);
-      expect(chat).toEqual({ id: chatId, user_id: USER, title: 'Hello there', settings: '{}', created_at: chat.created_at, updated_at: chat.created_at });
+      expect(chat).toEqual({ id: chatId, user_id: USER, title: 'Hello there', settings: {}, created_at: chat.created_at, updated_at: chat.created_at });
       expect(chat.created_at < userRow.created_at).toBe(true);
       expect(chats.create).not.toHaveBeenCalled();
-      expect(messages.insertRows).not.toHaveBeenCalled();
+      expect(messages.insertMany).not.toHaveBeenCalled();
       expect(limits.consumeMessage.mock.calls).toEqual([[USER]]);
       expect(sentToConnection()).toEqual([{ type: 'chat_created', chat_id: chatId, title: 'Hello there', id: 'req-1' }]);
       expect(registry.isInRoom(connectionId, chatRoom(chatId))).toBe(true);
 
       // a new chat's history is not read back
       expect(userRow).toEqual(
-        expect.objectContaining({ chat_id: chatId, role: 'user', content: '  Hello  there \n more  ', status: 'complete', attachments: null }),
+        expect.objectContaining({ chat_id: chatId, role: 'user', content: '  Hello  there \n more  ', status: 'complete', attachments: [] }),
       );
       expect(assistantRow).toEqual(
         expect.objectContaining({
@@ -272,7 +272,7 @@ describe('ChatService', () => {
       expect(socket.send).not.toHaveBeenCalled(); // no chat_created
       expect(chats.update.mock.calls).toEqual([[CHAT_ID, { settings: { model: 'm1', thinking: true, max_tokens: 100, system_prompt: 'Be brief' } }]]);
       // written while the request is out, before the answer's frames may go
-      expect(chats.update.mock.invocationCallOrder[0]).toBeLessThan(messages.insertRows.mock.invocationCallOrder[0]);
+      expect(chats.update.mock.invocationCallOrder[0]).toBeLessThan(messages.insertMany.mock.invocationCallOrder[0]);
       const spec = generations.start.mock.calls[0][0];
       expect(spec.requestId).toBeUndefined();
       expect(spec.model).toBe('m1');
@@ -323,9 +323,9 @@ describe('ChatService', () => {
     it('reads the files of earlier turns only where those turns may still fit CONTEXT_TOKENS', async () => {
       chats.findOwned.mockResolvedValue(chatRow());
       stored.push(
-        messageRow({ id: 'u0', role: 'user', content: 'old file', attachments: '["old"]' }),
+        messageRow({ id: 'u0', role: 'user', content: 'old file', attachments: ['old'] }),
         messageRow({ id: 'a0', role: 'assistant', content: 'first answer' }),
-        messageRow({ id: 'u1', role: 'user', content: 'recent file', attachments: '["recent"]' }),
+        messageRow({ id: 'u1', role: 'user', content: 'recent file', attachments: ['recent'] }),
         messageRow({ id: 'a1', role: 'assistant', content: 'second answer' }),
       );
       const file = (id: string, size: number) => ({ id, user_id: USER, name: `${id}.txt`, size, content: 'x'.repeat(size), created_at: 'T' });
@@ -353,7 +353,7 @@ describe('ChatService', () => {
 
     it('a failed write after the request went out: the sender gets the error, `stored` rejects (the generation drops itself), nothing is published', async () => {
       chats.findOwned.mockResolvedValue(chatRow());
-      messages.insertRows.mockRejectedValue(new Error('disk full'));
+      messages.insertMany.mockRejectedValue(new Error('disk full'));
       await expect(service.userMessage({ id: 'r', content: 'Hi', chat_id: CHAT_ID }, connectionId, USER)).rejects.toThrow('disk full');
       expect(generations.start).toHaveBeenCalledTimes(1);
       await expect(generations.start.mock.calls[0][0].stored).rejects.toThrow('disk full');
@@ -366,7 +366,7 @@ describe('ChatService', () => {
       const attempt = service.userMessage({ id: 'r', content: 'Hi', chat_id: CHAT_ID }, connectionId, USER);
       await expect(attempt).rejects.toBeInstanceOf(AppError);
       await expect(attempt).rejects.toMatchObject({ code: 'not_found', details: { chat_id: CHAT_ID } });
-      expect(messages.insertRows).not.toHaveBeenCalled();
+      expect(messages.insertMany).not.toHaveBeenCalled();
       expect(fanout.publish).not.toHaveBeenCalled();
       expect(generations.start).not.toHaveBeenCalled();
       expect(limits.consumeMessage).not.toHaveBeenCalled();
@@ -381,7 +381,7 @@ describe('ChatService', () => {
         details: { retry_after_ms: 1234 },
       });
       expect(chats.insert).not.toHaveBeenCalled();
-      expect(messages.insertRows).not.toHaveBeenCalled();
+      expect(messages.insertMany).not.toHaveBeenCalled();
       expect(socket.send).not.toHaveBeenCalled();
     });
 
@@ -394,7 +394,7 @@ describe('ChatService', () => {
       expect(generations.runningFor).toHaveBeenCalledWith(USER);
       expect(limits.checkRunning).toHaveBeenCalledWith(3);
       expect(limits.consumeMessage).not.toHaveBeenCalled();
-      expect(messages.insertRows).not.toHaveBeenCalled();
+      expect(messages.insertMany).not.toHaveBeenCalled();
     });
 
     it('without a configured model: stores and publishes the user message, then model_not_configured, no generation', async () => {
@@ -405,14 +405,14 @@ describe('ChatService', () => {
       expect(stored.map((m) => [m.role, m.content])).toEqual([['user', 'Hi']]);
       expect(fanout.publish.mock.calls.map(([room, frame]) => [room, frame.type])).toEqual([[chatRoom(CHAT_ID), 'user_message']]);
       expect(generations.start).not.toHaveBeenCalled();
-      expect(messages.insertRows).toHaveBeenCalledTimes(1); // no assistant message left streaming
+      expect(messages.insertMany).toHaveBeenCalledTimes(1); // no assistant message left streaming
     });
 
     it('while shutting down refuses before storing anything', async () => {
       generations.isAccepting = false;
       await expect(service.userMessage({ content: 'Hi' }, connectionId, USER)).rejects.toMatchObject({ code: 'shutting_down' });
       expect(chats.insert).not.toHaveBeenCalled();
-      expect(messages.insertRows).not.toHaveBeenCalled();
+      expect(messages.insertMany).not.toHaveBeenCalled();
     });
   });
 
@@ -431,7 +431,7 @@ describe('ChatService', () => {
       await service.regenerate({ id: 'rg', message_id: 'a1' }, connectionId, USER);
       const spec = generations.start.mock.calls[0][0];
       expect(spec.startFields).toEqual({ omitted_turns: 1, previous_versions: ['a1'] });
-      expect(stored[4]).toEqual(expect.objectContaining({ id: spec.messageId, role: 'assistant', omitted_turns: 1, previous_versions: '["a1"]' }));
+      expect(stored[4]).toEqual(expect.objectContaining({ id: spec.messageId, role: 'assistant', omitted_turns: 1, previous_versions: ['a1'] }));
       expect(messages.markReplaced).toHaveBeenCalledWith(['a1'], spec.messageId);
     });
   });
@@ -442,7 +442,7 @@ describe('ChatService', () => {
       role: 'assistant',
       content: 'Full answer',
       reasoning: 'thought',
-      usage: JSON.stringify(USAGE),
+      usage: USAGE,
       status: 'complete',
       seq: 7,
       request_id: 'orig-req',

@@ -7,9 +7,10 @@ import { Environment } from '../config/environment';
 import { storedEndFrame } from '../generation/generation';
 import { GenerationService } from '../generation/generation.service';
 import { LlmProvider } from '../llm/llm.provider';
-import { chatRow, ChatRow, ChatsRepository } from '../storage/chats.repository';
+import { type Chat, ChatsRepository, newChat as createChat } from '../storage/chats.repository';
 import { FileRow, FilesRepository } from '../storage/files.repository';
-import { ContextRow, messageRow, MessageRow, MessagesRepository } from '../storage/messages.repository';
+import { type ContextMessage, type Message, MessagesRepository, newMessage } from '../storage/messages.repository';
+import { SharesRepository } from '../storage/shares.repository';
 import { TurnStore } from '../storage/turn-store';
 import { ConnectionRegistry } from '../transport/connection-registry';
 import { Fanout } from '../transport/fanout';
@@ -70,6 +71,7 @@ export class ChatService {
     private readonly chatLimits: ChatLimits,
     private readonly titles: TitleService,
     private readonly turns: TurnStore,
+    private readonly shares: SharesRepository,
   ) {}
 
   /**
@@ -83,17 +85,17 @@ export class ChatService {
     const files = await this.chatLimits.attachments(dto.attachments, userId);
     await this.chatLimits.options(dto.options);
     const existing = dto.chat_id ? await this.requireChat(dto.chat_id, userId) : undefined;
-    const settings = mergeSettings(existing ? (JSON.parse(existing.settings) as ChatSettings) : {}, dto.options);
+    const settings = mergeSettings(existing?.settings ?? {}, dto.options);
     this.chatLimits.fitsContext(dto.content, files, settings.system_prompt);
     this.limits.checkRunning(this.generations.runningFor(userId));
     await this.limits.consumeMessage(userId);
     const requestId = dto.id;
     const chatId = existing?.id ?? randomUUID();
     const room = chatRoom(chatId);
-    const newChat = existing ? undefined : chatRow({ id: chatId, userId, title: titleFrom(dto.content), settings: dto.options ? settings : undefined });
+    const newChat = existing ? undefined : createChat({ id: chatId, userId, title: titleFrom(dto.content), settings: dto.options ? settings : undefined });
     // A new chat's history is this message alone.
     const earlier = existing ? await this.messages.listContext(chatId) : [];
-    const user = messageRow({
+    const user = newMessage({
       id: randomUUID(),
       chat_id: chatId,
       role: 'user',
@@ -143,10 +145,10 @@ export class ChatService {
       0,
       all.findIndex((m) => m.id === old.id),
     );
-    const previous = [...(old.previous_versions ? (JSON.parse(old.previous_versions) as string[]) : []), old.id];
+    const previous = [...old.previous_versions, old.id];
     await this.startAnswer({
       chatId: chat.id,
-      settings: JSON.parse(chat.settings) as ChatSettings,
+      settings: chat.settings,
       history,
       userId,
       requestId: dto.id,
@@ -163,9 +165,9 @@ export class ChatService {
   private async startAnswer(turn: {
     chatId: string;
     settings: ChatSettings;
-    history: ContextRow[];
-    newChat?: ChatRow;
-    userMessage?: MessageRow;
+    history: ContextMessage[];
+    newChat?: Chat;
+    userMessage?: Message;
     /** Files already read (the new message's attachments): not read again for the context. */
     files?: FileRow[];
     /** What must precede the rows and the frames (a settings update, joining the chat's room). */
@@ -179,14 +181,14 @@ export class ChatService {
     const { chatId, settings, userId, requestId, userMessage } = turn;
     if (!this.llm.isConfigured()) {
       // The user's message is kept (and shown) even though nothing can answer it.
-      await this.turns.write({ newChat: turn.newChat, rows: userMessage ? [userMessage] : [], before: turn.beforeStore });
+      await this.turns.write({ newChat: turn.newChat, messages: userMessage ? [userMessage] : [], before: turn.beforeStore });
       turn.afterStore?.();
       throw new AppError('model_not_configured', 'no model API key is configured (set DEEPSEEK_API_KEY)', { chat_id: chatId });
     }
     const history = await this.withAttachments(userMessage ? [...turn.history, userMessage] : turn.history, userId, turn.files);
     const context = buildContext(history, settings.system_prompt, this.env.CONTEXT_TOKENS);
     const model = settings.model ?? this.llm.defaultModel;
-    const assistant = messageRow({
+    const assistant = newMessage({
       id: randomUUID(),
       chat_id: chatId,
       role: 'assistant',
@@ -238,7 +240,7 @@ export class ChatService {
       // Behind the request just started; what the model sent meanwhile leaves with the frames below.
       await this.turns.writeBehindRequest({
         newChat: turn.newChat,
-        rows: userMessage ? [userMessage, assistant] : [assistant],
+        messages: userMessage ? [userMessage, assistant] : [assistant],
         replaces: turn.previousVersions?.length ? { ids: turn.previousVersions, by: assistant.id } : undefined,
         before: turn.beforeStore,
       });
@@ -255,8 +257,8 @@ export class ChatService {
    * Messages whose attachments' text is appended, as the model sees them (now and in later turns).
    * Only the files of turns that can still fit CONTEXT_TOKENS are read (their sizes tell).
    */
-  private async withAttachments(rows: ContextRow[], userId: string, known: FileRow[] = []): Promise<ContextRow[]> {
-    const ids = [...new Set(rows.flatMap((row) => (row.attachments ? (JSON.parse(row.attachments) as string[]) : [])))];
+  private async withAttachments(rows: ContextMessage[], userId: string, known: FileRow[] = []): Promise<ContextMessage[]> {
+    const ids = [...new Set(rows.flatMap((row) => row.attachments))];
     if (!ids.length) return rows;
     const files = new Map(known.map((f) => [f.id, f]));
     const sizes = new Map(known.map((f) => [f.id, f.size]));
@@ -265,8 +267,8 @@ export class ChatService {
     const unread = attachmentsWithinBudget(rows, sizes, this.env.CONTEXT_TOKENS).filter((id) => !files.has(id));
     if (unread.length) for (const file of await this.files.findFiles([...new Set(unread)], userId)) files.set(file.id, file);
     return rows.map((row) => {
-      if (!row.attachments) return row;
-      const parts = (JSON.parse(row.attachments) as string[]).map((id) => files.get(id)).filter((f) => f !== undefined);
+      if (!row.attachments.length) return row;
+      const parts = row.attachments.map((id) => files.get(id)).filter((f) => f !== undefined);
       return { ...row, content: withAttachedText(row.content, parts) };
     });
   }
@@ -302,14 +304,14 @@ export class ChatService {
   async getChat(id: string, userId: string): Promise<ChatView & { settings: ChatSettings; messages: MessageView[] }> {
     const chat = await this.requireChat(id, userId);
     const rows = await this.messages.listByChat(id);
-    const fileIds = rows.flatMap((row) => (row.attachments ? (JSON.parse(row.attachments) as string[]) : []));
+    const fileIds = rows.flatMap((row) => row.attachments);
     const files = new Map((await this.files.findFiles(fileIds, userId)).map((f) => [f.id, { id: f.id, name: f.name, size: f.size }]));
     const messages = rows.map((row) => {
       const view = this.toMessageView(row);
-      if (row.attachments) view.attachments = (JSON.parse(row.attachments) as string[]).flatMap((fid) => files.get(fid) ?? []);
+      if (row.attachments.length) view.attachments = row.attachments.flatMap((fid) => files.get(fid) ?? []);
       return view;
     });
-    return { ...toChatView(chat), settings: JSON.parse(chat.settings) as ChatSettings, messages };
+    return { ...toChatView(chat), settings: chat.settings, messages };
   }
 
   /** One message of the user's, current or a previous version. */
@@ -322,13 +324,13 @@ export class ChatService {
   /** A new chat holding an export's messages (at most IMPORTS_PER_HOUR); all of it or nothing shows. */
   async importChat(data: { title: string; messages: ImportedMessage[] }, userId: string): Promise<{ id: string }> {
     await this.chatLimits.consumeImport(userId);
-    const chat = chatRow({ id: randomUUID(), userId, title: data.title });
+    const chat = createChat({ id: randomUUID(), userId, title: data.title });
     // Made a batch at a time, as they are written.
     const rows = (function* () {
       for (const m of data.messages) {
         const status = m.role === 'user' ? 'complete' : m.status;
-        const row = messageRow({ id: randomUUID(), chat_id: chat.id, role: m.role, content: m.content, status, omitted_turns: m.omitted_turns });
-        yield { ...row, reasoning: m.reasoning };
+        const message = newMessage({ id: randomUUID(), chat_id: chat.id, role: m.role, content: m.content, status, omitted_turns: m.omitted_turns });
+        yield { ...message, reasoning: m.reasoning };
       }
     })();
     await this.chats.insertImported(chat, rows);
@@ -339,18 +341,18 @@ export class ChatService {
   async share(chatId: string, userId: string): Promise<{ token: string; url: string }> {
     await this.requireChat(chatId, userId);
     const token = randomBytes(24).toString('base64url');
-    await this.files.insertShare({ token, chat_id: chatId });
+    await this.shares.insert({ token, chat_id: chatId });
     return { token, url: `/share/${token}` };
   }
 
   async unshare(chatId: string, userId: string): Promise<void> {
     await this.requireChat(chatId, userId);
-    await this.files.deleteShares(chatId);
+    await this.shares.deleteByChat(chatId);
   }
 
   /** The chat behind a share link, for anyone holding it; nothing else of the owner's. */
   async sharedChat(token: string): Promise<ChatView & { messages: MessageView[] }> {
-    const share = /^[A-Za-z0-9_-]{16,64}$/.test(token) ? await this.files.findShare(token) : undefined;
+    const share = /^[A-Za-z0-9_-]{16,64}$/.test(token) ? await this.shares.findByToken(token) : undefined;
     const chat = share ? await this.chats.findById(share.chat_id) : undefined;
     if (!chat) throw new AppError('not_found', 'no such shared chat');
     const rows = await this.messages.listByChat(chat.id);
@@ -378,9 +380,9 @@ export class ChatService {
   }
 
   /** A message as stored, with the live text where it is still streaming in this process. */
-  private toMessageView(row: MessageRow): MessageView {
+  private toMessageView(row: Message): MessageView {
     const view: MessageView = { id: row.id, role: row.role, content: row.content, status: row.status, created_at: row.created_at };
-    if (row.previous_versions) view.previous_versions = JSON.parse(row.previous_versions) as string[];
+    if (row.previous_versions.length) view.previous_versions = row.previous_versions;
     if (row.role === 'assistant') {
       const live = row.status === 'streaming' ? this.generations.find(row.id) : undefined;
       view.content = live ? live.content : row.content;
@@ -396,7 +398,7 @@ export class ChatService {
   }
 
   /** The chat when it is this user's; another user's chat is as unknown as a missing one. */
-  private async requireChat(id: string, userId: string): Promise<ChatRow> {
+  private async requireChat(id: string, userId: string): Promise<Chat> {
     const chat = await this.chats.findOwned(id, userId);
     if (!chat) throw new AppError('not_found', 'no such chat', { chat_id: id });
     return chat;
@@ -412,14 +414,14 @@ function withId(frame: Frame, id: string | undefined): Frame {
   return frame;
 }
 
-function toChatView(chat: ChatRow): ChatView {
+function toChatView(chat: Chat): ChatView {
   return { id: chat.id, title: chat.title, created_at: chat.created_at, updated_at: chat.updated_at };
 }
 
 /** An ended answer's usage and time taken: its row is made as its request goes out and last written at its end. */
-function endedFigures(row: MessageRow): Pick<MessageView, 'usage' | 'duration_ms'> {
+function endedFigures(row: Message): Pick<MessageView, 'usage' | 'duration_ms'> {
   const figures: Pick<MessageView, 'usage' | 'duration_ms'> = {};
-  if (row.usage) figures.usage = JSON.parse(row.usage) as Record<string, unknown>;
+  if (row.usage) figures.usage = row.usage;
   const ms = Date.parse(row.updated_at) - Date.parse(row.created_at);
   // Imported answers have no model and no time of their own.
   if (row.model && Number.isFinite(ms) && ms > 0) figures.duration_ms = ms;

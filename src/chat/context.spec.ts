@@ -1,11 +1,11 @@
 import 'reflect-metadata';
 import { plainToInstance } from 'class-transformer';
-import { type MessageRow } from '../storage/messages.repository';
+import { type Message } from '../storage/messages.repository';
 import { attachmentsWithinBudget, buildContext, type ChatSettings, estimateTokens, mergeSettings, titleFrom, withAttachedText } from './context';
 import { ChatOptionsDto } from './dto/user-message.dto';
 
 let counter = 0;
-function row(role: 'user' | 'assistant', content: string, extra: Partial<MessageRow> = {}): MessageRow {
+function row(role: 'user' | 'assistant', content: string, extra: Partial<Message> = {}): Message {
   counter += 1;
   return {
     id: `m${counter}`,
@@ -23,15 +23,15 @@ function row(role: 'user' | 'assistant', content: string, extra: Partial<Message
     created_at: new Date(1_700_000_000_000 + counter).toISOString(),
     updated_at: new Date(1_700_000_000_000 + counter).toISOString(),
     replaced_by: null,
-    previous_versions: null,
-    attachments: null,
+    previous_versions: [],
+    attachments: [],
     instance_id: null,
     omitted_turns: null,
     ...extra,
   };
 }
 const user = (content: string) => row('user', content);
-const answer = (content: string, extra: Partial<MessageRow> = {}) => row('assistant', content, extra);
+const answer = (content: string, extra: Partial<Message> = {}) => row('assistant', content, extra);
 
 describe('mergeSettings', () => {
   const current: ChatSettings = { model: 'm1', thinking: true, temperature: 0.7, system_prompt: 'Be kind' };
@@ -189,7 +189,7 @@ describe('buildContext', () => {
 });
 
 describe('attachmentsWithinBudget', () => {
-  const withFiles = (content: string, ...ids: string[]) => row('user', content, { attachments: JSON.stringify(ids) });
+  const withFiles = (content: string, ...ids: string[]) => row('user', content, { attachments: ids });
   const sizes = new Map([
     ['old', 600_000],
     ['big', 12_000], // at least 1,000 tokens
@@ -201,9 +201,7 @@ describe('attachmentsWithinBudget', () => {
     expect(attachmentsWithinBudget(history, sizes, 500)).toEqual(['now', 'big']);
     // buildContext, given the real text, leaves out the turn whose file was not read
     const text = new Map([...sizes].map(([id, size]) => [id, withAttachedText('', [{ name: id, content: 'x'.repeat(size) }])]));
-    const real = history.map((r) =>
-      r.attachments ? { ...r, content: r.content + (JSON.parse(r.attachments) as string[]).map((id) => text.get(id)).join('') } : r,
-    );
+    const real = history.map((r) => (r.attachments.length ? { ...r, content: r.content + r.attachments.map((id) => text.get(id)).join('') } : r));
     expect(buildContext(real, undefined, 500).omittedTurns).toBe(2);
     // a budget that holds the newer turns needs the older file too
     expect(attachmentsWithinBudget(history, sizes, 1_100)).toEqual(['now', 'big', 'old']);

@@ -1,13 +1,8 @@
 import { type LlmMessage } from '../llm/llm.provider';
-import { type ContextRow } from '../storage/messages.repository';
+import type { ChatSettings } from '../storage/chats.repository';
+import { type ContextMessage } from '../storage/messages.repository';
 
-export interface ChatSettings {
-  model?: string;
-  thinking?: boolean;
-  temperature?: number;
-  max_tokens?: number;
-  system_prompt?: string;
-}
+export type { ChatSettings };
 
 const SETTING_KEYS: (keyof ChatSettings)[] = ['model', 'thinking', 'temperature', 'max_tokens', 'system_prompt'];
 
@@ -38,13 +33,13 @@ export function withAttachedText(content: string, files: readonly { name: string
  * not already fill `budget` on a low estimate (a file has at least one character per 3 bytes).
  * `buildContext` leaves every older turn out anyway, so their files need not be read.
  */
-export function attachmentsWithinBudget(history: ContextRow[], sizes: ReadonlyMap<string, number>, budget: number): string[] {
+export function attachmentsWithinBudget(history: ContextMessage[], sizes: ReadonlyMap<string, number>, budget: number): string[] {
   const ids: string[] = [];
   let newer = 0;
   for (let i = history.length - 1; i >= 0 && newer <= budget; i--) {
     const row = history[i];
     if (row.role !== 'user') continue;
-    const own = row.attachments ? (JSON.parse(row.attachments) as string[]) : [];
+    const own = row.attachments;
     ids.push(...own);
     newer += estimateTokens(row.content) + own.reduce((sum, id) => sum + Math.floor((sizes.get(id) ?? 0) / 12), 0);
   }
@@ -62,7 +57,7 @@ export interface Context {
  * newest-first until `budget` tokens, kept in order. The newest turn and the system prompt always go.
  * Answers without text (failed) and reasoning are never sent back.
  */
-export function buildContext(history: ContextRow[], systemPrompt: string | undefined, budget: number): Context {
+export function buildContext(history: ContextMessage[], systemPrompt: string | undefined, budget: number): Context {
   const turns: LlmMessage[][] = [];
   for (const row of history) {
     if (row.role === 'user') {

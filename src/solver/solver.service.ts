@@ -4,7 +4,7 @@ import { RateLimits } from '../auth/rate-limits';
 import { AppError } from '../common/app-error';
 import { Environment } from '../config/environment';
 import { StopRegistry } from '../generation/stop.registry';
-import { SolverRunChanges, SolverRunRow, SolverRunsRepository } from '../storage/solver-runs.repository';
+import { SolverRunChanges, SolverRunRecord, SolverRunsRepository } from '../storage/solver-runs.repository';
 import { UsersRepository } from '../storage/users.repository';
 import { ConnectionRegistry } from '../transport/connection-registry';
 import { Fanout } from '../transport/fanout';
@@ -121,11 +121,11 @@ export class SolverService implements OnModuleInit, BeforeApplicationShutdown {
     return (await this.users.findById(userId))?.is_admin === 1;
   }
 
-  async listRuns(userId: string): Promise<SolverRunRow[]> {
+  async listRuns(userId: string): Promise<SolverRunRecord[]> {
     return this.runs.listByUser(userId);
   }
 
-  async getRun(id: string, userId: string): Promise<SolverRunRow> {
+  async getRun(id: string, userId: string): Promise<SolverRunRecord> {
     const row = await this.runs.findById(id);
     if (!row || row.user_id !== userId) throw new AppError('not_found', 'no such run', { run_id: id });
     return row;
@@ -193,7 +193,7 @@ export class SolverService implements OnModuleInit, BeforeApplicationShutdown {
     await this.save(run, {
       status,
       summary: outcome.summary,
-      files: JSON.stringify(outcome.files),
+      files: outcome.files,
       patch: outcome.patch,
       applies: outcome.applies ? 1 : 0,
       pr_url: outcome.prUrl ?? null,
@@ -247,7 +247,7 @@ export class SolverService implements OnModuleInit, BeforeApplicationShutdown {
   private progress(run: SolverRun, stage: SolverStage, progress: number, message: string): void {
     if (run.ended) return;
     this.emit(run, run.progressFrame(stage, progress, message));
-    void this.save(run, { stage: run.stage, progress: run.progress, stages: JSON.stringify(run.stages) });
+    void this.save(run, { stage: run.stage, progress: run.progress, stages: [...run.stages] });
   }
 
   private emit(run: SolverRun, frame: Frame): void {
@@ -269,7 +269,7 @@ export class SolverService implements OnModuleInit, BeforeApplicationShutdown {
 
   private async write(run: SolverRun, changes: SolverRunChanges): Promise<void> {
     try {
-      await this.runs.update(run.id, { ...changes, ...(run.usageSeen ? { usage: JSON.stringify(run.usage) } : {}) });
+      await this.runs.update(run.id, { ...changes, ...(run.usageSeen ? { usage: { ...run.usage } } : {}) });
     } catch (error) {
       this.logger.warn(`could not store run ${run.id}: ${String(error)}`);
     }
@@ -277,16 +277,16 @@ export class SolverService implements OnModuleInit, BeforeApplicationShutdown {
 }
 
 /** A stored run as frames: `solver_started`, its last progress, and its end when it has ended. */
-export function storedRunFrames(row: SolverRunRow): Frame[] {
+export function storedRunFrames(row: SolverRunRecord): Frame[] {
   const base = (type: string, fields: Record<string, unknown> = {}): Frame => runFrame(row.id, row.request_id || undefined, type, fields);
-  const stages = row.stages ? (JSON.parse(row.stages) as Array<{ message?: string }>) : [];
+  const stages = row.stages;
   const frames = [base('solver_started', { issue_url: row.issue_url })];
   if (row.stage) frames.push(base('solver_progress', { stage: row.stage, progress: row.progress, message: stages.at(-1)?.message ?? '' }));
   if (row.status === 'complete' || row.status === 'stopped') {
     const end = base('solver_complete', {
       status: row.status,
       summary: row.summary ?? '',
-      files: row.files ? (JSON.parse(row.files) as string[]) : [],
+      files: row.files,
       patch: row.patch ?? '',
       applies: !!row.applies,
     });

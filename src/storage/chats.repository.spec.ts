@@ -4,9 +4,9 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { tempDatabaseUrl, usingPostgres } from '../../test/support/databases';
-import { chatRow, ChatsRepository, IMPORTING } from './chats.repository';
+import { newChat, ChatsRepository, IMPORTING } from './chats.repository';
 import { migrate, openDatabase, sqlitePath } from './database.provider';
-import { messageRow, MessagesRepository } from './messages.repository';
+import { newMessage, MessagesRepository } from './messages.repository';
 import { GroupCommit } from './group-commit';
 import type { Database } from './schema';
 
@@ -62,7 +62,7 @@ describe(`ChatsRepository (${usingPostgres() ? 'PostgreSQL' : 'SQLite file'})`, 
       id: 'chat-1',
       user_id: 'u1',
       title: 'First',
-      settings: '{}',
+      settings: {},
       created_at: row.created_at,
       updated_at: row.created_at,
     });
@@ -72,19 +72,19 @@ describe(`ChatsRepository (${usingPostgres() ? 'PostgreSQL' : 'SQLite file'})`, 
   });
 
   it('insert writes a new chat with its first messages in one transaction; a failing message leaves no chat', async () => {
-    const chat = chatRow({ id: 'c-new', userId: 'u1', title: 'First' });
+    const chat = newChat({ id: 'c-new', userId: 'u1', title: 'First' });
     const rows = [
-      messageRow({ id: 'm-user', chat_id: 'c-new', role: 'user', content: 'Q', status: 'complete' }),
-      messageRow({ id: 'm-answer', chat_id: 'c-new', role: 'assistant', content: '', status: 'streaming' }),
+      newMessage({ id: 'm-user', chat_id: 'c-new', role: 'user', content: 'Q', status: 'complete' }),
+      newMessage({ id: 'm-answer', chat_id: 'c-new', role: 'assistant', content: '', status: 'streaming' }),
     ];
     await chats.insert(chat, rows);
     expect(await chats.findById('c-new')).toEqual(chat);
     expect(await messages.listByChat('c-new')).toEqual(rows);
 
     // the same message id again: the transaction fails as a whole
-    const other = chatRow({ id: 'c-other', userId: 'u1', title: 'Second' });
+    const other = newChat({ id: 'c-other', userId: 'u1', title: 'Second' });
     // (matched by message: better-sqlite3's error class may come from another test file's realm)
-    await expect(chats.insert(other, [messageRow({ id: 'm-user', chat_id: 'c-other', role: 'user', content: 'Q', status: 'complete' })])).rejects.toMatchObject(
+    await expect(chats.insert(other, [newMessage({ id: 'm-user', chat_id: 'c-other', role: 'user', content: 'Q', status: 'complete' })])).rejects.toMatchObject(
       {
         message: expect.stringMatching(UNIQUE),
       },
@@ -92,10 +92,11 @@ describe(`ChatsRepository (${usingPostgres() ? 'PostgreSQL' : 'SQLite file'})`, 
     expect(await chats.findById('c-other')).toBeUndefined();
   });
 
-  it('stores settings given at creation as JSON', async () => {
+  it('stores settings given at creation as JSON and reads them back as an object', async () => {
     await chats.create({ id: 'c', userId: 'u1', title: 't', settings: { model: 'm', temperature: 0.3 } });
-    const row = await chats.findById('c');
-    expect(row?.settings).toBe('{"model":"m","temperature":0.3}');
+    expect((await chats.findById('c'))?.settings).toEqual({ model: 'm', temperature: 0.3 });
+    const stored = await db.selectFrom('chats').select('settings').where('id', '=', 'c').executeTakeFirstOrThrow();
+    expect(stored.settings).toBe('{"model":"m","temperature":0.3}');
   });
 
   it('refuses a second chat with the same id', async () => {
@@ -136,7 +137,7 @@ describe(`ChatsRepository (${usingPostgres() ? 'PostgreSQL' : 'SQLite file'})`, 
       id: 'c',
       user_id: 'u1',
       title: 'New',
-      settings: '{"model":"x"}',
+      settings: { model: 'x' },
       created_at: created.created_at,
       updated_at: renamed!.updated_at,
     });
@@ -147,7 +148,7 @@ describe(`ChatsRepository (${usingPostgres() ? 'PostgreSQL' : 'SQLite file'})`, 
     await chats.create({ id: 'c', userId: 'u1', title: 'Keep', settings: { model: 'x', thinking: true } });
     const row = await chats.update('c', { settings: { system_prompt: 'Be brief', max_tokens: 10 } });
     expect(row?.title).toBe('Keep');
-    expect(JSON.parse(row!.settings)).toEqual({ system_prompt: 'Be brief', max_tokens: 10 });
+    expect(row!.settings).toEqual({ system_prompt: 'Be brief', max_tokens: 10 });
   });
 
   it('update of an unknown chat changes nothing and answers undefined', async () => {
@@ -184,7 +185,7 @@ describe(`ChatsRepository (${usingPostgres() ? 'PostgreSQL' : 'SQLite file'})`, 
   describe('insertImported', () => {
     const rowsOf = (chatId: string, n: number) =>
       Array.from({ length: n }, (_, i) =>
-        messageRow({ id: `${chatId}-m${i}`, chat_id: chatId, role: i % 2 ? 'assistant' : 'user', content: `n${i}`, status: 'complete' }),
+        newMessage({ id: `${chatId}-m${i}`, chat_id: chatId, role: i % 2 ? 'assistant' : 'user', content: `n${i}`, status: 'complete' }),
       );
     const stored = async (chatId: string) =>
       Number(
@@ -198,7 +199,7 @@ describe(`ChatsRepository (${usingPostgres() ? 'PostgreSQL' : 'SQLite file'})`, 
       );
 
     it("writes in batches, other work running between them; the chat is its owner's only once every row is in", async () => {
-      const chat = chatRow({ id: 'imp', userId: 'u1', title: 'Imported' });
+      const chat = newChat({ id: 'imp', userId: 'u1', title: 'Imported' });
       let done = false;
       const writing = chats.insertImported(chat, rowsOf('imp', 40), 2).finally(() => (done = true));
       const seen: { owned: boolean; rows: number }[] = [];
@@ -216,9 +217,9 @@ describe(`ChatsRepository (${usingPostgres() ? 'PostgreSQL' : 'SQLite file'})`, 
 
     it('an import cut short (the server stopped) is removed by the next import after an hour', async () => {
       const hourAgo = new Date(Date.now() - 3_600_001).toISOString();
-      await chats.insert({ ...chatRow({ id: 'cut', userId: IMPORTING, title: 'Cut' }), updated_at: hourAgo }, rowsOf('cut', 3));
-      await chats.insert(chatRow({ id: 'running', userId: IMPORTING, title: 'Still being written' }), rowsOf('running', 1));
-      await chats.insertImported(chatRow({ id: 'next', userId: 'u1', title: 'Next' }), rowsOf('next', 1));
+      await chats.insert({ ...newChat({ id: 'cut', userId: IMPORTING, title: 'Cut' }), updated_at: hourAgo }, rowsOf('cut', 3));
+      await chats.insert(newChat({ id: 'running', userId: IMPORTING, title: 'Still being written' }), rowsOf('running', 1));
+      await chats.insertImported(newChat({ id: 'next', userId: 'u1', title: 'Next' }), rowsOf('next', 1));
       expect(await chats.findById('cut')).toBeUndefined();
       expect(await stored('cut')).toBe(0);
       expect(await chats.findById('running')).toBeDefined();
@@ -227,7 +228,7 @@ describe(`ChatsRepository (${usingPostgres() ? 'PostgreSQL' : 'SQLite file'})`, 
     it('a batch that fails takes the whole import with it: no chat, no rows', async () => {
       const rows = rowsOf('bad', 5);
       rows[3] = { ...rows[3], id: rows[0].id }; // the second batch repeats an id of the first
-      expect(await refusal(chats.insertImported(chatRow({ id: 'bad', userId: 'u1', title: 'Bad' }), rows, 2))).toMatch(UNIQUE);
+      expect(await refusal(chats.insertImported(newChat({ id: 'bad', userId: 'u1', title: 'Bad' }), rows, 2))).toMatch(UNIQUE);
       expect(await chats.findById('bad')).toBeUndefined();
       expect(await stored('bad')).toBe(0);
     });
@@ -250,7 +251,7 @@ describe(`ChatsRepository (${usingPostgres() ? 'PostgreSQL' : 'SQLite file'})`, 
     db = await openDatabase(url);
     await migrate(db);
     const reopened = new ChatsRepository(db, new GroupCommit(db));
-    expect(await reopened.findById('c')).toEqual(expect.objectContaining({ title: 'Survives', settings: '{"model":"m"}' }));
+    expect(await reopened.findById('c')).toEqual(expect.objectContaining({ title: 'Survives', settings: { model: 'm' } }));
     expect((await new MessagesRepository(db, new GroupCommit(db)).listByChat('c')).map((m) => m.content)).toEqual(['hello']);
     expect(await migrations()).toBe(applied);
   });

@@ -2,11 +2,26 @@ import { Injectable } from '@nestjs/common';
 import { CompiledQuery, Kysely, Selectable } from 'kysely';
 import { nowIso } from '../common/clock';
 import { GroupCommit } from './group-commit';
-import { insertMessage, type MessageRow } from './messages.repository';
+import { insertMessage, type Message } from './messages.repository';
 import { PreparedStatements } from './prepared';
 import { ChatsTable, Database } from './schema';
 
-export type ChatRow = Selectable<ChatsTable>;
+/** A chat as stored: its settings are JSON text. Only repositories see it. */
+type ChatRow = Selectable<ChatsTable>;
+
+/** A chat's own model settings, sent with each of its turns. */
+export interface ChatSettings {
+  model?: string;
+  thinking?: boolean;
+  temperature?: number;
+  max_tokens?: number;
+  system_prompt?: string;
+}
+
+/** A chat: the stored row with its settings parsed. */
+export interface Chat extends Omit<ChatRow, 'settings'> {
+  settings: ChatSettings;
+}
 
 /** Exactly the schema's columns: PostgreSQL adds a generated search column (`title_tsv`) that rows must not carry. */
 const CHAT_COLUMNS = ['id', 'user_id', 'title', 'settings', 'created_at', 'updated_at'] as const satisfies readonly (keyof ChatsTable)[];
@@ -22,13 +37,21 @@ export interface NewChat {
   id: string;
   userId: string;
   title: string;
-  settings?: object;
+  settings?: ChatSettings;
 }
 
-/** The row a new chat will be (timestamped now). */
-export function chatRow(chat: NewChat): ChatRow {
+/** A new chat (timestamped now). */
+export function newChat(chat: NewChat): Chat {
   const now = nowIso();
-  return { id: chat.id, user_id: chat.userId, title: chat.title, settings: JSON.stringify(chat.settings ?? {}), created_at: now, updated_at: now };
+  return { id: chat.id, user_id: chat.userId, title: chat.title, settings: chat.settings ?? {}, created_at: now, updated_at: now };
+}
+
+const toRow = (chat: Chat): ChatRow => ({ ...chat, settings: JSON.stringify(chat.settings) });
+
+function toChat(row: ChatRow): Chat;
+function toChat(row: ChatRow | undefined): Chat | undefined;
+function toChat(row: ChatRow | undefined): Chat | undefined {
+  return row && { ...row, settings: JSON.parse(row.settings) as ChatSettings };
 }
 
 @Injectable()
@@ -40,19 +63,19 @@ export class ChatsRepository {
     private readonly writes: GroupCommit,
   ) {}
 
-  async create(chat: NewChat): Promise<ChatRow> {
-    const row = chatRow(chat);
-    await this.insert(row);
-    return row;
+  async create(chat: NewChat): Promise<Chat> {
+    const created = newChat(chat);
+    await this.insert(created);
+    return created;
   }
 
   /**
-   * A chat made by `chatRow`, with its first messages (rows of `messageRow`) in the same transaction
+   * A chat made by `newChat`, with its first messages (made by `newMessage`) in the same transaction
    * (a new turn's, or an imported chat's: nothing is half-imported).
    */
-  async insert(chat: ChatRow, messages: MessageRow[] = []): Promise<void> {
-    const chatQuery = this.prepared.bind('insert', chat, (row) => this.db.insertInto('chats').values(row));
-    await this.writes.run([chatQuery, ...messages.map((row) => insertMessage(this.db, this.prepared, row))]);
+  async insert(chat: Chat, messages: Message[] = []): Promise<void> {
+    const chatQuery = this.prepared.bind('insert', toRow(chat), (row) => this.db.insertInto('chats').values(row));
+    await this.writes.run([chatQuery, ...messages.map((message) => insertMessage(this.db, this.prepared, message))]);
   }
 
   /**
@@ -62,7 +85,7 @@ export class ChatsRepository {
    * half-written; a failed batch deletes it, and so does the next import once an hour has passed
    * (the server stopped part-way). Its activity (`updated_at`) is when the import ended.
    */
-  async insertImported(chat: ChatRow, messages: Iterable<MessageRow>, batch = IMPORT_BATCH_ROWS): Promise<void> {
+  async insertImported(chat: Chat, messages: Iterable<Message>, batch = IMPORT_BATCH_ROWS): Promise<void> {
     const abandoned = await this.db
       .selectFrom('chats')
       .select('id')
@@ -73,8 +96,8 @@ export class ChatsRepository {
     await this.insert({ ...chat, user_id: IMPORTING });
     try {
       let pending: CompiledQuery[] = [];
-      for (const row of messages) {
-        pending.push(insertMessage(this.db, this.prepared, row));
+      for (const message of messages) {
+        pending.push(insertMessage(this.db, this.prepared, message));
         if (pending.length < batch) continue;
         await this.writes.run(pending);
         pending = [];
@@ -87,21 +110,22 @@ export class ChatsRepository {
     }
   }
 
-  findById(id: string): Promise<ChatRow | undefined> {
-    return this.db.selectFrom('chats').select(CHAT_COLUMNS).where('id', '=', id).executeTakeFirst();
+  async findById(id: string): Promise<Chat | undefined> {
+    return toChat(await this.db.selectFrom('chats').select(CHAT_COLUMNS).where('id', '=', id).executeTakeFirst());
   }
 
   /** The chat when it exists and belongs to `userId`. */
-  findOwned(id: string, userId: string): Promise<ChatRow | undefined> {
-    return this.db.selectFrom('chats').select(CHAT_COLUMNS).where('id', '=', id).where('user_id', '=', userId).executeTakeFirst();
+  async findOwned(id: string, userId: string): Promise<Chat | undefined> {
+    return toChat(await this.db.selectFrom('chats').select(CHAT_COLUMNS).where('id', '=', id).where('user_id', '=', userId).executeTakeFirst());
   }
 
   /** A user's chats, newest activity first. */
-  list(userId: string, limit = 500): Promise<ChatRow[]> {
-    return this.db.selectFrom('chats').select(CHAT_COLUMNS).where('user_id', '=', userId).orderBy('updated_at', 'desc').limit(limit).execute();
+  async list(userId: string, limit = 500): Promise<Chat[]> {
+    const rows = await this.db.selectFrom('chats').select(CHAT_COLUMNS).where('user_id', '=', userId).orderBy('updated_at', 'desc').limit(limit).execute();
+    return rows.map((row) => toChat(row));
   }
 
-  async update(id: string, changes: { title?: string; settings?: object }): Promise<ChatRow | undefined> {
+  async update(id: string, changes: { title?: string; settings?: ChatSettings }): Promise<Chat | undefined> {
     const values: Partial<ChatRow> = { updated_at: nowIso() };
     if (changes.title !== undefined) values.title = changes.title;
     if (changes.settings !== undefined) values.settings = JSON.stringify(changes.settings);

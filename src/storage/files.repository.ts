@@ -1,12 +1,11 @@
 import { Injectable } from '@nestjs/common';
 import { Kysely, Selectable } from 'kysely';
 import { nowIso } from '../common/clock';
-import { Database, FilesTable, SharesTable } from './schema';
+import { Database, FilesTable } from './schema';
 
 export type FileRow = Selectable<FilesTable>;
-export type ShareRow = Selectable<SharesTable>;
 
-/** Uploaded text files and chat share links. */
+/** Uploaded text files. */
 @Injectable()
 export class FilesRepository {
   constructor(private readonly db: Kysely<Database>) {}
@@ -38,20 +37,5 @@ export class FilesRepository {
       .executeTakeFirst();
     // PostgreSQL sums integers as numeric (a string); SQLite as a number; no rows: null.
     return Number(row?.bytes ?? 0);
-  }
-
-  async insertShare(share: Omit<ShareRow, 'created_at'>): Promise<void> {
-    await this.db
-      .insertInto('shares')
-      .values({ ...share, created_at: nowIso() })
-      .execute();
-  }
-
-  findShare(token: string): Promise<ShareRow | undefined> {
-    return this.db.selectFrom('shares').selectAll().where('token', '=', token).executeTakeFirst();
-  }
-
-  async deleteShares(chatId: string): Promise<void> {
-    await this.db.deleteFrom('shares').where('chat_id', '=', chatId).execute();
   }
 }

@@ -2,10 +2,10 @@ import { Logger } from '@nestjs/common';
 import type { Kysely } from 'kysely';
 import { usingPostgres } from '../../test/support/databases';
 import { useTempDatabase } from '../../test/support/temp-database';
-import { chatRow, ChatsRepository } from './chats.repository';
+import { newChat, ChatsRepository } from './chats.repository';
 import { sqliteConnectionOf } from './database.provider';
 import { GroupCommit } from './group-commit';
-import { messageRow, MessagesRepository } from './messages.repository';
+import { newMessage, MessagesRepository } from './messages.repository';
 import type { Database } from './schema';
 
 describe(`GroupCommit (${usingPostgres() ? 'PostgreSQL' : 'SQLite file'})`, () => {
@@ -25,10 +25,10 @@ describe(`GroupCommit (${usingPostgres() ? 'PostgreSQL' : 'SQLite file'})`, () =
   afterEach(() => jest.restoreAllMocks());
 
   const newTurn = (n: number) => {
-    const chat = chatRow({ id: `chat-${n}`, userId: 'u1', title: `turn ${n}` });
+    const chat = newChat({ id: `chat-${n}`, userId: 'u1', title: `turn ${n}` });
     const rows = [
-      messageRow({ id: `user-${n}`, chat_id: chat.id, role: 'user', content: `question ${n}`, status: 'complete' }),
-      messageRow({ id: `answer-${n}`, chat_id: chat.id, role: 'assistant', content: '', status: 'streaming' }),
+      newMessage({ id: `user-${n}`, chat_id: chat.id, role: 'user', content: `question ${n}`, status: 'complete' }),
+      newMessage({ id: `answer-${n}`, chat_id: chat.id, role: 'assistant', content: '', status: 'streaming' }),
     ];
     return chats.insert(chat, rows);
   };
@@ -58,8 +58,8 @@ describe(`GroupCommit (${usingPostgres() ? 'PostgreSQL' : 'SQLite file'})`, () =
   });
 
   it('a write whose second statement fails leaves none of its statements', async () => {
-    const chat = chatRow({ id: 'half', userId: 'u1', title: 'half' });
-    const broken = messageRow({ id: 'm', chat_id: 'no-such-chat', role: 'user', content: 'x', status: 'complete' });
+    const chat = newChat({ id: 'half', userId: 'u1', title: 'half' });
+    const broken = newMessage({ id: 'm', chat_id: 'no-such-chat', role: 'user', content: 'x', status: 'complete' });
     // (better-sqlite3's SqliteError is not `instanceof Error` in a later Jest realm: no toThrow here.)
     await expect(
       chats.insert(chat, [broken]).then(
@@ -85,7 +85,7 @@ describe(`GroupCommit (${usingPostgres() ? 'PostgreSQL' : 'SQLite file'})`, () =
     const held = db.transaction().execute(async (trx) => {
       await trx
         .insertInto('chats')
-        .values(chatRow({ id: 'in-trx', userId: 'u1', title: 'kysely' }))
+        .values({ ...newChat({ id: 'in-trx', userId: 'u1', title: 'kysely' }), settings: '{}' })
         .execute();
       await new Promise<void>((resolve) => (release = resolve));
       throw new Error('roll back');

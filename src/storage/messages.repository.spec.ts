@@ -4,7 +4,7 @@ import { usingPostgres } from '../../test/support/databases';
 import { useTempDatabase } from '../../test/support/temp-database';
 import { ChatsRepository } from './chats.repository';
 import { sqliteConnectionOf } from './database.provider';
-import { messageRow, type MessageRow, MessagesRepository } from './messages.repository';
+import { type Message, MessagesRepository, newMessage } from './messages.repository';
 import { GroupCommit } from './group-commit';
 import type { Database } from './schema';
 
@@ -31,7 +31,7 @@ describe(`MessagesRepository (${usingPostgres() ? 'PostgreSQL' : 'SQLite file'})
 
   it('insert stores a full row with defaults and findById reads it back', async () => {
     const row = await messages.insert({ id: 'u1', chat_id: 'chat', role: 'user', content: 'Hello', status: 'complete' });
-    const expected: MessageRow = {
+    const expected: Message = {
       id: 'u1',
       chat_id: 'chat',
       role: 'user',
@@ -47,8 +47,8 @@ describe(`MessagesRepository (${usingPostgres() ? 'PostgreSQL' : 'SQLite file'})
       created_at: row.created_at,
       updated_at: row.created_at,
       replaced_by: null,
-      previous_versions: null,
-      attachments: null,
+      previous_versions: [],
+      attachments: [],
       instance_id: null,
       omitted_turns: null,
     };
@@ -87,31 +87,31 @@ describe(`MessagesRepository (${usingPostgres() ? 'PostgreSQL' : 'SQLite file'})
   it('listContext reads the main line as listByChat does, with only what a model request needs', async () => {
     await messages.insert({ id: 'q', chat_id: 'chat', role: 'user', content: 'q', status: 'complete', attachments: ['f1'] });
     await messages.insert({ id: 'old', chat_id: 'chat', role: 'assistant', content: 'first try', status: 'complete' });
-    await messages.insertRows([messageRow({ id: 'new', chat_id: 'chat', role: 'assistant', content: '', status: 'streaming', previous_versions: ['old'] })]);
+    await messages.insertMany([newMessage({ id: 'new', chat_id: 'chat', role: 'assistant', content: '', status: 'streaming', previous_versions: ['old'] })]);
     await messages.markReplaced(['old'], 'new');
     await messages.finish('new', { content: 'second', reasoning: 'long thoughts', status: 'complete', seq: 2, usage: { total_tokens: 9 } });
     expect(await messages.listContext('chat')).toEqual([
-      { id: 'q', role: 'user', content: 'q', status: 'complete', attachments: '["f1"]' },
-      { id: 'new', role: 'assistant', content: 'second', status: 'complete', attachments: null },
+      { id: 'q', role: 'user', content: 'q', status: 'complete', attachments: ['f1'] },
+      { id: 'new', role: 'assistant', content: 'second', status: 'complete', attachments: [] },
     ]);
     expect((await messages.listByChat('chat')).map((m) => m.id)).toEqual(['q', 'new']);
     expect(await messages.listContext('nobody')).toEqual([]);
   });
 
-  it('insertRows stores rows made by messageRow in one statement, in the order they were made', async () => {
+  it('insertMany stores rows made by newMessage in one statement, in the order they were made', async () => {
     jest.spyOn(Date, 'now').mockReturnValue(Date.parse('2030-01-01T00:00:00.000Z'));
-    const user = messageRow({ id: 'z-user', chat_id: 'chat', role: 'user', content: 'Q', status: 'complete', attachments: ['f1'] });
-    const answer = messageRow({ id: 'a-answer', chat_id: 'chat', role: 'assistant', content: '', status: 'streaming', model: 'm' });
-    await messages.insertRows([user, answer]);
+    const user = newMessage({ id: 'z-user', chat_id: 'chat', role: 'user', content: 'Q', status: 'complete', attachments: ['f1'] });
+    const answer = newMessage({ id: 'a-answer', chat_id: 'chat', role: 'assistant', content: '', status: 'streaming', model: 'm' });
+    await messages.insertMany([user, answer]);
     expect(await messages.listByChat('chat')).toEqual([user, answer]);
-    expect(user.attachments).toBe('["f1"]');
-    await expect(messages.insertRows([])).resolves.toBeUndefined();
+    expect(user.attachments).toEqual(['f1']);
+    await expect(messages.insertMany([])).resolves.toBeUndefined();
   });
 
   it('stores how many older turns an answer left out, and reads it back through every read', async () => {
     await messages.insert({ id: 'q', chat_id: 'chat', role: 'user', content: 'q', status: 'complete' });
     await messages.insert({ id: 'none', chat_id: 'chat', role: 'assistant', content: 'a', status: 'complete', omitted_turns: 0 });
-    await messages.insertRows([messageRow({ id: 'some', chat_id: 'chat', role: 'assistant', content: '', status: 'streaming', omitted_turns: 3 })]);
+    await messages.insertMany([newMessage({ id: 'some', chat_id: 'chat', role: 'assistant', content: '', status: 'streaming', omitted_turns: 3 })]);
     await messages.finish('some', { content: 'done', reasoning: null, status: 'complete', seq: 1 });
 
     expect((await messages.findById('some'))?.omitted_turns).toBe(3);
@@ -124,7 +124,7 @@ describe(`MessagesRepository (${usingPostgres() ? 'PostgreSQL' : 'SQLite file'})
     expect((await messages.listAllByChat('chat')).map((m) => m.omitted_turns)).toEqual([null, 0, 3]);
   });
 
-  it("a replaced answer leaves the chat's main line but stays in the full list; lists stay JSON", async () => {
+  it("a replaced answer leaves the chat's main line but stays in the full list; lists are stored as JSON and read back as arrays", async () => {
     await messages.insert({ id: 'q', chat_id: 'chat', role: 'user', content: 'q', status: 'complete', attachments: ['f1', 'f2'] });
     await messages.insert({ id: 'old', chat_id: 'chat', role: 'assistant', content: 'first try', status: 'complete' });
     await messages.insert({ id: 'new', chat_id: 'chat', role: 'assistant', content: '', status: 'streaming', previous_versions: ['old'] });
@@ -133,8 +133,14 @@ describe(`MessagesRepository (${usingPostgres() ? 'PostgreSQL' : 'SQLite file'})
     expect((await messages.listByChat('chat')).map((m) => m.id)).toEqual(['q', 'new']);
     expect((await messages.listAllByChat('chat')).map((m) => m.id)).toEqual(['q', 'old', 'new']);
     expect((await messages.findById('old'))?.replaced_by).toBe('new');
-    expect((await messages.findById('new'))?.previous_versions).toBe('["old"]');
-    expect((await messages.findById('q'))?.attachments).toBe('["f1","f2"]');
+    expect((await messages.findById('new'))?.previous_versions).toEqual(['old']);
+    expect((await messages.findById('q'))?.attachments).toEqual(['f1', 'f2']);
+    const stored = await db.selectFrom('messages').select(['id', 'previous_versions', 'attachments']).orderBy('id').execute();
+    expect(stored).toEqual([
+      { id: 'new', previous_versions: '["old"]', attachments: null },
+      { id: 'old', previous_versions: null, attachments: null },
+      { id: 'q', previous_versions: null, attachments: '["f1","f2"]' },
+    ]);
   });
 
   it('snapshot writes text, reasoning and seq of a streaming message', async () => {
@@ -182,8 +188,9 @@ describe(`MessagesRepository (${usingPostgres() ? 'PostgreSQL' : 'SQLite file'})
     expect(row).toEqual(
       expect.objectContaining({ content: 'partial answer', reasoning: 'why', status: 'complete', seq: 4, error_code: null, finish_reason: 'length' }),
     );
-    expect(row!.usage).toBe(JSON.stringify(usage));
-    expect(JSON.parse(row!.usage!)).toEqual(usage);
+    expect(row!.usage).toEqual(usage);
+    const stored = await db.selectFrom('messages').select('usage').where('id', '=', 'a1').executeTakeFirstOrThrow();
+    expect(stored.usage).toBe(JSON.stringify(usage));
 
     await streaming('a2');
     await messages.finish('a2', { content: '', reasoning: null, status: 'error', seq: 0, error_code: 'upstream_auth' });

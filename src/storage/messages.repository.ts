@@ -1,12 +1,27 @@
 import { Injectable } from '@nestjs/common';
 import { CompiledQuery, Kysely, Selectable, sql } from 'kysely';
 import { nowIso } from '../common/clock';
-import { isPostgres } from './database.provider';
+import type { MessageStatus } from '../common/message-status';
+import { isPostgres } from './dialect';
 import { GroupCommit } from './group-commit';
+import { idsColumn, objectColumn, readIds, readObject } from './json-columns';
 import { PreparedStatements } from './prepared';
 import { Database, MessagesTable } from './schema';
 
+/** A message as stored: its JSON columns are text. Only repositories see it. */
 export type MessageRow = Selectable<MessagesTable>;
+
+/** The model's usage figures of an answer, as it reported them. */
+export type Usage = Record<string, unknown>;
+
+/** A message: the stored row with its JSON columns parsed. */
+export interface Message extends Omit<MessageRow, 'usage' | 'previous_versions' | 'attachments'> {
+  usage: Usage | null;
+  /** Ids of the answers this regenerated one replaced, oldest first (empty for none). */
+  previous_versions: string[];
+  /** Ids of the files sent with a user message (empty for none). */
+  attachments: string[];
+}
 
 /** Exactly the schema's columns: PostgreSQL adds a generated search column (`content_tsv`) that rows must not carry. */
 const MESSAGE_COLUMNS = [
@@ -44,11 +59,10 @@ export interface SearchHit {
 export function searchWords(text: string): string[] {
   return (text.match(/[\p{L}\p{N}_]+/gu) ?? []).slice(0, 16).map((word) => word.toLowerCase());
 }
-export type MessageStatus = MessagesTable['status'];
 
 /** What building a model request reads of a message (`listContext`). */
 const CONTEXT_COLUMNS = ['id', 'role', 'content', 'status', 'attachments'] as const satisfies readonly (keyof MessagesTable)[];
-export type ContextRow = Pick<MessageRow, (typeof CONTEXT_COLUMNS)[number]>;
+export type ContextMessage = Pick<Message, (typeof CONTEXT_COLUMNS)[number]>;
 
 export interface NewMessage {
   id: string;
@@ -78,7 +92,7 @@ export interface FinalMessage {
   reasoning: string | null;
   status: MessageStatus;
   seq: number;
-  usage?: Record<string, unknown> | null;
+  usage?: Usage | null;
   error_code?: string | null;
   /** The model's own finish_reason, when it gave one. */
   finish_reason?: string | null;
@@ -93,35 +107,36 @@ export class MessagesRepository {
     private readonly writes: GroupCommit,
   ) {}
 
-  async insert(message: NewMessage): Promise<MessageRow> {
-    const row = messageRow(message);
-    await this.insertRows([row]);
-    return row;
+  async insert(message: NewMessage): Promise<Message> {
+    const created = newMessage(message);
+    await this.insertMany([created]);
+    return created;
   }
 
-  /** Rows made by `messageRow`, in one transaction. */
-  async insertRows(rows: MessageRow[]): Promise<void> {
-    if (rows.length) await this.writes.run(rows.map((row) => insertMessage(this.db, this.prepared, row)));
+  /** Messages made by `newMessage`, in one transaction. */
+  async insertMany(messages: Message[]): Promise<void> {
+    if (messages.length) await this.writes.run(messages.map((message) => insertMessage(this.db, this.prepared, message)));
   }
 
-  findById(id: string): Promise<MessageRow | undefined> {
-    return this.db.selectFrom('messages').select(MESSAGE_COLUMNS).where('id', '=', id).executeTakeFirst();
+  async findById(id: string): Promise<Message | undefined> {
+    return toMessage(await this.db.selectFrom('messages').select(MESSAGE_COLUMNS).where('id', '=', id).executeTakeFirst());
   }
 
   /** The message when it exists and its chat belongs to `userId`. */
-  findOwned(id: string, userId: string): Promise<MessageRow | undefined> {
-    return this.db
+  async findOwned(id: string, userId: string): Promise<Message | undefined> {
+    const row = await this.db
       .selectFrom('messages')
       .innerJoin('chats', 'chats.id', 'messages.chat_id')
       .select(QUALIFIED_MESSAGE_COLUMNS)
       .where('messages.id', '=', id)
       .where('chats.user_id', '=', userId)
       .executeTakeFirst();
+    return toMessage(row);
   }
 
   /** The chat's current messages, oldest first (answers replaced by a regenerated one left out). */
-  listByChat(chatId: string): Promise<MessageRow[]> {
-    return this.mainLine(chatId).select(MESSAGE_COLUMNS).execute();
+  async listByChat(chatId: string): Promise<Message[]> {
+    return (await this.mainLine(chatId).select(MESSAGE_COLUMNS).execute()).map((row) => toMessage(row));
   }
 
   /**
@@ -130,8 +145,9 @@ export class MessagesRepository {
    * thinking model's reasoning is often most of a long chat's bytes. 200 messages with 5.6 KB of
    * reasoning per answer: 3.7 → 1.7 ms.
    */
-  listContext(chatId: string): Promise<ContextRow[]> {
-    return this.mainLine(chatId).select(CONTEXT_COLUMNS).execute();
+  async listContext(chatId: string): Promise<ContextMessage[]> {
+    const rows = await this.mainLine(chatId).select(CONTEXT_COLUMNS).execute();
+    return rows.map((row) => ({ id: row.id, role: row.role, content: row.content, status: row.status, attachments: readIds(row.attachments) }));
   }
 
   /** A chat's current messages (no replaced answer), oldest first; the caller picks the columns. */
@@ -140,8 +156,9 @@ export class MessagesRepository {
   }
 
   /** Every message of the chat, replaced versions included (export). */
-  listAllByChat(chatId: string): Promise<MessageRow[]> {
-    return this.db.selectFrom('messages').select(MESSAGE_COLUMNS).where('chat_id', '=', chatId).orderBy('created_at', 'asc').execute();
+  async listAllByChat(chatId: string): Promise<Message[]> {
+    const rows = await this.db.selectFrom('messages').select(MESSAGE_COLUMNS).where('chat_id', '=', chatId).orderBy('created_at', 'asc').execute();
+    return rows.map((row) => toMessage(row));
   }
 
   /** Marks `oldIds` as replaced by `newId`. */
@@ -268,7 +285,7 @@ export class MessagesRepository {
       reasoning: final.reasoning,
       status: final.status,
       seq: final.seq,
-      usage: final.usage ? JSON.stringify(final.usage) : null,
+      usage: objectColumn(final.usage),
       error_code: final.error_code ?? null,
       finish_reason: final.finish_reason ?? null,
       updated_at: nowIso(),
@@ -278,13 +295,14 @@ export class MessagesRepository {
   }
 
   /** Answers streaming on other instances (or on none recorded), for the dead-instance sweep. */
-  listStreamingElsewhere(instanceId: string): Promise<MessageRow[]> {
-    return this.db
+  async listStreamingElsewhere(instanceId: string): Promise<Message[]> {
+    const rows = await this.db
       .selectFrom('messages')
       .select(MESSAGE_COLUMNS)
       .where('status', '=', 'streaming')
       .where((eb) => eb.or([eb('instance_id', 'is', null), eb('instance_id', '!=', instanceId)]))
       .execute();
+    return rows.map((row) => toMessage(row));
   }
 
   /** Ends one answer as `interrupted` if it is still streaming (with fresher text, when known). */
@@ -309,13 +327,31 @@ export class MessagesRepository {
   }
 }
 
-/** The insert of one row made by `messageRow` (compiled once: every such row has the same columns). */
-export function insertMessage(db: Kysely<Database>, prepared: PreparedStatements, row: MessageRow): CompiledQuery {
-  return prepared.bind('insert message', row, (values) => db.insertInto('messages').values(values));
+/** The insert of one message made by `newMessage` (compiled once: every such row has the same columns). */
+export function insertMessage(db: Kysely<Database>, prepared: PreparedStatements, message: Message): CompiledQuery {
+  return prepared.bind('insert message', toRow(message), (values) => db.insertInto('messages').values(values));
 }
 
-/** The row a new message will be (timestamped now: rows made one after another sort in that order). */
-export function messageRow(message: NewMessage): MessageRow {
+/** The message as stored. */
+function toRow(message: Message): MessageRow {
+  return {
+    ...message,
+    usage: objectColumn(message.usage),
+    previous_versions: idsColumn(message.previous_versions),
+    attachments: idsColumn(message.attachments),
+  };
+}
+
+/** The stored row as a message (its JSON columns parsed). */
+function toMessage(row: MessageRow): Message;
+function toMessage(row: MessageRow | undefined): Message | undefined;
+function toMessage(row: MessageRow | undefined): Message | undefined {
+  if (!row) return undefined;
+  return { ...row, usage: readObject<Usage>(row.usage), previous_versions: readIds(row.previous_versions), attachments: readIds(row.attachments) };
+}
+
+/** A new message (timestamped now: messages made one after another sort in that order). */
+export function newMessage(message: NewMessage): Message {
   const now = nowIso();
   return {
     id: message.id,
@@ -333,8 +369,8 @@ export function messageRow(message: NewMessage): MessageRow {
     created_at: now,
     updated_at: now,
     replaced_by: null,
-    previous_versions: message.previous_versions?.length ? JSON.stringify(message.previous_versions) : null,
-    attachments: message.attachments?.length ? JSON.stringify(message.attachments) : null,
+    previous_versions: message.previous_versions ?? [],
+    attachments: message.attachments ?? [],
     instance_id: message.instance_id ?? null,
     omitted_turns: message.omitted_turns ?? null,
   };

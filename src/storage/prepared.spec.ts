@@ -2,9 +2,12 @@ import { Logger } from '@nestjs/common';
 import type { Kysely } from 'kysely';
 import { usingPostgres } from '../../test/support/databases';
 import { useTempDatabase } from '../../test/support/temp-database';
-import { chatRow } from './chats.repository';
+import { type NewChat, newChat } from './chats.repository';
 import { PreparedStatements } from './prepared';
 import type { Database } from './schema';
+
+/** A chat row as stored (its settings as JSON text). */
+const chatRow = (chat: NewChat) => ({ ...newChat(chat), settings: JSON.stringify(chat.settings ?? {}) });
 
 describe(`PreparedStatements (${usingPostgres() ? 'PostgreSQL' : 'SQLite file'})`, () => {
   const database = useTempDatabase();

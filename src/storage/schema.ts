@@ -1,4 +1,5 @@
 import type { Generated } from 'kysely';
+import type { MessageStatus } from '../common/message-status';
 
 export interface ChatsTable {
   id: string;
@@ -17,7 +18,7 @@ export interface MessagesTable {
   role: 'user' | 'assistant';
   content: string;
   reasoning: string | null;
-  status: 'streaming' | 'complete' | 'stopped' | 'interrupted' | 'error';
+  status: MessageStatus;
   model: string | null;
   /** JSON of the model's usage figures, when it reported them. */
   usage: string | null;

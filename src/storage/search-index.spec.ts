@@ -8,7 +8,7 @@ import { Environment, validateEnvironment } from '../config/environment';
 import { ChatsRepository } from './chats.repository';
 import { openDatabase } from './database.provider';
 import { GroupCommit } from './group-commit';
-import { messageRow, MessagesRepository } from './messages.repository';
+import { newMessage, MessagesRepository } from './messages.repository';
 import { Database } from './schema';
 import { SEARCH_INDEX_INTERVAL_MS, StorageModule } from './storage.module';
 
@@ -141,13 +141,13 @@ describe('StorageModule indexes the queue on its own (SQLite)', () => {
     const db = app.get<Kysely<Database>>(Kysely);
     const repo = app.get(MessagesRepository);
     await app.get(ChatsRepository).create({ id: 'chat', userId: 'u1', title: 'T' });
-    await repo.insertRows([messageRow({ id: 'm1', chat_id: 'chat', role: 'user', content: 'first', status: 'complete' })]);
+    await repo.insertMany([newMessage({ id: 'm1', chat_id: 'chat', role: 'user', content: 'first', status: 'complete' })]);
     expect((await indexState(db)).pending).toBe(1);
     const deadline = Date.now() + 20 * SEARCH_INDEX_INTERVAL_MS;
     while ((await indexState(db)).pending > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     expect(await indexState(db)).toEqual({ indexed: [['m1', 'first']], pending: 0 });
 
-    await repo.insertRows([messageRow({ id: 'm2', chat_id: 'chat', role: 'user', content: 'second', status: 'complete' })]);
+    await repo.insertMany([newMessage({ id: 'm2', chat_id: 'chat', role: 'user', content: 'second', status: 'complete' })]);
     await app.close();
     const reopened = await openDatabase(url);
     try {

@@ -9,6 +9,7 @@ import { SolverRunsRepository } from './solver-runs.repository';
 import { UsersRepository } from './users.repository';
 import { FilesRepository } from './files.repository';
 import { UsageRepository } from './usage.repository';
+import { SharesRepository } from './shares.repository';
 import { TurnStore } from './turn-store';
 
 @Global()
@@ -22,9 +23,10 @@ import { TurnStore } from './turn-store';
     SolverRunsRepository,
     FilesRepository,
     UsageRepository,
+    SharesRepository,
     TurnStore,
   ],
-  exports: [Kysely, ChatsRepository, MessagesRepository, UsersRepository, SolverRunsRepository, FilesRepository, UsageRepository, TurnStore],
+  exports: [Kysely, ChatsRepository, MessagesRepository, UsersRepository, SolverRunsRepository, FilesRepository, UsageRepository, SharesRepository, TurnStore],
 })
 export class StorageModule implements OnModuleInit, OnApplicationShutdown {
   private readonly logger = new Logger('Database');

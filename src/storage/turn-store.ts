@@ -1,11 +1,11 @@
 import { Injectable } from '@nestjs/common';
-import { type ChatRow, ChatsRepository } from './chats.repository';
-import { type MessageRow, MessagesRepository } from './messages.repository';
+import { type Chat, ChatsRepository } from './chats.repository';
+import { type Message, MessagesRepository } from './messages.repository';
 
 /** The rows a chat turn adds: its new chat (if any), its messages, the answers its new answer replaces. */
 export interface TurnRows {
-  newChat?: ChatRow;
-  rows: MessageRow[];
+  newChat?: Chat;
+  messages: Message[];
   /** Ids of the answers a regenerated answer (`replacedBy`) takes the place of. */
   replaces?: { ids: string[]; by: string };
   /** What must be done before the rows are written (a settings update, joining the chat's room). */
@@ -23,11 +23,11 @@ export class TurnStore {
     private readonly messages: MessagesRepository,
   ) {}
 
-  /** `before`, then the new chat with the rows (or the rows alone) in one transaction, then the replaced answers marked. */
+  /** `before`, then the new chat with the messages (or the messages alone) in one transaction, then the replaced answers marked. */
   async write(turn: TurnRows): Promise<void> {
     await turn.before?.();
-    if (turn.newChat) await this.chats.insert(turn.newChat, turn.rows);
-    else await this.messages.insertRows(turn.rows);
+    if (turn.newChat) await this.chats.insert(turn.newChat, turn.messages);
+    else await this.messages.insertMany(turn.messages);
     if (turn.replaces?.ids.length) await this.messages.markReplaced(turn.replaces.ids, turn.replaces.by);
   }
 
