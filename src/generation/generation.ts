@@ -1,7 +1,7 @@
 import type { Subscription } from 'rxjs';
 import type { ErrorCode } from '../common/app-error';
 import type { LlmRequest, LlmUsage } from '../llm/llm.provider';
-import type { MessageRow } from '../storage/messages.repository';
+import type { Message } from '../storage/messages.repository';
 import type { Frame, MessageStatus, SequencedFrame } from '../transport/frames';
 
 export interface GenerationSpec {
@@ -121,11 +121,11 @@ export class Generation {
 }
 
 /** `agent_response_end` of a stored answer (its log no longer in memory, or its instance gone). */
-export function storedEndFrame(row: MessageRow): Frame {
+export function storedEndFrame(row: Message): Frame {
   const frame: Frame = { type: 'agent_response_end', chat_id: row.chat_id, message_id: row.id, seq: row.seq, status: row.status, content: row.content };
   if (row.request_id) frame.id = row.request_id;
   if (row.reasoning) frame.reasoning = row.reasoning;
-  if (row.usage) frame.usage = JSON.parse(row.usage);
+  if (row.usage) frame.usage = row.usage;
   if (row.finish_reason) frame.finish_reason = row.finish_reason;
   return frame;
 }
