@@ -7,7 +7,7 @@ import { Environment, validateEnvironment } from '../config/environment';
 import { LlmEvent, LlmProvider, LlmRequest, LlmUsage } from '../llm/llm.provider';
 import { MetricsService } from '../metrics/metrics.service';
 import { RedisService } from '../redis/redis.service';
-import { FinalMessage, MessagesRepository, messageRow } from '../storage/messages.repository';
+import { FinalMessage, MessagesRepository, newMessage } from '../storage/messages.repository';
 import { ConnectionRegistry } from '../transport/connection-registry';
 import { Fanout } from '../transport/fanout';
 import { Frame } from '../transport/frames';
@@ -302,7 +302,7 @@ describe('GenerationService', () => {
       expect.objectContaining({ type: 'agent_response_end', status: 'complete', content: 'The first half', finish_reason: 'length' }),
     );
     expect(messages.finish).toHaveBeenCalledWith('m1', expect.objectContaining({ status: 'complete', finish_reason: 'length' }));
-    const row = messageRow({ id: 'm1', chat_id: 'c1', role: 'assistant', content: 'The first half', status: 'complete' });
+    const row = newMessage({ id: 'm1', chat_id: 'c1', role: 'assistant', content: 'The first half', status: 'complete' });
     expect(storedEndFrame({ ...row, finish_reason: 'length' })).toMatchObject({ finish_reason: 'length' });
     expect(storedEndFrame(row)).not.toHaveProperty('finish_reason');
   });
