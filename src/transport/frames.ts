@@ -22,7 +22,8 @@ export interface ErrorFrame extends Frame {
   retry_after_ms?: number;
 }
 
-export type MessageStatus = 'streaming' | 'complete' | 'stopped' | 'interrupted' | 'error';
+/** The one status type of a message (storage and frames share it). */
+export type { MessageStatus } from '../common/message-status';
 
 /** A frame of a generation's stream: numbered so a viewer can resume without gap or repeat. */
 export interface SequencedFrame extends Frame {
