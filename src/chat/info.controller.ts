@@ -24,8 +24,7 @@ export class InfoController {
   async totals(@CurrentUser() user: AuthUser) {
     const totals = { prompt_tokens: 0, completion_tokens: 0, total_tokens: 0, messages: 0 };
     const calls = await this.usage.usageOf(user.id);
-    for (const json of calls.usage) {
-      const usage = JSON.parse(json) as Partial<Record<'prompt_tokens' | 'completion_tokens' | 'total_tokens', number>>;
+    for (const usage of calls.usage as Partial<Record<'prompt_tokens' | 'completion_tokens' | 'total_tokens', number>>[]) {
       totals.prompt_tokens += usage.prompt_tokens ?? 0;
       totals.completion_tokens += usage.completion_tokens ?? 0;
       totals.total_tokens += usage.total_tokens ?? 0;
