@@ -3,7 +3,7 @@ import type { Response } from 'express';
 import { AuthUser } from '../auth/auth-user';
 import { CurrentUser } from '../auth/auth.decorators';
 import { assertUuid } from '../common/uuid';
-import { SolverRunRow } from '../storage/solver-runs.repository';
+import { SolverRunRecord } from '../storage/solver-runs.repository';
 import { SolverService } from './solver.service';
 
 /** The stages a run goes through, in order (`pr` only when a pull request was asked for). */
@@ -41,7 +41,7 @@ export class SolverPagesController {
     await this.render(user, res, row);
   }
 
-  private async render(user: AuthUser, res: Response, row: SolverRunRow | null): Promise<void> {
+  private async render(user: AuthUser, res: Response, row: SolverRunRecord | null): Promise<void> {
     const runs = (await this.solver.listRuns(user.id)).slice(0, RECENT_RUNS).map((r) => ({
       id: r.id,
       label: `${r.repo}#${r.issue_number}`,
@@ -60,18 +60,9 @@ export class SolverPagesController {
   }
 }
 
-function parseJson<T>(text: string | null, fallback: T): T {
-  if (!text) return fallback;
-  try {
-    return JSON.parse(text) as T;
-  } catch {
-    return fallback;
-  }
-}
-
-function runModel(row: SolverRunRow) {
+function runModel(row: SolverRunRecord) {
   const failed = row.status === 'error' || row.status === 'interrupted';
-  const stages = parseJson<Array<{ stage: string; progress: number; message: string }>>(row.stages, []);
+  const stages = row.stages;
   const last = stages[stages.length - 1];
   return {
     id: row.id,
@@ -84,7 +75,7 @@ function runModel(row: SolverRunRow) {
     progress: row.progress,
     message: last?.message ?? '',
     summary: row.summary,
-    files: parseJson<string[]>(row.files, []),
+    files: row.files,
     patch: row.patch,
     applies: row.applies === null ? null : row.applies === 1,
     appliesKnown: row.applies !== null,
@@ -97,7 +88,7 @@ function runModel(row: SolverRunRow) {
 }
 
 /** Each stage with its state for the stored run (`done`, `active`, `pending`); none for a new page. */
-function stageModel(row: SolverRunRow | null) {
+function stageModel(row: SolverRunRecord | null) {
   const reached = row ? STAGES.findIndex((s) => s.id === row.stage) : -1;
   return STAGES.map((s, i) => ({
     ...s,

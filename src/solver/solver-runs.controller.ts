@@ -1,7 +1,7 @@
 import { Controller, Get, Param } from '@nestjs/common';
 import { AuthUser } from '../auth/auth-user';
 import { CurrentUser } from '../auth/auth.decorators';
-import { SolverRunRow } from '../storage/solver-runs.repository';
+import { SolverRunRecord } from '../storage/solver-runs.repository';
 import { SolverService } from './solver.service';
 
 export interface SolverRunView {
@@ -45,7 +45,7 @@ export class SolverRunsController {
   }
 }
 
-function toView(row: SolverRunRow): SolverRunView {
+function toView(row: SolverRunRecord): SolverRunView {
   return {
     id: row.id,
     issue_url: row.issue_url,
@@ -62,16 +62,16 @@ function toView(row: SolverRunRow): SolverRunView {
   };
 }
 
-function toDetail(row: SolverRunRow): SolverRunDetail {
+function toDetail(row: SolverRunRecord): SolverRunDetail {
   const failed = row.status === 'error' || row.status === 'interrupted';
   return {
     ...toView(row),
     summary: row.summary,
-    files: JSON.parse(row.files) as string[],
+    files: row.files,
     patch: row.patch,
-    stages: JSON.parse(row.stages) as SolverRunDetail['stages'],
+    stages: row.stages,
     error: failed && row.error_code ? { code: row.error_code, message: row.error_message ?? '' } : null,
     pr_error: !failed ? row.error_message : null,
-    usage: row.usage ? (JSON.parse(row.usage) as Record<string, number>) : null,
+    usage: row.usage as Record<string, number> | null,
   };
 }
