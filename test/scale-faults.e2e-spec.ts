@@ -8,7 +8,7 @@ import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { Pool } from 'pg';
 import { FakeDeepSeek } from './fakes/deepseek.fake';
-import { freePort, PrivatePostgres, PrivateRedis } from './support/private-servers';
+import { freePort, PrivatePostgres, PrivateRedis, SlowSubscriberProxy } from './support/private-servers';
 import { ServerProcess } from './support/server-process';
 import { type AnyFrame, WsTestClient } from './support/ws-client';
 
@@ -372,5 +372,76 @@ describe('scale-out through the faults of its parts (e2e, real processes)', () =
     await newTurnWorks(a);
     await newTurnWorks(b);
     expectAlive(a, b);
+  }, 60_000);
+
+  it('PostgreSQL away for longer than an end is waited for (30 s): the end is announced, then stored once the database is back; no answer stays streaming', async () => {
+    const full = words(30).join('');
+    fake.setDefault({ kind: 'stream', content: words(30), delayMs: 25 });
+    const { viewA, viewB, onA, onB } = await crossLoad((gen, side) => startTurns(gen, 3, `outage-${side}`));
+
+    pg.down('fast');
+    try {
+      // Every answer ends while the database is away: its end is waited for 30 s, then announced.
+      await until(
+        'every viewer got its end while the database was away',
+        () => [...onA.map((t) => framesOf(viewB, t)), ...onB.map((t) => framesOf(viewA, t))].every((frames) => ends(frames).length > 0),
+        50_000,
+      );
+    } finally {
+      await pg.up();
+    }
+    for (const row of await settled([...onA, ...onB])) expect(row).toMatchObject({ status: 'complete', content: full });
+    for (const [viewer, turns] of [
+      [viewB, onA],
+      [viewA, onB],
+    ] as const) {
+      for (const turn of turns) expect(await endSeenBy(viewer, turn)).toMatchObject({ status: 'complete', content: full });
+    }
+    expectAlive(a, b);
+  }, 120_000);
+
+  it('a resume on another instance that reads the end from the log while the live end is still on its way gets one end', async () => {
+    // The instance the viewer is on gets its pub/sub messages 300 ms late, its commands' replies at once.
+    const proxy = await SlowSubscriberProxy.start(redis.port, 300);
+    const slow = await instance({ REDIS_URL: proxy.url });
+    try {
+      const full = words(40).join('');
+      fake.setDefault({ kind: 'stream', content: words(40), delayMs: 20 });
+      const [gen, view] = await Promise.all([client(a), client(slow)]);
+      const turns = await startTurns(gen, 8, 'twice');
+      await watch(view, turns);
+      // The moment the generator's socket has the end (published, then logged), the viewer resumes
+      // from what it has seen live: the log it reads holds the end, its live copy is 300 ms away.
+      const resumed = new Set<string>();
+      gen.socket.on('message', (data) => {
+        const frame = JSON.parse(String(data)) as AnyFrame;
+        const turn = turns.find((t) => t.messageId === frame.message_id);
+        if (frame.type !== 'agent_response_end' || !turn || resumed.has(turn.messageId)) return;
+        resumed.add(turn.messageId);
+        view.send({ type: 'resume', message_id: turn.messageId, after_seq: lastSeq(framesOf(view, turn)) });
+      });
+      await until('every answer resumed at its end', () => resumed.size === turns.length, 15_000);
+      await until('the viewer got every end', () => turns.every((t) => ends(framesOf(view, t)).length > 0), 10_000);
+      await sleep(1000); // the live ends, 300 ms late, and anything else on its way
+      for (const turn of turns) {
+        const frames = framesOf(view, turn);
+        expect(ends(frames)).toEqual([expect.objectContaining({ status: 'complete', content: full })]);
+        expect(frames.indexOf(ends(frames)[0])).toBe(frames.length - 1);
+        // It came in after the answer began: what it saw is consecutive, each piece once, and the answer's end.
+        const seqs = pieces(frames).map((f) => f.seq as number);
+        expect(seqs).toEqual(Array.from({ length: seqs.length }, (_, i) => seqs[0] + i));
+        expect(
+          full.endsWith(
+            pieces(frames)
+              .map((f) => f.content)
+              .join(''),
+          ),
+        ).toBe(true);
+      }
+      expectAlive(a, slow);
+    } finally {
+      await slow.kill('SIGKILL');
+      await proxy.close();
+    }
   }, 60_000);
 });

@@ -1,4 +1,5 @@
 import { BeforeApplicationShutdown, Injectable, Logger, OnApplicationShutdown, OnModuleInit } from '@nestjs/common';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { AppError } from '../common/app-error';
 import { Environment } from '../config/environment';
 import { LlmEvent, LlmProvider, LlmRetry } from '../llm/llm.provider';
@@ -20,6 +21,8 @@ export const SNAPSHOT_INTERVAL_MS = 1000;
 /** How long an ended generation's log stays in memory for exact `resume`. */
 const KEEP_ENDED_MS = 10 * 60_000;
 const KEEP_ENDED_MAX = 1000;
+/** How often an end the database refused for longer than `retryWrite` waits is tried again. */
+const END_RETRY_MS = 2000;
 
 /**
  * Runs generations as jobs, independent of any socket: a viewer that leaves only stops watching.
@@ -40,6 +43,8 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
   private snapshotTimer?: NodeJS.Timeout;
   private snapshotting = false;
   private accepting = true;
+  /** Shut down: ends still waiting for the database are no longer tried. */
+  private closed = false;
   private heartbeat?: NodeJS.Timeout;
   private readonly liveness: InstanceLiveness;
   private readonly log: SharedLog;
@@ -90,6 +95,7 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
   }
 
   async onApplicationShutdown(): Promise<void> {
+    this.closed = true;
     clearInterval(this.heartbeat);
     this.stopSnapshots();
     if (this.redis.enabled) await this.liveness.forget().catch(() => undefined);
@@ -219,6 +225,10 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
     await this.redis.subscriptionsLive();
     const frames = await this.log.read(messageId);
     if (!frames.length) return false;
+    // The end was published before it was logged, but on another connection than the one the log
+    // was read on: its live copy may still be on its way. Once it is in (held for this viewer while
+    // the replay runs), the replayed end drops it; sent after the replay, it would be a second end.
+    if (frames.at(-1)?.type === 'agent_response_end') await this.redis.subscriberBarrier();
     for (const frame of frames) {
       if (frame.type === 'agent_response_end' || (frame.seq as number) > afterSeq) this.registry.sendReplay(connectionId, frame);
     }
@@ -305,10 +315,14 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
     };
     // A database that is restarting is waited for: the end is announced once it is stored.
     const warn = (error: unknown) => this.logger.warn(`storing the end of message ${generation.messageId} failed, retrying: ${String(error)}`);
+    const store = () => this.messages.finish(generation.messageId, final);
     try {
-      await retryWrite(() => this.messages.finish(generation.messageId, final), warn);
+      await retryWrite(store, warn);
     } catch (error) {
-      this.logger.error(`could not store the end of message ${generation.messageId}: ${String(error)}`);
+      // Announced now (viewers are not kept waiting longer), stored when the database is back: the
+      // row must not stay `streaming` under an instance that is alive (no sweep would end it).
+      this.logger.error(`could not store the end of message ${generation.messageId} within 30 s, still trying: ${String(error)}`);
+      void this.storeEndLater(generation.messageId, store);
     }
     this.metrics.generationEnded(status, generation.seq, Date.now() - generation.startedAt, generation.usage);
     const frame = generation.endFrame();
@@ -318,6 +332,26 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
     this.send(generation, frame);
     if (this.redis.enabled) this.log.ended(generation.messageId, frame);
     generation.resolveDone();
+  }
+
+  /**
+   * An end the database refused for longer than `retryWrite` waits: tried again every
+   * `END_RETRY_MS` until it is stored or the instance shuts down (then, with Redis, another instance
+   * ends the row as `interrupted` with the shared log's text once this one's heartbeat is gone; without
+   * Redis, the next start does).
+   */
+  private async storeEndLater(messageId: string, store: () => Promise<unknown>): Promise<void> {
+    while (!this.closed) {
+      await sleep(END_RETRY_MS, undefined, { ref: false });
+      if (this.closed) return;
+      try {
+        await store();
+        this.logger.log(`the end of message ${messageId} is stored`);
+        return;
+      } catch {
+        // still away; the first failure was logged
+      }
+    }
   }
 
   /** Takes an ended generation out of `running` and its owner's count (once, whatever the path). */

@@ -69,6 +69,16 @@ export class RedisService implements OnModuleInit, OnApplicationShutdown {
     clearTimeout(timer);
   }
 
+  /**
+   * Resolves once every message Redis published to this instance before now has been handed to its
+   * handler: a PING on the subscriber connection is answered after whatever Redis queued on it
+   * before. A reader of the command connection (a log just read) then knows the live frames that
+   * preceded what it read are in too.
+   */
+  async subscriberBarrier(): Promise<void> {
+    await this.subscriber!.ping().catch(() => undefined);
+  }
+
   /** Called each time the command connection is ready again after it was lost. */
   onReconnect(listener: () => void): void {
     this.reconnectListeners.push(listener);
