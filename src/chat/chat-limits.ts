@@ -23,6 +23,12 @@ export class ChatLimits {
     private readonly rates: RateLimits,
   ) {}
 
+  /** One more answer for the user: at most MAX_RUNNING_PER_USER streaming at once (`running` now), RATE_LIMIT_PER_MINUTE messages a minute. */
+  async admitAnswer(userId: string, running: number): Promise<void> {
+    this.rates.checkRunning(running);
+    await this.rates.consumeMessage(userId);
+  }
+
   /** A message's attachments: at most MAX_ATTACHMENTS_PER_MESSAGE files of the user's, MAX_ATTACHMENT_BYTES_PER_TURN in all. */
   async attachments(ids: string[] | undefined, userId: string): Promise<FileRow[]> {
     if (!ids?.length) return [];

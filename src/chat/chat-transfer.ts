@@ -1,5 +1,5 @@
 import { AppError } from '../common/app-error';
-import type { ChatView, MessageView } from './chat.service';
+import type { ChatView, MessageView } from './chat-views';
 
 export type ChatExport = ChatView & { format: 'chat-export'; version: 1; messages: MessageView[] };
 

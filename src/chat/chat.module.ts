@@ -8,12 +8,15 @@ import { ChatsApiController } from './chats-api.controller';
 import { FilesController } from './files.controller';
 import { InfoController } from './info.controller';
 import { SharePageController } from './share-page.controller';
+import { ShareService } from './share.service';
 import { TitleService } from './title.service';
+import { TurnRequests } from './turn-request';
+import { TurnService } from './turn.service';
 
 @Module({
   imports: [GenerationModule],
   controllers: [ChatPagesController, ChatsApiController, FilesController, InfoController, SharePageController],
-  providers: [ChatGateway, ChatService, ChatLimits, TitleService],
-  exports: [ChatService],
+  providers: [ChatGateway, ChatService, TurnService, TurnRequests, ShareService, ChatLimits, TitleService],
+  exports: [ChatService, TurnService, ShareService],
 })
 export class ChatModule {}

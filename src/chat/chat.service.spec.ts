@@ -16,6 +16,8 @@ import { Fanout } from '../transport/fanout';
 import { Frame } from '../transport/frames';
 import { ChatLimits } from './chat-limits';
 import { ChatService, chatRoom } from './chat.service';
+import { TurnRequests } from './turn-request';
+import { TurnService } from './turn.service';
 import { TitleService } from './title.service';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
@@ -100,9 +102,10 @@ function messageRow(fields: Partial<Message> & Pick<Message, 'id' | 'role' | 'co
   };
 }
 
-describe('ChatService', () => {
+describe('TurnService and ChatService', () => {
   let context: INestApplicationContext;
   let service: ChatService;
+  let turns: TurnService;
   let chats: jest.Mocked<ChatsRepository>;
   let messages: jest.Mocked<MessagesRepository>;
   let generations: jest.Mocked<GenerationService> & { isAccepting: boolean };
@@ -156,7 +159,9 @@ describe('ChatService', () => {
     llm.isConfigured.mockReturnValue(true);
     generations.start.mockReturnValue({} as Generation);
 
-    context = await createContext(ChatService, [
+    context = await createContext(TurnService, [
+      ChatService,
+      TurnRequests,
       ConnectionRegistry,
       { provide: ChatsRepository, useValue: chats },
       { provide: MessagesRepository, useValue: messages },
@@ -172,6 +177,7 @@ describe('ChatService', () => {
       { provide: TitleService, useValue: { enabled: false } },
     ]);
     service = context.get(ChatService);
+    turns = context.get(TurnService);
     registry = context.get(ConnectionRegistry);
     socket = { readyState: 1, send: jest.fn() };
     connectionId = registry.add(socket as unknown as WebSocket, { id: USER }).id;
@@ -181,7 +187,7 @@ describe('ChatService', () => {
 
   describe('userMessage', () => {
     it('in a new chat: the model request goes out first; chat row, both messages (one statement), chat_created and user_message follow, then the answer may show', async () => {
-      await service.userMessage({ id: 'req-1', content: '  Hello  there \n more  ' }, connectionId, USER);
+      await turns.userMessage({ id: 'req-1', content: '  Hello  there \n more  ' }, connectionId, USER);
 
       // the chat and both messages in one transaction, the user's message first
       const [userRow, assistantRow] = stored;
@@ -262,7 +268,7 @@ describe('ChatService', () => {
         messageRow({ id: 'a0', role: 'assistant', content: 'first answer', reasoning: 'not sent' }),
       );
 
-      await service.userMessage(
+      await turns.userMessage(
         { content: 'Next', chat_id: CHAT_ID, options: { temperature: null, max_tokens: 100, system_prompt: 'Be brief' } },
         connectionId,
         USER,
@@ -301,7 +307,7 @@ describe('ChatService', () => {
         messageRow({ id: 'u1', role: 'user', content: 'second question' }),
         messageRow({ id: 'a1', role: 'assistant', content: 'second answer' }),
       );
-      await service.userMessage({ content: 'Next', chat_id: CHAT_ID }, connectionId, USER);
+      await turns.userMessage({ content: 'Next', chat_id: CHAT_ID }, connectionId, USER);
       const spec = generations.start.mock.calls[0][0];
       expect(spec.startFields).toEqual({ omitted_turns: 1 });
       expect(spec.request.messages.map((m) => m.content)).toEqual(['second question', 'second answer', 'Next']);
@@ -313,7 +319,7 @@ describe('ChatService', () => {
 
     it("without options leaves the stored settings alone, and moves the chat's time once the model request is out", async () => {
       chats.findOwned.mockResolvedValue(chatRow({ temperature: 1.5 }));
-      await service.userMessage({ content: 'Hi', chat_id: CHAT_ID }, connectionId, USER);
+      await turns.userMessage({ content: 'Hi', chat_id: CHAT_ID }, connectionId, USER);
       expect(chats.update).not.toHaveBeenCalled();
       expect(generations.start.mock.calls[0][0].request.temperature).toBe(1.5);
       expect(chats.touch.mock.calls).toEqual([[CHAT_ID]]);
@@ -334,7 +340,7 @@ describe('ChatService', () => {
         { id: 'recent', size: 60_000 }, // over CONTEXT_TOKENS (4096) on its own
       ]);
       files.findFiles.mockResolvedValue([file('recent', 60_000) as never]);
-      await service.userMessage({ content: 'Next', chat_id: CHAT_ID }, connectionId, USER);
+      await turns.userMessage({ content: 'Next', chat_id: CHAT_ID }, connectionId, USER);
       expect(files.sizesOf.mock.calls).toEqual([[['old', 'recent'], USER]]);
       expect(files.findFiles.mock.calls).toEqual([[['recent'], USER]]);
       const spec = generations.start.mock.calls[0][0];
@@ -345,7 +351,7 @@ describe('ChatService', () => {
     it("a new message's attachments are read once (their owner checked), and their text goes to the model", async () => {
       const file = { id: 'f1', user_id: USER, name: 'notes.txt', size: 9, content: 'line one\n', created_at: '2026-01-01T00:00:00.000Z' };
       files.findFiles.mockResolvedValue([file as never]);
-      await service.userMessage({ content: 'Sum up', attachments: ['f1'] }, connectionId, USER);
+      await turns.userMessage({ content: 'Sum up', attachments: ['f1'] }, connectionId, USER);
       expect(files.findFiles.mock.calls).toEqual([[['f1'], USER]]);
       const sent = generations.start.mock.calls[0][0].request.messages;
       expect(sent[sent.length - 1].content).toContain('--- Attached file: notes.txt ---\nline one\n');
@@ -354,7 +360,7 @@ describe('ChatService', () => {
     it('a failed write after the request went out: the sender gets the error, `stored` rejects (the generation drops itself), nothing is published', async () => {
       chats.findOwned.mockResolvedValue(chatRow());
       messages.insertMany.mockRejectedValue(new Error('disk full'));
-      await expect(service.userMessage({ id: 'r', content: 'Hi', chat_id: CHAT_ID }, connectionId, USER)).rejects.toThrow('disk full');
+      await expect(turns.userMessage({ id: 'r', content: 'Hi', chat_id: CHAT_ID }, connectionId, USER)).rejects.toThrow('disk full');
       expect(generations.start).toHaveBeenCalledTimes(1);
       await expect(generations.start.mock.calls[0][0].stored).rejects.toThrow('disk full');
       expect(fanout.publish).not.toHaveBeenCalled();
@@ -363,7 +369,7 @@ describe('ChatService', () => {
 
     it("an unknown (or another user's) chat_id is not_found; nothing is stored, published, started or counted", async () => {
       chats.findOwned.mockResolvedValue(undefined);
-      const attempt = service.userMessage({ id: 'r', content: 'Hi', chat_id: CHAT_ID }, connectionId, USER);
+      const attempt = turns.userMessage({ id: 'r', content: 'Hi', chat_id: CHAT_ID }, connectionId, USER);
       await expect(attempt).rejects.toBeInstanceOf(AppError);
       await expect(attempt).rejects.toMatchObject({ code: 'not_found', details: { chat_id: CHAT_ID } });
       expect(messages.insertMany).not.toHaveBeenCalled();
@@ -376,7 +382,7 @@ describe('ChatService', () => {
 
     it('over the rate limit: refused before a chat or message is made', async () => {
       limits.consumeMessage.mockRejectedValue(new AppError('rate_limited', 'too many messages', { retry_after_ms: 1234 }));
-      await expect(service.userMessage({ content: 'Hi' }, connectionId, USER)).rejects.toMatchObject({
+      await expect(turns.userMessage({ content: 'Hi' }, connectionId, USER)).rejects.toMatchObject({
         code: 'rate_limited',
         details: { retry_after_ms: 1234 },
       });
@@ -390,7 +396,7 @@ describe('ChatService', () => {
       limits.checkRunning.mockImplementation((running: number) => {
         if (running >= 3) throw new AppError('rate_limited', 'at most 3 answers may stream at once');
       });
-      await expect(service.userMessage({ content: 'Hi' }, connectionId, USER)).rejects.toMatchObject({ code: 'rate_limited' });
+      await expect(turns.userMessage({ content: 'Hi' }, connectionId, USER)).rejects.toMatchObject({ code: 'rate_limited' });
       expect(generations.runningFor).toHaveBeenCalledWith(USER);
       expect(limits.checkRunning).toHaveBeenCalledWith(3);
       expect(limits.consumeMessage).not.toHaveBeenCalled();
@@ -400,7 +406,7 @@ describe('ChatService', () => {
     it('without a configured model: stores and publishes the user message, then model_not_configured, no generation', async () => {
       llm.isConfigured.mockReturnValue(false);
       chats.findOwned.mockResolvedValue(chatRow());
-      const attempt = service.userMessage({ id: 'r', content: 'Hi', chat_id: CHAT_ID }, connectionId, USER);
+      const attempt = turns.userMessage({ id: 'r', content: 'Hi', chat_id: CHAT_ID }, connectionId, USER);
       await expect(attempt).rejects.toMatchObject({ code: 'model_not_configured', details: { chat_id: CHAT_ID } });
       expect(stored.map((m) => [m.role, m.content])).toEqual([['user', 'Hi']]);
       expect(fanout.publish.mock.calls.map(([room, frame]) => [room, frame.type])).toEqual([[chatRoom(CHAT_ID), 'user_message']]);
@@ -410,7 +416,7 @@ describe('ChatService', () => {
 
     it('while shutting down refuses before storing anything', async () => {
       generations.isAccepting = false;
-      await expect(service.userMessage({ content: 'Hi' }, connectionId, USER)).rejects.toMatchObject({ code: 'shutting_down' });
+      await expect(turns.userMessage({ content: 'Hi' }, connectionId, USER)).rejects.toMatchObject({ code: 'shutting_down' });
       expect(chats.insert).not.toHaveBeenCalled();
       expect(messages.insertMany).not.toHaveBeenCalled();
     });
@@ -428,7 +434,7 @@ describe('ChatService', () => {
       );
       messages.findOwned.mockResolvedValue(old);
       chats.findOwned.mockResolvedValue(chatRow());
-      await service.regenerate({ id: 'rg', message_id: 'a1' }, connectionId, USER);
+      await turns.regenerate({ id: 'rg', message_id: 'a1' }, connectionId, USER);
       const spec = generations.start.mock.calls[0][0];
       expect(spec.startFields).toEqual({ omitted_turns: 1, previous_versions: ['a1'] });
       expect(stored[4]).toEqual(expect.objectContaining({ id: spec.messageId, role: 'assistant', omitted_turns: 1, previous_versions: ['a1'] }));
