@@ -14,6 +14,7 @@ import { WsErrorFilter } from '../transport/ws-error.filter';
 import { WS_PATH } from '../transport/ws-path';
 import { ChatGateway } from './chat.gateway';
 import { ChatService } from './chat.service';
+import { TurnService } from './turn.service';
 import { ResumeDto, SubscribeDto } from './dto/control.dto';
 import { ChatOptionsDto, UserMessageDto } from './dto/user-message.dto';
 
@@ -32,7 +33,8 @@ describe('ChatGateway', () => {
   let context: INestApplicationContext;
   let gateway: ChatGateway;
   let registry: ConnectionRegistry;
-  let chat: jest.Mocked<Pick<ChatService, 'userMessage' | 'resume' | 'subscribe'>>;
+  /** One mock for both services: user_message goes to TurnService, resume and subscribe to ChatService. */
+  let chat: jest.Mocked<Pick<TurnService, 'userMessage'> & Pick<ChatService, 'resume' | 'subscribe'>>;
   let fanout: { publish: jest.Mock };
   let socket: { readyState: number; send: jest.Mock };
   let ws: WebSocket;
@@ -50,7 +52,7 @@ describe('ChatGateway', () => {
       subscribe: unexpected('subscribe'),
     } as unknown as typeof chat;
     fanout = { publish: jest.fn() };
-    context = await createContext([ChatGateway, ConnectionRegistry, { provide: ChatService, useValue: chat }, { provide: Fanout, useValue: fanout }]);
+    context = await createContext([ChatGateway, ConnectionRegistry, { provide: ChatService, useValue: chat }, { provide: TurnService, useValue: chat }, { provide: Fanout, useValue: fanout }]);
     gateway = context.get(ChatGateway);
     registry = context.get(ConnectionRegistry);
     socket = { readyState: 1, send: jest.fn() };

@@ -6,6 +6,7 @@ import { FrameGateway } from '../transport/frame-gateway.decorator';
 import { Frame } from '../transport/frames';
 import { MessageHandler } from '../transport/message-handler';
 import { ChatService, chatRoom } from './chat.service';
+import { TurnService } from './turn.service';
 import { RegenerateDto, ResumeDto, SubscribeDto } from './dto/control.dto';
 import { UserMessageDto } from './dto/user-message.dto';
 
@@ -20,6 +21,7 @@ type ChatFrame =
 export class ChatGateway implements MessageHandler<ChatFrame> {
   constructor(
     private readonly chat: ChatService,
+    private readonly turns: TurnService,
     private readonly registry: ConnectionRegistry,
     private readonly fanout: Fanout,
   ) {}
@@ -48,9 +50,9 @@ export class ChatGateway implements MessageHandler<ChatFrame> {
     const userId = this.registry.userOf(connectionId).id;
     switch (msg.type) {
       case 'user_message':
-        return this.chat.userMessage(msg, connectionId, userId);
+        return this.turns.userMessage(msg, connectionId, userId);
       case 'regenerate':
-        return this.chat.regenerate(msg, connectionId, userId);
+        return this.turns.regenerate(msg, connectionId, userId);
       case 'resume':
         return this.chat.resume(msg, connectionId, userId);
       case 'subscribe':
