@@ -7,12 +7,14 @@ import { Environment } from '../config/environment';
 import { exportFileName, parseImport, toExport, toMarkdown } from './chat-transfer';
 import { assertUuid } from '../common/uuid';
 import { ChatService } from './chat.service';
+import { ShareService } from './share.service';
 import { RenameChatDto } from './dto/rename-chat.dto';
 
 @Controller('api')
 export class ChatsApiController {
   constructor(
     private readonly chat: ChatService,
+    private readonly shares: ShareService,
     private readonly env: Environment,
   ) {}
 
@@ -59,14 +61,14 @@ export class ChatsApiController {
   @Post('chats/:uuid/share')
   share(@CurrentUser() user: AuthUser, @Param('uuid') id: string) {
     assertUuid(id);
-    return this.chat.share(id, user.id);
+    return this.shares.share(id, user.id);
   }
 
   @Delete('chats/:uuid/share')
   @HttpCode(204)
   async unshare(@CurrentUser() user: AuthUser, @Param('uuid') id: string): Promise<void> {
     assertUuid(id);
-    await this.chat.unshare(id, user.id);
+    await this.shares.unshare(id, user.id);
   }
 
   /** One message, current or a previous version of a regenerated answer. */
