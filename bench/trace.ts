@@ -101,8 +101,9 @@ wrap(net.Socket.prototype as unknown as Record<string, unknown>, 'emit', (self, 
 wrap(net.Socket.prototype as unknown as Record<string, unknown>, 'uncork', (self) => {
   if ((self as Net.Socket).remotePort !== fakePort && (self as Net.Socket).writableCorked === 1) mark('frames: socket uncorked');
 });
-const chatService = appModule('chat/chat.service.js')?.ChatService?.prototype;
-if (chatService) {
+// TurnService since the chat service split; ChatService in older builds.
+const chatService = appModule('chat/turn.service.js')?.TurnService?.prototype ?? appModule('chat/chat.service.js')?.ChatService?.prototype;
+if (chatService?.userMessage) {
   const userMessage = chatService.userMessage as Fn;
   chatService.userMessage = async function (this: unknown, ...args: unknown[]) {
     await userMessage.apply(this, args);
