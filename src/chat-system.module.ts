@@ -1,12 +1,29 @@
-import { DynamicModule, FactoryProvider, Module, ModuleMetadata, Provider, Type, UseFilters, UseGuards, UsePipes, ValidationPipe } from '@nestjs/common';
+import {
+  DynamicModule,
+  FactoryProvider,
+  Module,
+  ModuleMetadata,
+  NestModule,
+  Provider,
+  SetMetadata,
+  Type,
+  UseFilters,
+  UseGuards,
+  UsePipes,
+  ValidationPipe,
+} from '@nestjs/common';
 import { MODULE_METADATA } from '@nestjs/common/constants';
-import { RouterModule } from '@nestjs/core';
+import { ApplicationConfig, RouterModule } from '@nestjs/core';
 import { AuthGuard } from './auth/auth.guard';
 import { AuthModule } from './auth/auth.module';
+import { IS_PUBLIC } from './auth/auth.decorators';
 import { SessionUserResolver, UserResolver } from './auth/user-resolver';
+import { ChatSystemRoute } from './common/chat-system-route';
+import { applyGlobalPrefix } from './common/global-prefix';
 import { ChatModule } from './chat/chat.module';
 import { HttpErrorFilter } from './common/http-error.filter';
-import { MountPoint } from './common/mount';
+import { MountPoint, normalizePath } from './common/mount';
+import { PageRenderer } from './common/page-renderer';
 import { AppConfigModule, ConfigOptions } from './config/app-config.module';
 import { Environment } from './config/environment';
 import { HealthModule } from './health/health.module';
@@ -52,6 +69,22 @@ export interface ChatSystemMounting {
   /** Who sends a request (class or instance); default our accounts (session cookie). When given,
    * our sign-up/login routes are left out and `AUTH_MODE` is not used. */
   userResolver?: Type<UserResolver> | UserResolver;
+  /**
+   * Metadata we put on our routes so that a host's global guard lets them through, e.g. the Nest
+   * JWT sample's `@Public()`: `{ key: 'isPublic' }` (value default `true`). `routes: 'public'`
+   * (default) marks the routes anyone may reach (health, share pages, sign-in and sign-up);
+   * `'all'` marks every route of ours, for a host whose guard should leave our routes to our own
+   * AuthGuard (our accounts, or your `userResolver`). Our AuthGuard still runs on each of them.
+   */
+  hostPublicMetadata?: { key: string | symbol; value?: unknown; routes?: 'public' | 'all' };
+  /**
+   * A script of the host that every page of ours loads before its own (same origin: the pages'
+   * CSP allows only `'self'`). A token-based host defines `window.chatSystem = { getToken }` in it
+   * (`getToken()` returns the token or a promise of it): the pages then send it as
+   * `Authorization: Bearer …` on their requests and as a `Sec-WebSocket-Protocol` on the socket,
+   * and a page opened without credentials loads itself again with the token.
+   */
+  pageScript?: string;
   /** Modules that the classes given above (and the async factory) inject from. */
   imports?: ModuleMetadata['imports'];
 }
@@ -71,7 +104,17 @@ export interface ChatSystemAsyncOptions extends ChatSystemMounting {
  * `ChatService`, … and add gateways on `WS_PATH` without touching this package.
  */
 @Module({})
-export class ChatSystemModule {
+export class ChatSystemModule implements NestModule {
+  constructor(
+    private readonly mount: MountPoint,
+    private readonly appConfig: ApplicationConfig,
+  ) {}
+
+  /** At init, before Nest registers routes: the host's global prefix is final now, whatever the order of its calls. */
+  configure(): void {
+    applyGlobalPrefix(this.mount, this.appConfig);
+  }
+
   static forRoot(options: ChatSystemOptions = {}): DynamicModule {
     return ChatSystemModule.build(AppConfigModule.forRoot(toConfigOptions(options)), options);
   }
@@ -88,21 +131,25 @@ export class ChatSystemModule {
 
   private static build(config: DynamicModule, options: ChatSystemMounting): DynamicModule {
     const accounts = !options.userResolver;
-    const mount = new MountPoint({ routePrefix: options.routePrefix, wsPath: options.wsPath, accounts });
+    const mounting = { routePrefix: options.routePrefix, wsPath: options.wsPath, accounts, pageScript: options.pageScript };
+    const routePrefix = normalizePath(options.routePrefix);
     const features = [AuthModule.forRoot({ accounts }), ChatModule, SolverModule, HealthModule, MetricsModule];
     const withRoutes = modulesWithControllers(features);
     for (const controllers of withRoutes.values()) controllers.forEach(scopeToChatSystem);
-    const routes = mount.basePath ? [RouterModule.register([...withRoutes.keys()].map((module) => ({ path: mount.basePath, module })))] : [];
+    if (options.hostPublicMetadata) for (const controllers of withRoutes.values()) controllers.forEach((c) => markForHost(c, options.hostPublicMetadata!));
+    const routes = routePrefix ? [RouterModule.register([...withRoutes.keys()].map((module) => ({ path: routePrefix, module })))] : [];
     return {
       module: ChatSystemModule,
       global: true,
       imports: [config, StorageModule, RedisModule, TransportModule, LlmModule, ...features, ...routes, ...(options.imports ?? [])],
       providers: [
-        { provide: MountPoint, useValue: mount },
+        // One per app (its global prefix is its own), even when several apps share this module.
+        { provide: MountPoint, useFactory: () => new MountPoint(mounting) },
+        PageRenderer,
         bind(LlmProvider, options.llmProvider ?? DeepSeekProvider),
         bind(UserResolver, options.userResolver ?? SessionUserResolver),
       ],
-      exports: [MountPoint, LlmProvider, UserResolver, ChatModule, SolverModule],
+      exports: [MountPoint, PageRenderer, LlmProvider, UserResolver, ChatModule, SolverModule],
     };
   }
 }
@@ -149,7 +196,29 @@ const scoped = new WeakSet<Type>();
 function scopeToChatSystem(controller: Type): void {
   if (scoped.has(controller)) return;
   scoped.add(controller);
+  ChatSystemRoute()(controller);
   UseGuards(AuthGuard)(controller);
   UseFilters(HttpErrorFilter)(controller);
   UsePipes(new ValidationPipe({ whitelist: true, transform: true }))(controller);
+}
+
+const marked = new WeakMap<Type, Set<unknown>>();
+
+/** Puts the host's "public" metadata on our public routes (or on all of them), once per controller and key. */
+function markForHost(controller: Type, option: NonNullable<ChatSystemMounting['hostPublicMetadata']>): void {
+  const keys = marked.get(controller) ?? new Set<unknown>();
+  marked.set(controller, keys);
+  const tag = `${String(option.key)}:${option.routes ?? 'public'}`;
+  if (keys.has(tag)) return;
+  keys.add(tag);
+  const classPublic = Reflect.getMetadata(IS_PUBLIC, controller) === true;
+  const proto = controller.prototype as Record<string, unknown>;
+  for (const name of Object.getOwnPropertyNames(proto)) {
+    const descriptor = Object.getOwnPropertyDescriptor(proto, name);
+    if (name === 'constructor' || typeof descriptor?.value !== 'function') continue;
+    const handler = descriptor.value as object;
+    if (option.routes === 'all' || classPublic || Reflect.getMetadata(IS_PUBLIC, handler) === true) {
+      SetMetadata(option.key, option.value ?? true)(proto, name, descriptor);
+    }
+  }
 }

@@ -2,6 +2,7 @@ import { ArgumentsHost, Catch, Injectable } from '@nestjs/common';
 import type { Request, Response } from 'express';
 import { HttpErrorFilter } from '../common/http-error.filter';
 import { MountPoint } from '../common/mount';
+import { PageRenderer } from '../common/page-renderer';
 import { AuthUser } from './auth-user';
 import { AuthForm, AuthPages } from './auth-pages';
 
@@ -9,6 +10,15 @@ import { AuthForm, AuthPages } from './auth-pages';
 export function isForm(req: Request): boolean {
   return Boolean(req.is(['application/x-www-form-urlencoded', 'multipart/form-data']));
 }
+
+/** Our form posts (`/auth/<name>`) and the page each one comes from. */
+const FORMS = new Map<string, AuthForm>([
+  ['login', 'login'],
+  ['signup', 'signup'],
+  ['password', 'account'],
+  ['signup-open', 'account'],
+  ['logout', 'account'],
+]);
 
 /**
  * A refused form of ours (wrong password, name taken, too short, sign-up closed, rate limited, a
@@ -18,31 +28,25 @@ export function isForm(req: Request): boolean {
 @Catch()
 @Injectable()
 export class AuthFormFilter extends HttpErrorFilter {
-  private readonly forms: Map<string, AuthForm>;
-
   constructor(
     mount: MountPoint,
-    private readonly pages: AuthPages,
+    renderer: PageRenderer,
+    private readonly forms: AuthPages,
   ) {
-    super(mount);
-    this.forms = new Map<string, AuthForm>([
-      [mount.path('/auth/login'), 'login'],
-      [mount.path('/auth/signup'), 'signup'],
-      [mount.path('/auth/password'), 'account'],
-      [mount.path('/auth/signup-open'), 'account'],
-      [mount.path('/auth/logout'), 'account'],
-    ]);
+    super(mount, renderer);
   }
 
   override catch(exception: unknown, host: ArgumentsHost): void {
     const req = host.switchToHttp().getRequest<Request & { user?: AuthUser }>();
     const res = host.switchToHttp().getResponse<Response>();
-    let form = this.forms.get(req.path);
+    // The base path is read per request: it is final only once the app has initialised.
+    const base = this.mount.basePath;
+    let form = req.path.startsWith(`${base}/auth/`) ? FORMS.get(req.path.slice(base.length + '/auth/'.length)) : undefined;
     if (form === 'account' && !req.user) form = 'login';
     if (!form || !isForm(req) || res.headersSent) return super.catch(exception, host);
     const { status, message } = this.describe(exception, req);
     const body = req.body as { username?: unknown } | undefined;
     const username = typeof body?.username === 'string' ? body.username.slice(0, 64) : undefined;
-    this.pages.render(res, form, { error: message, username }, req.user, status).catch((error: unknown) => super.catch(error, host));
+    this.forms.render(res, form, { error: message, username }, req.user, status).catch((error: unknown) => super.catch(error, host));
   }
 }

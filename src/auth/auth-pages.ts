@@ -1,5 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import type { Response } from 'express';
+import { PageRenderer } from '../common/page-renderer';
 import { AuthUser } from './auth-user';
 import { AuthService } from './auth.service';
 import { MIN_PASSWORD_LENGTH } from './dto/credentials.dto';
@@ -21,20 +22,27 @@ export interface FormState {
  */
 @Injectable()
 export class AuthPages {
-  constructor(private readonly auth: AuthService) {}
+  constructor(
+    private readonly auth: AuthService,
+    private readonly pages: PageRenderer,
+  ) {}
 
   async render(res: Response, form: AuthForm, state: FormState = {}, user?: AuthUser, status = 200): Promise<void> {
     const signupOpen = await this.auth.signupOpen();
     const view = form === 'account' ? 'account' : 'login';
-    res.status(status).render(view, {
-      layout: false,
-      pageTitle: TITLES[form],
-      mode: form,
-      minPassword: MIN_PASSWORD_LENGTH,
-      signupOpen,
-      signupLocked: this.auth.signupLocked,
-      user,
-      ...state,
-    });
+    this.pages.render(
+      res,
+      view,
+      {
+        pageTitle: TITLES[form],
+        mode: form,
+        minPassword: MIN_PASSWORD_LENGTH,
+        signupOpen,
+        signupLocked: this.auth.signupLocked,
+        user,
+        ...state,
+      },
+      { status },
+    );
   }
 }

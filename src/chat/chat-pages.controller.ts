@@ -1,8 +1,9 @@
-import { Controller, Get, Header, Param, Req, Res } from '@nestjs/common';
+import { Controller, Get, Header, Req, Res } from '@nestjs/common';
 import type { Request, Response } from 'express';
 import { AuthUser } from '../auth/auth-user';
 import { CurrentUser } from '../auth/auth.decorators';
-import { assertUuid } from '../common/uuid';
+import { PageRenderer } from '../common/page-renderer';
+import { UuidParam } from '../common/uuid';
 import { LlmProvider } from '../llm/llm.provider';
 import { ChatService, ChatView, MessageView } from './chat.service';
 
@@ -12,6 +13,7 @@ export class ChatPagesController {
   constructor(
     private readonly chat: ChatService,
     private readonly llm: LlmProvider,
+    private readonly pages: PageRenderer,
   ) {}
 
   @Get('chat')
@@ -22,8 +24,7 @@ export class ChatPagesController {
 
   @Get('chat/:uuid')
   @Header('Vary', 'HX-Request')
-  async showChat(@CurrentUser() user: AuthUser, @Param('uuid') id: string, @Req() req: Request, @Res() res: Response): Promise<void> {
-    assertUuid(id);
+  async showChat(@CurrentUser() user: AuthUser, @UuidParam('uuid') id: string, @Req() req: Request, @Res() res: Response): Promise<void> {
     const { messages, ...chat } = await this.chat.getChat(id, user.id);
     await this.render(user, req, res, chat, messages);
   }
@@ -40,7 +41,7 @@ export class ChatPagesController {
       modelConfigured: this.llm.isConfigured(),
       user: user.sessionKey ? { username: user.username } : null,
     };
-    res.render('layouts/chat_content', { ...model, layout: wantsPartial(req) ? false : 'layouts/chat_base' });
+    this.pages.render(res, 'layouts/chat_content', model, { layout: wantsPartial(req) ? false : 'layouts/chat_base' });
   }
 }
 

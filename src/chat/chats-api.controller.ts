@@ -1,11 +1,11 @@
-import { Body, Controller, Delete, Get, HttpCode, Param, Patch, Post, Query, Res } from '@nestjs/common';
+import { Body, Controller, Delete, Get, HttpCode, Patch, Post, Query, Res } from '@nestjs/common';
 import type { Response } from 'express';
 import { AuthUser } from '../auth/auth-user';
 import { CurrentUser } from '../auth/auth.decorators';
 import { AppError } from '../common/app-error';
 import { Environment } from '../config/environment';
 import { exportFileName, parseImport, toExport, toMarkdown } from './chat-transfer';
-import { assertUuid } from '../common/uuid';
+import { UuidParam } from '../common/uuid';
 import { ChatService } from './chat.service';
 import { ShareService } from './share.service';
 import { RenameChatDto } from './dto/rename-chat.dto';
@@ -29,28 +29,24 @@ export class ChatsApiController {
   }
 
   @Get('chats/:uuid')
-  get(@CurrentUser() user: AuthUser, @Param('uuid') id: string) {
-    assertUuid(id);
+  get(@CurrentUser() user: AuthUser, @UuidParam('uuid') id: string) {
     return this.chat.getChat(id, user.id);
   }
 
   @Patch('chats/:uuid')
-  rename(@CurrentUser() user: AuthUser, @Param('uuid') id: string, @Body() dto: RenameChatDto) {
-    assertUuid(id);
+  rename(@CurrentUser() user: AuthUser, @UuidParam('uuid') id: string, @Body() dto: RenameChatDto) {
     return this.chat.renameChat(id, dto.title, user.id);
   }
 
   @Delete('chats/:uuid')
   @HttpCode(204)
-  async remove(@CurrentUser() user: AuthUser, @Param('uuid') id: string): Promise<void> {
-    assertUuid(id);
+  async remove(@CurrentUser() user: AuthUser, @UuidParam('uuid') id: string): Promise<void> {
     await this.chat.deleteChat(id, user.id);
   }
 
   /** The chat as a download: `format=json` (re-importable) or `format=md`. */
   @Get('chats/:uuid/export')
-  async export(@CurrentUser() user: AuthUser, @Param('uuid') id: string, @Query('format') format: string, @Res() res: Response) {
-    assertUuid(id);
+  async export(@CurrentUser() user: AuthUser, @UuidParam('uuid') id: string, @Query('format') format: string, @Res() res: Response) {
     if (format !== 'json' && format !== 'md') throw new AppError('invalid_message', 'format must be json or md');
     const chat = await this.chat.getChat(id, user.id);
     res.attachment(exportFileName(chat, format));
@@ -59,22 +55,19 @@ export class ChatsApiController {
   }
 
   @Post('chats/:uuid/share')
-  share(@CurrentUser() user: AuthUser, @Param('uuid') id: string) {
-    assertUuid(id);
+  share(@CurrentUser() user: AuthUser, @UuidParam('uuid') id: string) {
     return this.shares.share(id, user.id);
   }
 
   @Delete('chats/:uuid/share')
   @HttpCode(204)
-  async unshare(@CurrentUser() user: AuthUser, @Param('uuid') id: string): Promise<void> {
-    assertUuid(id);
+  async unshare(@CurrentUser() user: AuthUser, @UuidParam('uuid') id: string): Promise<void> {
     await this.shares.unshare(id, user.id);
   }
 
   /** One message, current or a previous version of a regenerated answer. */
   @Get('messages/:uuid')
-  message(@CurrentUser() user: AuthUser, @Param('uuid') id: string) {
-    assertUuid(id, 'message');
+  message(@CurrentUser() user: AuthUser, @UuidParam('uuid', 'message') id: string) {
     return this.chat.getMessage(id, user.id);
   }
 

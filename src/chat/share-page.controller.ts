@@ -1,12 +1,16 @@
 import { Controller, Get, Param, Res } from '@nestjs/common';
 import type { Response } from 'express';
 import { Public } from '../auth/auth.decorators';
+import { PageRenderer } from '../common/page-renderer';
 import { ShareService } from './share.service';
 
 /** `/share/TOKEN`: one chat, read-only, for anyone with the link — no socket, nothing else. */
 @Controller('share')
 export class SharePageController {
-  constructor(private readonly shares: ShareService) {}
+  constructor(
+    private readonly shares: ShareService,
+    private readonly pages: PageRenderer,
+  ) {}
 
   @Public()
   @Get(':token')
@@ -14,6 +18,6 @@ export class SharePageController {
     const chat = await this.shares.sharedChat(token);
     res.set('Cache-Control', 'no-store');
     res.set('X-Robots-Tag', 'noindex');
-    res.render('share', { layout: false, pageTitle: chat.title, chat, messages: chat.messages });
+    this.pages.render(res, 'share', { pageTitle: chat.title, chat, messages: chat.messages });
   }
 }

@@ -2,6 +2,7 @@ import { ArgumentsHost, Catch, ExceptionFilter, HttpException, HttpStatus, Logge
 import type { Request, Response } from 'express';
 import { AppError, ErrorCode } from './app-error';
 import { MountPoint } from './mount';
+import { PageRenderer } from './page-renderer';
 
 const STATUS: Partial<Record<ErrorCode, number>> = {
   invalid_json: 400,
@@ -36,7 +37,10 @@ export class HttpErrorFilter implements ExceptionFilter {
   private readonly logger = new Logger(HttpErrorFilter.name);
 
   /** Without a mount point (a bare `new HttpErrorFilter()`): the standalone server's paths. */
-  constructor(@Optional() protected readonly mount: MountPoint = new MountPoint()) {}
+  constructor(
+    @Optional() protected readonly mount: MountPoint = new MountPoint(),
+    @Optional() protected readonly pages: PageRenderer = new PageRenderer(mount),
+  ) {}
 
   catch(exception: unknown, host: ArgumentsHost): void {
     const http = host.switchToHttp();
@@ -58,7 +62,7 @@ export class HttpErrorFilter implements ExceptionFilter {
       return;
     }
     if (wantsPage && status === 404) {
-      response.status(404).render('not_found', { layout: false, message, pageTitle: 'Not found' });
+      this.pages.render(response, 'not_found', { message, pageTitle: 'Not found' }, { status: 404 });
       return;
     }
     response.status(status).json({ statusCode: status, error: reasonPhrase(status), message });

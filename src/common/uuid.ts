@@ -1,8 +1,9 @@
+import { Param, ParseUUIDPipe } from '@nestjs/common';
 import { AppError } from './app-error';
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
-/** A route id that is not a UUID names nothing: `not_found`, like an unknown one. */
-export function assertUuid(id: string, what = 'chat'): void {
-  if (!UUID.test(id)) throw new AppError('not_found', `no such ${what}`);
-}
+/**
+ * A route id that must be a UUID (`@UuidParam('uuid')`): one that is not names nothing, so it is
+ * `not_found` ("no such chat"), like an unknown one, not a 400.
+ */
+export const UuidParam = (name: string, what = 'chat') =>
+  Param(name, new ParseUUIDPipe({ exceptionFactory: () => new AppError('not_found', `no such ${what}`) }));

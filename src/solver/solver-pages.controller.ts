@@ -1,8 +1,9 @@
-import { Controller, Get, Param, Res } from '@nestjs/common';
+import { Controller, Get, Res } from '@nestjs/common';
 import type { Response } from 'express';
 import { AuthUser } from '../auth/auth-user';
 import { CurrentUser } from '../auth/auth.decorators';
-import { assertUuid } from '../common/uuid';
+import { PageRenderer } from '../common/page-renderer';
+import { UuidParam } from '../common/uuid';
 import { SolverRunRecord } from '../storage/solver-runs.repository';
 import { SolverService } from './solver.service';
 
@@ -27,7 +28,10 @@ const RECENT_RUNS = 30;
  */
 @Controller('solver')
 export class SolverPagesController {
-  constructor(private readonly solver: SolverService) {}
+  constructor(
+    private readonly solver: SolverService,
+    private readonly pages: PageRenderer,
+  ) {}
 
   @Get()
   async newRun(@CurrentUser() user: AuthUser, @Res() res: Response): Promise<void> {
@@ -35,8 +39,7 @@ export class SolverPagesController {
   }
 
   @Get(':run_id')
-  async showRun(@CurrentUser() user: AuthUser, @Param('run_id') id: string, @Res() res: Response): Promise<void> {
-    assertUuid(id, 'run');
+  async showRun(@CurrentUser() user: AuthUser, @UuidParam('run_id', 'run') id: string, @Res() res: Response): Promise<void> {
     const row = await this.solver.getRun(id, user.id);
     await this.render(user, res, row);
   }
@@ -49,8 +52,7 @@ export class SolverPagesController {
       status: r.status,
       active: r.id === row?.id,
     }));
-    res.render('solver', {
-      layout: false,
+    this.pages.render(res, 'solver', {
       pageTitle: row ? `Solver: ${row.repo}#${row.issue_number}` : 'Solver',
       runs,
       run: row ? runModel(row) : null,
