@@ -2,7 +2,7 @@ import { Injectable } from '@nestjs/common';
 import type { IncomingMessage } from 'node:http';
 import { Environment } from '../config/environment';
 import { ConnectionRegistry } from '../transport/connection-registry';
-import { UpgradeVerdict } from '../transport/frame-ws.adapter';
+import type { UpgradeVerdict } from '../transport/upgrade-verdict';
 import { AuthService } from './auth.service';
 import { HostCheck } from './host-check';
 import { UserResolver } from './user-resolver';
