@@ -5,13 +5,10 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { HostCheck } from './auth/host-check';
 import { httpEdge, trustProxyValue } from './auth/http-edge';
-import { UpgradeAuth } from './auth/upgrade-auth';
 import { importBody } from './chat/import-body';
 import { HttpErrorFilter } from './common/http-error.filter';
 import { MountPoint } from './common/mount';
 import { Environment } from './config/environment';
-import { ConnectionRegistry } from './transport/connection-registry';
-import { FrameWsAdapter } from './transport/frame-ws.adapter';
 
 /** The project root (holds views/ and public/), from src/ under ts-jest and dist/ in production. */
 export const ROOT_DIR = join(__dirname, '..');
@@ -125,14 +122,6 @@ function wire(app: NestExpressApplication, ownsApp: boolean): NestExpressApplica
   assertExpress(app);
   const env = app.get(Environment);
   const mount = app.get(MountPoint);
-  app.useWebSocketAdapter(
-    new FrameWsAdapter(app, app.get(ConnectionRegistry), {
-      maxPayload: env.WS_MAX_PAYLOAD,
-      pingIntervalMs: env.WS_PING_INTERVAL_MS,
-      authenticate: app.get(UpgradeAuth).authenticate,
-      path: mount.wsPath,
-    }),
-  );
   const base = mount.basePath;
   // Express's trust-proxy is app-wide: a host that mounts us keeps its own (and our limits follow it).
   const trustProxy = trustProxyValue(env.TRUST_PROXY);

@@ -1,7 +1,7 @@
 /**
  * nest-chat-system as a library: import `ChatSystemModule` into a Nest app, call `configureChatSystem`
  * (or `configureApp` when the chat owns the whole app), and add message types with a module of your
- * own whose gateway is a `@FrameGateway()` on `WS_PATH`. Everything a host or a handler needs is
+ * own whose provider is a `@FrameGateway()` with `@OnFrame(type, Dto)` on its `handleMessage`. Everything a host or a handler needs is
  * exported here; anything not exported is internal and may change.
  */
 
@@ -17,10 +17,16 @@ export { MountPoint } from './common/mount';
 export { Environment } from './config/environment';
 
 // Writing a message handler.
-/** The socket path every gateway declares (the adapter serves it at the configured `wsPath`). */
+/** The default socket path (`wsPath` of the module's options moves it) and the protocol version of `connected`. */
 export { WS_PATH, PROTOCOL_VERSION } from './transport/ws-path';
-/** `@FrameGateway()`: a gateway on `WS_PATH` with frame validation and `error` frames. */
-export { FrameGateway } from './transport/frame-gateway.decorator';
+/**
+ * `@FrameGateway()` marks a provider whose `@OnFrame(type, Dto)` methods handle frames on the chat's
+ * socket (frame validation, `error` frames; Nest's guards, interceptors and filters run around them).
+ * `@FrameBody()`, `@ConnectionId()`, `@FrameSocket()` name a handler's parameters when it is not `handleMessage(frame, connectionId)`.
+ */
+export { ConnectionId, FrameBody, FrameGateway, FrameSocket, OnFrame } from './transport/frame-gateway.decorator';
+/** The chat's socket server (its `wsPath`); started and closed by Nest's lifecycle, nothing to call. */
+export { FrameSocketServer } from './transport/frame-socket.server';
 /** What every gateway implements: `handleMessage(frame, connectionId)` and `broadcast(frame)`. */
 export type { MessageHandler } from './transport/message-handler';
 /** Frames, both ways: one JSON object with a string `type`. */

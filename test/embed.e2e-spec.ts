@@ -1,7 +1,6 @@
 import { Injectable, Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { NestExpressApplication } from '@nestjs/platform-express';
-import { ConnectedSocket, MessageBody, SubscribeMessage } from '@nestjs/websockets';
 import { IsOptional, IsString, MaxLength } from 'class-validator';
 import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
@@ -9,19 +8,18 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Observable, of } from 'rxjs';
 import request from 'supertest';
-import type { WebSocket } from 'ws';
 import {
   AppError,
   ChatSystemModule,
   configureApp,
   ConnectionRegistry,
-  connectionIdOf,
   Frame,
   FrameGateway,
   LlmEvent,
   LlmProvider,
   LlmRequest,
   MessageHandler,
+  OnFrame,
 } from '../src';
 import { FakeDeepSeek } from './fakes/deepseek.fake';
 import { launchChromium } from './support/browser';
@@ -262,11 +260,7 @@ type ShoutFrame = ShoutDto & { type: 'shout' };
 class ShoutGateway implements MessageHandler<ShoutFrame> {
   constructor(private readonly registry: ConnectionRegistry) {}
 
-  @SubscribeMessage('shout')
-  onShout(@MessageBody() dto: ShoutDto, @ConnectedSocket() socket: WebSocket): void {
-    this.handleMessage({ ...dto, type: 'shout' }, connectionIdOf(socket));
-  }
-
+  @OnFrame('shout', ShoutDto)
   handleMessage(msg: ShoutFrame, connectionId: string): void {
     if (msg.text === 'whisper') throw new AppError('forbidden', 'no whispering');
     this.registry.send(connectionId, { type: 'shouted', id: msg.id, text: msg.text.toUpperCase() });

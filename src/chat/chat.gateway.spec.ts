@@ -1,17 +1,14 @@
 import { ArgumentMetadata, INestApplicationContext, Module, Provider } from '@nestjs/common';
-import { EXCEPTION_FILTERS_METADATA, PIPES_METADATA } from '@nestjs/common/constants';
-import { NestFactory } from '@nestjs/core';
-import { GATEWAY_OPTIONS, MESSAGE_METADATA } from '@nestjs/websockets/constants';
-import { WsParamtype } from '@nestjs/websockets/enums/ws-paramtype.enum';
+import { DiscoveryModule, NestFactory } from '@nestjs/core';
 import type { WebSocket } from 'ws';
 import { AppError } from '../common/app-error';
 import { ConnectionRegistry } from '../transport/connection-registry';
 import { toErrorFrame } from '../transport/error-frames';
 import { Fanout } from '../transport/fanout';
+import { FRAME_PARAM } from '../transport/frame-params';
+import { FrameRouter } from '../transport/frame-router';
 import { FrameValidationPipe } from '../transport/frame-validation.pipe';
 import { Frame } from '../transport/frames';
-import { WsErrorFilter } from '../transport/ws-error.filter';
-import { WS_PATH } from '../transport/ws-path';
 import { ChatGateway } from './chat.gateway';
 import { ChatService } from './chat.service';
 import { TurnService } from './turn.service';
@@ -24,7 +21,7 @@ const USER = 'user-1';
 
 /** The real Nest injector around the unit (`@nestjs/testing` is not a dependency of the project). */
 async function createContext(providers: Provider[]): Promise<INestApplicationContext> {
-  @Module({ providers })
+  @Module({ imports: [DiscoveryModule], providers })
   class UnitModule {}
   return NestFactory.createApplicationContext(UnitModule, { logger: false, abortOnError: false });
 }
@@ -52,7 +49,14 @@ describe('ChatGateway', () => {
       subscribe: unexpected('subscribe'),
     } as unknown as typeof chat;
     fanout = { publish: jest.fn() };
-    context = await createContext([ChatGateway, ConnectionRegistry, { provide: ChatService, useValue: chat }, { provide: TurnService, useValue: chat }, { provide: Fanout, useValue: fanout }]);
+    context = await createContext([
+      ChatGateway,
+      FrameRouter,
+      ConnectionRegistry,
+      { provide: ChatService, useValue: chat },
+      { provide: TurnService, useValue: chat },
+      { provide: Fanout, useValue: fanout },
+    ]);
     gateway = context.get(ChatGateway);
     registry = context.get(ConnectionRegistry);
     socket = { readyState: 1, send: jest.fn() };
@@ -68,32 +72,32 @@ describe('ChatGateway', () => {
   it('user_message: one service call with the DTO, the connection id and its user; errors pass through to the filter', async () => {
     chat.userMessage.mockResolvedValueOnce(undefined);
     const dto: UserMessageDto = { id: 'r1', content: 'hello', chat_id: CHAT_ID };
-    await expect(gateway.onUserMessage(dto, ws)).resolves.toBeUndefined();
+    await expect(gateway.handleMessage({ ...dto, type: 'user_message' }, connectionId)).resolves.toBeUndefined();
     expect(chat.userMessage.mock.calls).toEqual([[{ ...dto, type: 'user_message' }, connectionId, USER]]);
     expect(otherCalls('userMessage')).toEqual([0, 0]);
 
     const failure = new AppError('not_found', 'no such chat', { chat_id: CHAT_ID });
     chat.userMessage.mockRejectedValueOnce(failure);
-    await expect(gateway.onUserMessage(dto, ws)).rejects.toBe(failure);
+    await expect(gateway.handleMessage({ ...dto, type: 'user_message' }, connectionId)).rejects.toBe(failure);
     expect(socket.send).not.toHaveBeenCalled();
   });
 
   it('a socket without a user (no upgrade check ran) reaches no service method', async () => {
     const anonymous = { readyState: 1, send: jest.fn() } as unknown as WebSocket;
-    registry.add(anonymous);
-    await expect(gateway.onUserMessage({ content: 'hi' }, anonymous)).rejects.toThrow('has no user');
-    await expect(gateway.onResume({ message_id: MESSAGE_ID, after_seq: 0 }, anonymous)).rejects.toThrow('has no user');
+    const { id } = registry.add(anonymous);
+    await expect(gateway.handleMessage({ content: 'hi', type: 'user_message' }, id)).rejects.toThrow('has no user');
+    await expect(gateway.handleMessage({ message_id: MESSAGE_ID, after_seq: 0, type: 'resume' }, id)).rejects.toThrow('has no user');
     expect(Object.values(chat as unknown as Record<string, jest.Mock>).map((method) => method.mock.calls.length)).toEqual([0, 0, 0]);
   });
 
   it('does not handle stop frames (the StopGateway of generation/ owns them)', () => {
-    expect((ChatGateway.prototype as unknown as Record<string, unknown>).onStop).toBeUndefined();
+    expect([...context.get(FrameRouter).build().keys()].sort()).toEqual(['regenerate', 'resume', 'subscribe', 'user_message']);
   });
 
   it('resume: one service call with the DTO, the connection id and its user', async () => {
     chat.resume.mockResolvedValueOnce(undefined);
     const dto: ResumeDto = { message_id: MESSAGE_ID, after_seq: 4 };
-    await gateway.onResume(dto, ws);
+    await gateway.handleMessage({ ...dto, type: 'resume' }, connectionId);
     expect(chat.resume.mock.calls).toEqual([[{ ...dto, type: 'resume' }, connectionId, USER]]);
     expect(otherCalls('resume')).toEqual([0, 0]);
   });
@@ -103,7 +107,7 @@ describe('ChatGateway', () => {
     chat.subscribe.mockResolvedValueOnce(answer);
     const dto: SubscribeDto = { id: 'sub-1', chat_id: CHAT_ID };
     const send = jest.spyOn(registry, 'send');
-    await gateway.onSubscribe(dto, ws);
+    await gateway.handleMessage({ ...dto, type: 'subscribe' }, connectionId);
     expect(chat.subscribe.mock.calls).toEqual([[{ ...dto, type: 'subscribe' }, connectionId, USER]]);
     expect(send.mock.calls).toEqual([[connectionId, answer]]);
     expect(socket.send.mock.calls).toEqual([[JSON.stringify(answer)]]);
@@ -112,7 +116,7 @@ describe('ChatGateway', () => {
 
   it('subscribe to an unknown chat sends nothing itself and lets the error reach the filter', async () => {
     chat.subscribe.mockRejectedValueOnce(new AppError('not_found', 'no such chat'));
-    await expect(gateway.onSubscribe({ chat_id: CHAT_ID }, ws)).rejects.toMatchObject({ code: 'not_found' });
+    await expect(gateway.handleMessage({ chat_id: CHAT_ID, type: 'subscribe' }, connectionId)).rejects.toMatchObject({ code: 'not_found' });
     expect(socket.send).not.toHaveBeenCalled();
   });
 
@@ -129,33 +133,52 @@ describe('ChatGateway', () => {
     expect(other.send.mock.calls).toEqual([['{"type":"notice","text":"maintenance"}']]);
   });
 
-  describe('wiring (Nest 11 applies no global pipes or filters to gateways)', () => {
-    it('sits on the shared /ws path with the frame validation pipe and the WS error filter', () => {
-      expect(Reflect.getMetadata(GATEWAY_OPTIONS, ChatGateway)).toEqual(expect.objectContaining({ path: WS_PATH }));
-      const pipes = Reflect.getMetadata(PIPES_METADATA, ChatGateway) as unknown[];
-      expect(pipes.filter((p) => p instanceof FrameValidationPipe)).toHaveLength(1);
-      const filters = Reflect.getMetadata(EXCEPTION_FILTERS_METADATA, ChatGateway) as unknown[];
-      expect(filters.filter((f) => f instanceof WsErrorFilter)).toHaveLength(1);
+  describe('wiring: FrameRouter routes each type to handleMessage through Nest (pipe, filter)', () => {
+    it.each([
+      ['user_message', UserMessageDto, { content: 'hi', chat_id: CHAT_ID }, 'userMessage'],
+      ['resume', ResumeDto, { message_id: MESSAGE_ID, after_seq: 2 }, 'resume'],
+    ] as const)('"%s" reaches handleMessage as a validated %p with the connection id', async (type, dto, body, method) => {
+      chat[method].mockResolvedValueOnce(undefined as never);
+      const handle = context.get(FrameRouter).build().get(type)!;
+      await expect(handle(ws, { type, id: 'r1', ...body }, type)).resolves.toBeUndefined();
+      const [[msg, id, user]] = chat[method].mock.calls as unknown as [[object, string, string]];
+      expect(msg).toBeInstanceOf(dto);
+      expect(msg).toEqual(expect.objectContaining({ type, id: 'r1', ...body }));
+      expect([id, user]).toEqual([connectionId, USER]);
     });
 
-    it.each([
-      ['onUserMessage', 'user_message', UserMessageDto],
-      ['onResume', 'resume', ResumeDto],
-      ['onSubscribe', 'subscribe', SubscribeDto],
-    ])('%s handles "%s" frames and declares %p as its body type', (method, type, dto) => {
-      const handler = (ChatGateway.prototype as unknown as Record<string, object>)[method];
-      expect(Reflect.getMetadata(MESSAGE_METADATA, handler)).toBe(type);
-      expect((Reflect.getMetadata('design:paramtypes', ChatGateway.prototype, method) as unknown[])[0]).toBe(dto);
+    it('a frame that fails its DTO never reaches the service: the filter returns the error frame with the request id', async () => {
+      const handle = context.get(FrameRouter).build().get('subscribe')!;
+      await expect(handle(ws, { type: 'subscribe', id: 'bad', chat_id: 'x' }, 'subscribe')).resolves.toMatchObject({
+        type: 'error',
+        code: 'invalid_message',
+        field: 'chat_id',
+        id: 'bad',
+      });
+      expect(chat.subscribe).not.toHaveBeenCalled();
+    });
+
+    it('a service error becomes an error frame with the request id', async () => {
+      chat.userMessage.mockRejectedValueOnce(new AppError('not_found', 'no such chat', { chat_id: CHAT_ID }));
+      const handle = context.get(FrameRouter).build().get('user_message')!;
+      await expect(handle(ws, { type: 'user_message', id: 'q', content: 'hi', chat_id: CHAT_ID }, 'user_message')).resolves.toEqual({
+        type: 'error',
+        code: 'not_found',
+        message: 'no such chat',
+        chat_id: CHAT_ID,
+        id: 'q',
+      });
+      expect(socket.send).not.toHaveBeenCalled();
     });
   });
 
   describe('FrameValidationPipe on the gateway DTOs', () => {
     const pipe = new FrameValidationPipe();
-    /** What Nest hands the pipe for a `@MessageBody()` parameter. */
+    /** What Nest hands the pipe for a frame parameter (a 'custom' one, see FrameParamtype). */
     const body = (metatype: ArgumentMetadata['metatype']): ArgumentMetadata => ({
-      type: String(WsParamtype.PAYLOAD) as ArgumentMetadata['type'],
+      type: 'custom',
+      data: FRAME_PARAM,
       metatype,
-      data: undefined,
     });
 
     async function rejection(value: unknown, metatype: ArgumentMetadata['metatype'] = UserMessageDto): Promise<AppError> {

@@ -1,8 +1,6 @@
-import { ConnectedSocket, MessageBody, SubscribeMessage } from '@nestjs/websockets';
-import type { WebSocket } from 'ws';
-import { ConnectionRegistry, connectionIdOf } from '../transport/connection-registry';
+import { ConnectionRegistry } from '../transport/connection-registry';
 import { Fanout } from '../transport/fanout';
-import { FrameGateway } from '../transport/frame-gateway.decorator';
+import { FrameGateway, OnFrame } from '../transport/frame-gateway.decorator';
 import { Frame } from '../transport/frames';
 import { MessageHandler } from '../transport/message-handler';
 import { ChatService, chatRoom } from './chat.service';
@@ -16,7 +14,7 @@ type ChatFrame =
   | (ResumeDto & { type: 'resume' })
   | (SubscribeDto & { type: 'subscribe' });
 
-/** Chat frames on `/ws`: validated DTO in, one service call. */
+/** Chat frames on the socket: validated DTO in, one service call. */
 @FrameGateway()
 export class ChatGateway implements MessageHandler<ChatFrame> {
   constructor(
@@ -26,26 +24,11 @@ export class ChatGateway implements MessageHandler<ChatFrame> {
     private readonly fanout: Fanout,
   ) {}
 
-  @SubscribeMessage('user_message')
-  onUserMessage(@MessageBody() dto: UserMessageDto, @ConnectedSocket() socket: WebSocket): Promise<void> {
-    return this.handleMessage({ ...dto, type: 'user_message' }, connectionIdOf(socket));
-  }
-
-  @SubscribeMessage('regenerate')
-  onRegenerate(@MessageBody() dto: RegenerateDto, @ConnectedSocket() socket: WebSocket): Promise<void> {
-    return this.handleMessage({ ...dto, type: 'regenerate' }, connectionIdOf(socket));
-  }
-
-  @SubscribeMessage('resume')
-  onResume(@MessageBody() dto: ResumeDto, @ConnectedSocket() socket: WebSocket): Promise<void> {
-    return this.handleMessage({ ...dto, type: 'resume' }, connectionIdOf(socket));
-  }
-
-  @SubscribeMessage('subscribe')
-  onSubscribe(@MessageBody() dto: SubscribeDto, @ConnectedSocket() socket: WebSocket): Promise<void> {
-    return this.handleMessage({ ...dto, type: 'subscribe' }, connectionIdOf(socket));
-  }
-
+  /** Every chat frame, validated against its type's DTO, arrives here with its connection's id. */
+  @OnFrame('user_message', UserMessageDto)
+  @OnFrame('regenerate', RegenerateDto)
+  @OnFrame('resume', ResumeDto)
+  @OnFrame('subscribe', SubscribeDto)
   async handleMessage(msg: ChatFrame, connectionId: string): Promise<void> {
     const userId = this.registry.userOf(connectionId).id;
     switch (msg.type) {

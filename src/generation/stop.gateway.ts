@@ -1,7 +1,5 @@
-import { ConnectedSocket, MessageBody, SubscribeMessage } from '@nestjs/websockets';
-import type { WebSocket } from 'ws';
-import { ConnectionRegistry, connectionIdOf } from '../transport/connection-registry';
-import { FrameGateway } from '../transport/frame-gateway.decorator';
+import { ConnectionRegistry } from '../transport/connection-registry';
+import { FrameGateway, OnFrame } from '../transport/frame-gateway.decorator';
 import { Frame } from '../transport/frames';
 import { MessageHandler } from '../transport/message-handler';
 import { StopDto } from './dto/stop.dto';
@@ -15,11 +13,7 @@ export class StopGateway implements MessageHandler<StopDto & { type: 'stop' }> {
     private readonly registry: ConnectionRegistry,
   ) {}
 
-  @SubscribeMessage('stop')
-  onStop(@MessageBody() dto: StopDto, @ConnectedSocket() socket: WebSocket): Promise<void> {
-    return this.handleMessage({ ...dto, type: 'stop' }, connectionIdOf(socket));
-  }
-
+  @OnFrame('stop', StopDto)
   handleMessage(msg: StopDto & { type: 'stop' }, connectionId: string): Promise<void> {
     const userId = this.registry.userOf(connectionId).id;
     return msg.run_id !== undefined && msg.message_id === undefined

@@ -1,8 +1,6 @@
-import { ConnectedSocket, MessageBody, SubscribeMessage } from '@nestjs/websockets';
-import type { WebSocket } from 'ws';
-import { ConnectionRegistry, connectionIdOf } from '../transport/connection-registry';
+import { ConnectionRegistry } from '../transport/connection-registry';
 import { Fanout } from '../transport/fanout';
-import { FrameGateway } from '../transport/frame-gateway.decorator';
+import { FrameGateway, OnFrame } from '../transport/frame-gateway.decorator';
 import { Frame } from '../transport/frames';
 import { MessageHandler } from '../transport/message-handler';
 import { SolveDto } from './dto/solve.dto';
@@ -13,7 +11,7 @@ import { SolverService } from './solver.service';
 type SolverFrame = (SolveDto & { type: 'solve' }) | (WatchRunDto & { type: 'solver_watch' });
 
 /**
- * Solver frames on `/ws`: a validated `solve` or `solver_watch` in, one service call. `stop` with a `run_id` reaches
+ * Solver frames on the socket: a validated `solve` or `solver_watch` in, one service call. `stop` with a `run_id` reaches
  * the run through the StopRegistry, not through this gateway.
  */
 @FrameGateway()
@@ -24,16 +22,8 @@ export class SolverGateway implements MessageHandler<SolverFrame> {
     private readonly fanout: Fanout,
   ) {}
 
-  @SubscribeMessage('solve')
-  onSolve(@MessageBody() dto: SolveDto, @ConnectedSocket() socket: WebSocket): Promise<void> {
-    return this.handleMessage({ ...dto, type: 'solve' }, connectionIdOf(socket));
-  }
-
-  @SubscribeMessage('solver_watch')
-  onWatch(@MessageBody() dto: WatchRunDto, @ConnectedSocket() socket: WebSocket): Promise<void> {
-    return this.handleMessage({ ...dto, type: 'solver_watch' }, connectionIdOf(socket));
-  }
-
+  @OnFrame('solve', SolveDto)
+  @OnFrame('solver_watch', WatchRunDto)
   handleMessage(msg: SolverFrame, connectionId: string): Promise<void> {
     return msg.type === 'solve' ? this.solver.solve(msg, connectionId) : this.solver.watch(msg, connectionId);
   }

@@ -15,6 +15,9 @@ export function toErrorFrame(error: unknown, requestId?: string): ErrorFrame {
     frame = { type: 'error', code: 'invalid_message', message: typeof reason === 'string' ? reason : 'invalid message' };
   } else if (error instanceof HttpException && error.getStatus() === 400) {
     frame = { type: 'error', code: 'invalid_message', message: error.message };
+  } else if (error instanceof HttpException && error.getStatus() === 403) {
+    // A guard said no (Nest's pipeline throws ForbiddenException for a guard's `false`).
+    frame = { type: 'error', code: 'forbidden', message: error.message };
   } else {
     logger.error(`unhandled error while handling a frame: ${(error as Error)?.stack ?? String(error)}`);
     frame = { type: 'error', code: 'internal', message: 'internal error' };

@@ -1,6 +1,6 @@
 import { type ArgumentMetadata, type ValidationError, ValidationPipe } from '@nestjs/common';
 import { AppError } from '../common/app-error';
-import { fastPathFor } from './dto-fast-path';
+import { FRAME_PARAM } from './frame-params';
 
 function firstProblem(errors: ValidationError[], prefix = ''): { field: string; problem: string } {
   const error = errors[0];
@@ -11,14 +11,16 @@ function firstProblem(errors: ValidationError[], prefix = ''): { field: string; 
 }
 
 /**
- * class-validator for inbound frames: the first problem becomes `invalid_message` naming its field.
- * A frame its DTO's fast path (`dto-fast-path.ts`) finds valid skips the generic pipe; every other
- * frame, and every DTO the fast path does not follow, goes through Nest's `ValidationPipe`.
+ * Nest's ValidationPipe for inbound frames: the frame becomes an instance of its `@OnFrame` DTO, and
+ * the first problem becomes `invalid_message` naming its field. Frame parameters are 'custom' ones
+ * (see FrameParamtype), hence `validateCustomDecorators`; of those only the frame is validated (the
+ * socket and the connection id have nothing to validate).
  */
 export class FrameValidationPipe extends ValidationPipe {
   constructor() {
     super({
       transform: true,
+      validateCustomDecorators: true,
       forbidUnknownValues: false,
       validationError: { target: false, value: false },
       exceptionFactory: (errors) => {
@@ -28,9 +30,7 @@ export class FrameValidationPipe extends ValidationPipe {
     });
   }
 
-  override transform(value: unknown, metadata: ArgumentMetadata): Promise<unknown> {
-    // ('custom' parameters, such as the socket, are not validated by ValidationPipe either.)
-    const fast = typeof value === 'object' && value !== null && metadata.type !== 'custom' ? fastPathFor(metadata.metatype)?.(value) : undefined;
-    return fast ? Promise.resolve(fast) : super.transform(value, metadata);
+  protected override toValidate(metadata: ArgumentMetadata): boolean {
+    return metadata.data === FRAME_PARAM && super.toValidate(metadata);
   }
 }

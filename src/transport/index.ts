@@ -4,5 +4,7 @@ export * from './message-handler';
 export * from './connection-registry';
 export * from './fanout';
 export * from './frame-gateway.decorator';
-export * from './frame-ws.adapter';
+export * from './frame-router';
+export * from './frame-socket.server';
+export * from './upgrade-verdict';
 export * from './transport.module';

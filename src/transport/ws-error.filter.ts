@@ -1,18 +1,16 @@
 import { ArgumentsHost, Catch, WsExceptionFilter } from '@nestjs/common';
-import type { WebSocket } from 'ws';
 import { toErrorFrame } from './error-frames';
+import type { ErrorFrame } from './frames';
 
 /**
- * Nest 11's default WS filter emits an `exception` event that a raw `ws` client never sees; this one
- * answers with a docs/protocol.md `error` frame carrying the request's `id`, and the socket stays open.
+ * Anything a frame handler (or its guards, pipes, interceptors) throws becomes the docs/protocol.md
+ * `error` frame carrying the request's `id`; the socket stays open. The filter returns the frame and
+ * FrameSocketServer sends it (what a filter returns is the call's result under ExternalContextCreator).
  */
 @Catch()
 export class WsErrorFilter implements WsExceptionFilter {
-  catch(exception: unknown, host: ArgumentsHost): void {
-    const ws = host.switchToWs();
-    const client = ws.getClient<WebSocket>();
-    const data = ws.getData<{ id?: unknown }>();
-    const id = typeof data?.id === 'string' ? data.id : undefined;
-    if (client.readyState === 1) client.send(JSON.stringify(toErrorFrame(exception, id)));
+  catch(exception: unknown, host: ArgumentsHost): ErrorFrame {
+    const data = host.switchToWs().getData<{ id?: unknown } | undefined>();
+    return toErrorFrame(exception, typeof data?.id === 'string' ? data.id : undefined);
   }
 }

@@ -1,0 +1,267 @@
+import { type BeforeApplicationShutdown, Injectable, Logger, type OnApplicationBootstrap, Optional } from '@nestjs/common';
+import { DiscoveryService, HttpAdapterHost } from '@nestjs/core';
+import { type IncomingMessage, type Server, STATUS_CODES } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { isObservable } from 'rxjs';
+import { type RawData, type WebSocket, WebSocketServer } from 'ws';
+import { UpgradeAuth } from '../auth/upgrade-auth';
+import { AppError, type ErrorCode } from '../common/app-error';
+import { MountPoint } from '../common/mount';
+import { Environment } from '../config/environment';
+import { ConnectionRegistry, type ConnectionUser, connectionOf } from './connection-registry';
+import { toErrorFrame } from './error-frames';
+import { type FrameHandler, FrameRouter } from './frame-router';
+import type { Frame } from './frames';
+import { hostGatewaysOn } from './host-gateways';
+import { PROTOCOL_VERSION, WS_PATH } from './ws-path';
+
+/** Every socket's user where no upgrade check is configured. */
+const NO_CHECK_USER: ConnectionUser = Object.freeze({ id: 'local' });
+
+const log = new Logger('FrameSocketServer');
+
+/** Listeners shared by every socket (`this` is the socket): nothing is allocated for them per socket. */
+function onSocketError(error: Error & { code?: string }): void {
+  log.debug(`socket closed on error ${error.code ?? error.message}`);
+}
+function onPong(this: WebSocket): void {
+  const connection = connectionOf(this);
+  if (connection) connection.alive = true;
+}
+
+/** Sends a frame if the socket is still open. */
+function send(client: WebSocket, frame: Frame): void {
+  if (client.readyState === 1) client.send(JSON.stringify(frame));
+}
+
+/** A handler's (or a filter's) result is sent when it is a frame: an object with a string `type`. */
+function isFrame(value: unknown): value is Frame {
+  return typeof value === 'object' && value !== null && typeof (value as Frame).type === 'string';
+}
+
+function invalid(code: ErrorCode, message: string, field?: string): AppError {
+  return new AppError(code, message, field ? { field } : {});
+}
+
+/** The request path without its query string. */
+function pathnameOf(request: IncomingMessage): string {
+  const url = request.url ?? '/';
+  const query = url.indexOf('?');
+  return query === -1 ? url : url.slice(0, query);
+}
+
+/** Refuses an upgrade with an HTTP status, as ws's own upgrade check does (`abortHandshake`). */
+function refuse(socket: Duplex, status: number, message: string): void {
+  if (!socket.writable) return void socket.destroy();
+  socket.once('finish', () => socket.destroy());
+  socket.end(
+    `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nConnection: close\r\nContent-Type: text/html\r\nContent-Length: ${Buffer.byteLength(message)}\r\n\r\n${message}`,
+  );
+}
+
+type UpgradeListener = (request: IncomingMessage, socket: Duplex, head: Buffer) => void;
+
+/**
+ * The chat's socket: a `ws` server of its own (`noServer`) on the app's HTTP server, answering the
+ * upgrades on our path (MountPoint.wsPath) alone. It is not a Nest WebSocket adapter, so a host's own
+ * gateways (another path, another port, `WsAdapter` or Socket.IO's `IoAdapter`, set before or after
+ * mounting us) keep the adapter they chose.
+ *
+ * Per upgrade on our path: the upgrade check (Host, Origin, user, socket cap: UpgradeAuth), then the
+ * connection gets its registry entry and a `connected` frame. Per frame: JSON object with a string
+ * `type` (else an `error` frame), `ping` → `pong`, else the type's handler from FrameRouter, its
+ * result sent when it is a frame. Per socket it keeps the registry's connection and four listeners,
+ * all shared functions. One ping timer for all sockets; a socket that missed the last ping is dropped.
+ *
+ * Lifecycle: attached at bootstrap (Nest has connected every gateway by then, so the start-up checks
+ * see the host's); closed in `beforeApplicationShutdown`. TransportModule is global, so every module
+ * imports it and Nest runs its shutdown hooks after those of the modules that use it: the drains of
+ * running answers and Solver runs (GenerationService, SolverService) finish on open sockets, then
+ * this flushes the corked frames, terminates the sockets and closes; the HTTP server closes after.
+ */
+@Injectable()
+export class FrameSocketServer implements OnApplicationBootstrap, BeforeApplicationShutdown {
+  private readonly path: string;
+  private wss?: WebSocketServer;
+  private httpServer?: Server;
+  private table = new Map<string, FrameHandler>();
+  private heartbeatTimer?: NodeJS.Timeout;
+  private closed = false;
+  /** The listeners every socket shares (ws calls them with the socket as `this`). */
+  private readonly onMessage: (this: WebSocket, data: RawData, isBinary: boolean) => void;
+  private readonly onClose: (this: WebSocket) => void;
+
+  constructor(
+    private readonly adapterHost: HttpAdapterHost,
+    private readonly registry: ConnectionRegistry,
+    private readonly env: Environment,
+    private readonly router: FrameRouter,
+    private readonly discovery: DiscoveryService,
+    @Optional() mount?: MountPoint,
+    @Optional() private readonly upgradeAuth?: UpgradeAuth,
+  ) {
+    this.path = mount?.wsPath ?? WS_PATH;
+    const dispatch = (socket: WebSocket, data: RawData, isBinary: boolean): void => this.dispatch(socket, data, isBinary);
+    this.onMessage = function (this: WebSocket, data: RawData, isBinary: boolean) {
+      dispatch(this, data, isBinary);
+    };
+    this.onClose = function (this: WebSocket) {
+      const connection = connectionOf(this);
+      if (connection) registry.remove(connection.id);
+    };
+  }
+
+  /** Where the socket is served. */
+  get wsPath(): string {
+    return this.path;
+  }
+
+  onApplicationBootstrap(): void {
+    const httpServer = this.adapterHost.httpAdapter?.getHttpServer() as Server | undefined;
+    if (!httpServer || typeof httpServer.on !== 'function') {
+      throw new Error(
+        `the chat's socket (${this.path}) is served by the app's HTTP server, and this app has none: create it with NestFactory.create(...) (not createApplicationContext or a microservice)`,
+      );
+    }
+    const clash = hostGatewaysOn(this.discovery, this.path);
+    if (clash.length) {
+      throw new Error(
+        `${clash.join(', ')} ${clash.length > 1 ? 'are WebSocket gateways' : 'is a WebSocket gateway'} on ${this.path}, the chat's socket path, on the app's HTTP server: ` +
+          `give ${clash.length > 1 ? 'them' : 'it'} another path or port, or mount the chat's socket elsewhere (ChatSystemModule.forRoot({ wsPath }))`,
+      );
+    }
+    this.table = this.router.build();
+    this.wss = new WebSocketServer({
+      noServer: true,
+      maxPayload: this.env.WS_MAX_PAYLOAD,
+      // The registry knows every socket; ws's own set would cost a closure and a listener per socket.
+      clientTracking: false,
+    });
+    this.wss.on('error', (error: Error) => log.error(`WebSocket server error: ${error.message}`));
+    this.httpServer = httpServer;
+    this.attach(httpServer);
+    this.heartbeatTimer = setInterval(() => this.heartbeat(), this.env.WS_PING_INTERVAL_MS);
+    this.heartbeatTimer.unref();
+  }
+
+  /**
+   * Our listener goes first. A listener already there for other paths (a host's `WsAdapter` on the
+   * same server destroys every upgrade it does not serve) is kept for every other path and not
+   * called for ours; the upgrades of other paths reach them exactly as before.
+   */
+  private attach(server: Server): void {
+    const others = server.listeners('upgrade') as UpgradeListener[];
+    server.removeAllListeners('upgrade');
+    server.on('upgrade', this.onUpgrade);
+    const path = this.path;
+    for (const listener of others) {
+      server.on('upgrade', function (this: Server, request: IncomingMessage, socket: Duplex, head: Buffer) {
+        if (pathnameOf(request) !== path) listener.call(this, request, socket, head);
+      });
+    }
+  }
+
+  private readonly onUpgrade = (request: IncomingMessage, socket: Duplex, head: Buffer): void => {
+    if (pathnameOf(request) !== this.path) {
+      // Alone on the server, we stand in for Node's default: an upgrade nobody serves is dropped.
+      if (this.httpServer?.listenerCount('upgrade') === 1) socket.destroy();
+      return;
+    }
+    if (this.closed || !this.wss) return refuse(socket, 503, 'Service Unavailable');
+    const auth = this.upgradeAuth?.authenticate;
+    if (!auth) return this.upgrade(request, socket, head, NO_CHECK_USER);
+    auth(request).then(
+      (verdict) => (verdict.ok ? this.upgrade(request, socket, head, verdict.user) : refuse(socket, verdict.status, verdict.message)),
+      (error: unknown) => {
+        log.error(`upgrade check failed: ${String(error)}`);
+        refuse(socket, 500, 'Internal Server Error');
+      },
+    );
+  };
+
+  private upgrade(request: IncomingMessage, socket: Duplex, head: Buffer, user: ConnectionUser): void {
+    const wss = this.wss;
+    if (this.closed || !wss || !socket.writable) return void socket.destroy();
+    wss.handleUpgrade(request, socket, head, (ws) => this.onConnection(ws, user));
+  }
+
+  private onConnection(socket: WebSocket, user: ConnectionUser): void {
+    const connection = this.registry.add(socket, user);
+    socket.on('error', onSocketError);
+    socket.on('pong', onPong);
+    socket.on('close', this.onClose);
+    socket.on('message', this.onMessage);
+    socket.send(JSON.stringify({ type: 'connected', connection_id: connection.id, protocol: PROTOCOL_VERSION }));
+  }
+
+  private dispatch(client: WebSocket, data: RawData, isBinary: boolean): void {
+    let frame: unknown;
+    try {
+      if (isBinary) throw new Error('binary');
+      frame = JSON.parse(String(data));
+    } catch {
+      return send(client, toErrorFrame(invalid('invalid_json', 'the frame is not JSON text')));
+    }
+    if (frame === null || typeof frame !== 'object' || Array.isArray(frame)) {
+      return send(client, toErrorFrame(invalid('invalid_message', 'type: a frame is a JSON object with a string type', 'type')));
+    }
+    const { id, type } = frame as Frame;
+    if (id !== undefined && typeof id !== 'string') {
+      return send(client, toErrorFrame(invalid('invalid_message', 'id: must be a string', 'id')));
+    }
+    if (typeof type !== 'string' || type === '') {
+      return send(client, toErrorFrame(invalid('invalid_message', 'type: must be a non-empty string', 'type'), id));
+    }
+    if (type === 'ping') return send(client, id === undefined ? { type: 'pong' } : { type: 'pong', id });
+    const handle = this.table.get(type);
+    if (!handle) return send(client, toErrorFrame(invalid('unknown_type', `no handler for type "${type.slice(0, 64)}"`), id));
+    handle(client, frame as Frame, type).then(
+      (result) => this.deliver(client, result, id),
+      (error: unknown) => send(client, toErrorFrame(error, id)),
+    );
+  }
+
+  /** What a handler returned: a frame, or an Observable of frames (each sent as it comes). */
+  private deliver(client: WebSocket, result: unknown, id: string | undefined): void {
+    if (isObservable(result)) {
+      result.subscribe({
+        next: (value) => {
+          if (isFrame(value)) send(client, value);
+        },
+        error: (error) => send(client, toErrorFrame(error, id)),
+      });
+    } else if (isFrame(result)) {
+      send(client, result);
+    }
+  }
+
+  private heartbeat(): void {
+    for (const connection of this.registry.all()) {
+      if (!connection.alive) {
+        connection.socket.terminate();
+        continue;
+      }
+      connection.alive = false;
+      connection.socket.ping();
+    }
+  }
+
+  async beforeApplicationShutdown(): Promise<void> {
+    await this.close();
+  }
+
+  /** Stops accepting, sends what is corked, terminates every socket and closes the server. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    clearInterval(this.heartbeatTimer);
+    const wss = this.wss;
+    if (!wss) return;
+    // Frames sent in this tick (an answer's end at shutdown) are still corked: terminate drops them.
+    this.registry.flushWrites();
+    for (const connection of [...this.registry.all()]) {
+      if (connection.socket.listeners('close').includes(this.onClose)) connection.socket.terminate();
+    }
+    await new Promise<void>((resolve) => wss.close(() => resolve()));
+  }
+}
