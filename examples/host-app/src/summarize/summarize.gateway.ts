@@ -1,7 +1,5 @@
-import { ConnectedSocket, MessageBody, SubscribeMessage } from '@nestjs/websockets';
-import { ConnectionRegistry, connectionIdOf, Frame, FrameGateway, MessageHandler } from 'nest-chat-system';
+import { ConnectionRegistry, Frame, FrameGateway, MessageHandler, OnFrame } from 'nest-chat-system';
 import { lastValueFrom, tap } from 'rxjs';
-import type { WebSocket } from 'ws';
 import { ChatSummarizer } from './chat-summarizer';
 import { SummarizeChatDto } from './summarize-chat.dto';
 
@@ -18,11 +16,7 @@ export class SummarizeGateway implements MessageHandler<SummarizeFrame> {
     private readonly registry: ConnectionRegistry,
   ) {}
 
-  @SubscribeMessage('summarize_chat')
-  onSummarize(@MessageBody() dto: SummarizeChatDto, @ConnectedSocket() socket: WebSocket): Promise<void> {
-    return this.handleMessage({ ...dto, type: 'summarize_chat' }, connectionIdOf(socket));
-  }
-
+  @OnFrame('summarize_chat', SummarizeChatDto)
   async handleMessage(msg: SummarizeFrame, connectionId: string): Promise<void> {
     const { id: userId } = this.registry.userOf(connectionId);
     const reply = { id: msg.id, chat_id: msg.chat_id };
