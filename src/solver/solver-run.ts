@@ -55,7 +55,6 @@ export class SolverRun {
   paths?: Set<string>;
   usage: LlmUsage = { prompt_tokens: 0, completion_tokens: 0, total_tokens: 0 };
   usageSeen = false;
-  unregisterStop?: () => void;
   /** What a viewer joining late is sent: `solver_started`, the last `solver_progress`, every piece, the end. */
   started?: Frame;
   lastProgress?: Frame;

@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { RateLimits } from '../auth/rate-limits';
 import { AppError } from '../common/app-error';
 import { Environment } from '../config/environment';
+import { RunningJobs } from '../generation/running-jobs';
 import { StopRegistry } from '../generation/stop.registry';
 import { SolverRunChanges, SolverRunRecord, SolverRunsRepository } from '../storage/solver-runs.repository';
 import { UsersRepository } from '../storage/users.repository';
@@ -26,10 +27,9 @@ import { Outcome, RunChannel, SolverPipeline } from './solver.pipeline';
 @Injectable()
 export class SolverService implements OnModuleInit, BeforeApplicationShutdown {
   private readonly logger = new Logger(SolverService.name);
-  private readonly running = new Map<string, SolverRun>();
+  private readonly running: RunningJobs<SolverRun>;
   /** The pending row writes of each run, chained so they land in order. */
   private readonly writes = new Map<string, Promise<void>>();
-  private accepting = true;
 
   constructor(
     private readonly pipeline: SolverPipeline,
@@ -40,7 +40,9 @@ export class SolverService implements OnModuleInit, BeforeApplicationShutdown {
     private readonly env: Environment,
     private readonly limits: RateLimits,
     private readonly users: UsersRepository,
-  ) {}
+  ) {
+    this.running = new RunningJobs(stops);
+  }
 
   async onModuleInit(): Promise<void> {
     // A run id that is stored but not running here has ended: `stop` of it does nothing.
@@ -55,7 +57,7 @@ export class SolverService implements OnModuleInit, BeforeApplicationShutdown {
 
   /** Starts a run and answers `solver_started` at once; the rest follows in the run's room. */
   async solve(dto: SolveDto, connectionId: string): Promise<void> {
-    if (!this.accepting) throw new AppError('shutting_down', 'the server is shutting down; try again shortly');
+    this.running.assertAccepting();
     const ref = parseIssueUrl(dto.issue_url);
     if (!ref) throw new AppError('invalid_message', 'issue_url: must be https://github.com/OWNER/REPO/issues/N', { field: 'issue_url' });
     const userId = this.registry.userOf(connectionId).id;
@@ -65,8 +67,7 @@ export class SolverService implements OnModuleInit, BeforeApplicationShutdown {
     if (run.openPr) run.prRefusal = prRefusalFor(this.env.SOLVER_PR, await this.isAdmin(userId));
     // Again after the awaits: solves sent back to back all passed the first check before any was running.
     this.assertRunAllowance(userId);
-    this.running.set(run.id, run);
-    run.unregisterStop = this.stops.register(run.id, userId, () => this.stop(run));
+    this.running.add(run.id, userId, run, () => this.stop(run));
     await this.fanout.join(connectionId, run.room);
     run.started = run.frame('solver_started', { issue_url: dto.issue_url });
     this.emit(run, run.started);
@@ -106,8 +107,7 @@ export class SolverService implements OnModuleInit, BeforeApplicationShutdown {
   /** SOLVER_MAX_RUNS_PER_USER: one more run at once is `limit_exceeded`. */
   private assertRunAllowance(userId: string): void {
     const max = this.env.SOLVER_MAX_RUNS_PER_USER;
-    const mine = [...this.running.values()].filter((r) => r.userId === userId).length;
-    if (mine >= max) {
+    if (this.running.countFor(userId) >= max) {
       throw new AppError('limit_exceeded', `at most ${max} Solver run(s) at once per user (SOLVER_MAX_RUNS_PER_USER); wait for one to finish or stop it`, {
         limit: 'solver_runs',
         max,
@@ -132,16 +132,8 @@ export class SolverService implements OnModuleInit, BeforeApplicationShutdown {
   }
 
   async beforeApplicationShutdown(): Promise<void> {
-    this.accepting = false;
-    if (this.running.size === 0) return;
-    this.logger.log(`waiting up to ${this.env.DRAIN_TIMEOUT_MS} ms for ${this.running.size} Solver run(s)`);
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([
-      Promise.all([...this.running.values()].map((r) => r.done)),
-      new Promise((resolve) => (timer = setTimeout(resolve, this.env.DRAIN_TIMEOUT_MS))),
-    ]);
-    clearTimeout(timer);
-    const left = [...this.running.values()];
+    if (this.running.size) this.logger.log(`waiting up to ${this.env.DRAIN_TIMEOUT_MS} ms for ${this.running.size} Solver run(s)`);
+    const left = await this.running.drain(this.env.DRAIN_TIMEOUT_MS);
     await Promise.all(left.map((run) => this.fail(run, new AppError('shutting_down', 'the server shut down before the run finished'), 'interrupted')));
   }
 
@@ -229,8 +221,7 @@ export class SolverService implements OnModuleInit, BeforeApplicationShutdown {
     if (run.ended) return false;
     run.ended = true;
     run.controller.abort();
-    run.unregisterStop?.();
-    this.running.delete(run.id);
+    this.running.remove(run.id, run);
     return true;
   }
 
