@@ -11,6 +11,14 @@
  *   const socket = PageSocket.create({ onFrame, busy, tuning, onClose });
  *   socket.connect(); socket.send(frame, keep); socket.onConnected(); // on the `connected` frame
  *
+ * Token-based hosts: when a host script (the `pageScript` option, loaded before this file) defines
+ * `window.chatSystem = { getToken }` (a token, or a promise of one; null when there is none), the
+ * page sends it as `Authorization: Bearer <token>` on its requests to our base path (fetch and htmx)
+ * and on the socket as the WebSocket subprotocol `bearer.<token>` after `chat-system` (browsers
+ * cannot set headers on a WebSocket; a subprotocol stays out of URLs and access logs, where a query
+ * parameter would land, and the server answers with `chat-system` alone, so the token is never
+ * echoed). A page opened without credentials (`data-token-bootstrap`) loads itself again with it.
+ *
  * `copyText(text)`: a clipboard write, with a fallback (resolves to true or false);
  * `copyFromButton(button, text, label)`: the same for a copy button, with its Copied / Copy failed state.
  */
@@ -22,6 +30,72 @@
   const WS_PATH = root.dataset.wsPath || '/ws';
   const LOGIN_PATH = root.dataset.loginPath || '';
   const LABELS = { connected: 'Connected', connecting: 'Connecting…', offline: 'Offline' };
+
+  /** The host's token hook, when its script defined one. */
+  const hook = () => {
+    const cs = /** @type {any} */ (window).chatSystem;
+    return cs && typeof cs.getToken === 'function' ? cs : null;
+  };
+  /** The last token the hook gave (htmx asks for headers synchronously). */
+  let token = null;
+  const refreshToken = async () => {
+    const h = hook();
+    if (!h) return null;
+    try {
+      token = (await h.getToken()) || null;
+    } catch (_) {
+      token = null;
+    }
+    return token;
+  };
+  /** Whether `url` goes to our own paths on this origin (only those get the token). */
+  const ours = (url) => {
+    try {
+      const u = new URL(url, location.href);
+      return u.origin === location.origin && (u.pathname === BASE || u.pathname.startsWith(`${BASE}/`));
+    } catch (_) {
+      return false;
+    }
+  };
+  // Once per window (it survives the bootstrap's document.open); the htmx listener once per document
+  // (document.open erases listeners).
+  if (hook() && !window.__chatSystemFetch) {
+    window.__chatSystemFetch = true;
+    const plainFetch = window.fetch.bind(window);
+    window.fetch = async (input, init) => {
+      const url = typeof input === 'string' ? input : input instanceof URL ? input.href : input.url;
+      if (!ours(url)) return plainFetch(input, init);
+      const value = await refreshToken();
+      const headers = new Headers((init && init.headers) || (input instanceof Request ? input.headers : undefined));
+      if (value && !headers.has('Authorization')) headers.set('Authorization', `Bearer ${value}`);
+      return plainFetch(input, Object.assign({}, init, { headers }));
+    };
+  }
+  if (hook()) {
+    document.addEventListener('htmx:configRequest', (ev) => {
+      const detail = /** @type {any} */ (ev).detail;
+      if (token && ours(detail.path) && !detail.headers.Authorization) detail.headers.Authorization = `Bearer ${token}`;
+    });
+  }
+  void refreshToken();
+
+  /**
+   * A page of ours opened without credentials on a token-based host: the same page again, asked for
+   * with the token, replaces this one (its scripts run as on a first load).
+   */
+  if (root.dataset.tokenBootstrap !== undefined) {
+    void (async () => {
+      const status = document.querySelector('[data-token-status]');
+      const value = await refreshToken();
+      const res = value ? await window.fetch(location.href, { credentials: 'same-origin', headers: { Accept: 'text/html' } }).catch(() => null) : null;
+      if (res && res.ok) {
+        const html = await res.text();
+        document.open();
+        document.write(html);
+        document.close();
+      } else if (status) status.textContent = value ? 'Your sign-in was refused: sign in again, then reload this page.' : 'Sign in first, then reload this page.';
+    })();
+  }
 
   /** Timings (ms); a page passes its own `tuning` to change any of them (tests shorten them). */
   const DEFAULTS = {
@@ -70,14 +144,39 @@
       return ready ? 'connected' : 'connecting';
     };
 
+    /** With a host token: offered as the subprotocol `bearer.<token>` beside `chat-system`. */
+    const openSocket = (url) => {
+      if (!token) return new WebSocket(url);
+      try {
+        return new WebSocket(url, ['chat-system', `bearer.${token}`]);
+      } catch (_) {
+        return new WebSocket(url); // not a valid subprotocol (RFC 6455 token characters only)
+      }
+    };
+
+    let fetching = false;
     const connect = () => {
       clearTimeout(retryTimer);
       retryTimer = null;
+      if (ws || fetching) return;
+      if (hook()) {
+        // The freshest token for each socket (a token may have expired since the last one).
+        fetching = true;
+        void refreshToken().then(() => {
+          fetching = false;
+          open();
+        });
+        return;
+      }
+      open();
+    };
+
+    const open = () => {
       if (ws) return;
       ready = false;
       probeDeadline = 0;
       indicator(current());
-      const s = new WebSocket(`${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}${WS_PATH}`);
+      const s = openSocket(`${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}${WS_PATH}`);
       ws = s;
       openedAt = Date.now();
       s.onmessage = (ev) => {

@@ -1,17 +1,15 @@
 import type { NestExpressApplication } from '@nestjs/platform-express';
-import type { Response } from 'express';
+import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import helmet from 'helmet';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { HostCheck } from './auth/host-check';
 import { httpEdge, trustProxyValue } from './auth/http-edge';
 import { importBody } from './chat/import-body';
 import { HttpErrorFilter } from './common/http-error.filter';
-import { MountPoint } from './common/mount';
+import { isUnder, MountPoint } from './common/mount';
+import { ROOT_DIR } from './common/page-renderer';
 import { Environment } from './config/environment';
-
-/** The project root (holds views/ and public/), from src/ under ts-jest and dist/ in production. */
-export const ROOT_DIR = join(__dirname, '..');
 
 /** Browser libraries served from their npm packages: the app works offline, no CDN. */
 const VENDOR_FILES: Record<string, [string, string]> = {
@@ -38,18 +36,6 @@ function packageFile(pkg: string, file: string): string {
     dir = up;
   }
   return join(dir, file);
-}
-
-/** Template helpers (hbs keeps one global registry; registering twice is harmless). */
-function registerViewHelpers(): void {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports -- hbs ships no types; the require is typed to the two calls made here
-  const hbs = require('hbs') as { registerHelper(name: string, fn: (...args: unknown[]) => unknown): void; registerPartial(name: string, text: string): void };
-  hbs.registerHelper('eq', (a: unknown, b: unknown) => a === b);
-  // Every file of views/partials is a partial named after it (`{{> account_menu}}`).
-  const partials = join(ROOT_DIR, 'views', 'partials');
-  for (const file of readdirSync(partials).filter((name) => name.endsWith('.hbs'))) {
-    hbs.registerPartial(file.slice(0, -'.hbs'.length), readFileSync(join(partials, file), 'utf8'));
-  }
 }
 
 /** The security headers of our pages: same-origin resources only, no inline script, no framing. */
@@ -122,40 +108,48 @@ function wire(app: NestExpressApplication, ownsApp: boolean): NestExpressApplica
   assertExpress(app);
   const env = app.get(Environment);
   const mount = app.get(MountPoint);
-  const base = mount.basePath;
   // Express's trust-proxy is app-wide: a host that mounts us keeps its own (and our limits follow it).
   const trustProxy = trustProxyValue(env.TRUST_PROXY);
   if (ownsApp && trustProxy !== undefined) app.set('trust proxy', trustProxy);
-  const edge = httpEdge(app.get(HostCheck));
-  if (ownsApp) app.use(edge, securityHeaders());
-  else app.use(base ? [base] : OWN_PATHS.map((path) => mount.path(path)), edge, securityHeaders());
+  // Every path below is read per request from the mount point: its base path is final only at init
+  // (a host may call setGlobalPrefix after us), and no request comes before.
+  app.use(ourEdge(mount, httpEdge(app.get(HostCheck)), securityHeaders(), ownsApp));
   // Before Nest's own JSON parser (added at init), so an export bigger than its 100 KB can come back.
-  app.use(mount.path('/api/chats/import'), importBody(env.IMPORT_MAX_BYTES));
-
-  const express = app.getHttpAdapter().getInstance();
-  // Our root leads to the chat; with no prefix of ours, `/` is the host's (the standalone server owns it).
-  if (ownsApp || base) express.get(base || '/', (_req: unknown, res: Response) => res.redirect(302, mount.path('/chat')));
-  const views = join(ROOT_DIR, 'views');
-  if (ownsApp) {
-    app.setBaseViewsDir(views);
-    app.setViewEngine('hbs');
-    // Compiled templates are kept (Express only does so by itself with NODE_ENV=production).
-    express.set('view cache', true);
-  } else {
-    // The host's own views come first; its view engine stays the default when it has one.
-    const current = express.get('views') as string | string[] | undefined;
-    express.set('views', [...[current ?? []].flat().filter((dir) => dir !== views), views]);
-    if (!express.get('view engine')) app.setViewEngine('hbs');
-  }
-  // Every page of ours renders these: templates and the page script build their URLs from them.
-  express.locals.basePath = base;
-  express.locals.wsPath = mount.wsPath;
-  express.locals.loginPath = mount.loginPath ?? '';
-  registerViewHelpers();
-  app.useStaticAssets(join(ROOT_DIR, 'public'), { prefix: mount.path('/static/'), maxAge: '1h' });
-  for (const [name, [pkg, path]] of Object.entries(VENDOR_FILES)) {
-    const file = packageFile(pkg, path);
-    express.get(mount.path(`/vendor/${name}`), (_req: unknown, res: Response) => res.sendFile(file, { maxAge: '1d' }));
-  }
+  const importParser = importBody(env.IMPORT_MAX_BYTES);
+  app.use((req: Request, res: Response, next: NextFunction) => (req.path === mount.path('/api/chats/import') ? importParser(req, res, next) : next()));
+  app.use(ourAssets(mount, ownsApp));
+  // Our pages render with our own Handlebars (PageRenderer), never through the app's view engine:
+  // no views folder, engine or app.locals of the app is set or read.
   return app;
+}
+
+/** Host check, HSTS and our security headers: every request of a standalone server, our paths only in a host. */
+function ourEdge(mount: MountPoint, edge: RequestHandler, headers: RequestHandler, ownsApp: boolean): RequestHandler {
+  return (req, res, next) => {
+    if (!ownsApp && !mount.owns(req.path, OWN_PATHS)) return next();
+    edge(req, res, (error?: unknown) => (error ? next(error) : headers(req, res, next)));
+  };
+}
+
+/**
+ * Our static files (`<base>/static/<file of public/>`), the browser libraries (`<base>/vendor/…`)
+ * and, under a route prefix of ours, `GET <prefix>` leading to the chat (with no prefix of ours
+ * `GET /` stays the host's; the standalone server owns it).
+ */
+function ourAssets(mount: MountPoint, ownsApp: boolean): RequestHandler {
+  const publicDir = join(ROOT_DIR, 'public');
+  const statics = new Set(readdirSync(publicDir));
+  const vendor = new Map(Object.entries(VENDOR_FILES).map(([name, [pkg, path]]) => [name, packageFile(pkg, path)]));
+  return (req, res, next) => {
+    if (req.method !== 'GET' && req.method !== 'HEAD') return next();
+    const base = mount.basePath;
+    if (!isUnder(req.path, base)) return next();
+    const rest = req.path.slice(base.length);
+    if ((rest === '' || rest === '/') && (ownsApp || mount.routePrefix)) return res.redirect(302, mount.path('/chat'));
+    const [, dir, name] = /^\/(static|vendor)\/([^/]+)$/.exec(rest) ?? [];
+    if (dir === 'static' && statics.has(name)) return res.sendFile(join(publicDir, name), { maxAge: '1h' });
+    const file = dir === 'vendor' ? vendor.get(name) : undefined;
+    if (file) return res.sendFile(file, { maxAge: '1d' });
+    next();
+  };
 }

@@ -54,3 +54,7 @@ export { CurrentUser, Public } from './auth/auth.decorators';
 /** Chats of a user, with ownership checks (`getChat(id, userId)` throws `not_found` for another's chat). */
 export { ChatService, chatRoom } from './chat/chat.service';
 export type { ChatView, MessageView } from './chat/chat.service';
+/** For a token-based host's `UserResolver`: the request's bearer token (header, or our pages' socket subprotocol). */
+export { bearerToken } from './auth/bearer-token';
+/** `isChatSystemRoute(context)`: a host's global interceptor leaves our answers alone with it (our JSON is docs/protocol.md's). */
+export { CHAT_SYSTEM_ROUTE, isChatSystemRoute } from './common/chat-system-route';

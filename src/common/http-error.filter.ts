@@ -61,6 +61,11 @@ export class HttpErrorFilter implements ExceptionFilter {
       }
       return;
     }
+    if (status === 401 && wantsPage && this.mount.pageScript) {
+      // A token-based host: the browser's navigation carried no token; page.js asks again with it.
+      this.pages.render(response, 'token_bootstrap', {}, { status: 401 });
+      return;
+    }
     if (wantsPage && status === 404) {
       this.pages.render(response, 'not_found', { message, pageTitle: 'Not found' }, { status: 404 });
       return;

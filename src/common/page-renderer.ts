@@ -10,6 +10,7 @@ const VIEWS = join(ROOT_DIR, 'views');
 
 type Template = (context: object) => string;
 interface HandlebarsEnv {
+  Utils: { escapeExpression(text: string): string };
   compile(source: string): Template;
   registerHelper(name: string, fn: (...args: unknown[]) => unknown): void;
   registerPartial(name: string, source: string): void;
@@ -57,7 +58,8 @@ export class PageRenderer {
       ...values,
     };
     const body = this.template(view)(context);
-    return layout ? this.template(layout)({ ...context, body }) : body;
+    const html = layout ? this.template(layout)({ ...context, body }) : body;
+    return this.withPageScript(html);
   }
 
   /** Sends `view` as the answer (text/html), with `options.status` (default 200). */
@@ -67,6 +69,18 @@ export class PageRenderer {
       .status(options.status ?? 200)
       .type('html')
       .send(html);
+  }
+
+  /**
+   * The host's `pageScript` goes before the page's first script (all are `defer`: they run in
+   * order, so page.js finds `window.chatSystem`), whatever the template's head looks like.
+   */
+  private withPageScript(html: string): string {
+    const script = this.mount.pageScript;
+    if (!script) return html;
+    const at = html.indexOf('<script');
+    if (at < 0) return html;
+    return `${html.slice(0, at)}<script src="${this.env.Utils.escapeExpression(script)}" defer></script>\n  ${html.slice(at)}`;
   }
 
   private template(view: string): Template {
