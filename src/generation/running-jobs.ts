@@ -51,6 +51,11 @@ export class RunningJobs<J extends Job> {
     this.perOwner.set(ownerId, this.countFor(ownerId) + 1);
   }
 
+  /** The job is ending: a `stop` no longer reaches it (it is counted until `remove`). */
+  ending(id: string): void {
+    this.jobs.get(id)?.unregisterStop();
+  }
+
   /** Takes an ended job out (once, whatever the path ended it); false when it was not running. */
   remove(id: string, job: J): boolean {
     const entry = this.jobs.get(id);
