@@ -10,6 +10,7 @@ import { Frame, MessageStatus } from '../transport/frames';
 import { Generation, GenerationSpec, storedEndFrame } from './generation';
 import { MetricsService } from '../metrics/metrics.service';
 import { RedisService } from '../redis/redis.service';
+import { RunningJobs } from './running-jobs';
 import { StopRegistry } from './stop.registry';
 import { InstanceLiveness } from './instance-liveness';
 import { retryWrite } from './retry-write';
@@ -32,9 +33,8 @@ const END_RETRY_MS = 2000;
 @Injectable()
 export class GenerationService implements OnModuleInit, BeforeApplicationShutdown, OnApplicationShutdown {
   private readonly logger = new Logger(GenerationService.name);
-  private readonly running = new Map<string, Generation>();
-  /** Running generations per owner, kept with `running` (checked on every `user_message`/`regenerate`). */
-  private readonly runningPerUser = new Map<string, number>();
+  /** Running generations, by message id and per owner (checked on every `user_message`/`regenerate`). */
+  private readonly running: RunningJobs<Generation>;
   /** Ended generations kept for resume, oldest first, each with the time it may be dropped. */
   private readonly ended = new Map<string, { generation: Generation; until: number }>();
   /** Generations holding pending text, all sent by one shared `setImmediate` (see `flushPending`). */
@@ -42,7 +42,6 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
   private flushScheduled = false;
   private snapshotTimer?: NodeJS.Timeout;
   private snapshotting = false;
-  private accepting = true;
   /** Shut down: ends still waiting for the database are no longer tried. */
   private closed = false;
   private heartbeat?: NodeJS.Timeout;
@@ -60,6 +59,7 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
     private readonly metrics: MetricsService,
     private readonly redis: RedisService,
   ) {
+    this.running = new RunningJobs(stops);
     this.liveness = new InstanceLiveness(redis, env.INSTANCE_HEARTBEAT_MS);
     this.log = new SharedLog(redis);
     const publish = (generation: Generation, frame: Frame) => this.fanout.publish(generation.spec.room, frame);
@@ -107,7 +107,7 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
   }
 
   get isAccepting(): boolean {
-    return this.accepting;
+    return this.running.isAccepting;
   }
 
   get runningCount(): number {
@@ -116,7 +116,7 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
 
   /** How many generations run for one user (O(1): counted as they start and end). */
   runningFor(ownerId: string): number {
-    return this.runningPerUser.get(ownerId) ?? 0;
+    return this.running.countFor(ownerId);
   }
 
   /**
@@ -134,11 +134,9 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
   }
 
   start(spec: GenerationSpec): Generation {
-    if (!this.accepting) throw new AppError('shutting_down', 'the server is shutting down; try again shortly');
+    this.running.assertAccepting();
     const generation = new Generation(spec);
-    this.running.set(spec.messageId, generation);
-    this.runningPerUser.set(spec.ownerId, (this.runningPerUser.get(spec.ownerId) ?? 0) + 1);
-    generation.unregisterStop = this.stops.register(spec.messageId, spec.ownerId, () => void this.end(generation, 'stopped'));
+    this.running.add(spec.messageId, spec.ownerId, generation, () => void this.end(generation, 'stopped'));
     if (spec.stored) {
       generation.held = [];
       spec.stored.then(
@@ -195,7 +193,7 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
     generation.ending = true;
     generation.status = 'error';
     generation.subscription?.unsubscribe();
-    generation.unregisterStop?.();
+    this.running.ending(generation.messageId);
     this.pending.delete(generation);
     this.untrack(generation);
     this.metrics.generationEnded('error', generation.seq, Date.now() - generation.startedAt, generation.usage);
@@ -236,14 +234,9 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
   }
 
   async beforeApplicationShutdown(): Promise<void> {
-    this.accepting = false;
-    if (this.running.size === 0) return;
-    this.logger.log(`draining ${this.running.size} running generation(s) for up to ${this.env.DRAIN_TIMEOUT_MS} ms`);
-    const all = Promise.all([...this.running.values()].map((g) => g.done));
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([all, new Promise((resolve) => (timer = setTimeout(resolve, this.env.DRAIN_TIMEOUT_MS)))]);
-    clearTimeout(timer);
-    await Promise.all([...this.running.values()].map((g) => this.end(g, 'interrupted')));
+    if (this.running.size) this.logger.log(`draining ${this.running.size} running generation(s) for up to ${this.env.DRAIN_TIMEOUT_MS} ms`);
+    const left = await this.running.drain(this.env.DRAIN_TIMEOUT_MS);
+    await Promise.all(left.map((g) => this.end(g, 'interrupted')));
   }
 
   private onEvent(generation: Generation, event: LlmEvent): void {
@@ -300,7 +293,7 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
     generation.ending = true;
     generation.status = status;
     generation.subscription?.unsubscribe();
-    generation.unregisterStop?.();
+    this.running.ending(generation.messageId);
     // The row may still be on its way (the request went out first); an end is written after it.
     if (generation.spec.stored) await generation.spec.stored.catch(() => undefined);
     if (generation.abandoned) return;
@@ -356,12 +349,7 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
 
   /** Takes an ended generation out of `running` and its owner's count (once, whatever the path). */
   private untrack(generation: Generation): void {
-    if (this.running.get(generation.messageId) !== generation) return;
-    this.running.delete(generation.messageId);
-    const owner = generation.spec.ownerId;
-    const left = (this.runningPerUser.get(owner) ?? 1) - 1;
-    if (left > 0) this.runningPerUser.set(owner, left);
-    else this.runningPerUser.delete(owner);
+    if (!this.running.remove(generation.messageId, generation)) return;
     if (this.running.size === 0) this.stopSnapshots();
   }
 

@@ -44,7 +44,6 @@ export class Generation {
   /** `agent_response_end`, once sent. */
   endLogged?: Frame;
   subscription?: Subscription;
-  unregisterStop?: () => void;
   /** Text changed since the last snapshot. */
   dirty = false;
   /**
