@@ -1,0 +1,7 @@
+import { IsString, MinLength } from 'class-validator';
+
+export class CreateItemDto {
+  @IsString()
+  @MinLength(2)
+  name: string;
+}
