@@ -1,5 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { type CompiledQuery, Kysely } from 'kysely';
+import { CompiledQuery, Kysely } from 'kysely';
 import { sqliteConnectionOf } from './database.provider';
 import type { Database } from './schema';
 import type { SqliteConnection } from './sqlite-connection';
@@ -11,6 +11,45 @@ interface Queued {
   write: Write;
   resolve: () => void;
   reject: (error: unknown) => void;
+}
+
+/** Writes in one PostgreSQL round trip at most (a bound on the query's size). */
+const PG_BATCH_MAX = 200;
+/**
+ * Batches on their way at once (each on its own pooled connection; the pool's other connections
+ * serve reads). One at a time made every batch wait a whole turn of a busy event loop after the one
+ * before it: 500 turns at once took 1.5x as long to their first piece.
+ */
+const PG_BATCHES_IN_FLIGHT = 4;
+
+/**
+ * A value as PostgreSQL's extended protocol would bind it (pg sends every parameter as untyped
+ * text): a quoted literal, escaped (`E''`, so whatever standard_conforming_strings says), or NULL.
+ * Undefined for what has no such form here (arrays, buffers, a NUL character, non-finite numbers).
+ */
+function pgLiteral(value: unknown): string | undefined {
+  if (value === null || value === undefined) return 'NULL';
+  let text: string;
+  if (typeof value === 'string') text = value;
+  else if (typeof value === 'number') {
+    if (!Number.isFinite(value)) return undefined;
+    text = String(value);
+  } else if (typeof value === 'bigint' || typeof value === 'boolean') text = String(value);
+  else if (value instanceof Date) text = value.toISOString();
+  else return undefined;
+  if (text.includes('\0')) return undefined;
+  return `E'${text.replace(/\\/g, '\\\\').replace(/'/g, "''")}'`;
+}
+
+/** The write's statements as one text with their values inlined, or undefined when one cannot be. */
+function pgInline(write: Write): string | undefined {
+  const statements: string[] = [];
+  for (const query of write) {
+    const literals = (query.parameters as unknown[]).map(pgLiteral);
+    if (literals.some((literal) => literal === undefined)) return undefined;
+    statements.push(query.sql.replace(/\$(\d+)/g, (placeholder, n: string) => literals[Number(n) - 1] ?? placeholder));
+  }
+  return statements.join(';\n');
 }
 
 /**
@@ -28,8 +67,15 @@ interface Queued {
  * transaction of its own, so only the failing one fails. (A writer thread with its own connection
  * was tried: on two cores it competes with the load for CPU and gained nothing; bench/findings.md.)
  *
- * PostgreSQL commits concurrently on its pool's connections: writes run at once, a write of several
- * statements in a transaction.
+ * On PostgreSQL the cost is the round trip: each statement is a socket write that wakes a backend
+ * and a reply that wakes the event loop (on this VM ~0.5 ms of CPU per statement, more than the
+ * statement; bench --scale in the commit). The writes of a turn of the event loop go to the server
+ * as ONE simple-protocol query (their statements joined with `;`, values inlined as quoted literals,
+ * exactly as the extended protocol sends them: untyped text), which PostgreSQL runs as one implicit
+ * transaction; a few batches may be on their way at once (writes that depend on another, such as an
+ * answer's end on its row, are asked for only once that one is committed).
+ * A write with a value that cannot be written as a literal (an array, a buffer) runs alone as before;
+ * a failed batch runs every write again on its own, so only the failing one fails.
  *
  * One per database, provided by `StorageModule` and injected into every repository that writes, so
  * that their writes share batches (a spec or script that builds repositories by hand gives them one).
@@ -39,6 +85,10 @@ export class GroupCommit {
   /** SQLite's connection (undefined on PostgreSQL). */
   private readonly sqlite: SqliteConnection | undefined;
   private queue: Queued[] = [];
+  /** PostgreSQL: writes waiting for the next round trip, with their inlined text. */
+  private pgQueue: Array<Queued & { text: string }> = [];
+  private pgScheduled = false;
+  private pgInFlight = 0;
 
   constructor(@Inject(Kysely) private readonly db: Kysely<Database>) {
     this.sqlite = sqliteConnectionOf(db);
@@ -46,7 +96,14 @@ export class GroupCommit {
 
   /** Runs the write's statements in one transaction; resolves once they are committed. */
   run(write: Write): Promise<void> {
-    if (!this.sqlite) return this.runNow(write);
+    if (!this.sqlite) {
+      const text = pgInline(write);
+      if (text === undefined) return this.runNow(write);
+      return new Promise<void>((resolve, reject) => {
+        this.pgQueue.push({ write, text, resolve, reject });
+        this.schedulePg();
+      });
+    }
     return new Promise<void>((resolve, reject) => {
       if (!this.queue.length) setImmediate(() => void this.flush());
       this.queue.push({ write, resolve, reject });
@@ -55,7 +112,37 @@ export class GroupCommit {
 
   /** Resolves when every write asked for before this call is committed (or has failed). */
   async drain(): Promise<void> {
-    if (this.sqlite) await this.run([]);
+    await this.run([]);
+  }
+
+  private schedulePg(): void {
+    if (this.pgScheduled || this.pgInFlight >= PG_BATCHES_IN_FLIGHT || !this.pgQueue.length) return;
+    this.pgScheduled = true;
+    setImmediate(() => void this.flushPg());
+  }
+
+  /** One round trip for the waiting writes (one implicit transaction); alone each, should it fail. */
+  private async flushPg(): Promise<void> {
+    this.pgScheduled = false;
+    const batch = this.pgQueue.splice(0, PG_BATCH_MAX);
+    this.pgInFlight += 1;
+    try {
+      const text = batch
+        .map((queued) => queued.text)
+        .filter(Boolean)
+        .join(';\n');
+      try {
+        if (text) await this.db.executeQuery(CompiledQuery.raw(text));
+      } catch (error) {
+        if (batch.length === 1) return batch[0].reject(error);
+        for (const queued of batch) await this.runNow(queued.write).then(queued.resolve, queued.reject);
+        return;
+      }
+      for (const queued of batch) queued.resolve();
+    } finally {
+      this.pgInFlight -= 1;
+      this.schedulePg();
+    }
   }
 
   private async runNow(write: Write): Promise<void> {

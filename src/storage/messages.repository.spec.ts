@@ -166,7 +166,8 @@ describe(`MessagesRepository (${usingPostgres() ? 'PostgreSQL' : 'SQLite file'})
     await messages.finish('a2', { content: 'final', reasoning: null, status: 'complete', seq: 5 });
     const ended = await messages.findById('a2');
     const sqlite = sqliteConnectionOf(db);
-    const transaction = sqlite ? jest.spyOn(sqlite, 'transaction') : jest.spyOn(db, 'transaction');
+    // PostgreSQL: one query, which the server runs as one implicit transaction (GroupCommit).
+    const transaction = sqlite ? jest.spyOn(sqlite, 'transaction') : jest.spyOn(db, 'executeQuery');
     await messages.snapshotMany([
       { id: 'a1', content: 'one', reasoning: null, seq: 1 },
       { id: 'a2', content: 'late', reasoning: null, seq: 9 },
