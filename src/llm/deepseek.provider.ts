@@ -4,7 +4,8 @@ import { Observable, Subscriber } from 'rxjs';
 import { AppError } from '../common/app-error';
 import { LlmEvent, LlmProvider, LlmRequest, LlmSettings, LlmUsage } from './llm.provider';
 import { ModelList } from './model-list';
-import { estimateTokens, OptionalParam, sendsThinkingField } from './openai-compat';
+import type { OptionalParam } from './openai-compat';
+import { estimatedUsage, RequestBodies } from './request-body';
 import { postSse, SseRequest, SseStats, SseTarget, sseTarget } from './sse-client';
 import { ThinkTagSplitter } from './think-tags';
 import { AttemptFailure, BadResponse, UpstreamErrors } from './upstream-errors';
@@ -59,13 +60,14 @@ export class DeepSeekProvider extends LlmProvider {
   private readonly errors: UpstreamErrors;
   private readonly models: ModelList;
   private target?: SseTarget;
-  /** Optional fields this server refused (a 400 naming them): never sent again. */
-  private readonly unsupported = new Set<OptionalParam>();
+  /** Request bodies, without the optional fields this server refused (a 400 naming them). */
+  private readonly bodies: RequestBodies;
 
   constructor(private readonly settings: LlmSettings) {
     super();
     this.errors = new UpstreamErrors(settings.apiKey, settings.baseUrl);
     this.models = new ModelList(settings, this.errors);
+    this.bodies = new RequestBodies(settings);
   }
 
   get defaultModel(): string {
@@ -110,35 +112,8 @@ export class DeepSeekProvider extends LlmProvider {
     return this.target;
   }
 
-  /** The request body: only fields this server is known (or configured) to accept. */
-  private buildBody(request: LlmRequest): Record<string, unknown> {
-    const model = request.model || this.defaultModel;
-    const body: Record<string, unknown> = {
-      model,
-      messages: request.messages.map((m) => ({ role: m.role, content: m.content })),
-      stream: true,
-    };
-    if (!this.unsupported.has('stream_options')) body.stream_options = { include_usage: true };
-    if (request.temperature !== undefined && request.temperature !== null) body.temperature = request.temperature;
-    if (request.maxTokens !== undefined && request.maxTokens !== null) body.max_tokens = request.maxTokens;
-    if (request.responseFormat && !this.unsupported.has('response_format')) body.response_format = { type: request.responseFormat };
-    if (
-      request.thinking !== undefined &&
-      request.thinking !== null &&
-      !this.unsupported.has('thinking') &&
-      sendsThinkingField(this.settings.thinkingField, this.settings.baseUrl, model)
-    ) {
-      body.thinking = { type: request.thinking ? 'enabled' : 'disabled' };
-    }
-    const effort = (request.reasoningEffort ?? this.settings.reasoningEffort)?.trim();
-    if (effort && request.thinking !== false && !this.unsupported.has('reasoning_effort')) {
-      body.reasoning_effort = effort;
-    }
-    return body;
-  }
-
   private async runWithRetries(request: LlmRequest, subscriber: Subscriber<LlmEvent>, run: Run): Promise<void> {
-    const body = this.buildBody(request);
+    const body = this.bodies.build(request, this.defaultModel);
     const maxRetries = Math.max(0, Math.floor(this.settings.maxRetries ?? 0));
     /** Optional fields already left out in this run: each is retried without once. */
     const dropped = new Set<string>();
@@ -157,7 +132,7 @@ export class DeepSeekProvider extends LlmProvider {
         for (const param of failure.drop.params) {
           delete body[param];
           dropped.add(param);
-          if (failure.drop.named) this.unsupported.add(param);
+          if (failure.drop.named) this.bodies.refused(param);
           else run.tentative.push(param);
         }
         this.logger.warn(
@@ -206,7 +181,7 @@ export class DeepSeekProvider extends LlmProvider {
       if (stats?.skipped) this.logger.warn(`The model API sent ${stats.skipped} data event(s) that were not JSON; skipped`);
       // Never an empty `complete`: an answer with nothing in it says what came instead.
       if (!run.emittedPiece) throw this.errors.classify(new BadResponse(emptyAnswer(state, stats, finishReason)), context());
-      if (!state.sawUsage) subscriber.next({ type: 'usage', usage: this.estimateUsage(body, state) });
+      if (!state.sawUsage) subscriber.next({ type: 'usage', usage: estimatedUsage(body, { reasoning: state.reasoningChars, content: state.contentChars }) });
       subscriber.next({
         type: 'finish',
         reason: finishReason,
@@ -219,7 +194,7 @@ export class DeepSeekProvider extends LlmProvider {
       upstream = postSse(this.getTarget(), JSON.stringify(body), timeoutMs, {
         // The server took the request: fields left out after a generic refusal were the trouble.
         accepted: () => {
-          for (const param of run.tentative.splice(0)) this.unsupported.add(param);
+          for (const param of run.tentative.splice(0)) this.bodies.refused(param);
         },
         event: (chunk) => {
           lastProgress = Date.now();
@@ -312,19 +287,6 @@ export class DeepSeekProvider extends LlmProvider {
       else state.contentChars += piece.text.length;
       subscriber.next({ type: piece.type, text: piece.text });
     }
-  }
-
-  /** For servers that send no usage chunk: about four characters a token, marked as estimated. */
-  private estimateUsage(body: Record<string, unknown>, state: AttemptState): LlmUsage {
-    const messages = Array.isArray(body.messages) ? (body.messages as { content?: unknown }[]) : [];
-    const promptChars = messages.reduce((n, m) => n + (typeof m?.content === 'string' ? m.content.length : 0), 0);
-    const prompt = estimateTokens(promptChars);
-    const reasoning = estimateTokens(state.reasoningChars);
-    const completion = reasoning + estimateTokens(state.contentChars);
-    const usage: LlmUsage = { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion };
-    if (reasoning > 0) usage.reasoning_tokens = reasoning;
-    usage.estimated = true;
-    return usage;
   }
 
   /** Exponential backoff with full jitter; at least what `retry-after` asked (capped). */

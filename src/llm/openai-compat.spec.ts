@@ -1,4 +1,4 @@
-import { isDeepSeekHost, normalizeErrorBody, sendsThinkingField, unsupportedParams } from './openai-compat';
+import { completionsUrl, errorObject, isDeepSeekHost, isHtmlPage, normalizeErrorBody, sendsThinkingField, unsupportedParams } from './openai-compat';
 
 describe('sendsThinkingField', () => {
   it.each([
@@ -97,5 +97,27 @@ describe('normalizeErrorBody', () => {
     });
     expect(norm('404 page not found').error.message).toBe('404 page not found');
     expect(normalizeErrorBody('')).toBe('');
+  });
+});
+
+describe('errorObject (error answers and errors inside a stream alike)', () => {
+  it('reads every shape normalizeErrorBody reads, keeping a status that a bare object names', () => {
+    expect(errorObject({ error: { message: 'overloaded', type: 'server_error', code: null } })).toEqual({
+      message: 'overloaded',
+      type: 'server_error',
+      code: null,
+    });
+    expect(errorObject({ message: 'slow down', status: 429 })).toEqual({ message: 'slow down', type: null, param: null, code: null, status: 429 });
+    expect(errorObject({ error: 'model "x" not found' }).message).toBe('model "x" not found');
+    expect(errorObject({ error: { detail: 'no such model', code: 404 } })).toMatchObject({ message: 'no such model', code: 404 });
+    expect(errorObject('<html><head><title>502 Bad Gateway</title></head></html>').message).toBe('502 Bad Gateway');
+  });
+});
+
+describe('isHtmlPage and completionsUrl', () => {
+  it('tells an HTML page from JSON and events; the completions URL is the base URL plus /chat/completions', () => {
+    expect(['<!DOCTYPE html><html>', '  <html>', '<title>x</title>'].map(isHtmlPage)).toEqual([true, true, true]);
+    expect(['{"error":1}', 'data: {}', '<p>x</p>'].map(isHtmlPage)).toEqual([false, false, false]);
+    expect(completionsUrl(' http://127.0.0.1:8000/v1/ ').href).toBe('http://127.0.0.1:8000/v1/chat/completions');
   });
 });

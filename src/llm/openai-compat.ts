@@ -86,10 +86,47 @@ export function unsupportedParams(
   return { params: candidates, named: false };
 }
 
+/** OpenAI's error object: the server's words in `message`, with its `type`, `param` and `code` (more fields may stay). */
+export interface ErrorObject {
+  message: string;
+  type: unknown;
+  param: unknown;
+  code: unknown;
+  [field: string]: unknown;
+}
+
 /**
- * Rewrites an error answer into OpenAI's `{"error":{"message","type","param","code"}}`, so the SDK
- * keeps the server's words: vLLM's top-level `{"object":"error","message":…}`, Ollama's
- * `{"error":"…"}`, FastAPI's `{"detail":[{"loc","msg"}]}`, plain text.
+ * Any error payload as OpenAI's error object, whatever shape the server used: `{"error":{…}}`
+ * (kept whole), vLLM's top-level `{"object":"error","message":…}`, Ollama's `{"error":"…"}`,
+ * FastAPI's `{"detail":[{"loc","msg"}]}`, or text (an HTML error page by its title). The one reader
+ * of error shapes: for error answers (`normalizeErrorBody`) and errors inside a stream.
+ */
+export function errorObject(payload: unknown): ErrorObject {
+  if (typeof payload === 'string') return { message: htmlToText(payload).trim().slice(0, 1000), type: null, param: null, code: null };
+  if (!payload || typeof payload !== 'object' || Array.isArray(payload))
+    return { message: stringify(payload).slice(0, 1000), type: null, param: null, code: null };
+  const o = payload as Record<string, unknown>;
+  const e = o.error;
+  if (e && typeof e === 'object' && !Array.isArray(e)) {
+    const inner = e as Record<string, unknown>;
+    if (typeof inner.message === 'string') return inner as ErrorObject;
+    return { type: null, param: null, code: null, ...inner, message: stringify(inner.message ?? inner.detail ?? inner.msg ?? inner).slice(0, 1000) };
+  }
+  const field = (k: string) => (o[k] === undefined ? null : o[k]);
+  // A top-level status (a bare error object inside a stream) still names the failure.
+  const status = o.status === undefined ? {} : { status: o.status };
+  if (typeof e === 'string') return { message: e, type: field('type'), param: field('param'), code: field('code'), ...status };
+  if (typeof o.message === 'string') return { message: o.message, type: field('type'), param: field('param'), code: field('code'), ...status };
+  if (o.detail !== undefined) {
+    const { message, param } = describeDetail(o.detail);
+    return { message, type: 'invalid_request_error', param, code: null };
+  }
+  return { message: stringify(o.msg ?? o).slice(0, 1000), type: field('type'), param: field('param'), code: field('code'), ...status };
+}
+
+/**
+ * Rewrites an error answer into OpenAI's `{"error":{"message","type","param","code"}}` (see
+ * `errorObject`), so the SDK keeps the server's words. A body already in that shape is kept as it came.
  */
 export function normalizeErrorBody(text: string): string {
   if (!text.trim()) return text;
@@ -97,36 +134,28 @@ export function normalizeErrorBody(text: string): string {
   try {
     parsed = JSON.parse(text);
   } catch {
-    // Not JSON: plain text, or an HTML error page (a proxy's 502, a captive portal) by its title.
-    return JSON.stringify({ error: { message: htmlToText(text).trim().slice(0, 1000), type: null, param: null, code: null } });
+    return JSON.stringify({ error: errorObject(text) });
   }
-  if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) {
-    return JSON.stringify({ error: { message: String(text).trim().slice(0, 1000), type: null, param: null, code: null } });
-  }
+  if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) return JSON.stringify({ error: errorObject(text) });
   const o = parsed as Record<string, unknown>;
-  const e = o.error;
-  if (e && typeof e === 'object' && !Array.isArray(e)) {
-    const inner = e as Record<string, unknown>;
-    if (typeof inner.message === 'string') return text;
-    return JSON.stringify({ ...o, error: { ...inner, message: JSON.stringify(inner.message ?? inner).slice(0, 1000) } });
-  }
-  const field = (k: string) => (o[k] === undefined ? null : o[k]);
-  if (typeof e === 'string') {
-    return JSON.stringify({ error: { message: e, type: field('type'), param: field('param'), code: field('code') } });
-  }
-  if (typeof o.message === 'string') {
-    return JSON.stringify({ error: { message: o.message, type: field('type'), param: field('param'), code: field('code') } });
-  }
-  if (o.detail !== undefined) {
-    const { message, param } = describeDetail(o.detail);
-    return JSON.stringify({ error: { message, type: 'invalid_request_error', param, code: null } });
-  }
-  return JSON.stringify({ error: { message: text.trim().slice(0, 1000), type: null, param: null, code: null } });
+  const inner = o.error && typeof o.error === 'object' && !Array.isArray(o.error) ? (o.error as Record<string, unknown>) : undefined;
+  if (typeof inner?.message === 'string') return text;
+  return JSON.stringify(inner ? { ...o, error: errorObject(o) } : { error: errorObject(o) });
+}
+
+/** True when a body is an HTML page (an error page of a proxy or a captive portal), not JSON or events. */
+export function isHtmlPage(text: string): boolean {
+  return /^\s*(<!doctype html|<html|<head|<body|<title)/i.test(text);
+}
+
+/** Where streamed chat completions are posted: the base URL (as configured) + `/chat/completions`. */
+export function completionsUrl(baseUrl: string): URL {
+  return new URL(`${baseUrl.trim().replace(/\/+$/, '')}/chat/completions`);
 }
 
 /** An HTML error page (a proxy's 502, a captive portal) as its `<title>`, else the text as it came. */
 function htmlToText(text: string): string {
-  if (!/^\s*(<!doctype html|<html|<head|<body|<title)/i.test(text)) return text;
+  if (!isHtmlPage(text)) return text;
   return htmlTitle(text) ?? 'an HTML page';
 }
 
@@ -165,4 +194,13 @@ function describeDetail(detail: unknown): { message: string; param: string | nul
 /** About four characters a token: for servers that report no usage. */
 export function estimateTokens(chars: number): number {
   return Math.ceil(Math.max(0, chars) / 4);
+}
+
+function stringify(value: unknown): string {
+  if (typeof value === 'string') return value;
+  try {
+    return JSON.stringify(value) ?? String(value);
+  } catch {
+    return String(value);
+  }
 }

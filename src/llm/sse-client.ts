@@ -6,7 +6,7 @@ import * as zlib from 'node:zlib';
 import { APIConnectionError } from 'openai';
 import { VERSION as SDK_VERSION } from 'openai/version';
 import { deferred } from '../common/deferred';
-import { htmlTitle } from './openai-compat';
+import { completionsUrl, htmlTitle, isHtmlPage } from './openai-compat';
 import { BadResponse, httpError, inStreamError } from './upstream-errors';
 
 // --- Streaming over node:http ---------------------------------------------------------------------
@@ -48,7 +48,7 @@ export interface SseTarget {
 
 /** Where and how streamed completions are posted. */
 export function sseTarget(baseUrl: string, apiKey: string): SseTarget {
-  const url = new URL(`${baseUrl.trim().replace(/\/+$/, '')}/chat/completions`);
+  const url = completionsUrl(baseUrl);
   const secure = url.protocol === 'https:';
   return {
     secure,
@@ -244,7 +244,7 @@ export function postSse(target: SseTarget, payload: string, timeoutMs: number, h
           return;
         }
         const what =
-          /html/.test(contentType) || /^<(!doctype|html)/i.test(trimmed)
+          /html/.test(contentType) || isHtmlPage(trimmed)
             ? `an HTML page${titled(htmlTitle(trimmed))}`
             : `${contentType || 'an untyped body'} (${JSON.stringify(trimmed.slice(0, 120))})`;
         return fail(new BadResponse(`The model API answered ${status} with ${what} instead of an event stream.`));

@@ -1,7 +1,7 @@
 import type * as http from 'node:http';
 import { APIConnectionError, APIConnectionTimeoutError, APIError, APIUserAbortError } from 'openai';
 import { AppError, type ErrorCode } from '../common/app-error';
-import { normalizeErrorBody, type OptionalParam, unsupportedParams } from './openai-compat';
+import { completionsUrl, errorObject, normalizeErrorBody, type OptionalParam, unsupportedParams } from './openai-compat';
 
 /**
  * How a failed attempt at the model API reads: which docs/protocol.md code, whether a new attempt may
@@ -129,7 +129,7 @@ export class UpstreamErrors {
 
   private completionsPath(): string {
     try {
-      return `${new URL(this.baseUrl.trim()).pathname.replace(/\/+$/, '')}/chat/completions`;
+      return completionsUrl(this.baseUrl).pathname;
     } catch {
       return '/chat/completions';
     }
@@ -174,10 +174,7 @@ export function httpError(status: number, text: string, raw: http.IncomingHttpHe
  * is classified like the HTTP error it stands for. Without a recognisable status, `status` is undefined.
  */
 export function inStreamError(payload: unknown): APIError {
-  let e: unknown = payload;
-  if (e && typeof e === 'object' && 'error' in e) e = (e as { error: unknown }).error;
-  const obj: Record<string, unknown> = e && typeof e === 'object' && !Array.isArray(e) ? { ...(e as Record<string, unknown>) } : { message: stringify(e) };
-  if (typeof obj.message !== 'string') obj.message = stringify(obj.message ?? obj.detail ?? obj.msg ?? e);
+  const obj = errorObject(payload);
   const status = errorStatus(obj);
   if (status === undefined) return new APIError(undefined, obj, undefined, undefined);
   return APIError.generate(status, { error: obj }, undefined, new Headers());
@@ -247,13 +244,4 @@ function named(err: Error): string {
 
 function str(v: unknown): string {
   return typeof v === 'string' || typeof v === 'number' ? String(v) : '';
-}
-
-function stringify(v: unknown): string {
-  if (typeof v === 'string') return v;
-  try {
-    return JSON.stringify(v) ?? String(v);
-  } catch {
-    return String(v);
-  }
 }
