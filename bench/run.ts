@@ -642,11 +642,14 @@ async function phaseScale(fake: Proc, load: Proc, fakeUrl: string, relay: Target
     await pgPool.query('CREATE EXTENSION IF NOT EXISTS pg_stat_statements');
     log(`  private Redis ${redis.url} (pid ${redis.pid}), PostgreSQL ${pg.url} (postmaster ${pg.pid}; fsync=off)`);
     const pair = async (kind: Kind, root: string): Promise<ScaleUnit> => {
-      const prefix = `bench_${kind}`;
+      const prefix = `bench_${kind.replace(/\W/g, '_')}`;
       const env = { REDIS_URL: redis.url, REDIS_PREFIX: `${prefix}:`, TRUST_PROXY: 'loopback' };
       const databaseUrl = `${pg.url}?schema=${prefix}`;
-      const a = await startServer(`${kind}-a`, fakeUrl, databaseUrl, [], env, root, `${kind}-a`);
-      const b = await startServer(`${kind}-b`, fakeUrl, databaseUrl, [], env, root, `${kind}-b`);
+      // --scale-prof=DIR: each instance of the pair writes a CPU profile there when it stops.
+      const prof = (name: string) =>
+        option('scale-prof') ? ['--cpu-prof', `--cpu-prof-dir=${resolve(option('scale-prof')!)}`, `--cpu-prof-name=${name}.cpuprofile`] : [];
+      const a = await startServer(`${kind}-a`, fakeUrl, databaseUrl, prof(`${kind}-a`), env, root, `${kind}-a`);
+      const b = await startServer(`${kind}-b`, fakeUrl, databaseUrl, prof(`${kind}-b`), env, root, `${kind}-b`);
       const nginx = await startNginx(ROOT, a.httpUrl, b.httpUrl);
       log(`  ${kind}: instances ${a.httpUrl} (pid ${a.proc.child.pid}), ${b.httpUrl} (pid ${b.proc.child.pid}) behind nginx ${nginx.url}`);
       return {
@@ -812,6 +815,9 @@ async function phaseScale(fake: Proc, load: Proc, fakeUrl: string, relay: Target
     for (const unit of units) {
       if (!unit.nginx) continue;
       await unit.nginx.stop();
+      // `exit` through the probe, so --cpu-prof writes its profile (a signal would skip it).
+      for (const t of unit.instances) await t.proc.rpc.call('exit', undefined, 5000).catch(() => undefined);
+      await sleep(option('scale-prof') ? 3000 : 200);
       for (const t of unit.instances) await stopProc(t.proc);
     }
     redisCli.disconnect();
@@ -823,6 +829,7 @@ async function phaseScale(fake: Proc, load: Proc, fakeUrl: string, relay: Target
 
 function reportScale(): string {
   const sc = results.phases.scale;
+  if (!sc) return `# Scale-out bench: no figures\n\n${(results.errors ?? []).join('\n')}`;
   const lines: string[] = [];
   const push = (line = '') => lines.push(line);
   push(`# Scale-out bench (\`npm run bench -- --scale\`)`);
