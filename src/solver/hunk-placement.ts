@@ -5,7 +5,15 @@
  * (whitespace aside), few context lines may differ, and the hunk must fit one place only — else no
  * placement, and a reason that names the exact mismatch for the repair round.
  */
-import type { Hunk } from './patch';
+
+/** One `@@` hunk of a file's patch (patch.ts parses them). */
+export interface Hunk {
+  /** From the `@@` header; undefined when the model wrote none. */
+  oldStart?: number;
+  header: string;
+  /** ' ', '-', '+' or '\' prefixed, as in a unified diff. */
+  lines: string[];
+}
 
 export interface Placement {
   /** 0-based first file line the hunk replaces. */

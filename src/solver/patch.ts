@@ -5,15 +5,9 @@
  * package). Pure functions.
  */
 import { createTwoFilesPatch, FILE_HEADERS_ONLY } from 'diff';
-import { fileLines, placeHunk, type Placement } from './hunk-placement';
+import { fileLines, type Hunk, placeHunk, type Placement } from './hunk-placement';
 
-export interface Hunk {
-  /** From the `@@` header; undefined when the model wrote none. */
-  oldStart?: number;
-  header: string;
-  /** ' ', '-', '+' or '\' prefixed, as in a unified diff. */
-  lines: string[];
-}
+export type { Hunk } from './hunk-placement';
 
 export interface FilePatch {
   /** Paths as written, `a/`/`b/` prefixes kept; null for /dev/null. */
