@@ -34,6 +34,7 @@ import { MetricsModule } from './metrics/metrics.module';
 import { RedisModule } from './redis/redis.module';
 import { SolverModule } from './solver/solver.module';
 import { StorageModule } from './storage/storage.module';
+import { frameRoutesOf } from './transport/frame-gateway.decorator';
 import { TransportModule } from './transport/transport.module';
 
 /** The settings of `Environment` as plain values (numbers may be numbers). */
@@ -75,6 +76,7 @@ export interface ChatSystemMounting {
    * (default) marks the routes anyone may reach (health, share pages, sign-in and sign-up);
    * `'all'` marks every route of ours, for a host whose guard should leave our routes to our own
    * AuthGuard (our accounts, or your `userResolver`). Our AuthGuard still runs on each of them.
+   * Our socket's frame handlers always get it: their user was checked at the upgrade.
    */
   hostPublicMetadata?: { key: string | symbol; value?: unknown; routes?: 'public' | 'all' };
   /**
@@ -134,9 +136,16 @@ export class ChatSystemModule implements NestModule {
     const mounting = { routePrefix: options.routePrefix, wsPath: options.wsPath, accounts, pageScript: options.pageScript };
     const routePrefix = normalizePath(options.routePrefix);
     const features = [AuthModule.forRoot({ accounts }), ChatModule, SolverModule, HealthModule, MetricsModule];
-    const withRoutes = modulesWithControllers(features);
+    const providers = new Set<Type>();
+    const withRoutes = modulesWithControllers(features, providers);
     for (const controllers of withRoutes.values()) controllers.forEach(scopeToChatSystem);
-    if (options.hostPublicMetadata) for (const controllers of withRoutes.values()) controllers.forEach((c) => markForHost(c, options.hostPublicMetadata!));
+    const hostPublic = options.hostPublicMetadata;
+    if (hostPublic) {
+      for (const controllers of withRoutes.values()) controllers.forEach((c) => markForHost(c, hostPublic));
+      // Our frame handlers too: the socket's user was checked at the upgrade (UpgradeAuth), and a host
+      // guard made for HTTP requests cannot read a frame.
+      providers.forEach((provider) => markForHost(provider, { ...hostPublic, routes: 'frames' }));
+    }
     const routes = routePrefix ? [RouterModule.register([...withRoutes.keys()].map((module) => ({ path: routePrefix, module })))] : [];
     return {
       module: ChatSystemModule,
@@ -166,8 +175,8 @@ function bind<T extends object>(port: abstract new (...args: never[]) => T, give
 
 type ModuleLike = Type | DynamicModule;
 
-/** Every module class under `roots` (following imports) that declares controllers, with them. */
-function modulesWithControllers(roots: ModuleLike[]): Map<Type, Type[]> {
+/** Every module class under `roots` (following imports) that declares controllers, with them; their class providers into `providers`. */
+function modulesWithControllers(roots: ModuleLike[], providers: Set<Type> = new Set()): Map<Type, Type[]> {
   const found = new Map<Type, Type[]>();
   const seen = new Set<unknown>();
   const visit = (entry: unknown): void => {
@@ -179,6 +188,9 @@ function modulesWithControllers(roots: ModuleLike[]): Map<Type, Type[]> {
     const meta = <T>(key: string): T[] => (Reflect.getMetadata(key, type) as T[] | undefined) ?? [];
     const controllers = [...meta<Type>(MODULE_METADATA.CONTROLLERS), ...((dynamic?.controllers as Type[]) ?? [])];
     if (controllers.length) found.set(type, [...(found.get(type) ?? []), ...controllers]);
+    for (const provider of [...meta<unknown>(MODULE_METADATA.PROVIDERS), ...(dynamic?.providers ?? [])]) {
+      if (typeof provider === 'function') providers.add(provider as Type);
+    }
     for (const child of [...meta(MODULE_METADATA.IMPORTS), ...(dynamic?.imports ?? [])]) visit(child);
   };
   roots.forEach(visit);
@@ -204,8 +216,10 @@ function scopeToChatSystem(controller: Type): void {
 
 const marked = new WeakMap<Type, Set<unknown>>();
 
-/** Puts the host's "public" metadata on our public routes (or on all of them), once per controller and key. */
-function markForHost(controller: Type, option: NonNullable<ChatSystemMounting['hostPublicMetadata']>): void {
+type HostMarking = Omit<NonNullable<ChatSystemMounting['hostPublicMetadata']>, 'routes'> & { routes?: 'public' | 'all' | 'frames' };
+
+/** Puts the host's "public" metadata on our public routes (all of them, or a gateway's frame handlers), once per class and key. */
+function markForHost(controller: Type, option: HostMarking): void {
   const keys = marked.get(controller) ?? new Set<unknown>();
   marked.set(controller, keys);
   const tag = `${String(option.key)}:${option.routes ?? 'public'}`;
@@ -217,7 +231,11 @@ function markForHost(controller: Type, option: NonNullable<ChatSystemMounting['h
     const descriptor = Object.getOwnPropertyDescriptor(proto, name);
     if (name === 'constructor' || typeof descriptor?.value !== 'function') continue;
     const handler = descriptor.value as object;
-    if (option.routes === 'all' || classPublic || Reflect.getMetadata(IS_PUBLIC, handler) === true) {
+    const mark =
+      option.routes === 'frames'
+        ? frameRoutesOf(handler).length > 0
+        : option.routes === 'all' || classPublic || Reflect.getMetadata(IS_PUBLIC, handler) === true;
+    if (mark) {
       SetMetadata(option.key, option.value ?? true)(proto, name, descriptor);
     }
   }
