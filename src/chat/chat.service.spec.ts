@@ -1,10 +1,10 @@
-import { INestApplicationContext, Module, Provider } from '@nestjs/common';
-import { NestFactory } from '@nestjs/core';
+import type { InjectionToken } from '@nestjs/common';
+import { Test, type TestingModule } from '@nestjs/testing';
 import type { WebSocket } from 'ws';
 import { AppError } from '../common/app-error';
 import { RateLimits } from '../auth/rate-limits';
 import { Environment, validateEnvironment } from '../config/environment';
-import { Generation } from '../generation/generation';
+import { type Generation } from '../generation/generation';
 import { GenerationService } from '../generation/generation.service';
 import { LlmProvider } from '../llm/llm.provider';
 import { type Chat, ChatsRepository } from '../storage/chats.repository';
@@ -13,7 +13,7 @@ import { type Message, MessagesRepository } from '../storage/messages.repository
 import { TurnStore } from '../storage/turn-store';
 import { ConnectionRegistry } from '../transport/connection-registry';
 import { Fanout } from '../transport/fanout';
-import { Frame } from '../transport/frames';
+import { type Frame } from '../transport/frames';
 import { ChatLimits } from './chat-limits';
 import { ChatService, chatRoom } from './chat.service';
 import { TurnRequests } from './turn-request';
@@ -40,8 +40,9 @@ function strictMock<T extends object>(name: string, methods: (keyof T & string)[
 /** Hooks Nest looks for on every provider, and `then` (promise check): absent on an automatic mock. */
 const NOT_MOCKED = new Set(['then', 'onModuleInit', 'onApplicationBootstrap', 'onModuleDestroy', 'beforeApplicationShutdown', 'onApplicationShutdown']);
 
-/** A mock of a collaborator the test does not set up: any method call on it fails the test. */
-function automaticMock(name: string): unknown {
+/** A mock of a collaborator the test does not set up (`useMocker`): any method call on it fails the test. */
+function automaticMock(token: InjectionToken | undefined): unknown {
+  const name = typeof token === 'function' ? token.name : String(token);
   const methods = new Map<string, jest.Mock>();
   return new Proxy(
     {},
@@ -60,20 +61,6 @@ function automaticMock(name: string): unknown {
       },
     },
   );
-}
-
-/**
- * The real Nest injector around `unit` (this is `Test.createTestingModule(...).useMocker(...)` by hand:
- * `@nestjs/testing` is not a dependency of the project). Every constructor dependency not given in
- * `providers` gets an automatic mock.
- */
-async function createContext(unit: abstract new (...args: never[]) => unknown, providers: Provider[]): Promise<INestApplicationContext> {
-  const given = new Set(providers.map((p) => (typeof p === 'function' ? p : (p as { provide: unknown }).provide)));
-  const deps = (Reflect.getMetadata('design:paramtypes', unit) as (abstract new () => unknown)[] | undefined) ?? [];
-  const automatic = deps.filter((dep) => !given.has(dep)).map((dep) => ({ provide: dep, useValue: automaticMock(dep.name) }));
-  @Module({ providers: [unit as Provider, ...providers, ...automatic] })
-  class UnitModule {}
-  return NestFactory.createApplicationContext(UnitModule, { logger: false, abortOnError: false });
 }
 
 function chatRow(settings: object = {}, id = CHAT_ID): Chat {
@@ -103,7 +90,7 @@ function messageRow(fields: Partial<Message> & Pick<Message, 'id' | 'role' | 'co
 }
 
 describe('TurnService and ChatService', () => {
-  let context: INestApplicationContext;
+  let context: TestingModule;
   let service: ChatService;
   let turns: TurnService;
   let chats: jest.Mocked<ChatsRepository>;
@@ -159,23 +146,29 @@ describe('TurnService and ChatService', () => {
     llm.isConfigured.mockReturnValue(true);
     generations.start.mockReturnValue({} as Generation);
 
-    context = await createContext(TurnService, [
-      ChatService,
-      TurnRequests,
-      ConnectionRegistry,
-      { provide: ChatsRepository, useValue: chats },
-      { provide: MessagesRepository, useValue: messages },
-      { provide: GenerationService, useValue: generations },
-      { provide: LlmProvider, useValue: llm },
-      { provide: Fanout, useValue: fanout },
-      { provide: RateLimits, useValue: limits },
-      { provide: FilesRepository, useValue: files },
-      { provide: Environment, useValue: validateEnvironment({ CONTEXT_TOKENS: '4096' }) },
-      ChatLimits,
-      TurnStore,
-      // Generated titles have their own e2e spec (test/retry-and-titles): off here.
-      { provide: TitleService, useValue: { enabled: false } },
-    ]);
+    context = await Test.createTestingModule({
+      providers: [
+        TurnService,
+        ChatService,
+        TurnRequests,
+        ConnectionRegistry,
+        { provide: ChatsRepository, useValue: chats },
+        { provide: MessagesRepository, useValue: messages },
+        { provide: GenerationService, useValue: generations },
+        { provide: LlmProvider, useValue: llm },
+        { provide: Fanout, useValue: fanout },
+        { provide: RateLimits, useValue: limits },
+        { provide: FilesRepository, useValue: files },
+        { provide: Environment, useValue: validateEnvironment({ CONTEXT_TOKENS: '4096' }) },
+        ChatLimits,
+        TurnStore,
+        // Generated titles have their own e2e spec (test/retry-and-titles): off here.
+        { provide: TitleService, useValue: { enabled: false } },
+      ],
+    })
+      .useMocker(automaticMock)
+      .compile();
+    await context.init();
     service = context.get(ChatService);
     turns = context.get(TurnService);
     registry = context.get(ConnectionRegistry);
