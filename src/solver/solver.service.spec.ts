@@ -1,15 +1,16 @@
 import { Logger } from '@nestjs/common';
-import type { RateLimits } from '../auth/rate-limits';
+import { Test } from '@nestjs/testing';
+import { RateLimits } from '../auth/rate-limits';
 import { AppError } from '../common/app-error';
-import type { Environment } from '../config/environment';
+import { Environment } from '../config/environment';
 import { StopRegistry } from '../generation/stop.registry';
-import type { SolverRunsRepository } from '../storage/solver-runs.repository';
-import type { ConnectionRegistry } from '../transport/connection-registry';
-import type { Fanout } from '../transport/fanout';
+import { SolverRunsRepository } from '../storage/solver-runs.repository';
+import { ConnectionRegistry } from '../transport/connection-registry';
+import { Fanout } from '../transport/fanout';
 import type { Frame } from '../transport/frames';
 import type { SolverRun } from './solver-run';
-import type { Outcome, RunChannel, SolverPipeline } from './solver.pipeline';
-import type { UsersRepository } from '../storage/users.repository';
+import { type Outcome, type RunChannel, SolverPipeline } from './solver.pipeline';
+import { UsersRepository } from '../storage/users.repository';
 import { SolverService } from './solver.service';
 
 const URL = 'https://github.com/octo/calc/issues/7';
@@ -39,16 +40,20 @@ describe('SolverService', () => {
     };
     const fanout = { publish: (_room: string, frame: Frame) => frames.push(frame), join: async () => undefined };
     const registry = { userOf: () => ({ id: 'u1' }), join: jest.fn() };
-    service = new SolverService(
-      pipeline as unknown as SolverPipeline,
-      runs as unknown as SolverRunsRepository,
-      stops,
-      fanout as unknown as Fanout,
-      registry as unknown as ConnectionRegistry,
-      { DRAIN_TIMEOUT_MS: 30, SOLVER_MAX_RUNS_PER_USER: 2, SOLVER_PR: 'admin', AUTH_MODE: 'local' } as Environment,
-      limits as unknown as RateLimits,
-      { findById: async () => ({ is_admin: 0 }) } as unknown as UsersRepository,
-    );
+    const module = await Test.createTestingModule({
+      providers: [
+        SolverService,
+        { provide: SolverPipeline, useValue: pipeline },
+        { provide: SolverRunsRepository, useValue: runs },
+        { provide: StopRegistry, useValue: stops },
+        { provide: Fanout, useValue: fanout },
+        { provide: ConnectionRegistry, useValue: registry },
+        { provide: Environment, useValue: { DRAIN_TIMEOUT_MS: 30, SOLVER_MAX_RUNS_PER_USER: 2, SOLVER_PR: 'admin', AUTH_MODE: 'local' } },
+        { provide: RateLimits, useValue: limits },
+        { provide: UsersRepository, useValue: { findById: async () => ({ is_admin: 0 }) } },
+      ],
+    }).compile();
+    service = module.get(SolverService);
     await service.onModuleInit();
   });
 
