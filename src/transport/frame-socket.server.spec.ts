@@ -12,6 +12,7 @@ import {
   UseInterceptors,
 } from '@nestjs/common';
 import { DiscoveryModule, NestFactory } from '@nestjs/core';
+import { IoAdapter } from '@nestjs/platform-socket.io';
 import { WsAdapter } from '@nestjs/platform-ws';
 import { MessageBody, SubscribeMessage, WebSocketGateway } from '@nestjs/websockets';
 import { IsString } from 'class-validator';
@@ -139,6 +140,15 @@ class GatewayC {
   @UseInterceptors(MarkInterceptor)
   intercepted(@FrameBody() dto: EchoDto): object {
     return { type: 'c_reply', text: dto.text };
+  }
+}
+
+/** A host's own Socket.IO gateway on the same HTTP server (IoAdapter, default path /socket.io/). */
+@WebSocketGateway()
+class SocketIoGateway {
+  @SubscribeMessage('events')
+  onEvent(@MessageBody() data: unknown): object {
+    return { event: 'events', data };
   }
 }
 
@@ -310,32 +320,68 @@ describe('FrameSocketServer', () => {
   });
 });
 
-describe("FrameSocketServer beside a host's WsAdapter on the same HTTP server", () => {
-  for (const order of ['adapter set before init', 'adapter set after create']) {
-    it(`both serve their own path (${order}): the host's gateway gets no connected frame, ours no {event} frame`, async () => {
-      const app = await NestFactory.create(testModule([environment(), GatewayA, HostGateway]), { logger: false });
-      app.useWebSocketAdapter(new WsAdapter(app));
-      await app.listen(0, '127.0.0.1');
-      const base = `ws://127.0.0.1:${(app.getHttpServer().address() as AddressInfo).port}`;
-      try {
-        const ours = await WsTestClient.connect(`${base}${WS_PATH}`);
-        ours.send({ type: 'a_echo', id: 'e', text: 'x' });
-        expect(await ours.next((f) => f.type === 'a_echoed')).toMatchObject({ text: 'x' });
+describe("FrameSocketServer beside a host's own gateways on the same HTTP server", () => {
+  it("with WsAdapter: both serve their own path; the host's gateway gets no connected frame, ours no {event} frame", async () => {
+    const app = await NestFactory.create(testModule([environment(), GatewayA, HostGateway]), { logger: false });
+    app.useWebSocketAdapter(new WsAdapter(app));
+    await app.listen(0, '127.0.0.1');
+    const base = `ws://127.0.0.1:${(app.getHttpServer().address() as AddressInfo).port}`;
+    try {
+      const ours = await WsTestClient.connect(`${base}${WS_PATH}`);
+      ours.send({ type: 'a_echo', id: 'e', text: 'x' });
+      expect(await ours.next((f) => f.type === 'a_echoed')).toMatchObject({ text: 'x' });
 
-        const host = new WebSocket(`${base}/host-events`);
-        const first = new Promise<unknown>((resolve) => host.once('message', (data) => resolve(JSON.parse(String(data)))));
-        await new Promise((resolve) => host.once('open', resolve));
-        host.send(JSON.stringify({ event: 'events', data: 42 }));
-        expect(await first).toEqual({ event: 'events', data: 42 });
-        host.terminate();
-        ours.socket.terminate();
-        // The stock adapter still drops what nobody serves.
-        expect(await upgradeStatus(`${base}/nowhere`, {})).toBe(0);
-      } finally {
-        await app.close();
-      }
-    });
-  }
+      const host = new WebSocket(`${base}/host-events`);
+      const first = new Promise<unknown>((resolve) => host.once('message', (data) => resolve(JSON.parse(String(data)))));
+      await new Promise((resolve) => host.once('open', resolve));
+      host.send(JSON.stringify({ event: 'events', data: 42 }));
+      expect(await first).toEqual({ event: 'events', data: 42 });
+      host.terminate();
+      ours.socket.terminate();
+      // The stock adapter still drops what nobody serves.
+      expect(await upgradeStatus(`${base}/nowhere`, {})).toBe(0);
+    } finally {
+      await app.close();
+    }
+  });
+
+  it("with Socket.IO's IoAdapter: its gateway answers on /socket.io/, ours keeps its socket past engine.io's 1 s cleanup of foreign upgrades", async () => {
+    const app = await NestFactory.create(testModule([environment(), GatewayA, SocketIoGateway]), { logger: false });
+    app.useWebSocketAdapter(new IoAdapter(app));
+    await app.listen(0, '127.0.0.1');
+    const base = `ws://127.0.0.1:${(app.getHttpServer().address() as AddressInfo).port}`;
+    try {
+      const ours = await WsTestClient.connect(`${base}${WS_PATH}`);
+      // engine.io's protocol by hand (EIO 4 over a plain WebSocket): open, connect to "/", one event.
+      const io = new WebSocket(`${base}/socket.io/?EIO=4&transport=websocket`);
+      const packets: string[] = [];
+      const packet = (match: (text: string) => boolean) =>
+        new Promise<string>((resolve) => {
+          const check = () => {
+            const found = packets.find(match);
+            if (found) resolve(found);
+            else io.once('message', check);
+          };
+          check();
+        });
+      io.on('message', (data) => packets.push(String(data)));
+      expect(await packet((p) => p.startsWith('0{'))).toMatch(/"sid"/);
+      io.send('40');
+      await packet((p) => p.startsWith('40'));
+      io.send('42["events",{"n":7}]');
+      expect(await packet((p) => p.startsWith('42'))).toBe('42["events",{"n":7}]');
+      io.terminate();
+
+      await new Promise((resolve) => setTimeout(resolve, 1200));
+      expect(ours.socket.readyState).toBe(WebSocket.OPEN);
+      ours.send({ type: 'a_echo', id: 'late', text: 'still here' });
+      expect(await ours.next((f) => f.type === 'a_echoed')).toMatchObject({ text: 'still here' });
+      expect(ours.frames.filter((f) => f.type === 'connected')).toHaveLength(1);
+      ours.socket.terminate();
+    } finally {
+      await app.close();
+    }
+  });
 });
 
 describe('FrameSocketServer start-up checks', () => {
