@@ -1,5 +1,6 @@
 import { Logger } from '@nestjs/common';
-import type { Kysely } from 'kysely';
+import { Test } from '@nestjs/testing';
+import { Kysely } from 'kysely';
 import { usingPostgres } from '../../test/support/databases';
 import { useTempDatabase } from '../../test/support/temp-database';
 import { newChat, ChatsRepository } from './chats.repository';
@@ -16,11 +17,15 @@ describe(`GroupCommit (${usingPostgres() ? 'PostgreSQL' : 'SQLite file'})`, () =
   let group: GroupCommit;
 
   beforeAll(() => Logger.overrideLogger(false));
-  beforeEach(() => {
+  beforeEach(async () => {
     db = database.db;
-    group = new GroupCommit(db);
-    chats = new ChatsRepository(db, group);
-    messages = new MessagesRepository(db, group);
+    // As StorageModule provides them: one GroupCommit per database, injected into its repositories.
+    const module = await Test.createTestingModule({
+      providers: [{ provide: Kysely, useValue: db }, GroupCommit, ChatsRepository, MessagesRepository],
+    }).compile();
+    group = module.get(GroupCommit);
+    chats = module.get(ChatsRepository);
+    messages = module.get(MessagesRepository);
   });
   afterEach(() => jest.restoreAllMocks());
 
