@@ -1,8 +1,12 @@
 /*
  * The Solver page's script: one WebSocket (same protocol as the chat, docs/protocol.md "Solver frames"),
  * the issue form, progress by stage, thinking folded, the solution, the patch with diff colouring and
- * a copy button. Plain ES2020, no build step, no inline code (the page has a strict CSP).
+ * a copy button. Errors in words (errors.js, shared with the chat page), the raw code folded away.
+ * A native ES module (`type="module"`), no build step, no inline code (the page has a strict CSP).
  */
+import './drawer.js';
+import { describeError, fillError } from './errors.js';
+
 (() => {
   'use strict';
 
@@ -111,8 +115,10 @@
     if (active) active.dataset.state = state;
   };
 
-  const showError = (text) => {
-    errorBox.textContent = text;
+  /** A sentence, with the raw code and the server's words folded in "Details" when there are any. */
+  const showError = (text, detail) => {
+    if (text) fillError(errorBox, text, detail);
+    else errorBox.textContent = '';
     errorBox.hidden = !text;
   };
 
@@ -270,7 +276,8 @@
     error(f) {
       // An error of our run (it carries run_id), or the direct answer to our solve (invalid URL…).
       if (!mine(f) && !(f.id && f.id === live.requestId)) return;
-      showError(f.code ? `${f.message} (${f.code})` : f.message);
+      const problem = describeError(f);
+      showError(problem.text, problem.detail);
       if (live.runId && f.run_id === live.runId) {
         setStatus('error');
         endStages('failed');
@@ -348,7 +355,11 @@
 
   // ---------------------------------------------------------------- Start
 
-  // A stored run rendered by the server: colour its patch, render its summary.
+  // A stored run rendered by the server: its error in words, its patch coloured, its summary rendered.
+  if (errorBox.dataset.errorCode) {
+    const problem = describeError({ code: errorBox.dataset.errorCode, message: errorBox.textContent.trim() });
+    showError(problem.text, problem.detail);
+  }
   if (patchCode.textContent) renderPatch(patchCode.textContent);
   if (solution.textContent) renderSolution(solution.textContent, true);
   // One still running (a reload, another tab, a link): follow it live from the start.

@@ -1,7 +1,6 @@
 /**
- * The one WebSocket path. Every gateway uses this constant: Nest shares one `ws` server between
- * gateways with the same port and path, and a path spelled differently (`ws` vs `/ws`) would silently
- * create a second, unreachable server.
+ * The chat's socket path when the module is given no `wsPath` (MountPoint.wsPath is where
+ * FrameSocketServer actually serves it).
  */
 export const WS_PATH = '/ws';
 
