@@ -545,8 +545,12 @@ describe('chat page in Chromium', () => {
       expect(`${s.hook}: ${s.outline}`).not.toMatch(/: none|: \S+ 0px/);
     }
 
-    // Back to the box with Shift+Tab, type, and send with Enter: no mouse anywhere.
-    await page.keyboard.press('Shift+Tab');
+    // Back to the box with Shift+Tab (across the composer's own tools between the box and Send), type,
+    // and send with Enter: no mouse anywhere.
+    for (let i = 0; i < 8 && !(await page.locator(BOX).evaluate((el) => el === document.activeElement)); i++) {
+      await page.keyboard.press('Shift+Tab');
+      expect(await page.evaluate(() => !!document.activeElement?.closest('form[data-chat-form]'))).toBe(true);
+    }
     expect(await page.locator(BOX).evaluate((el) => el === document.activeElement)).toBe(true);
     await page.keyboard.type('keys only');
     await page.keyboard.press('Enter');

@@ -225,12 +225,16 @@ describe('Solver page in Chromium', () => {
     expect(await page.locator('[data-solver-error]').isHidden()).toBe(true);
   });
 
-  it("a bad URL shows the server's error and starts no run; a GitHub failure shows its error", async () => {
+  it('a bad URL says what to paste and starts no run; a GitHub failure says so in words, the raw code folded in Details', async () => {
     const page = await openPage('/solver');
     await solve(page, 'https://gitlab.com/octo/calc/issues/7');
     const error = page.locator('[data-solver-error]');
     await error.waitFor();
-    expect(await error.textContent()).toMatch(/^issue_url: .*\(invalid_message\)$/);
+    const words = error.locator('[data-error-text]');
+    const details = error.locator('details[data-error-details]');
+    expect(await words.textContent()).toBe('That is not a GitHub issue URL. Paste one like https://github.com/OWNER/REPO/issues/123.');
+    expect(await details.evaluate((d) => (d as HTMLDetailsElement).open)).toBe(false);
+    expect(await details.locator('code').textContent()).toMatch(/^invalid_message: issue_url: /);
     expect(await page.locator(RUN).isHidden()).toBe(true);
     expect(await page.locator('[data-solve]').isDisabled()).toBe(false);
     expect(new URL(page.url()).pathname).toBe('/solver');
@@ -238,15 +242,18 @@ describe('Solver page in Chromium', () => {
     // An issue that does not exist: the run starts, then GitHub's error ends it.
     await solve(page, 'https://github.com/octo/calc/issues/99');
     await page.locator(`${RUN}[data-status="error"]`).waitFor();
-    expect(await error.textContent()).toContain('(github_error)');
-    expect(await error.textContent()).toContain('issue #99 of octo/calc was not found');
+    expect(await words.textContent()).toMatch(/^GitHub could not be read for this issue\. .*issue #99 of octo\/calc was not found/);
+    expect(await words.textContent()).not.toContain('github_error');
+    expect(await details.locator('code').textContent()).toMatch(/^github_error: /);
     expect(await page.locator('[data-solve]').isDisabled()).toBe(false);
 
     // The failed run's own page shows the stored error.
     await page.waitForURL(RUN_PATH);
     const stored = await openPage(new URL(page.url()).pathname);
     expect(await stored.locator(`${RUN}[data-status="error"]`).count()).toBe(1);
-    expect(await stored.locator('[data-solver-error]').textContent()).toContain('issue #99 of octo/calc was not found');
+    const storedWords = stored.locator('[data-solver-error] [data-error-text]');
+    expect(await storedWords.textContent()).toMatch(/^GitHub could not be read for this issue\. .*issue #99 of octo\/calc was not found/);
+    expect(await stored.locator('[data-solver-error] details[data-error-details] code').textContent()).toMatch(/^github_error: /);
     expect(await stored.locator('[data-patch-block]').isHidden()).toBe(true);
     await stored.setViewportSize({ width: 420, height: 800 });
     await stored.screenshot({ path: '/tmp/solver-narrow.png', fullPage: true });
