@@ -139,6 +139,8 @@ export class ChatSystemModule implements NestModule {
     const providers = new Set<Type>();
     const withRoutes = modulesWithControllers(features, providers);
     for (const controllers of withRoutes.values()) controllers.forEach(scopeToChatSystem);
+    // Our gateways carry CHAT_SYSTEM_ROUTE too: a host's global interceptors also run on our frames.
+    providers.forEach(markGateway);
     const hostPublic = options.hostPublicMetadata;
     if (hostPublic) {
       for (const controllers of withRoutes.values()) controllers.forEach((c) => markForHost(c, hostPublic));
@@ -239,4 +241,17 @@ function markForHost(controller: Type, option: HostMarking): void {
       SetMetadata(option.key, option.value ?? true)(proto, name, descriptor);
     }
   }
+}
+
+/** CHAT_SYSTEM_ROUTE on a provider with `@OnFrame` handlers (once per class). */
+function markGateway(provider: Type): void {
+  if (scoped.has(provider)) return;
+  const proto = provider.prototype as Record<string, unknown>;
+  const handlers = Object.getOwnPropertyNames(proto).filter((name) => {
+    const value = Object.getOwnPropertyDescriptor(proto, name)?.value as unknown;
+    return name !== 'constructor' && typeof value === 'function' && frameRoutesOf(value).length > 0;
+  });
+  if (!handlers.length) return;
+  scoped.add(provider);
+  ChatSystemRoute()(provider);
 }

@@ -14,7 +14,7 @@ const BASE = '/api/assistant';
 
 /**
  * A host with its own global prefix ('api'), global ValidationPipe (whitelist, forbidNonWhitelisted),
- * helmet and EJS views (test/hosts/prefix-ejs; its views folder also holds a not_found and a
+ * helmet, a global interceptor that wraps answers in `{ data }` and EJS views (test/hosts/prefix-ejs; its views folder also holds a not_found and a
  * layouts/chat_content of its own), built against the packed library. The chat is mounted at
  * /api/assistant: with routePrefix 'assistant' and setGlobalPrefix before mounting, and with
  * routePrefix 'api/assistant' and setGlobalPrefix after it.
@@ -128,7 +128,14 @@ describe('a host with a global prefix, ValidationPipe, helmet and EJS views (e2e
       expect(short.body.message).toEqual(['name must be longer than or equal to 2 characters']);
       const extra = await request(url).post('/api/items').send({ name: 'hat', colour: 'red' }).expect(400);
       expect(extra.body.message).toEqual(['property colour should not exist']);
-      expect((await request(url).post('/api/items').send({ name: 'hat' }).expect(201)).body).toEqual({ created: 'hat' });
+      // Its global interceptor's envelope on its routes…
+      expect((await request(url).post('/api/items').send({ name: 'hat' }).expect(201)).body).toEqual({ data: { created: 'hat' } });
+    });
+
+    it("our JSON keeps its documented shape under the host's global interceptor (it skips isChatSystemRoute)", async () => {
+      const chats = await request(url).get(`${BASE}/api/chats`).set('Cookie', cookie).expect(200);
+      expect(Object.keys(chats.body as object)).toEqual(['chats']);
+      expect((await request(url).get(`${BASE}/api/models`).set('Cookie', cookie).expect(200)).body).toHaveProperty('default');
     });
 
     it('in Chromium, the chat page loads its assets and socket under the prefix and answers', async () => {

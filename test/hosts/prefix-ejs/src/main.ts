@@ -6,11 +6,13 @@ import { configureChatSystem } from 'nest-chat-system';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { AppModule } from './app.module';
+import { WrapInterceptor } from './wrap.interceptor';
 
 async function bootstrap() {
   const app = await NestFactory.create<NestExpressApplication>(AppModule);
   app.use(helmet());
   app.useGlobalPipes(new ValidationPipe({ whitelist: true, forbidNonWhitelisted: true }));
+  app.useGlobalInterceptors(new WrapInterceptor());
   app.setBaseViewsDir(join(__dirname, '..', 'views'));
   app.setViewEngine('ejs');
   // PREFIX_ORDER=after: the global prefix is set after mounting the chat (and the chat's routePrefix
