@@ -1,5 +1,5 @@
 import { Global, INestApplicationContext, Logger, Module } from '@nestjs/common';
-import { NestFactory } from '@nestjs/core';
+import { Test } from '@nestjs/testing';
 import { Kysely, sql } from 'kysely';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -126,13 +126,13 @@ describe('search index queue (SQLite)', () => {
 });
 
 describe('StorageModule indexes the queue on its own (SQLite)', () => {
+  /** StorageModule as the app has it (its Environment global), started: its lifecycle hooks run. */
   async function boot(url: string): Promise<INestApplicationContext> {
     @Global()
     @Module({ providers: [{ provide: Environment, useValue: validateEnvironment({ DATABASE_URL: url }) }], exports: [Environment] })
     class EnvModule {}
-    @Module({ imports: [EnvModule, StorageModule] })
-    class TestModule {}
-    return NestFactory.createApplicationContext(TestModule, { logger: false, abortOnError: false });
+    const module = await Test.createTestingModule({ imports: [EnvModule, StorageModule] }).compile();
+    return module.init();
   }
 
   it('every SEARCH_INDEX_INTERVAL_MS, and what is left at shutdown', async () => {
