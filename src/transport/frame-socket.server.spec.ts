@@ -286,6 +286,15 @@ describe('FrameSocketServer', () => {
     expect(await client.next((f) => f.type === 'error')).toMatchObject({ code: 'invalid_message', id: 'i2', field: 'text' });
   });
 
+  it("answers our pages' chat-system subprotocol, never a bearer token offered beside it", async () => {
+    const client = await WsTestClient.connect(url, undefined, ['bearer.secret-token', 'chat-system']);
+    clients.push(client);
+    expect(client.socket.protocol).toBe('chat-system');
+    const other = await WsTestClient.connect(url, undefined, ['bearer.secret-token', 'v1.custom']);
+    clients.push(other);
+    expect(other.socket.protocol).toBe('v1.custom');
+  });
+
   it('forgets a closed connection', async () => {
     const client = await connect();
     expect(registry.size).toBe(1);

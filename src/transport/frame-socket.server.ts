@@ -4,6 +4,7 @@ import { type IncomingMessage, type Server, STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { isObservable } from 'rxjs';
 import { type RawData, type WebSocket, WebSocketServer } from 'ws';
+import { PAGE_SUBPROTOCOL } from '../auth/bearer-token';
 import { UpgradeAuth } from '../auth/upgrade-auth';
 import { AppError, type ErrorCode } from '../common/app-error';
 import { MountPoint } from '../common/mount';
@@ -57,6 +58,16 @@ function refuse(socket: Duplex, status: number, message: string): void {
   socket.end(
     `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nConnection: close\r\nContent-Type: text/html\r\nContent-Length: ${Buffer.byteLength(message)}\r\n\r\n${message}`,
   );
+}
+
+/**
+ * The subprotocol the socket answers with: our pages' `chat-system` when offered, else the first
+ * offered that is not a token (`bearer.<token>`, see auth/bearer-token.ts: never echoed in a header).
+ */
+function selectProtocol(offered: Set<string>): string | false {
+  if (offered.has(PAGE_SUBPROTOCOL)) return PAGE_SUBPROTOCOL;
+  for (const protocol of offered) if (!protocol.startsWith('bearer.')) return protocol;
+  return false;
 }
 
 type UpgradeListener = (request: IncomingMessage, socket: Duplex, head: Buffer) => void;
@@ -136,6 +147,7 @@ export class FrameSocketServer implements OnApplicationBootstrap, BeforeApplicat
       maxPayload: this.env.WS_MAX_PAYLOAD,
       // The registry knows every socket; ws's own set would cost a closure and a listener per socket.
       clientTracking: false,
+      handleProtocols: selectProtocol,
     });
     this.wss.on('error', (error: Error) => log.error(`WebSocket server error: ${error.message}`));
     this.httpServer = httpServer;

@@ -41,8 +41,9 @@ export class WsTestClient {
     );
   }
 
-  static async connect(url: string, options?: WebSocket.ClientOptions): Promise<WsTestClient> {
-    const client = new WsTestClient(new WebSocket(url, options));
+  /** Opens a socket and waits for its `connected` frame; `protocols` are the subprotocols it offers. */
+  static async connect(url: string, options?: WebSocket.ClientOptions, protocols?: string[]): Promise<WsTestClient> {
+    const client = new WsTestClient(protocols ? new WebSocket(url, protocols, options) : new WebSocket(url, options));
     const connected = await client.next((f) => f.type === 'connected');
     client.connectionId = connected.connection_id;
     return client;
