@@ -1,5 +1,6 @@
 import { Logger } from '@nestjs/common';
-import type { Kysely } from 'kysely';
+import { Test } from '@nestjs/testing';
+import { Kysely } from 'kysely';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -47,9 +48,11 @@ describe(`ChatsRepository (${usingPostgres() ? 'PostgreSQL' : 'SQLite file'})`, 
   beforeEach(async () => {
     ({ url, cleanup } = freshDatabase());
     db = await openDatabase(url);
-    const writes = new GroupCommit(db);
-    chats = new ChatsRepository(db, writes);
-    messages = new MessagesRepository(db, writes);
+    const module = await Test.createTestingModule({
+      providers: [{ provide: Kysely, useValue: db }, GroupCommit, ChatsRepository, MessagesRepository],
+    }).compile();
+    chats = module.get(ChatsRepository);
+    messages = module.get(MessagesRepository);
   });
   afterEach(async () => {
     await db?.destroy();

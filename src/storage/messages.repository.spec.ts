@@ -1,5 +1,6 @@
 import { Logger } from '@nestjs/common';
-import type { Kysely } from 'kysely';
+import { Test } from '@nestjs/testing';
+import { Kysely } from 'kysely';
 import { usingPostgres } from '../../test/support/databases';
 import { useTempDatabase } from '../../test/support/temp-database';
 import { ChatsRepository } from './chats.repository';
@@ -18,9 +19,11 @@ describe(`MessagesRepository (${usingPostgres() ? 'PostgreSQL' : 'SQLite file'})
   beforeAll(() => Logger.overrideLogger(false));
   beforeEach(async () => {
     db = database.db;
-    const writes = new GroupCommit(db);
-    messages = new MessagesRepository(db, writes);
-    chats = new ChatsRepository(db, writes);
+    const module = await Test.createTestingModule({
+      providers: [{ provide: Kysely, useValue: db }, GroupCommit, ChatsRepository, MessagesRepository],
+    }).compile();
+    messages = module.get(MessagesRepository);
+    chats = module.get(ChatsRepository);
     await chats.create({ id: 'chat', userId: 'u1', title: 'T' });
     await chats.create({ id: 'other', userId: 'u2', title: 'O' });
   });
