@@ -17,6 +17,11 @@ import { UsersModule } from './users/users.module';
       wsPath: '/assistant/ws',
       userResolver: HostUserResolver,
       imports: [UsersModule],
+      // Our pages load this script first: it hands them a token (src/users/chat-token.controller.ts).
+      pageScript: '/assistant/host/chat-token.js',
+      // With a global guard of ours that lets `@Public()` routes through (Nest's JWT sample), name its
+      // key and the chat's public routes (health, share pages) and socket frames pass it:
+      // hostPublicMetadata: { key: IS_PUBLIC_KEY },
       inject: [ConfigService],
       // Only these settings count: the host's own DATABASE_URL, PORT, … are not the chat's.
       useFactory: (config: ConfigService) => ({

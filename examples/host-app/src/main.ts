@@ -7,7 +7,9 @@ import { AppModule } from './app.module';
 
 async function bootstrap(): Promise<void> {
   const app = await NestFactory.create<NestExpressApplication>(AppModule);
-  // The chat's socket adapter, views and assets; nothing app-wide besides the adapter.
+  // The chat's assets and page headers under its paths; no global pipe, filter, view engine or header.
+  // A global prefix may come before or after it (app.setGlobalPrefix('api') would put the chat at
+  // /api/assistant; its wsPath stays as written).
   configureChatSystem(app);
   app.enableShutdownHooks();
   await app.listen(Number(process.env.PORT ?? 3000), '127.0.0.1');

@@ -1,4 +1,5 @@
 import { Injectable } from '@nestjs/common';
+import { bearerToken } from 'nest-chat-system';
 import type { IncomingMessage } from 'node:http';
 
 export interface HostUser {
@@ -15,10 +16,13 @@ export class UsersService {
     ['bob-token', { id: 'bob', name: 'Bob', role: 'staff' }],
   ]);
 
-  /** `Authorization: Bearer <token>` (API clients) or the `host_session` cookie (browsers). */
+  /**
+   * `Authorization: Bearer <token>` (API clients, and the chat's pages given a token by
+   * /assistant/host/chat-token.js), the chat socket's `bearer.<token>` subprotocol (both read by the library's
+   * `bearerToken`), or the `host_session` cookie (browsers).
+   */
   fromRequest(req: IncomingMessage): HostUser | undefined {
-    const header = req.headers.authorization;
-    const token = header?.startsWith('Bearer ') ? header.slice(7) : cookie(req.headers.cookie, 'host_session');
+    const token = bearerToken(req) ?? cookie(req.headers.cookie, 'host_session');
     return token ? this.byToken.get(token) : undefined;
   }
 }
