@@ -8,7 +8,7 @@ import { httpEdge, trustProxyValue } from './auth/http-edge';
 import { importBody } from './chat/import-body';
 import { HttpErrorFilter } from './common/http-error.filter';
 import { isUnder, MountPoint } from './common/mount';
-import { ROOT_DIR } from './common/page-renderer';
+import { PageRenderer, ROOT_DIR } from './common/page-renderer';
 import { Environment } from './config/environment';
 
 /** Browser libraries served from their npm packages: the app works offline, no CDN. */
@@ -100,7 +100,7 @@ export function configureApp(app: NestExpressApplication): NestExpressApplicatio
   express.get('/favicon.ico', (_req: unknown, res: Response) => res.status(204).end());
   // Our controllers carry the filter (and guard and validation) themselves; the global one is for
   // what no route matched: the 404 page.
-  app.useGlobalFilters(new HttpErrorFilter(app.get(MountPoint)));
+  app.useGlobalFilters(new HttpErrorFilter(app.get(MountPoint), app.get(PageRenderer)));
   return app;
 }
 
