@@ -209,12 +209,20 @@ function startNode(name: string, nodeArgs: string[], env: NodeJS.ProcessEnv = pr
       for (const watch of watchers) watch(line);
     });
   }
+  // A target that dies mid-run says why (its last lines), instead of a closed IPC channel alone.
+  child.once('exit', (code, signal) => {
+    if (code && !stopping.has(proc)) log(`  ${name} exited (${code ?? signal}); last lines: ${proc.tail.slice(-12).join(' | ')}`);
+  });
   procs.push(proc);
   return proc;
 }
 
+/** Processes being stopped on purpose (their exit is not news). */
+const stopping = new Set<Proc>();
+
 async function stopProc(proc: Proc | undefined): Promise<void> {
   if (!proc || proc.child.exitCode !== null || proc.child.signalCode !== null) return;
+  stopping.add(proc);
   const exited = new Promise<void>((r) => proc.child.once('exit', () => r()));
   proc.child.kill('SIGTERM');
   await Promise.race([exited, sleep(5000)]);
