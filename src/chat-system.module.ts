@@ -76,7 +76,8 @@ export interface ChatSystemMounting {
    * (default) marks the routes anyone may reach (health, share pages, sign-in and sign-up);
    * `'all'` marks every route of ours, for a host whose guard should leave our routes to our own
    * AuthGuard (our accounts, or your `userResolver`). Our AuthGuard still runs on each of them.
-   * Our socket's frame handlers always get it: their user was checked at the upgrade.
+   * Our socket's frame handlers always get it: their user was checked at the upgrade. Like any
+   * decorator's, the metadata is on our classes, so it holds for every app of the process.
    */
   hostPublicMetadata?: { key: string | symbol; value?: unknown; routes?: 'public' | 'all' };
   /**
