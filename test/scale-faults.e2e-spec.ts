@@ -6,6 +6,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
+import Redis from 'ioredis';
 import { Pool } from 'pg';
 import { FakeDeepSeek } from './fakes/deepseek.fake';
 import { freePort, PrivatePostgres, PrivateRedis, SlowSubscriberProxy } from './support/private-servers';
@@ -399,6 +400,27 @@ describe('scale-out through the faults of its parts (e2e, real processes)', () =
     }
     expectAlive(a, b);
   }, 120_000);
+
+  it("a running answer's log in Redis has a lifetime from its first piece (a log whose instance dies does not stay forever)", async () => {
+    fake.setDefault({ kind: 'stream', content: words(200), delayMs: 20 });
+    const gen = await client(a);
+    const [turn] = await startTurns(gen, 1, 'ttl');
+    await until('a few pieces', () => lastSeq(framesOf(gen, turn)) >= 3, 10_000);
+    const inspect = new Redis(redis.url);
+    try {
+      const ttl = await inspect.pttl(`faults:log:${turn.messageId}`);
+      // A day while it runs (-1 would be no expiry at all, -2 no log).
+      expect(ttl).toBeGreaterThan(60 * 60_000);
+      await until('the answer ended', () => ends(framesOf(gen, turn)).length > 0, 15_000);
+      // Ten minutes once it ended, for late resumes.
+      await until('the ended log lives ten minutes', async () => {
+        const left = await inspect.pttl(`faults:log:${turn.messageId}`);
+        return left > 0 && left <= 10 * 60_000;
+      });
+    } finally {
+      inspect.disconnect();
+    }
+  }, 40_000);
 
   it('a resume on another instance that reads the end from the log while the live end is still on its way gets one end', async () => {
     // The instance the viewer is on gets its pub/sub messages 300 ms late, its commands' replies at once.

@@ -146,7 +146,6 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
     }
     this.send(generation, { ...generation.base('agent_response_start'), model: spec.model, ...spec.startFields });
     this.metrics.generationStarted();
-    if (this.redis.enabled) this.log.started(spec.messageId);
     this.startSnapshots();
     // A retry before the first piece is shown to the viewers (not stored, not in the resume log).
     const onRetry = (retry: LlmRetry) => {
@@ -376,7 +375,12 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
     this.pending.delete(generation);
     const frame = generation.piece(kind, text);
     this.send(generation, frame);
-    if (this.redis.enabled) this.log.append(generation.messageId, frame);
+    if (this.redis.enabled) {
+      this.log.append(generation.messageId, frame);
+      // The log exists from its first entry on: its lifetime is set then (an expiry asked for earlier
+      // found no key, so a log whose instance died before its end never expired).
+      if (generation.seq === 1) this.log.started(generation.messageId);
+    }
     if (generation.seq === 1) this.metrics.firstPieceAfter(Date.now() - generation.startedAt);
   }
 

@@ -23,6 +23,7 @@ export class SharedLog {
 
   constructor(private readonly redis: RedisService) {}
 
+  /** After the log's first entry (PEXPIRE finds no key before): a running answer's log lives a day. */
   started(messageId: string): void {
     void this.redis.client.pexpire(this.key(messageId), RUNNING_TTL_MS).catch(() => undefined);
   }
