@@ -11,9 +11,6 @@ import type { Database } from './schema';
 import { startCheckpointer } from './sqlite-checkpointer';
 import { SqliteConnection } from './sqlite-connection';
 
-export { redactUrl } from '../common/redact-url';
-export { isPostgres } from './dialect';
-
 const logger = new Logger('Database');
 
 /** `sqlite:<path>` → absolute file path (or `:memory:`). */

@@ -1,7 +1,8 @@
 import { Global, Inject, Logger, Module, OnApplicationShutdown, OnModuleInit } from '@nestjs/common';
 import { Kysely, sql } from 'kysely';
 import { ChatsRepository } from './chats.repository';
-import { databaseProvider, isPostgres } from './database.provider';
+import { databaseProvider } from './database.provider';
+import { isPostgres } from './dialect';
 import { GroupCommit } from './group-commit';
 import { MessagesRepository } from './messages.repository';
 import { Database } from './schema';
