@@ -15,6 +15,7 @@ import { StopRegistry } from './stop.registry';
 import { InstanceLiveness } from './instance-liveness';
 import { retryWrite } from './retry-write';
 import { SharedLog } from './shared-log';
+import { SnapshotScheduler } from './snapshot-scheduler';
 import { StallGuard } from './stall-guard';
 
 /** Text of a streaming message reaches the database about this often, never per piece. */
@@ -40,8 +41,7 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
   /** Generations holding pending text, all sent by one shared `setImmediate` (see `flushPending`). */
   private readonly pending = new Set<Generation>();
   private flushScheduled = false;
-  private snapshotTimer?: NodeJS.Timeout;
-  private snapshotting = false;
+  private readonly snapshots: SnapshotScheduler;
   /** Shut down: ends still waiting for the database are no longer tried. */
   private closed = false;
   private heartbeat?: NodeJS.Timeout;
@@ -64,6 +64,11 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
     this.log = new SharedLog(redis);
     const publish = (generation: Generation, frame: Frame) => this.fanout.publish(generation.spec.room, frame);
     this.stall = new StallGuard(this.liveness.keyLifetimeMs, () => this.recheckOwnAnswers(), publish);
+    this.snapshots = new SnapshotScheduler(
+      SNAPSHOT_INTERVAL_MS,
+      () => this.snapshotCandidates(),
+      (snapshots) => this.messages.snapshotMany(snapshots),
+    );
   }
 
   async onModuleInit(): Promise<void> {
@@ -97,7 +102,7 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
   async onApplicationShutdown(): Promise<void> {
     this.closed = true;
     clearInterval(this.heartbeat);
-    this.stopSnapshots();
+    this.snapshots.stop();
     if (this.redis.enabled) await this.liveness.forget().catch(() => undefined);
   }
 
@@ -146,7 +151,7 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
     }
     this.send(generation, { ...generation.base('agent_response_start'), model: spec.model, ...spec.startFields });
     this.metrics.generationStarted();
-    this.startSnapshots();
+    this.snapshots.start();
     // A retry before the first piece is shown to the viewers (not stored, not in the resume log).
     const onRetry = (retry: LlmRetry) => {
       if (generation.ending) return;
@@ -349,7 +354,7 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
   /** Takes an ended generation out of `running` and its owner's count (once, whatever the path). */
   private untrack(generation: Generation): void {
     if (!this.running.remove(generation.messageId, generation)) return;
-    if (this.running.size === 0) this.stopSnapshots();
+    if (this.running.size === 0) this.snapshots.stop();
   }
 
   /** Sends every generation's pending text: one shared `setImmediate` per turn of the event loop. */
@@ -384,42 +389,13 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
     if (generation.seq === 1) this.metrics.firstPieceAfter(Date.now() - generation.startedAt);
   }
 
-  /** One timer for every running generation (started with the first, stopped when none runs). */
-  private startSnapshots(): void {
-    if (this.snapshotTimer) return;
-    this.snapshotTimer = setInterval(() => void this.snapshotAll(), SNAPSHOT_INTERVAL_MS);
-    this.snapshotTimer.unref();
-  }
-
-  private stopSnapshots(): void {
-    clearInterval(this.snapshotTimer);
-    this.snapshotTimer = undefined;
-  }
-
-  /**
-   * Writes the text so far of every running generation whose text changed since its last
-   * snapshot, all in one transaction (one commit per interval, not one per generation).
-   */
-  private async snapshotAll(): Promise<void> {
-    if (this.snapshotting) return; // the last one is still being written
-    const due: Generation[] = [];
+  /** The running generations a snapshot may write, each with its pending text sent first. */
+  private *snapshotCandidates(): Iterable<Generation> {
     for (const generation of this.running.values()) {
       // A generation whose row is not written yet, or whose end is, has nothing to snapshot.
       if (generation.ending || generation.held) continue;
       this.flush(generation);
-      if (!generation.dirty) continue;
-      generation.dirty = false;
-      due.push(generation);
-    }
-    if (!due.length) return;
-    this.snapshotting = true;
-    try {
-      await this.messages.snapshotMany(due.map((g) => ({ id: g.messageId, content: g.content, reasoning: g.reasoning || null, seq: g.seq })));
-    } catch (error) {
-      this.logger.warn(`snapshot of ${due.length} message(s) failed: ${String(error)}`);
-      for (const generation of due) generation.dirty = true; // tried again next time
-    } finally {
-      this.snapshotting = false;
+      yield generation;
     }
   }
 
