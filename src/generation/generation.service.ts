@@ -7,7 +7,7 @@ import { MessagesRepository } from '../storage/messages.repository';
 import { ConnectionRegistry } from '../transport/connection-registry';
 import { Fanout } from '../transport/fanout';
 import { Frame, MessageStatus } from '../transport/frames';
-import { Generation, GenerationSpec, storedEndFrame } from './generation';
+import { Generation, GenerationSpec } from './generation';
 import { MetricsService } from '../metrics/metrics.service';
 import { RedisService } from '../redis/redis.service';
 import { RunningJobs } from './running-jobs';
@@ -15,6 +15,7 @@ import { StopRegistry } from './stop.registry';
 import { InstanceLiveness } from './instance-liveness';
 import { retryWrite } from './retry-write';
 import { SharedLog } from './shared-log';
+import { DeadInstanceSweeper } from './dead-instance-sweeper';
 import { SnapshotScheduler } from './snapshot-scheduler';
 import { StallGuard } from './stall-guard';
 
@@ -42,6 +43,7 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
   private readonly pending = new Set<Generation>();
   private flushScheduled = false;
   private readonly snapshots: SnapshotScheduler;
+  private readonly sweeper: DeadInstanceSweeper;
   /** Shut down: ends still waiting for the database are no longer tried. */
   private closed = false;
   private heartbeat?: NodeJS.Timeout;
@@ -64,6 +66,7 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
     this.log = new SharedLog(redis);
     const publish = (generation: Generation, frame: Frame) => this.fanout.publish(generation.spec.room, frame);
     this.stall = new StallGuard(this.liveness.keyLifetimeMs, () => this.recheckOwnAnswers(), publish);
+    this.sweeper = new DeadInstanceSweeper(redis.instanceId, messages, this.liveness, this.log, fanout);
     this.snapshots = new SnapshotScheduler(
       SNAPSHOT_INTERVAL_MS,
       () => this.snapshotCandidates(),
@@ -86,13 +89,13 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
     });
     this.redis.onReconnect(() => this.log.rewrite(this.running.values()));
     await this.liveness.beat();
-    await this.sweepDeadInstances();
+    await this.sweeper.sweep();
     this.heartbeat = setInterval(() => {
       void this.liveness
         .beat()
         .then(() => {
           this.stall.beaten();
-          return this.sweepDeadInstances();
+          return this.sweeper.sweep();
         })
         .catch((error: Error) => this.logger.warn(`heartbeat: ${error.message}`));
     }, this.env.INSTANCE_HEARTBEAT_MS);
@@ -429,23 +432,6 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
     for (const generation of [...this.running.values()]) {
       const row = await this.messages.findById(generation.messageId);
       if (row && row.status !== 'streaming') this.abandon(generation);
-    }
-  }
-
-  /** Ends, as `interrupted`, the answers of instances that stopped beating; their viewers are told. */
-  private async sweepDeadInstances(): Promise<void> {
-    const rows = await this.messages.listStreamingElsewhere(this.redis.instanceId);
-    const dead = await this.liveness.dead(rows.flatMap((row) => (row.instance_id ? [row.instance_id] : [])));
-    for (const row of rows) {
-      // An instance alive, or one that wrote the row after it went missing (it woke up): not ended.
-      const missingSince = row.instance_id ? dead.get(row.instance_id) : -Infinity;
-      if (missingSince === undefined || Date.parse(row.updated_at) >= missingSince) continue;
-      const text = await this.log.textOf(row);
-      if (!(await this.messages.interruptIfStreaming(row.id, text))) continue;
-      this.logger.warn(`answer ${row.id} of a dead instance marked interrupted`);
-      const frame = storedEndFrame({ ...row, ...text, status: 'interrupted' });
-      // The chat's room name (chat.service's chatRoom): the one place generation/ spells it.
-      this.fanout.publish(`chat:${row.chat_id}`, frame);
     }
   }
 }
