@@ -634,6 +634,8 @@ const SCALE_P = {
   viewers: Number(option('viewers') ?? 0.5),
   rampMs: Number(option('ramp') ?? 0),
   resumes: Number(option('resumes') ?? 20),
+  /** An unmeasured round per target before the measured ones (`--no-warmup` leaves it out). */
+  warmup: !flag('no-warmup'),
 };
 
 async function phaseScale(fake: Proc, load: Proc, fakeUrl: string, relay: Target, server: Target): Promise<void> {
@@ -714,6 +716,27 @@ async function phaseScale(fake: Proc, load: Proc, fakeUrl: string, relay: Target
         lines: unit.instances.reduce((sum, t) => sum + t.proc.lines, 0),
       };
     };
+    // One unmeasured round each first: a target's first load at this size pays its JIT warm-up (in one
+    // run, 2,732 vs 1,943 ms of the instances' CPU between the first and second measured rounds).
+    for (const unit of units) {
+      if (!SCALE_P.warmup) break;
+      await Promise.all(
+        [0, 1].map((side) =>
+          load.rpc.call(
+            'run',
+            {
+              group: `scale-${unit.kind}-gen${side}`,
+              pool: `scale-warm:${unit.kind}`,
+              pieces: SCALE_P.pieces,
+              interval: INTERVAL,
+              rampMs: SCALE_P.rampMs,
+              followUp: true,
+            },
+            300_000,
+          ),
+        ),
+      );
+    }
     const costs: Record<string, ScaleCost[]> = {};
     for (let round = 0; round < SCALE_P.rounds; round++) {
       for (const unit of round % 2 ? [...units].reverse() : units) {
@@ -844,7 +867,7 @@ function reportScale(): string {
   push();
   push(`Run of ${results.startedAt}, ${results.durationS} s; code: ${results.code ?? 'working tree'}. Machine: ${JSON.stringify(results.machineBefore)}.`);
   push(
-    `${sc.params.streams} turns at once (${sc.params.pieces} pieces at 50/s each; start spread ${sc.params.rampMs} ms) per target per round, ${sc.params.rounds} rounds, rounds alternate the order; each client's turn is a follow-up in its own chat, ${Math.round(sc.params.viewers * 100)}% of the chats watched by a viewer on the other entry point.`,
+    `${sc.params.streams} turns at once (${sc.params.pieces} pieces at 50/s each; start spread ${sc.params.rampMs} ms) per target per round, ${sc.params.rounds} rounds${sc.params.warmup ? ' after an unmeasured one' : ''}, rounds alternate the order; each client's turn is a follow-up in its own chat, ${Math.round(sc.params.viewers * 100)}% of the chats watched by a viewer on the other entry point.`,
   );
   push(
     '*scale*: two instances (`dist/main.js`) on a private PostgreSQL cluster (fsync=off, pg_stat_statements) and a private Redis (no persistence), behind nginx with docs/nginx.conf (one worker); clients reach them through two copies of its `/ws` location pinned to one instance each, generators split half and half, viewers on the other instance. *server*: one instance on SQLite, viewers on it. *relay*: bench/relay.ts, no viewers.',
