@@ -3,7 +3,7 @@ import type { MessagesRepository } from '../storage/messages.repository';
 import type { Fanout } from '../transport/fanout';
 import { storedEndFrame } from './generation';
 import type { InstanceLiveness } from './instance-liveness';
-import type { SharedLog } from './shared-log';
+import type { GenerationLog } from './generation-log';
 
 /**
  * With Redis, after each heartbeat: the answers of instances that stopped beating are ended as
@@ -18,7 +18,7 @@ export class DeadInstanceSweeper {
     private readonly ownInstanceId: string,
     private readonly messages: MessagesRepository,
     private readonly liveness: InstanceLiveness,
-    private readonly log: SharedLog,
+    private readonly log: GenerationLog,
     private readonly fanout: Fanout,
   ) {}
 

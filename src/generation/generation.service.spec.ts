@@ -13,6 +13,7 @@ import { Fanout } from '../transport/fanout';
 import { Frame } from '../transport/frames';
 import { GenerationSpec, storedEndFrame } from './generation';
 import { GenerationService, SNAPSHOT_INTERVAL_MS } from './generation.service';
+import { GenerationLog, LocalGenerationLog } from './generation-log';
 import { StopRegistry } from './stop.registry';
 
 /** Lets the current turn of the event loop end (pieces pending in it go out as one frame). */
@@ -196,6 +197,7 @@ describe('GenerationService', () => {
       StopRegistry,
       MetricsService,
       RedisService, // without REDIS_URL: one instance, in-memory logs
+      { provide: GenerationLog, useClass: LocalGenerationLog },
       { provide: LlmProvider, useValue: llm },
       { provide: Fanout, useValue: fanout },
       { provide: MessagesRepository, useValue: messages },

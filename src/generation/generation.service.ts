@@ -14,7 +14,7 @@ import { RunningJobs } from './running-jobs';
 import { StopRegistry } from './stop.registry';
 import { InstanceLiveness } from './instance-liveness';
 import { retryWrite } from './retry-write';
-import { SharedLog } from './shared-log';
+import { GenerationLog } from './generation-log';
 import { DeadInstanceSweeper } from './dead-instance-sweeper';
 import { SnapshotScheduler } from './snapshot-scheduler';
 import { StallGuard } from './stall-guard';
@@ -48,7 +48,6 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
   private closed = false;
   private heartbeat?: NodeJS.Timeout;
   private readonly liveness: InstanceLiveness;
-  private readonly log: SharedLog;
   private readonly stall: StallGuard;
 
   constructor(
@@ -60,10 +59,10 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
     private readonly stops: StopRegistry,
     private readonly metrics: MetricsService,
     private readonly redis: RedisService,
+    private readonly log: GenerationLog,
   ) {
     this.running = new RunningJobs(stops);
     this.liveness = new InstanceLiveness(redis, env.INSTANCE_HEARTBEAT_MS);
-    this.log = new SharedLog(redis);
     const publish = (generation: Generation, frame: Frame) => this.fanout.publish(generation.spec.room, frame);
     this.stall = new StallGuard(this.liveness.keyLifetimeMs, () => this.recheckOwnAnswers(), publish);
     this.sweeper = new DeadInstanceSweeper(redis.instanceId, messages, this.liveness, this.log, fanout);
@@ -76,6 +75,7 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
 
   async onModuleInit(): Promise<void> {
     this.stops.addLookup((id, userId) => this.stopElsewhere(id, userId));
+    this.log.keepWhole(() => this.running.values());
     if (!this.redis.enabled) {
       const count = await this.messages.interruptAllStreaming();
       if (count > 0) this.logger.warn(`${count} message(s) left streaming by the last run marked interrupted`);
@@ -87,7 +87,6 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
       const generation = this.running.get(id);
       if (generation) void this.end(generation, 'stopped');
     });
-    this.redis.onReconnect(() => this.log.rewrite(this.running.values()));
     await this.liveness.beat();
     await this.sweeper.sweep();
     this.heartbeat = setInterval(() => {
@@ -226,14 +225,8 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
       for (const frame of generation.framesAfter(afterSeq)) this.registry.sendReplay(connectionId, frame);
       return true;
     }
-    if (!this.redis.enabled) return false;
-    await this.redis.subscriptionsLive();
-    const frames = await this.log.read(messageId);
+    const frames = await this.log.replayable(messageId);
     if (!frames.length) return false;
-    // The end was published before it was logged, but on another connection than the one the log
-    // was read on: its live copy may still be on its way. Once it is in (held for this viewer while
-    // the replay runs), the replayed end drops it; sent after the replay, it would be a second end.
-    if (frames.at(-1)?.type === 'agent_response_end') await this.redis.subscriberBarrier();
     for (const frame of frames) {
       if (frame.type === 'agent_response_end' || (frame.seq as number) > afterSeq) this.registry.sendReplay(connectionId, frame);
     }
@@ -330,7 +323,7 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
     this.untrack(generation);
     this.keepEnded(generation);
     this.send(generation, frame);
-    if (this.redis.enabled) this.log.ended(generation.messageId, frame);
+    this.log.ended(generation.messageId, frame);
     generation.resolveDone();
   }
 
@@ -383,12 +376,7 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
     this.pending.delete(generation);
     const frame = generation.piece(kind, text);
     this.send(generation, frame);
-    if (this.redis.enabled) {
-      this.log.append(generation.messageId, frame);
-      // The log exists from its first entry on: its lifetime is set then (an expiry asked for earlier
-      // found no key, so a log whose instance died before its end never expired).
-      if (generation.seq === 1) this.log.started(generation.messageId);
-    }
+    this.log.appended(generation.messageId, frame);
     if (generation.seq === 1) this.metrics.firstPieceAfter(Date.now() - generation.startedAt);
   }
 
