@@ -17,6 +17,7 @@ import { retryWrite } from './retry-write';
 import { GenerationLog } from './generation-log';
 import { DeadInstanceSweeper } from './dead-instance-sweeper';
 import { SnapshotScheduler } from './snapshot-scheduler';
+import { PieceCoalescer, type PieceKind } from './piece-coalescer';
 import { StallGuard } from './stall-guard';
 
 /** Text of a streaming message reaches the database about this often, never per piece. */
@@ -39,9 +40,8 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
   private readonly running: RunningJobs<Generation>;
   /** Ended generations kept for resume, oldest first, each with the time it may be dropped. */
   private readonly ended = new Map<string, { generation: Generation; until: number }>();
-  /** Generations holding pending text, all sent by one shared `setImmediate` (see `flushPending`). */
-  private readonly pending = new Set<Generation>();
-  private flushScheduled = false;
+  /** Pieces of one turn of the event loop, one frame per generation. */
+  private readonly pieces = new PieceCoalescer((generation, kind, text) => this.sendPiece(generation, kind, text));
   private readonly snapshots: SnapshotScheduler;
   private readonly sweeper: DeadInstanceSweeper;
   /** Shut down: ends still waiting for the database are no longer tried. */
@@ -133,7 +133,7 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
   find(messageId: string): Generation | undefined {
     const running = this.running.get(messageId);
     if (running) {
-      this.flush(running);
+      this.pieces.flush(running);
       return running;
     }
     const kept = this.ended.get(messageId);
@@ -183,10 +183,10 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
 
   /**
    * The row is stored: the frames held meanwhile go out, in order, with the text that arrived and
-   * waits for `flushPending` (in the same tick, so in the same write as the frames before them).
+   * waits in the coalescer (sent now, in the same tick, so in the same write as the frames before them).
    */
   private release(generation: Generation): void {
-    this.flush(generation);
+    this.pieces.flush(generation);
     const held = generation.held ?? [];
     generation.held = undefined;
     for (const frame of held) this.fanout.publish(generation.spec.room, frame);
@@ -200,7 +200,7 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
     generation.status = 'error';
     generation.subscription?.unsubscribe();
     this.running.ending(generation.messageId);
-    this.pending.delete(generation);
+    this.pieces.drop(generation);
     this.untrack(generation);
     this.metrics.generationEnded('error', generation.seq, Date.now() - generation.startedAt, generation.usage);
     generation.resolveDone();
@@ -244,20 +244,10 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
     switch (event.type) {
       case 'reasoning':
       case 'content':
-        // Pieces of the same turn of the event loop become one frame; a change of kind sends what waits.
-        if (generation.pendingKind !== null && generation.pendingKind !== event.type) this.flush(generation);
-        generation.pendingKind = event.type;
-        generation.pendingText += event.text;
-        if (!this.pending.has(generation)) {
-          this.pending.add(generation);
-          if (!this.flushScheduled) {
-            this.flushScheduled = true;
-            setImmediate(this.flushPending);
-          }
-        }
+        this.pieces.add(generation, event.type, event.text);
         break;
       case 'usage':
-        this.flush(generation);
+        this.pieces.flush(generation);
         generation.usage = event.usage;
         break;
       case 'finish':
@@ -270,7 +260,7 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
   private async fail(generation: Generation, error: unknown): Promise<void> {
     if (generation.ending) return;
     // What arrived before the error is sent before it (and counts for `interrupted` below).
-    this.flush(generation);
+    this.pieces.flush(generation);
     const appError = error instanceof AppError ? error : new AppError('internal', 'the model call failed unexpectedly');
     if (!(error instanceof AppError)) this.logger.error(`generation ${generation.messageId}: ${String(error)}`);
     generation.errorCode = appError.code;
@@ -289,7 +279,7 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
   private async end(generation: Generation, status: MessageStatus): Promise<void> {
     if (generation.ending) return generation.done;
     // Pending text goes out (and into the stored message) before anything of the end.
-    this.flush(generation);
+    this.pieces.flush(generation);
     generation.ending = true;
     generation.status = status;
     generation.subscription?.unsubscribe();
@@ -353,27 +343,8 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
     if (this.running.size === 0) this.snapshots.stop();
   }
 
-  /** Sends every generation's pending text: one shared `setImmediate` per turn of the event loop. */
-  private readonly flushPending = (): void => {
-    this.flushScheduled = false;
-    for (const generation of this.pending) {
-      try {
-        this.flush(generation);
-      } catch (error) {
-        this.logger.error(`could not send pieces of message ${generation.messageId}: ${String(error)}`);
-      }
-    }
-    this.pending.clear();
-  };
-
-  /** Sends a generation's pending text as one numbered frame (nothing when none waits). */
-  private flush(generation: Generation): void {
-    const kind = generation.pendingKind;
-    if (kind === null) return;
-    const text = generation.pendingText;
-    generation.pendingKind = null;
-    generation.pendingText = '';
-    this.pending.delete(generation);
+  /** A generation's coalesced text as one numbered frame, to its viewers and its log. */
+  private sendPiece(generation: Generation, kind: PieceKind, text: string): void {
     const frame = generation.piece(kind, text);
     this.send(generation, frame);
     this.log.appended(generation.messageId, frame);
@@ -385,7 +356,7 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
     for (const generation of this.running.values()) {
       // A generation whose row is not written yet, or whose end is, has nothing to snapshot.
       if (generation.ending || generation.held) continue;
-      this.flush(generation);
+      this.pieces.flush(generation);
       yield generation;
     }
   }

@@ -46,12 +46,6 @@ export class Generation {
   subscription?: Subscription;
   /** Text changed since the last snapshot. */
   dirty = false;
-  /**
-   * Text received but not yet sent: pieces that arrive in the same turn of the event loop go out as
-   * one frame (one kind per frame). Not yet in `content`/`reasoning`, `seq` or `log`.
-   */
-  pendingKind: 'reasoning' | 'content' | null = null;
-  pendingText = '';
   /** Frames waiting for `spec.stored` (undefined once they may go out). */
   held?: Frame[];
   /** `spec.stored` failed: the generation was dropped. */
