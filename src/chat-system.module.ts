@@ -1,6 +1,7 @@
 import {
+  ConfigurableModuleAsyncOptions,
+  ConfigurableModuleBuilder,
   DynamicModule,
-  FactoryProvider,
   Module,
   ModuleMetadata,
   NestModule,
@@ -94,24 +95,57 @@ export interface ChatSystemMounting {
 
 export interface ChatSystemOptions extends ChatSystemConfig, ChatSystemMounting {}
 
-export interface ChatSystemAsyncOptions extends ChatSystemMounting {
-  inject?: FactoryProvider['inject'];
-  useFactory: (...args: any[]) => ChatSystemConfig | Promise<ChatSystemConfig>;
+/** What a `forRootAsync({ useClass })` or `useExisting` class implements. */
+export interface ChatSystemConfigFactory {
+  createChatSystemConfig(): ChatSystemConfig | Promise<ChatSystemConfig>;
 }
+
+/**
+ * `forRootAsync`'s options: the mounting ones (static), and the runtime `ChatSystemConfig` from
+ * `useFactory` (with `inject`), `useClass` or `useExisting` (a `ChatSystemConfigFactory`); `imports`
+ * serve both the factory and the classes given as `llmProvider`/`userResolver`.
+ */
+export interface ChatSystemAsyncOptions extends ConfigurableModuleAsyncOptions<ChatSystemConfig, 'createChatSystemConfig'>, ChatSystemMounting {}
+
+/** Every mounting option, so that Nest's builder keeps them out of the runtime config. */
+const MOUNTING_DEFAULTS: Record<keyof ChatSystemMounting, undefined> = {
+  routePrefix: undefined,
+  wsPath: undefined,
+  llmProvider: undefined,
+  userResolver: undefined,
+  hostPublicMetadata: undefined,
+  pageScript: undefined,
+  imports: undefined,
+};
+
+const { ConfigurableModuleClass, MODULE_OPTIONS_TOKEN } = new ConfigurableModuleBuilder<ChatSystemConfig>({ moduleName: 'ChatSystem' })
+  .setClassMethodName('forRoot')
+  .setFactoryMethodName('createChatSystemConfig')
+  .setExtras<ChatSystemMounting>(MOUNTING_DEFAULTS, (definition, mounting) => mountChatSystem(definition, mounting))
+  .build();
+
+/** The token of the runtime `ChatSystemConfig` (`forRoot`'s settings, or what `forRootAsync` makes). */
+export const CHAT_SYSTEM_CONFIG = MODULE_OPTIONS_TOKEN;
 
 /**
  * The whole chat system as one module: `/ws` with the chat, stop and Solver gateways, the pages, the
  * JSON APIs, health and metrics. The standalone server (`AppModule`) is just a host of it.
  *
+ * `forRoot(options)` and `forRootAsync(options)` come from Nest's `ConfigurableModuleBuilder`: the
+ * runtime config (`settings`, `envPrefix`, …) is a provider, made by a factory or class when async;
+ * the mounting options are its extras, static because Nest builds routes before factories run.
+ *
  * Global: a host's own modules can inject `ConnectionRegistry`, `Fanout`, `LlmProvider`,
  * `ChatService`, … and add gateways on `WS_PATH` without touching this package.
  */
 @Module({})
-export class ChatSystemModule implements NestModule {
+export class ChatSystemModule extends ConfigurableModuleClass implements NestModule {
   constructor(
     private readonly mount: MountPoint,
     private readonly appConfig: ApplicationConfig,
-  ) {}
+  ) {
+    super();
+  }
 
   /** At init, before Nest registers routes: the host's global prefix is final now, whatever the order of its calls. */
   configure(): void {
@@ -119,54 +153,63 @@ export class ChatSystemModule implements NestModule {
   }
 
   static forRoot(options: ChatSystemOptions = {}): DynamicModule {
-    return ChatSystemModule.build(AppConfigModule.forRoot(toConfigOptions(options)), options);
+    return super.forRoot(options);
   }
 
-  /** Settings from a factory (e.g. `ConfigService`); the mounting options stay static (Nest builds routes before factories run). */
+  /** Settings from a factory or class (e.g. over `ConfigService`); the mounting options stay static (Nest builds routes before factories run). */
   static forRootAsync(options: ChatSystemAsyncOptions): DynamicModule {
-    const config = AppConfigModule.forRootAsync({
-      imports: options.imports,
-      inject: options.inject,
-      useFactory: async (...args: unknown[]) => toConfigOptions(await options.useFactory(...args)),
-    });
-    return ChatSystemModule.build(config, options);
-  }
-
-  private static build(config: DynamicModule, options: ChatSystemMounting): DynamicModule {
-    const accounts = !options.userResolver;
-    const mounting = { routePrefix: options.routePrefix, wsPath: options.wsPath, accounts, pageScript: options.pageScript };
-    const routePrefix = normalizePath(options.routePrefix);
-    const features = [AuthModule.forRoot({ accounts }), ChatModule, SolverModule, HealthModule, MetricsModule];
-    const providers = new Set<Type>();
-    const withRoutes = modulesWithControllers(features, providers);
-    for (const controllers of withRoutes.values()) controllers.forEach(scopeToChatSystem);
-    // Our gateways carry CHAT_SYSTEM_ROUTE too: a host's global interceptors also run on our frames.
-    providers.forEach(markGateway);
-    const hostPublic = options.hostPublicMetadata;
-    if (hostPublic) {
-      for (const controllers of withRoutes.values()) controllers.forEach((c) => markForHost(c, hostPublic));
-      // Our frame handlers too: the socket's user was checked at the upgrade (UpgradeAuth), and a host
-      // guard made for HTTP requests cannot read a frame.
-      providers.forEach((provider) => markForHost(provider, { ...hostPublic, routes: 'frames' }));
-    }
-    const routes = routePrefix ? [RouterModule.register([...withRoutes.keys()].map((module) => ({ path: routePrefix, module })))] : [];
-    return {
-      module: ChatSystemModule,
-      global: true,
-      imports: [config, StorageModule, RedisModule, TransportModule, LlmModule, ...features, ...routes, ...(options.imports ?? [])],
-      providers: [
-        // One per app (its global prefix is its own), even when several apps share this module.
-        { provide: MountPoint, useFactory: () => new MountPoint(mounting) },
-        PageRenderer,
-        bind(LlmProvider, options.llmProvider ?? DeepSeekProvider),
-        bind(UserResolver, options.userResolver ?? SessionUserResolver),
-      ],
-      exports: [MountPoint, PageRenderer, LlmProvider, UserResolver, ChatModule, SolverModule],
-    };
+    return super.forRootAsync(options);
   }
 }
 
-function toConfigOptions(config: ChatSystemConfig): ConfigOptions {
+/** The builder's module (the config provider, and the async `imports`) with everything else of ours. */
+function mountChatSystem(definition: DynamicModule, options: ChatSystemMounting): DynamicModule {
+  const accounts = !options.userResolver;
+  const mounting = { routePrefix: options.routePrefix, wsPath: options.wsPath, accounts, pageScript: options.pageScript };
+  const routePrefix = normalizePath(options.routePrefix);
+  const features = [AuthModule.forRoot({ accounts }), ChatModule, SolverModule, HealthModule, MetricsModule];
+  const providers = new Set<Type>();
+  const withRoutes = modulesWithControllers(features, providers);
+  for (const controllers of withRoutes.values()) controllers.forEach(scopeToChatSystem);
+  // Our gateways carry CHAT_SYSTEM_ROUTE too: a host's global interceptors also run on our frames.
+  providers.forEach(markGateway);
+  const hostPublic = options.hostPublicMetadata;
+  if (hostPublic) {
+    for (const controllers of withRoutes.values()) controllers.forEach((c) => markForHost(c, hostPublic));
+    // Our frame handlers too: the socket's user was checked at the upgrade (UpgradeAuth), and a host
+    // guard made for HTTP requests cannot read a frame.
+    providers.forEach((provider) => markForHost(provider, { ...hostPublic, routes: 'frames' }));
+  }
+  const routes = routePrefix ? [RouterModule.register([...withRoutes.keys()].map((module) => ({ path: routePrefix, module })))] : [];
+  // The settings, validated once by AppConfigModule (global: every module injects `Environment`).
+  const config = AppConfigModule.forRootAsync({ inject: [CHAT_SYSTEM_CONFIG], useFactory: toConfigOptions });
+  return {
+    ...definition,
+    global: true,
+    imports: [
+      ...(definition.imports ?? []), // forRootAsync's `imports`
+      config,
+      StorageModule,
+      RedisModule,
+      TransportModule,
+      LlmModule,
+      ...features,
+      ...routes,
+      ...(options.imports ?? []), // forRoot's `imports`
+    ],
+    providers: [
+      ...(definition.providers ?? []),
+      // One per app (its global prefix is its own), even when several apps share this module.
+      { provide: MountPoint, useFactory: () => new MountPoint(mounting) },
+      PageRenderer,
+      bind(LlmProvider, options.llmProvider ?? DeepSeekProvider),
+      bind(UserResolver, options.userResolver ?? SessionUserResolver),
+    ],
+    exports: [CHAT_SYSTEM_CONFIG, MountPoint, PageRenderer, LlmProvider, UserResolver, ChatModule, SolverModule],
+  };
+}
+
+function toConfigOptions(config: ChatSystemConfig = {}): ConfigOptions {
   const overrides: Record<string, string | undefined> = {};
   for (const [key, value] of Object.entries(config.settings ?? {})) overrides[key] = value === undefined ? undefined : String(value);
   return { overrides, isolated: config.isolated ?? true, envPrefix: config.envPrefix, envFile: config.envFile };

@@ -1,4 +1,4 @@
-import { DynamicModule, FactoryProvider, Global, Module, ModuleMetadata } from '@nestjs/common';
+import { ConfigurableModuleBuilder, DynamicModule, Global, Module } from '@nestjs/common';
 import { existsSync, readFileSync } from 'node:fs';
 import { parse } from 'dotenv';
 import { Environment, validateEnvironment } from './environment';
@@ -38,38 +38,26 @@ function withPrefix(vars: Record<string, string | undefined>, prefix: string): R
   return picked;
 }
 
+const { ConfigurableModuleClass, MODULE_OPTIONS_TOKEN } = new ConfigurableModuleBuilder<ConfigOptions>({ moduleName: 'AppConfig' })
+  .setClassMethodName('forRoot')
+  .build();
+
+/** The token of `AppConfigModule`'s options (`forRoot`'s value, or what `forRootAsync` makes). */
+export const APP_CONFIG_OPTIONS = MODULE_OPTIONS_TOKEN;
+
 /**
  * Provides the validated `Environment` as an injectable class. Nothing else reads `process.env`,
  * and nothing writes to it, so several apps with different settings can share one process.
+ * `forRoot(options)`, or `forRootAsync({ imports, inject, useFactory | useClass | useExisting })`
+ * with options made at start-up (e.g. from the host's `ConfigService`), from Nest's `ConfigurableModuleBuilder`.
  */
 @Global()
-@Module({})
-export class AppConfigModule {
+@Module({
+  providers: [{ provide: Environment, inject: [APP_CONFIG_OPTIONS], useFactory: (options: ConfigOptions) => loadEnvironment(options) }],
+  exports: [Environment],
+})
+export class AppConfigModule extends ConfigurableModuleClass {
   static forRoot(options: ConfigOptions = {}): DynamicModule {
-    return {
-      module: AppConfigModule,
-      providers: [{ provide: Environment, useValue: loadEnvironment(options) }],
-      exports: [Environment],
-    };
-  }
-
-  /** The same, with options made by a factory (e.g. from the host's `ConfigService`). */
-  static forRootAsync(options: {
-    imports?: ModuleMetadata['imports'];
-    inject?: FactoryProvider['inject'];
-    useFactory: (...args: any[]) => ConfigOptions | Promise<ConfigOptions>;
-  }): DynamicModule {
-    return {
-      module: AppConfigModule,
-      imports: options.imports ?? [],
-      providers: [
-        {
-          provide: Environment,
-          inject: options.inject ?? [],
-          useFactory: async (...args: unknown[]) => loadEnvironment(await options.useFactory(...args)),
-        },
-      ],
-      exports: [Environment],
-    };
+    return super.forRoot(options);
   }
 }
