@@ -7,8 +7,15 @@
 
 // Mounting the chat system.
 /** The dynamic module (`forRoot` / `forRootAsync`) and its options. */
-export { ChatSystemModule } from './chat-system.module';
-export type { ChatSystemAsyncOptions, ChatSystemConfig, ChatSystemMounting, ChatSystemOptions, ChatSystemSettings } from './chat-system.module';
+export { CHAT_SYSTEM_CONFIG, ChatSystemModule } from './chat-system.module';
+export type {
+  ChatSystemAsyncOptions,
+  ChatSystemConfig,
+  ChatSystemConfigFactory,
+  ChatSystemMounting,
+  ChatSystemOptions,
+  ChatSystemSettings,
+} from './chat-system.module';
 /** `configureChatSystem(app)` for a host with routes of its own; `configureApp(app)` for the standalone server. */
 export { configureApp, configureChatSystem } from './configure-app';
 /** Where the chat is mounted (`basePath`, `wsPath`): injectable, e.g. to link to the chat from the host's pages. */
