@@ -145,7 +145,6 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
     const generation = new Generation(spec);
     this.running.add(spec.messageId, spec.ownerId, generation, () => void this.end(generation, 'stopped'));
     if (spec.stored) {
-      generation.held = [];
       spec.stored.then(
         () => this.release(generation),
         () => this.abandon(generation),
@@ -165,20 +164,21 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
         reason: retry.reason,
       });
     };
-    generation.subscription = this.llm.stream({ ...spec.request, onRetry }).subscribe({
+    const subscription = this.llm.stream({ ...spec.request, onRetry }).subscribe({
       next: (event) => this.onEvent(generation, event),
       error: (error: unknown) => void this.fail(generation, error),
       complete: () => {
         if (generation.status === 'streaming') void this.end(generation, 'interrupted');
       },
     });
+    generation.watch(subscription);
     return generation;
   }
 
   /** A frame of the generation to its viewers, or held while its row is still being written. */
   private send(generation: Generation, frame: Frame): void {
-    if (generation.held) generation.held.push(frame);
-    else if (!this.redis.enabled || !this.stall.hold(generation, frame)) this.fanout.publish(generation.spec.room, frame);
+    if (generation.hold(frame)) return;
+    if (!this.redis.enabled || !this.stall.hold(generation, frame)) this.fanout.publish(generation.spec.room, frame);
   }
 
   /**
@@ -187,23 +187,17 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
    */
   private release(generation: Generation): void {
     this.pieces.flush(generation);
-    const held = generation.held ?? [];
-    generation.held = undefined;
-    for (const frame of held) this.fanout.publish(generation.spec.room, frame);
+    for (const frame of generation.release()) this.fanout.publish(generation.spec.room, frame);
   }
 
   /** The row could not be stored: upstream is cancelled, nothing is sent or written. */
   private abandon(generation: Generation): void {
-    generation.abandoned = true;
-    generation.held = undefined;
-    generation.ending = true;
-    generation.status = 'error';
-    generation.subscription?.unsubscribe();
+    generation.abandon();
     this.running.ending(generation.messageId);
     this.pieces.drop(generation);
     this.untrack(generation);
     this.metrics.generationEnded('error', generation.seq, Date.now() - generation.startedAt, generation.usage);
-    generation.resolveDone();
+    generation.settle();
   }
 
   /** Stops a running generation; false when none runs under that id. */
@@ -248,10 +242,10 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
         break;
       case 'usage':
         this.pieces.flush(generation);
-        generation.usage = event.usage;
+        generation.recordUsage(event.usage);
         break;
       case 'finish':
-        generation.finishReason = event.reason;
+        generation.finishedBy(event.reason);
         void this.end(generation, event.complete ? 'complete' : 'interrupted');
         break;
     }
@@ -263,7 +257,7 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
     this.pieces.flush(generation);
     const appError = error instanceof AppError ? error : new AppError('internal', 'the model call failed unexpectedly');
     if (!(error instanceof AppError)) this.logger.error(`generation ${generation.messageId}: ${String(error)}`);
-    generation.errorCode = appError.code;
+    generation.failedWith(appError.code);
     this.metrics.error(appError.code);
     const frame: Frame = {
       ...generation.base('error'),
@@ -280,9 +274,7 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
     if (generation.ending) return generation.done;
     // Pending text goes out (and into the stored message) before anything of the end.
     this.pieces.flush(generation);
-    generation.ending = true;
-    generation.status = status;
-    generation.subscription?.unsubscribe();
+    generation.beginEnd(status);
     this.running.ending(generation.messageId);
     // The row may still be on its way (the request went out first); an end is written after it.
     if (generation.spec.stored) await generation.spec.stored.catch(() => undefined);
@@ -308,13 +300,12 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
       void this.storeEndLater(generation.messageId, store);
     }
     this.metrics.generationEnded(status, generation.seq, Date.now() - generation.startedAt, generation.usage);
-    const frame = generation.endFrame();
-    generation.endLogged = frame;
+    const frame = generation.end();
     this.untrack(generation);
     this.keepEnded(generation);
     this.send(generation, frame);
     this.log.ended(generation.messageId, frame);
-    generation.resolveDone();
+    generation.settle();
   }
 
   /**
@@ -355,7 +346,7 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
   private *snapshotCandidates(): Iterable<Generation> {
     for (const generation of this.running.values()) {
       // A generation whose row is not written yet, or whose end is, has nothing to snapshot.
-      if (generation.ending || generation.held) continue;
+      if (generation.ending || generation.isHeld) continue;
       this.pieces.flush(generation);
       yield generation;
     }

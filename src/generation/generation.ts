@@ -1,7 +1,7 @@
 import type { Subscription } from 'rxjs';
 import type { ErrorCode } from '../common/app-error';
 import type { LlmRequest, LlmUsage } from '../llm/llm.provider';
-import type { Message } from '../storage/messages.repository';
+import type { Message, MessageSnapshot } from '../storage/messages.repository';
 import type { Frame, MessageStatus, SequencedFrame } from '../transport/frames';
 
 export interface GenerationSpec {
@@ -25,16 +25,20 @@ export interface GenerationSpec {
   stored?: Promise<void>;
 }
 
-/** One assistant message being generated: its text so far, its numbered log and how it ended. */
+/**
+ * One assistant message being generated: its text so far, its numbered log and how it ended. It makes
+ * its own state changes (`piece`, `hold`/`release`, `beginEnd`, `abandon`, `end`, ...); what is read
+ * from outside is read-only there.
+ */
 export class Generation {
-  seq = 0;
-  content = '';
-  reasoning = '';
-  usage: LlmUsage | null = null;
-  status: MessageStatus = 'streaming';
-  errorCode: ErrorCode | null = null;
+  private _seq = 0;
+  private _content = '';
+  private _reasoning = '';
+  private _usage: LlmUsage | null = null;
+  private _status: MessageStatus = 'streaming';
+  private _errorCode: ErrorCode | null = null;
   /** The model's own finish_reason, when it gave one (`length`: cut short by the token limit). */
-  finishReason: string | null = null;
+  private _finishReason: string | null = null;
   /**
    * What a `resume` replays, kept small (a running answer holds one entry per frame): per numbered
    * frame, where its text ends in `content` or `reasoning` (times 2, plus 1 for reasoning); the
@@ -42,26 +46,144 @@ export class Generation {
    */
   private readonly marks: number[] = [];
   /** `agent_response_end`, once sent. */
-  endLogged?: Frame;
-  subscription?: Subscription;
+  private endLogged?: Frame;
+  /** The model request, cancelled when the end begins. */
+  private subscription?: Subscription;
   /** Text changed since the last snapshot. */
-  dirty = false;
+  private dirty = false;
   /** Frames waiting for `spec.stored` (undefined once they may go out). */
-  held?: Frame[];
+  private held?: Frame[];
   /** `spec.stored` failed: the generation was dropped. */
-  abandoned = false;
+  private _abandoned = false;
   /** Set once the end is being written, so the end happens exactly once. */
-  ending = false;
+  private _ending = false;
   readonly startedAt = Date.now();
+  /** Resolves once the generation ended (its end stored and sent) or was dropped. */
   readonly done: Promise<void>;
-  resolveDone!: () => void;
+  private resolveDone!: () => void;
 
   constructor(readonly spec: GenerationSpec) {
     this.done = new Promise((resolve) => (this.resolveDone = resolve));
+    if (spec.stored) this.held = [];
   }
 
   get messageId(): string {
     return this.spec.messageId;
+  }
+
+  get seq(): number {
+    return this._seq;
+  }
+
+  get content(): string {
+    return this._content;
+  }
+
+  get reasoning(): string {
+    return this._reasoning;
+  }
+
+  get usage(): LlmUsage | null {
+    return this._usage;
+  }
+
+  get status(): MessageStatus {
+    return this._status;
+  }
+
+  get errorCode(): ErrorCode | null {
+    return this._errorCode;
+  }
+
+  get finishReason(): string | null {
+    return this._finishReason;
+  }
+
+  get abandoned(): boolean {
+    return this._abandoned;
+  }
+
+  get ending(): boolean {
+    return this._ending;
+  }
+
+  /** Its frames are held: its row is still being written (`spec.stored`). */
+  get isHeld(): boolean {
+    return this.held !== undefined;
+  }
+
+  /** The model request it runs on (cancelled by `beginEnd` and `abandon`). */
+  watch(subscription: Subscription): void {
+    this.subscription = subscription;
+  }
+
+  recordUsage(usage: LlmUsage): void {
+    this._usage = usage;
+  }
+
+  /** The model finished, with its own reason when it gave one. */
+  finishedBy(reason: string | null): void {
+    this._finishReason = reason;
+  }
+
+  failedWith(code: ErrorCode): void {
+    this._errorCode = code;
+  }
+
+  /** Keeps the frame while the row is being written: true when it was kept (it must not go out now). */
+  hold(frame: Frame): boolean {
+    if (this.held === undefined) return false;
+    this.held.push(frame);
+    return true;
+  }
+
+  /** The row is stored: the frames kept meanwhile, in order, to send now; none are held from now on. */
+  release(): Frame[] {
+    const held = this.held ?? [];
+    this.held = undefined;
+    return held;
+  }
+
+  /** Its end begins (once: false when it already has): upstream is cancelled, the status final. */
+  beginEnd(status: MessageStatus): boolean {
+    if (this._ending) return false;
+    this._ending = true;
+    this._status = status;
+    this.subscription?.unsubscribe();
+    return true;
+  }
+
+  /** Its row could not be stored: dropped as `error`, upstream cancelled, nothing held any more. */
+  abandon(): void {
+    this._abandoned = true;
+    this.held = undefined;
+    this._ending = true;
+    this._status = 'error';
+    this.subscription?.unsubscribe();
+  }
+
+  /** Its end frame, kept for `resume` from now on. */
+  end(): Frame {
+    const frame = this.endFrame();
+    this.endLogged = frame;
+    return frame;
+  }
+
+  /** It ended or was dropped: `done` resolves. */
+  settle(): void {
+    this.resolveDone();
+  }
+
+  /** Its text for a snapshot when it changed since the last one (undefined when it did not). */
+  takeSnapshot(): MessageSnapshot | undefined {
+    if (!this.dirty) return undefined;
+    this.dirty = false;
+    return { id: this.messageId, content: this._content, reasoning: this._reasoning || null, seq: this._seq };
+  }
+
+  /** A snapshot taken was not written: it is due again. */
+  snapshotFailed(): void {
+    this.dirty = true;
   }
 
   /** Fields every frame of this generation carries. */
@@ -71,13 +193,14 @@ export class Generation {
     return frame;
   }
 
+  /** A numbered piece of text: added to its text and log, as the frame that sends it. */
   piece(kind: 'reasoning' | 'content', text: string): SequencedFrame {
-    this.seq += 1;
-    if (kind === 'reasoning') this.reasoning += text;
-    else this.content += text;
+    this._seq += 1;
+    if (kind === 'reasoning') this._reasoning += text;
+    else this._content += text;
     this.dirty = true;
-    this.marks.push((kind === 'reasoning' ? this.reasoning.length : this.content.length) * 2 + (kind === 'reasoning' ? 1 : 0));
-    return this.pieceFrame(kind, this.seq, text);
+    this.marks.push((kind === 'reasoning' ? this._reasoning.length : this._content.length) * 2 + (kind === 'reasoning' ? 1 : 0));
+    return this.pieceFrame(kind, this._seq, text);
   }
 
   private pieceFrame(kind: 'reasoning' | 'content', seq: number, text: string): SequencedFrame {
@@ -87,7 +210,7 @@ export class Generation {
     return frame;
   }
 
-  endFrame(): Frame {
+  private endFrame(): Frame {
     const frame = this.base('agent_response_end');
     frame.seq = this.seq;
     frame.status = this.status;

@@ -34,18 +34,20 @@ export class SnapshotScheduler {
   private async tick(): Promise<void> {
     if (this.writing) return; // the last one is still being written
     const due: Generation[] = [];
+    const snapshots: MessageSnapshot[] = [];
     for (const generation of this.running()) {
-      if (!generation.dirty) continue;
-      generation.dirty = false;
+      const snapshot = generation.takeSnapshot();
+      if (snapshot === undefined) continue;
       due.push(generation);
+      snapshots.push(snapshot);
     }
     if (!due.length) return;
     this.writing = true;
     try {
-      await this.write(due.map((g) => ({ id: g.messageId, content: g.content, reasoning: g.reasoning || null, seq: g.seq })));
+      await this.write(snapshots);
     } catch (error) {
       this.logger.warn(`snapshot of ${due.length} message(s) failed: ${String(error)}`);
-      for (const generation of due) generation.dirty = true; // tried again next time
+      for (const generation of due) generation.snapshotFailed(); // tried again next time
     } finally {
       this.writing = false;
     }
