@@ -5,9 +5,12 @@ import type { NestExpressApplication } from '@nestjs/platform-express';
 import type { AddressInfo } from 'node:net';
 import { AppModule } from './app.module';
 import { configureApp } from './configure-app';
+import { loadEnvironment } from './config/app-config.module';
 import { Environment } from './config/environment';
 
 async function bootstrap(): Promise<void> {
+  // The settings are checked before Nest starts, so a bad one is one line (Nest would print its stack).
+  loadEnvironment({ isolated: false });
   const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot());
   configureApp(app);
   app.enableShutdownHooks(['SIGTERM', 'SIGINT']);

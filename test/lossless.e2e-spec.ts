@@ -126,6 +126,25 @@ describe('restarts of a real server process (e2e)', () => {
     AUTH_MODE: 'none',
   });
 
+  it('a bad setting stops the start with one readable line, no stack trace', () => {
+    let failure: { status?: number; stdout?: string; stderr?: string } = {};
+    try {
+      execFileSync(process.execPath, [join(ROOT, 'dist', 'main.js')], {
+        cwd: ROOT,
+        env: { ...process.env, ...env(tempDatabaseUrl()), PORT: 'not-a-port' },
+        encoding: 'utf8',
+        stdio: 'pipe',
+        timeout: 20_000,
+      });
+    } catch (error) {
+      failure = error as typeof failure;
+    }
+    const output = `${failure.stdout ?? ''}${failure.stderr ?? ''}`;
+    expect(failure.status).toBe(1);
+    expect(output).toMatch(/Invalid configuration:\n {2}PORT: /);
+    expect(output).not.toMatch(/\n\s+at /);
+  });
+
   it('SIGTERM mid-answer: a short answer finishes within the drain, then the process exits', async () => {
     const db = tempDatabaseUrl();
     const proc = await ServerProcess.start(env(db));
