@@ -110,7 +110,8 @@ if (chatService?.userMessage) {
     mark('user_message handled');
   };
 }
-const adapter = appModule('transport/frame-ws.adapter.js')?.FrameWsAdapter?.prototype;
+// FrameSocketServer since the transport rework; FrameWsAdapter in older builds.
+const adapter = (appModule('transport/frame-socket.server.js')?.FrameSocketServer ?? appModule('transport/frame-ws.adapter.js')?.FrameWsAdapter)?.prototype;
 if (adapter) wrap(adapter, 'dispatch', () => mark('adapter: frame dispatched'));
 const pipe = appModule('transport/frame-validation.pipe.js')?.FrameValidationPipe?.prototype;
 if (pipe) {
@@ -123,7 +124,8 @@ if (pipe) {
   };
 }
 const gateway = appModule('chat/chat.gateway.js')?.ChatGateway?.prototype;
-if (gateway) wrap(gateway, 'onUserMessage', () => mark('gateway method'));
+// handleMessage (the @OnFrame seam) since the transport rework; onUserMessage in older builds.
+if (gateway) wrap(gateway, gateway.onUserMessage ? 'onUserMessage' : 'handleMessage', () => mark('gateway method'));
 const group = appModule('storage/group-commit.js')?.GroupCommit?.prototype;
 if (group) {
   wrap(group, 'run', () => mark('rows asked to be written'));

@@ -79,8 +79,8 @@ function assertExpress(app: NestExpressApplication): void {
 const OWN_PATHS = ['/chat', '/share', '/login', '/signup', '/solver', '/static', '/vendor'];
 
 /**
- * Wires the chat system into an app that has routes of its own: the WebSocket adapter (one per app,
- * so the host's gateways go through it too), our views (added after the host's), static and vendor
+ * Wires the chat system into an app that has routes of its own (the socket is TransportModule's own, set up
+ * at bootstrap beside whatever adapter the host uses): the HTTP edge, static and vendor
  * files and security headers under the route prefix. Unlike `configureApp`, it sets no global
  * filter, pipe or header: the host's routes stay as they were.
  */
