@@ -89,6 +89,12 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
     });
     await this.liveness.beat();
     await this.sweeper.sweep();
+    // Back after Redis was lost: say we are alive at once (Redis may have come back empty), and give
+    // the other instances time to do the same before any of them is taken for dead.
+    this.redis.onReconnect(() => {
+      this.liveness.reconnected();
+      this.liveness.beat().catch((error: Error) => this.logger.warn(`heartbeat: ${error.message}`));
+    });
     this.heartbeat = setInterval(() => {
       void this.liveness
         .beat()

@@ -1,5 +1,8 @@
 import { type RedisService } from '../redis/redis.service';
 
+/** ioredis's default retry strategy waits at most this long between two reconnection attempts. */
+const RECONNECT_DELAY_MAX_MS = 2000;
+
 /**
  * Which instances still say they are alive, with Redis: each sets its key every heartbeat, for
  * three heartbeats. An instance is taken for dead only when its key has been missing from every
@@ -10,6 +13,8 @@ import { type RedisService } from '../redis/redis.service';
 export class InstanceLiveness {
   /** Instances whose key was missing, since when (this instance's clock, from a look that answered). */
   private readonly missingSince = new Map<string, number>();
+  /** Until then no key counts as missing: the other instances may still be reconnecting (see `reconnected`). */
+  private graceUntil = 0;
   /** How long a beat keeps the key: past it, an instance that beat no more counts as stalled. */
   readonly keyLifetimeMs: number;
 
@@ -36,6 +41,7 @@ export class InstanceLiveness {
     const asked = [...new Set(ids)];
     const present = await Promise.all(asked.map((id) => this.redis.client.exists(this.key(id))));
     const now = Date.now();
+    if (now < this.graceUntil) return new Map();
     const dead = new Map<string, number>();
     const missing = new Map<string, number>();
     asked.forEach((id, index) => {
@@ -47,6 +53,16 @@ export class InstanceLiveness {
     this.missingSince.clear();
     for (const [id, since] of missing) this.missingSince.set(id, since);
     return dead;
+  }
+
+  /**
+   * This instance's Redis connection came back (Redis may have restarted empty): every instance's key
+   * may be gone, and the others reconnect on their own schedule, up to ioredis's longest retry delay
+   * later than this one. Until that delay and two heartbeats have passed, no key counts as missing.
+   */
+  reconnected(): void {
+    this.missingSince.clear();
+    this.graceUntil = Date.now() + RECONNECT_DELAY_MAX_MS + this.heartbeatMs * 2;
   }
 
   private key(instanceId: string): string {
