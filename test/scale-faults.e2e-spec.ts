@@ -139,6 +139,14 @@ describe('scale-out through the faults of its parts (e2e, real processes)', () =
     return end;
   }
 
+  /** Every answer stored whole, and each viewer's end of each of its turns says the same. */
+  async function expectWhole(turns: Turn[], seen: ReadonlyArray<readonly [WsTestClient, Turn[]]>, content: string): Promise<void> {
+    for (const row of await settled(turns)) expect(row).toMatchObject({ status: 'complete', content });
+    for (const [viewer, ofViewer] of seen) {
+      for (const turn of ofViewer) expect(await endSeenBy(viewer, turn)).toMatchObject({ status: 'complete', content });
+    }
+  }
+
   /**
    * Answers started through a socket on each instance (`start`), each watched by a viewer on the
    * other instance, all under way (three pieces seen) when it resolves.
@@ -216,13 +224,14 @@ describe('scale-out through the faults of its parts (e2e, real processes)', () =
     ] as const) {
       for (const turn of turns) viewer.send({ type: 'resume', message_id: turn.messageId, after_seq: 0 });
     }
-    for (const row of await settled([...onA, ...onB])) expect(row).toMatchObject({ status: 'complete', content: full });
-    for (const [viewer, turns] of [
-      [viewB, onA],
-      [viewA, onB],
-    ] as const) {
-      for (const turn of turns) expect(await endSeenBy(viewer, turn)).toMatchObject({ status: 'complete', content: full });
-    }
+    await expectWhole(
+      [...onA, ...onB],
+      [
+        [viewB, onA],
+        [viewA, onB],
+      ],
+      full,
+    );
     // Not strict: a viewer whose `resume` reads an end from the log may get the live end again after
     // it (the pub/sub and command connections race); left open, see the README.
     for (const [viewer, turns] of [
@@ -303,15 +312,16 @@ describe('scale-out through the faults of its parts (e2e, real processes)', () =
     await sleep(HEARTBEAT_MS * 5);
     redis.resume();
 
-    for (const row of await settled([...onA, ...onB])) expect(row).toMatchObject({ status: 'complete', content: full });
-    for (const [viewer, turns] of [
-      [viewB, onA],
-      [viewA, onB],
-      [genA, onA],
-      [genB, onB],
-    ] as const) {
-      for (const turn of turns) expect(await endSeenBy(viewer, turn)).toMatchObject({ status: 'complete', content: full });
-    }
+    await expectWhole(
+      [...onA, ...onB],
+      [
+        [viewB, onA],
+        [viewA, onB],
+        [genA, onA],
+        [genB, onB],
+      ],
+      full,
+    );
     expectAlive(a, b);
   }, 60_000);
 
@@ -391,13 +401,14 @@ describe('scale-out through the faults of its parts (e2e, real processes)', () =
     } finally {
       await pg.up();
     }
-    for (const row of await settled([...onA, ...onB])) expect(row).toMatchObject({ status: 'complete', content: full });
-    for (const [viewer, turns] of [
-      [viewB, onA],
-      [viewA, onB],
-    ] as const) {
-      for (const turn of turns) expect(await endSeenBy(viewer, turn)).toMatchObject({ status: 'complete', content: full });
-    }
+    await expectWhole(
+      [...onA, ...onB],
+      [
+        [viewB, onA],
+        [viewA, onB],
+      ],
+      full,
+    );
     expectAlive(a, b);
   }, 120_000);
 
