@@ -4,6 +4,11 @@ import type { IncomingMessage } from 'node:http';
 export const PAGE_SUBPROTOCOL = 'chat-system';
 const TOKEN_PROTOCOL = 'bearer.';
 
+/** Whether an offered subprotocol carries a token (`bearer.<token>`): never selected, never echoed. */
+export function isTokenProtocol(protocol: string): boolean {
+  return protocol.startsWith(TOKEN_PROTOCOL);
+}
+
 /**
  * The bearer token of a request, for a host's `UserResolver`: `Authorization: Bearer <token>` (our
  * pages' requests, any API client), or on a WebSocket upgrade the subprotocol `bearer.<token>` our
@@ -18,6 +23,6 @@ export function bearerToken(req: IncomingMessage): string | undefined {
   const entry = offered
     .split(',')
     .map((value) => value.trim())
-    .find((value) => value.startsWith(TOKEN_PROTOCOL));
+    .find(isTokenProtocol);
   return entry ? entry.slice(TOKEN_PROTOCOL.length) || undefined : undefined;
 }

@@ -4,7 +4,7 @@ import { type IncomingMessage, type Server, STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { isObservable } from 'rxjs';
 import { type RawData, type WebSocket, WebSocketServer } from 'ws';
-import { PAGE_SUBPROTOCOL } from '../auth/bearer-token';
+import { isTokenProtocol, PAGE_SUBPROTOCOL } from '../auth/bearer-token';
 import { UpgradeAuth } from '../auth/upgrade-auth';
 import { AppError, type ErrorCode } from '../common/app-error';
 import { MountPoint } from '../common/mount';
@@ -66,7 +66,7 @@ function refuse(socket: Duplex, status: number, message: string): void {
  */
 function selectProtocol(offered: Set<string>): string | false {
   if (offered.has(PAGE_SUBPROTOCOL)) return PAGE_SUBPROTOCOL;
-  for (const protocol of offered) if (!protocol.startsWith('bearer.')) return protocol;
+  for (const protocol of offered) if (!isTokenProtocol(protocol)) return protocol;
   return false;
 }
 
