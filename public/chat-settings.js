@@ -25,7 +25,9 @@ export const loadModels = async () => {
     if (!res.ok) return;
     const body = await res.json();
     defaultModel = body.default || '';
-    modelList = /** @type {string[]} */ ((body.models || []).map((/** @type {{ id?: unknown }} */ m) => m.id).filter((/** @type {unknown} */ id) => typeof id === 'string'));
+    modelList = /** @type {string[]} */ (
+      (body.models || []).map((/** @type {{ id?: unknown }} */ m) => m.id).filter((/** @type {unknown} */ id) => typeof id === 'string')
+    );
     if (defaultModel && !modelList.includes(defaultModel)) modelList.unshift(defaultModel);
     const v = view();
     if (v) fillModels(v);
@@ -134,14 +136,19 @@ const showSettingProblem = (key, text) => {
   }
 };
 
-/** Every settings field's problem, checked before a send. @returns {{ setting: string, text: string }[]} */
+/**
+ * Every changed settings field's problem, checked before a send. A field the reader did not change
+ * is not sent (the chat keeps its stored setting), so it never stops a send: a chat stored with more
+ * max tokens than today's MAX_TOKENS_LIMIT is answered with the limit (the server caps it).
+ * @returns {{ setting: string, text: string }[]}
+ */
 export const checkSettings = () => {
   const v = view();
   if (!v) return [];
   const found = [];
   for (const input of settingInputs(v)) {
     const key = input.dataset.setting || '';
-    const text = settingProblem(input);
+    const text = changed.has(key) ? settingProblem(input) : '';
     showSettingProblem(key, text);
     if (text) found.push({ setting: key, text });
   }

@@ -4,6 +4,7 @@ import { AuthUser } from '../auth/auth-user';
 import { CurrentUser } from '../auth/auth.decorators';
 import { PageRenderer } from '../common/page-renderer';
 import { UuidParam } from '../common/uuid';
+import { Environment } from '../config/environment';
 import { LlmProvider } from '../llm/llm.provider';
 import { ChatService, ChatView, MessageView } from './chat.service';
 
@@ -14,6 +15,7 @@ export class ChatPagesController {
     private readonly chat: ChatService,
     private readonly llm: LlmProvider,
     private readonly pages: PageRenderer,
+    private readonly env: Environment,
   ) {}
 
   @Get('chat')
@@ -39,6 +41,9 @@ export class ChatPagesController {
       messages: messages.map((m) => ({ ...m, reasoning: m.reasoning ?? null, seq: m.seq ?? null })),
       model: this.llm.defaultModel,
       modelConfigured: this.llm.isConfigured(),
+      // The settings popover checks max tokens against the server's own limit (MAX_TOKENS_LIMIT).
+      maxTokensLimit: this.env.MAX_TOKENS_LIMIT,
+      maxTokensLimitText: this.env.MAX_TOKENS_LIMIT.toLocaleString('en'),
       user: user.sessionKey ? { username: user.username } : null,
     };
     this.pages.render(res, 'layouts/chat_content', model, { layout: wantsPartial(req) ? false : 'layouts/chat_base' });

@@ -9,8 +9,8 @@
  */
 import type { Page } from 'playwright-core';
 import { FakeDeepSeek } from '../fakes/deepseek.fake';
-import { ASSISTANT, BOX, browserSession, openChatPage, sendText, USER } from '../support/browser';
-import { type RunningApp, startApp } from '../support/app';
+import { ASSISTANT, BOX, browserSession, openChatPage, sendText, USER, UUID_PATH } from '../support/browser';
+import { type RunningApp, startApp, tempDatabaseUrl } from '../support/app';
 
 jest.setTimeout(90_000);
 
@@ -18,10 +18,17 @@ describe('chat page composer in Chromium', () => {
   let fake: FakeDeepSeek;
   let app: RunningApp;
   const session = browserSession({ viewport: { width: 1280, height: 800 }, account: () => app.url });
+  const databaseUrl = tempDatabaseUrl();
 
   beforeAll(async () => {
     fake = await FakeDeepSeek.start();
-    app = await startApp({ AUTH_MODE: 'local', DEEPSEEK_BASE_URL: fake.baseUrl, DEEPSEEK_API_KEY: 'test-key', MAX_TOKENS_LIMIT: '1000' });
+    app = await startApp({
+      AUTH_MODE: 'local',
+      DEEPSEEK_BASE_URL: fake.baseUrl,
+      DEEPSEEK_API_KEY: 'test-key',
+      MAX_TOKENS_LIMIT: '1000',
+      DATABASE_URL: databaseUrl,
+    });
   });
   afterAll(async () => {
     await app?.close();
@@ -137,11 +144,76 @@ describe('chat page composer in Chromium', () => {
     expect((await page.locator('[data-form-error]').textContent())?.trim()).toBe('');
   });
 
+  it("knows the server's max tokens limit: more is said in the popover before sending, nothing is sent", async () => {
+    const page = await openChatPage(session, app.url);
+    const before = fake.requests.length;
+    await page.locator('[data-settings-toggle]').click();
+    const field = page.locator('[data-setting="max_tokens"]');
+    // This server allows at most 1,000 (MAX_TOKENS_LIMIT), and the field and its help say so.
+    expect(await field.getAttribute('max')).toBe('1000');
+    expect(await page.locator('#setting-max-tokens-help').textContent()).toBe('Longest answer, in tokens (a whole number from 1 to 1,000).');
+    await field.fill('5000');
+    expect(await page.locator('[data-setting-error="max_tokens"]').textContent()).toBe('Max tokens can be at most 1,000.');
+    expect(await field.getAttribute('aria-invalid')).toBe('true');
+
+    await sendText(page, 'A very long essay, please');
+    await page.locator('[data-form-error]', { hasText: 'Not sent' }).waitFor();
+    expect(await errorWords(page)).toBe('Not sent: Max tokens can be at most 1,000. Your message is still in the box.');
+    expect(await page.locator(BOX).inputValue()).toBe('A very long essay, please');
+    expect(await page.locator(USER).count()).toBe(0);
+    expect(fake.requests.length).toBe(before);
+    expect(await field.evaluate((el) => el === document.activeElement)).toBe(true);
+
+    // The limit itself is fine, and goes out.
+    await field.fill('1000');
+    expect(await page.locator('[data-setting-error="max_tokens"]').textContent()).toBe('');
+    await page.locator(BOX).press('Enter');
+    await page.locator(`${ASSISTANT}[data-status="complete"]`).waitFor();
+    expect(requestFor('A very long essay, please')!.body.max_tokens).toBe(1000);
+  });
+
+  it('a chat stored with more max tokens than the limit allows today is still sent, answered with the limit', async () => {
+    // The chat was set to 3,000 while the server allowed 4,000 (the same database, the server
+    // restarted since with MAX_TOKENS_LIMIT=1000).
+    const before = await startApp({
+      AUTH_MODE: 'local',
+      DEEPSEEK_BASE_URL: fake.baseUrl,
+      DEEPSEEK_API_KEY: 'test-key',
+      MAX_TOKENS_LIMIT: '4000',
+      DATABASE_URL: databaseUrl,
+    });
+    let chatPath: string;
+    try {
+      const old = await openChatPage(session, before.url);
+      await old.locator('[data-settings-toggle]').click();
+      await old.locator('[data-setting="max_tokens"]').fill('3000');
+      await sendText(old, 'Set when the limit was higher');
+      await old.locator(`${ASSISTANT}[data-status="complete"]`).waitFor();
+      expect(requestFor('Set when the limit was higher')!.body.max_tokens).toBe(3000);
+      await old.waitForURL(UUID_PATH);
+      chatPath = new URL(old.url()).pathname;
+      await old.close();
+    } finally {
+      await before.close();
+    }
+
+    const page = await openChatPage(session, app.url, chatPath);
+    // The field shows the chat's setting; untouched, it stops nothing and is not sent again.
+    expect(await page.locator('[data-setting="max_tokens"]').inputValue()).toBe('3000');
+    await sendText(page, 'And now with the lower limit');
+    await page.locator(`${ASSISTANT}[data-status="complete"]`).nth(1).waitFor();
+    expect((await page.locator('[data-form-error]').textContent())?.trim()).toBe('');
+    expect(await page.locator(USER).count()).toBe(2);
+    expect(requestFor('And now with the lower limit')!.body.max_tokens).toBe(1000);
+  });
+
   it('a message the server refuses leaves no red copy: the box keeps its text and the error says what to fix', async () => {
     const page = await openChatPage(session, app.url);
     fake.enqueue({ kind: 'stream', content: ['Short ', 'answer'] });
-    // 5,000 is a valid number for the page; this server allows at most 1,000 (MAX_TOKENS_LIMIT).
     await page.locator('[data-settings-toggle]').click();
+    // A page rendered while the server allowed more (it restarted since with MAX_TOKENS_LIMIT=1000):
+    // 5,000 is fine for the page, the server refuses it.
+    await page.locator('[data-setting="max_tokens"]').evaluate((el) => el.setAttribute('max', '65536'));
     await page.locator('[data-setting="max_tokens"]').fill('5000');
     expect(await page.locator('[data-setting-error="max_tokens"]').textContent()).toBe('');
     await page.locator(BOX).fill('A long essay, please');
