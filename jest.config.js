@@ -23,7 +23,8 @@ module.exports = {
       ...base,
       displayName: 'postgres',
       roots: ['<rootDir>/src', '<rootDir>/test'],
-      testRegex: '(src/storage/.*\\.spec|test/(chat|pages|auth|features|limits|lossless|fuzz|solver|scale|scale-faults|nginx|retry-and-titles)\\.e2e-spec)\\.ts$',
+      testRegex:
+        '(src/storage/.*\\.spec|test/(chat|pages|auth|features|limits|lossless|fuzz|solver|scale|scale-faults|nginx|retry-and-titles|edit-branch)\\.e2e-spec)\\.ts$',
       setupFiles: ['<rootDir>/test/support/use-postgres.ts'],
       globalSetup: '<rootDir>/test/support/postgres-setup.ts',
     },

@@ -22,7 +22,7 @@ export interface MessageView {
   /** Last seq included in `content`/`reasoning` (assistant messages). */
   seq?: number;
   model?: string | null;
-  /** Ids of the answers this regenerated one replaced, oldest first. */
+  /** Ids of the earlier versions of this place, oldest first: a regenerated answer's, an edited user message's. */
   previous_versions?: string[];
   attachments?: { id: string; name: string; size: number }[];
   /** Older turns the answer's model request left out (only when some were). */

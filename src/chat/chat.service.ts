@@ -73,11 +73,31 @@ export class ChatService {
     return { ...toChatView(chat), settings: chat.settings, messages };
   }
 
-  /** One message of the user's, current or a previous version. */
-  async getMessage(id: string, userId: string): Promise<MessageView & { chat_id: string; replaced_by: string | null }> {
+  /**
+   * One message of the user's, current or a previous version. An edited user message (a previous
+   * version of the message that replaced it) comes with `following`: the messages that followed it
+   * in its version of the chat, oldest first.
+   */
+  async getMessage(id: string, userId: string): Promise<MessageView & { chat_id: string; replaced_by: string | null; following?: MessageView[] }> {
     const row = await this.messages.findOwned(id, userId);
     if (!row) throw new AppError('not_found', 'no such message', { message_id: id });
-    return { ...this.toMessageView(row), chat_id: row.chat_id, replaced_by: row.replaced_by };
+    const view = { ...this.toMessageView(row), chat_id: row.chat_id, replaced_by: row.replaced_by };
+    if (row.role !== 'user' || !row.replaced_by) return view;
+    return { ...view, following: (await this.messages.listBranchAfter(row)).map((m) => this.toMessageView(m)) };
+  }
+
+  /**
+   * The JSON export: the chat as `getChat` shows it (its current line, what an import reads), and
+   * `replaced_messages`: every message off that line (answers a regenerate replaced, edited user
+   * messages and the branches that followed them), oldest first, each with its `replaced_by`.
+   */
+  async exportChat(
+    id: string,
+    userId: string,
+  ): Promise<Awaited<ReturnType<ChatService['getChat']>> & { replaced_messages: (MessageView & { replaced_by: string | null })[] }> {
+    const chat = await this.getChat(id, userId);
+    const replaced = (await this.messages.listReplaced(id)).map((m) => ({ ...this.toMessageView(m), replaced_by: m.replaced_by }));
+    return { ...chat, replaced_messages: replaced };
   }
 
   /** A new chat holding an export's messages (at most IMPORTS_PER_HOUR); all of it or nothing shows. */

@@ -48,7 +48,8 @@ export class ChatsApiController {
   @Get('chats/:uuid/export')
   async export(@CurrentUser() user: AuthUser, @UuidParam('uuid') id: string, @Query('format') format: string, @Res() res: Response) {
     if (format !== 'json' && format !== 'md') throw new AppError('invalid_message', 'format must be json or md');
-    const chat = await this.chat.getChat(id, user.id);
+    // JSON keeps every version (replaced_messages); Markdown is the chat as it reads now.
+    const chat = format === 'json' ? await this.chat.exportChat(id, user.id) : await this.chat.getChat(id, user.id);
     res.attachment(exportFileName(chat, format));
     if (format === 'json') res.type('application/json').send(JSON.stringify(toExport(chat), null, 2));
     else res.type('text/markdown; charset=utf-8').send(toMarkdown(chat));
@@ -65,7 +66,7 @@ export class ChatsApiController {
     await this.shares.unshare(id, user.id);
   }
 
-  /** One message, current or a previous version of a regenerated answer. */
+  /** One message, current or a previous version (of a regenerated answer; an edited user message comes with `following`). */
   @Get('messages/:uuid')
   message(@CurrentUser() user: AuthUser, @UuidParam('uuid', 'message') id: string) {
     return this.chat.getMessage(id, user.id);

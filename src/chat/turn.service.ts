@@ -33,7 +33,20 @@ interface Turn {
   afterStore?: () => void;
   userId: string;
   requestId?: string;
+  /** A regenerated answer's: the answers it replaces, oldest first. */
   previousVersions?: string[];
+  /** An edit's: the edited message and every message after it, hidden as a branch behind the new user message. */
+  branch?: string[];
+}
+
+/** Where an edit (`edit_of`) puts the new user message: the edited one's place on the chat's current line. */
+interface EditPlace {
+  /** The current line before the edited message: the new message's history. */
+  before: ContextMessage[];
+  /** The edited message and everything after it: they become the previous version of that place. */
+  branch: string[];
+  /** The edited message's own versions, then the edited message: the new message's `previous_versions`. */
+  previousVersions: string[];
 }
 
 /** Chat turns: a user message or a regenerate becomes an answer (a generation). Transports only call in. */
@@ -52,25 +65,29 @@ export class TurnService {
   ) {}
 
   /**
-   * A user turn. Before the model request: at most one read of the chat and one of its history.
+   * A user turn. Before the model request: at most one read of the chat and one of its history (an
+   * edit reads the edited message too).
    * The chat's row (new chat), its settings, the user message and its answer's row are written
    * while the request is on its way; the answer's frames wait for them (see `GenerationSpec.stored`).
    */
   async userMessage(dto: UserMessageDto, connectionId: string, userId: string): Promise<void> {
     this.assertAccepting();
+    if (dto.edit_of !== undefined && dto.chat_id === undefined)
+      throw new AppError('invalid_message', 'edit_of: chat_id is required with it', { field: 'edit_of' });
     // Every limit is checked before anything is written or sent to the model.
     const files = await this.limits.attachments(dto.attachments, userId);
     await this.limits.options(dto.options);
     const existing = dto.chat_id ? await this.ownedChat(dto.chat_id, userId) : undefined;
     const settings = mergeSettings(existing?.settings ?? {}, dto.options);
     this.limits.fitsContext(dto.content, files, settings.system_prompt);
-    await this.limits.admitAnswer(userId, this.generations.runningFor(userId));
     const requestId = dto.id;
     const chatId = existing?.id ?? randomUUID();
-    const room = chatRoom(chatId);
-    const newChat = existing ? undefined : createChat({ id: chatId, userId, title: titleFrom(dto.content), settings: dto.options ? settings : undefined });
     // A new chat's history is this message alone.
     const earlier = existing ? await this.messages.listContext(chatId) : [];
+    const edit = dto.edit_of !== undefined ? await this.editPlace(dto.edit_of, chatId, earlier, userId) : undefined;
+    await this.limits.admitAnswer(userId, this.generations.runningFor(userId));
+    const room = chatRoom(chatId);
+    const newChat = existing ? undefined : createChat({ id: chatId, userId, title: titleFrom(dto.content), settings: dto.options ? settings : undefined });
     const user = newMessage({
       id: randomUUID(),
       chat_id: chatId,
@@ -78,16 +95,18 @@ export class TurnService {
       content: dto.content,
       status: 'complete',
       attachments: files.map((f) => f.id),
+      previous_versions: edit?.previousVersions,
     });
     await this.startAnswer({
       chatId,
       settings,
-      history: earlier,
+      history: edit ? edit.before : earlier,
       newChat,
       userMessage: user,
       files,
       userId,
       requestId,
+      branch: edit?.branch,
       beforeStore: async () => {
         if (existing && dto.options) await this.chats.update(chatId, { settings });
         await this.fanout.join(connectionId, room);
@@ -95,6 +114,7 @@ export class TurnService {
       afterStore: () => {
         if (newChat) this.registry.send(connectionId, withId({ type: 'chat_created', chat_id: chatId, title: newChat.title }, requestId));
         const frame: Frame = { type: 'user_message', chat_id: chatId, message_id: user.id, content: user.content, created_at: user.created_at };
+        if (edit) frame.previous_versions = edit.previousVersions;
         if (files.length) frame.attachments = files.map((f) => ({ id: f.id, name: f.name, size: f.size }));
         this.fanout.publish(room, withId(frame, requestId));
       },
@@ -131,6 +151,28 @@ export class TurnService {
   }
 
   /**
+   * The place an edit takes: `id` must be a user message on the current line of the sender's chat
+   * `chatId` (`earlier`, that line), with no answer after it still streaming.
+   */
+  private async editPlace(id: string, chatId: string, earlier: ContextMessage[], userId: string): Promise<EditPlace> {
+    const edited = await this.messages.findOwned(id, userId);
+    if (!edited || edited.chat_id !== chatId) throw new AppError('not_found', 'edit_of: no such message in that chat', { field: 'edit_of', message_id: id });
+    if (edited.role !== 'user') throw new AppError('invalid_message', 'edit_of: only a user message can be edited', { field: 'edit_of', message_id: id });
+    const index = earlier.findIndex((m) => m.id === id);
+    if (edited.replaced_by || index < 0) {
+      throw new AppError('invalid_message', 'edit_of: that message is an earlier version; edit the one the chat shows now', {
+        field: 'edit_of',
+        message_id: id,
+      });
+    }
+    const after = earlier.slice(index + 1);
+    if (after.some((m) => m.status === 'streaming')) {
+      throw new AppError('invalid_message', 'edit_of: an answer after that message is still streaming; stop it first', { field: 'edit_of', message_id: id });
+    }
+    return { before: earlier.slice(0, index), branch: [id, ...after.map((m) => m.id)], previousVersions: [...edited.previous_versions, id] };
+  }
+
+  /**
    * Starts the answer to the newest turn of `history` (with `userMessage` as that newest turn): the
    * model request goes out first; then `beforeStore` runs, the new chat (if any), the user message
    * and the answer's row are written in one transaction, `afterStore` runs, and only then do the
@@ -138,9 +180,11 @@ export class TurnService {
    */
   private async startAnswer(turn: Turn): Promise<void> {
     const { chatId, userId, requestId, userMessage } = turn;
+    // An edit hides the edited message and what followed it behind the new user message.
+    const branch = turn.branch?.length && userMessage ? { ids: turn.branch, by: userMessage.id } : undefined;
     if (!this.requests.configured) {
       // The user's message is kept (and shown) even though nothing can answer it.
-      await this.store.write({ newChat: turn.newChat, messages: userMessage ? [userMessage] : [], before: turn.beforeStore });
+      await this.store.write({ newChat: turn.newChat, messages: userMessage ? [userMessage] : [], replaces: branch, before: turn.beforeStore });
       turn.afterStore?.();
       throw new AppError('model_not_configured', 'no model API key is configured (set DEEPSEEK_API_KEY)', { chat_id: chatId });
     }
@@ -197,7 +241,7 @@ export class TurnService {
       await this.store.writeBehindRequest({
         newChat: turn.newChat,
         messages: userMessage ? [userMessage, assistant] : [assistant],
-        replaces: turn.previousVersions?.length ? { ids: turn.previousVersions, by: assistant.id } : undefined,
+        replaces: turn.previousVersions?.length ? { ids: turn.previousVersions, by: assistant.id } : branch,
         before: turn.beforeStore,
       });
       turn.afterStore?.();

@@ -17,7 +17,10 @@ export type Usage = Record<string, unknown>;
 /** A message: the stored row with its JSON columns parsed. */
 export interface Message extends Omit<MessageRow, 'usage' | 'previous_versions' | 'attachments'> {
   usage: Usage | null;
-  /** Ids of the answers this regenerated one replaced, oldest first (empty for none). */
+  /**
+   * The earlier versions of this place in the chat, oldest first (empty for none): the answers a
+   * regenerated answer replaced, or the user messages an edited one replaced (each heading its branch).
+   */
   previous_versions: string[];
   /** Ids of the files sent with a user message (empty for none). */
   attachments: string[];
@@ -161,7 +164,38 @@ export class MessagesRepository {
     return rows.map((row) => toMessage(row));
   }
 
-  /** Marks `oldIds` as replaced by `newId`. */
+  /** The chat's messages that are not on its current line (replaced answers, edited branches), oldest first. */
+  async listReplaced(chatId: string): Promise<Message[]> {
+    const rows = await this.db
+      .selectFrom('messages')
+      .select(MESSAGE_COLUMNS)
+      .where('chat_id', '=', chatId)
+      .where('replaced_by', 'is not', null)
+      .orderBy('created_at', 'asc')
+      .execute();
+    return rows.map((row) => toMessage(row));
+  }
+
+  /**
+   * The messages that followed an edited user message in its version of the chat, oldest first: an
+   * edit marks the edited message and every message then after it on the current line as replaced
+   * by the new user message (answers a regenerate replaced before stay replaced by their answer).
+   * Empty for a message that is not an edited user message.
+   */
+  async listBranchAfter(edited: Message): Promise<Message[]> {
+    if (edited.role !== 'user' || !edited.replaced_by) return [];
+    const rows = await this.db
+      .selectFrom('messages')
+      .select(MESSAGE_COLUMNS)
+      .where('chat_id', '=', edited.chat_id)
+      .where('replaced_by', '=', edited.replaced_by)
+      .where('created_at', '>', edited.created_at)
+      .orderBy('created_at', 'asc')
+      .execute();
+    return rows.map((row) => toMessage(row));
+  }
+
+  /** Marks `oldIds` as replaced by `newId` (a regenerated answer, or an edit's new user message for its branch). */
   async markReplaced(oldIds: string[], newId: string): Promise<void> {
     if (!oldIds.length) return;
     await this.writes.run([this.db.updateTable('messages').set({ replaced_by: newId }).where('id', 'in', oldIds).compile()]);

@@ -31,9 +31,12 @@ export interface MessagesTable {
   seq: Generated<number>;
   created_at: string;
   updated_at: string;
-  /** Set on an answer that a regenerated one replaced. */
+  /**
+   * Set on a message off the chat's current line: on an answer, the regenerated answer that replaced
+   * it; on an edited user message and every message after it then (its branch), the new user message.
+   */
   replaced_by: string | null;
-  /** JSON array of the ids this answer replaced, oldest first. */
+  /** JSON array of the ids this message replaced, oldest first (a regenerated answer's, an edited user message's). */
   previous_versions: string | null;
   /** JSON array of file ids sent with a user message. */
   attachments: string | null;

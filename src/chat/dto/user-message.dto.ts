@@ -51,4 +51,9 @@ export class UserMessageDto {
   @IsArray()
   @IsString({ each: true })
   attachments?: string[];
+
+  /** (addition) Edit: the id of the user message of `chat_id` whose place this one takes, as a new branch. */
+  @IsOptional()
+  @IsUUID('all')
+  edit_of?: string;
 }
