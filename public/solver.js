@@ -1,4 +1,5 @@
-/*
+// @ts-check
+/**
  * The Solver page's script: one WebSocket (same protocol as the chat, docs/protocol.md "Solver frames"),
  * the issue form, progress by stage, thinking folded, the solution, the patch with diff colouring and
  * a copy button. Errors in words (errors.js, shared with the chat page), the raw code folded away.
@@ -7,25 +8,44 @@
 import './drawer.js';
 import { describeError, fillError } from './errors.js';
 
+/**
+ * The frames of docs/protocol.md this page reads, by type ("Solver frames", and `error`).
+ * @typedef {{ type: string, id?: string, run_id?: string }} FrameBase
+ * @typedef {{
+ *   connected: FrameBase,
+ *   solver_started: FrameBase & { run_id: string, issue_url: string },
+ *   solver_progress: FrameBase & { stage: string, progress: number, message?: string },
+ *   solver_reasoning: FrameBase & { seq: number, content: string },
+ *   solver_solution: FrameBase & { seq: number, content: string },
+ *   solver_complete: SolverComplete,
+ *   error: FrameBase & import('./errors.js').ErrorLike,
+ * }} SolverFrames
+ * @typedef {FrameBase & {
+ *   run_id: string, status: string, summary?: string, files?: string[], patch?: string, applies?: boolean,
+ *   pr_url?: string, pr_error?: string
+ * }} SolverComplete
+ */
+
 (() => {
   'use strict';
 
   const root = document.documentElement;
   const BASE = root.dataset.basePath || '';
   const STAGES = ['issue', 'repomap', 'files', 'solution', 'verify', 'pr', 'complete'];
-  const $ = (sel, el) => (el || document).querySelector(sel);
+  /** An element views/solver.hbs always renders (a cast below names its kind). @param {string} sel */
+  const $ = (sel) => /** @type {HTMLElement} */ (document.querySelector(sel));
 
-  const form = $('[data-solver-form]');
-  const input = $('[data-issue-url]');
-  const openPr = $('[data-open-pr]');
-  const solveBtn = $('[data-solve]');
-  const stopBtn = $('[data-solver-stop]');
+  const form = /** @type {HTMLFormElement} */ ($('[data-solver-form]'));
+  const input = /** @type {HTMLInputElement} */ ($('[data-issue-url]'));
+  const openPr = /** @type {HTMLInputElement} */ ($('[data-open-pr]'));
+  const solveBtn = /** @type {HTMLButtonElement} */ ($('[data-solve]'));
+  const stopBtn = /** @type {HTMLButtonElement} */ ($('[data-solver-stop]'));
   const errorBox = $('[data-solver-error]');
   const runEl = $('[data-solver-run]');
-  const bar = $('[data-progress-bar]');
+  const bar = /** @type {HTMLProgressElement} */ ($('[data-progress-bar]'));
   const progressMsg = $('[data-progress-message]');
   const badge = $('[data-run-badge]');
-  const reasoning = $('[data-solver-reasoning]');
+  const reasoning = /** @type {HTMLDetailsElement} */ ($('[data-solver-reasoning]'));
   const reasoningText = $('[data-reasoning-text]');
   const solutionBlock = $('[data-solution-block]');
   const solution = $('[data-solution]');
@@ -37,19 +57,26 @@ import { describeError, fillError } from './errors.js';
   const patchBlock = $('[data-patch-block]');
   const patchCode = $('[data-patch]');
   const copyBtn = $('[data-copy-patch]');
-  const runList = $('[data-run-list]');
-  const announcer = $('[data-announcer]');
+  /** @type {HTMLElement | null} */
+  const runList = document.querySelector('[data-run-list]');
+  /** @type {HTMLElement | null} */
+  const announcer = document.querySelector('[data-announcer]');
 
-  /** The run this page shows live: the `solve`'s id, then its run_id. */
+  /**
+   * The run this page shows live: the `solve`'s id, then its run_id.
+   * @type {{ requestId: string | null, runId: string | null, openPr: boolean, seq: number, reasoning: string, solution: string, running: boolean }}
+   */
   const live = { requestId: null, runId: null, openPr: false, seq: 0, reasoning: '', solution: '', running: false };
   let counter = 0;
 
+  /** @param {string} text */
   const announce = (text) => {
     if (announcer) announcer.textContent = text;
   };
 
   // ---------------------------------------------------------------- Rendering
 
+  /** @param {string} text @returns {string | null} */
   const markdown = (text) => {
     const w = window;
     if (w.marked && w.DOMPurify) {
@@ -62,7 +89,11 @@ import { describeError, fillError } from './errors.js';
     return null;
   };
 
-  /** Summary (or the streamed solution) as sanitized Markdown, plain text when the libraries are missing. */
+  /**
+   * Summary (or the streamed solution) as sanitized Markdown, plain text when the libraries are missing.
+   * @param {string} text
+   * @param {boolean} final
+   */
   const renderSolution = (text, final) => {
     solutionBlock.hidden = !text;
     const html = final ? markdown(text) : null;
@@ -75,7 +106,7 @@ import { describeError, fillError } from './errors.js';
     }
   };
 
-  /** The patch, coloured by highlight.js's `diff` language (it escapes the text itself). */
+  /** The patch, coloured by highlight.js's `diff` language (it escapes the text itself). @param {string} patch */
   const renderPatch = (patch) => {
     patchBlock.hidden = !patch;
     patchCode.textContent = patch || '';
@@ -89,12 +120,14 @@ import { describeError, fillError } from './errors.js';
     }
   };
 
+  /** @param {string} status */
   const setStatus = (status) => {
     runEl.dataset.status = status;
     badge.dataset.status = status;
     badge.textContent = status === 'idle' ? '' : status;
   };
 
+  /** @param {string} stage @param {number | undefined} progress @param {string} [message] */
   const setProgress = (stage, progress, message) => {
     const value = Math.max(Number(runEl.dataset.progress || 0), Number(progress) || 0);
     runEl.dataset.progress = String(value);
@@ -103,25 +136,31 @@ import { describeError, fillError } from './errors.js';
     bar.textContent = `${value} %`;
     if (typeof message === 'string') progressMsg.textContent = message;
     const at = STAGES.indexOf(stage);
-    for (const li of runEl.querySelectorAll('[data-stage]')) {
-      const i = STAGES.indexOf(li.dataset.stage);
+    for (const li of /** @type {NodeListOf<HTMLElement>} */ (runEl.querySelectorAll('[data-stage]'))) {
+      const i = STAGES.indexOf(li.dataset.stage || '');
       li.dataset.state = stage === 'complete' || i < at ? 'done' : i === at ? 'active' : 'pending';
     }
   };
 
-  /** Marks the stage reached as where the run ended (stopped or failed). */
+  /** Marks the stage reached as where the run ended (stopped or failed). @param {string} state */
   const endStages = (state) => {
+    /** @type {HTMLElement | null} */
     const active = runEl.querySelector('[data-stage][data-state="active"]');
     if (active) active.dataset.state = state;
   };
 
-  /** A sentence, with the raw code and the server's words folded in "Details" when there are any. */
+  /**
+   * A sentence, with the raw code and the server's words folded in "Details" when there are any.
+   * @param {string} text
+   * @param {string} [detail]
+   */
   const showError = (text, detail) => {
     if (text) fillError(errorBox, text, detail);
     else errorBox.textContent = '';
     errorBox.hidden = !text;
   };
 
+  /** @param {boolean} running */
   const setRunning = (running) => {
     live.running = running;
     input.disabled = running;
@@ -131,19 +170,19 @@ import { describeError, fillError } from './errors.js';
     stopBtn.disabled = !live.runId;
   };
 
-  /** A fresh run panel for a new `solve`. */
+  /** A fresh run panel for a new `solve`. @param {string} issueUrl @param {boolean} withPr */
   const resetRun = (issueUrl, withPr) => {
     runEl.hidden = false;
     runEl.dataset.runId = '';
     runEl.dataset.progress = '0';
     runEl.dataset.openPr = withPr ? 'true' : 'false';
     setStatus('running');
-    const link = $('[data-run-issue]');
+    const link = /** @type {HTMLAnchorElement} */ ($('[data-run-issue]'));
     const m = /^https:\/\/github\.com\/([^/]+\/[^/]+)\/issues\/(\d+)/.exec(issueUrl);
     link.href = issueUrl;
     link.textContent = m ? `${m[1]}#${m[2]}` : issueUrl;
     $('[data-run-title]').textContent = '';
-    for (const li of runEl.querySelectorAll('[data-stage]')) {
+    for (const li of /** @type {NodeListOf<HTMLElement>} */ (runEl.querySelectorAll('[data-stage]'))) {
       li.dataset.state = 'pending';
       if (li.dataset.stage === 'pr') li.hidden = !withPr;
     }
@@ -160,6 +199,7 @@ import { describeError, fillError } from './errors.js';
     live.solution = '';
   };
 
+  /** @param {SolverComplete} frame */
   const showResult = (frame) => {
     result.hidden = false;
     applies.dataset.applies = String(!!frame.applies);
@@ -189,6 +229,7 @@ import { describeError, fillError } from './errors.js';
     filesBlock.hidden = !(frame.files && frame.files.length);
   };
 
+  /** @param {string} runId @param {string} issueUrl */
   const addRunToList = (runId, issueUrl) => {
     if (!runList || runList.querySelector(`[data-run-item="${runId}"]`)) return;
     for (const a of runList.querySelectorAll('a[aria-current]')) a.removeAttribute('aria-current');
@@ -209,16 +250,19 @@ import { describeError, fillError } from './errors.js';
     runList.prepend(li);
   };
 
+  /** @param {string} runId @param {string} status */
   const setListStatus = (runId, status) => {
+    /** @type {HTMLElement | null} */
     const dot = runList && runList.querySelector(`[data-run-item="${runId}"] .run-status-dot`);
     if (dot) dot.dataset.status = status;
   };
 
   // ---------------------------------------------------------------- Frames
 
-  const mine = (frame) =>
-    (live.requestId !== null && frame.id === live.requestId) || (live.runId !== null && frame.run_id === live.runId);
+  /** @param {FrameBase} frame */
+  const mine = (frame) => (live.requestId !== null && frame.id === live.requestId) || (live.runId !== null && frame.run_id === live.runId);
 
+  /** @type {{ [T in keyof SolverFrames]: (f: SolverFrames[T]) => void }} */
   const handlers = {
     connected() {
       socket.onConnected();
@@ -299,9 +343,9 @@ import { describeError, fillError } from './errors.js';
 
   /** The page's one WebSocket (public/page.js): reconnects, watchdog, connection indicator. */
   const socket = window.PageSocket.create({
-    onFrame: (frame) => {
-      const handler = handlers[frame.type];
-      if (handler) handler(frame);
+    onFrame: (/** @type {FrameBase} */ frame) => {
+      const handler = handlers[/** @type {keyof SolverFrames} */ (frame.type)];
+      if (handler) handler(/** @type {any} */ (frame));
     },
     busy: () => live.running,
     onClose: () => {
@@ -309,6 +353,7 @@ import { describeError, fillError } from './errors.js';
       if (live.running && live.runId) progressMsg.textContent = 'Connection lost: the run goes on, reconnecting…';
     },
   });
+  /** @param {object} frame */
   const send = (frame) => socket.send(frame);
 
   // ---------------------------------------------------------------- Controls
@@ -325,6 +370,7 @@ import { describeError, fillError } from './errors.js';
     }
     counter += 1;
     const id = `solve-${Date.now().toString(36)}-${counter}`;
+    /** @type {{ type: 'solve', id: string, issue_url: string, open_pr?: boolean }} */
     const frame = { type: 'solve', id, issue_url: issueUrl };
     if (openPr.checked) frame.open_pr = true;
     live.requestId = id;
