@@ -13,11 +13,11 @@
  *
  * Token-based hosts: when a host script (the `pageScript` option, loaded before this file) defines
  * `window.chatSystem = { getToken }` (a token, or a promise of one; null when there is none), the
- * page sends it as `Authorization: Bearer <token>` on its requests to our base path (fetch and htmx)
- * and on the socket as the WebSocket subprotocol `bearer.<token>` after `chat-system` (browsers
- * cannot set headers on a WebSocket; a subprotocol stays out of URLs and access logs, where a query
- * parameter would land, and the server answers with `chat-system` alone, so the token is never
- * echoed). A page opened without credentials (`data-token-bootstrap`) loads itself again with it.
+ * page sends it as `Authorization: Bearer <token>` on its requests to our base path (fetch, htmx,
+ * and htmx's history restore when Back finds no cached page) and on the socket as the WebSocket
+ * subprotocol `bearer.<token>` after `chat-system` (browsers cannot set headers on a WebSocket; a
+ * subprotocol stays out of URLs and access logs, where a query parameter would land, and the
+ * server answers with `chat-system` alone, so the token is never echoed). A page opened without credentials (`data-token-bootstrap`) loads itself again with it.
  *
  * `copyText(text)`: a clipboard write, with a fallback (resolves to true or false);
  * `copyFromButton(button, text, label)`: the same for a copy button, with its Copied / Copy failed state.
@@ -76,6 +76,18 @@
       const detail = /** @type {any} */ (ev).detail;
       if (token && ours(detail.path) && !detail.headers.Authorization) detail.headers.Authorization = `Bearer ${token}`;
     });
+    // Back/Forward to a page htmx has not cached (the chat page caches none: historyCacheSize 0):
+    // htmx asks the server with its own XMLHttpRequest, which never passes htmx:configRequest. It is
+    // opened but not sent yet: hold it, and send it with the freshest token.
+    document.addEventListener('htmx:historyCacheMiss', (ev) => {
+      const detail = /** @type {any} */ (ev).detail;
+      if (!ours(detail.path)) return;
+      ev.preventDefault();
+      void refreshToken().then((value) => {
+        if (value) detail.xhr.setRequestHeader('Authorization', `Bearer ${value}`);
+        detail.xhr.send();
+      });
+    });
   }
   void refreshToken();
 
@@ -93,7 +105,8 @@
         document.open();
         document.write(html);
         document.close();
-      } else if (status) status.textContent = value ? 'Your sign-in was refused: sign in again, then reload this page.' : 'Sign in first, then reload this page.';
+      } else if (status)
+        status.textContent = value ? 'Your sign-in was refused: sign in again, then reload this page.' : 'Sign in first, then reload this page.';
     })();
   }
 

@@ -155,4 +155,49 @@ describe('Nest sample 19-auth-jwt with the chat mounted (e2e, packed library)', 
     expect(await cspViolations([page])).toEqual([]);
     await context.close();
   }, 60_000);
+
+  it("in Chromium, Back to a chat carries the token: htmx's history restore asks the server with it", async () => {
+    // The chat page keeps no htmx history cache (historyCacheSize 0): every Back is a cache miss,
+    // which htmx fetches with its own request, past htmx:configRequest.
+    browser ??= await launchChromium();
+    const context = await browser.newContext();
+    const token = await login(url, 'chris', 'secret');
+    await context.addInitScript((value) => localStorage.setItem('access_token', value), token);
+    const page = await context.newPage();
+    const problems: string[] = [];
+    await watchPage(page, problems, /status of 401/);
+    /** The Authorization header of each history restore request the page made. */
+    const restores: (string | undefined)[] = [];
+    page.on('request', (req) => {
+      const headers = req.headers();
+      if (headers['hx-history-restore-request'] === 'true') restores.push(headers.authorization);
+    });
+    await page.goto(`${url}/assistant/chat`);
+    await page.locator('[data-connection="connected"]').waitFor({ state: 'attached' });
+    fake.enqueue({ kind: 'stream', content: ['Still ', 'here after Back.'] });
+    await page.locator(BOX).fill('Remember me');
+    await page.locator(BOX).press('Enter');
+    await page.locator(ASSISTANT, { hasText: 'Still here after Back.' }).waitFor();
+    await page.waitForURL(UUID_PATH);
+    const chatUrl = page.url();
+
+    // A new chat (htmx, pushed into history), then Back to the chat.
+    await page.locator('[data-new-chat]').click();
+    await page.waitForURL(`${url}/assistant/chat`);
+    await page.locator(ASSISTANT).waitFor({ state: 'detached' });
+    await page.goBack();
+    await page.waitForURL(chatUrl);
+    await page.locator(ASSISTANT, { hasText: 'Still here after Back.' }).waitFor({ timeout: 10_000 });
+    expect(restores).toEqual([`Bearer ${token}`]);
+    // The restored page works: its socket connects and the chat goes on.
+    await page.locator('[data-connection="connected"]').waitFor({ state: 'attached' });
+    fake.enqueue({ kind: 'stream', content: ['And ', 'on.'] });
+    await page.locator(BOX).fill('Go on');
+    await page.locator(BOX).press('Enter');
+    await page.locator(ASSISTANT, { hasText: 'And on.' }).waitFor();
+    expect(page.url()).toBe(chatUrl);
+    expect(problems).toEqual([]);
+    expect(await cspViolations([page])).toEqual([]);
+    await context.close();
+  }, 60_000);
 });
