@@ -1,23 +1,35 @@
 // @ts-check
 /**
- * The message box: sending (a message, a Continue, a regenerate), the sends waiting for the server,
+ * The message box: sending (a message, a Continue, a regenerate, an edit as a new branch), the sends waiting for the server,
  * a refused send taken back into the box, Stop, the one no-key notice, attached files (Attach,
  * paste and drop take one path), the suggestion chips, and the box's enabled state.
  */
 import { $, $$, BASE, T, announce, newClientId, refusal, shownChatId, view } from './chat-dom.js';
-import { refresh as refreshMessageActions } from './message-actions.js';
-import { actionsOf, chipList, clearFormError, createMessage, renderChips, renderMessage, scrollToBottom, showError, stateOf } from './chat-render.js';
+import { openEditor, refresh as refreshMessageActions } from './message-actions.js';
+import {
+  actionsOf,
+  chipList,
+  clearFormError,
+  createMessage,
+  renderChips,
+  renderMessage,
+  scrollToBottom,
+  showCurrentVersions,
+  showError,
+  stateOf,
+} from './chat-render.js';
 import { changed, checkSettings, openSettings, takeOptions } from './chat-settings.js';
 import { sendFrame } from './chat-socket.js';
 
 /** @typedef {import('./chat-dom.js').FileInfo} FileInfo */
 
 /**
- * A send made from this page that has not started an answer yet.
+ * A send made from this page that has not started an answer yet. An edit's (`edit`) hid the
+ * edited message and what followed it while the server stores the new branch.
  * @typedef {{
  *   chatId: string, el: HTMLElement, content: string, fromBox: boolean,
  *   options: Record<string, unknown> | null, files: FileInfo[], acked: boolean,
- *   timer: ReturnType<typeof setTimeout>
+ *   timer: ReturnType<typeof setTimeout>, edit?: { of: HTMLElement, hidden: HTMLElement[] }
  * }} PendingSend
  */
 
@@ -92,6 +104,8 @@ export const sendMessage = (text) => {
     showError(`Not sent: ${problems.map((x) => x.text).join(' ')} Your message is still in the box.`);
     return;
   }
+  // A new turn follows the current line: an earlier version on show goes back to the current one.
+  showCurrentVersions();
   const id = newClientId();
   const chatId = shownChatId();
   const el = createMessage('user', null, 'sending');
@@ -121,6 +135,72 @@ export const sendMessage = (text) => {
   updateComposer();
 };
 
+/**
+ * Sends an edit of the user message `el` (in place: message-actions.js opens the editor): the
+ * new text takes its place as a new branch (`edit_of`), with the message's files. Until the server
+ * stores it, the edited message and what followed it are hidden and the new text waits at the end;
+ * a refusal brings them back and opens the editor again with the text. False when nothing was sent.
+ * @param {HTMLElement} el
+ * @param {string} content
+ */
+export const sendEdit = (el, content) => {
+  const chatId = shownChatId();
+  const editOf = el.dataset.messageId;
+  if (!content.trim() || !chatId || !editOf || busyNow()) return false;
+  if (noModel()) return false;
+  clearFormError();
+  const problems = checkSettings();
+  if (problems.length) {
+    openSettings(problems[0].setting);
+    showError(`Not sent: ${problems.map((x) => x.text).join(' ')}`);
+    return false;
+  }
+  /** @type {FileInfo[]} */
+  const files = $$('[data-message-attachments] [data-attachment-id]', el).map((li) => ({
+    id: li.dataset.attachmentId || '',
+    name: $('.chip-name', li)?.textContent || '',
+    size: Number($('[data-size]', li)?.dataset.size || 0),
+  }));
+  /** @type {HTMLElement[]} */
+  const hidden = [];
+  for (let node = /** @type {Element | null} */ (el); node; node = node.nextElementSibling) {
+    if (node instanceof HTMLElement && !node.hidden) {
+      node.hidden = true;
+      hidden.push(node);
+    }
+  }
+  const id = newClientId();
+  const pendingEl = createMessage('user', null, 'sending');
+  pendingEl.dataset.clientId = id;
+  stateOf(pendingEl).raw = content;
+  renderMessage(pendingEl);
+  if (files.length) renderChips(pendingEl, files);
+  /** @type {import('./chat-dom.js').Frame} */
+  const frame = { type: 'user_message', id, content, chat_id: chatId };
+  const extra = /** @type {Record<string, unknown>} */ (frame);
+  extra.edit_of = editOf;
+  if (files.length) extra.attachments = files.map((f) => f.id);
+  const options = takeOptions();
+  if (options) frame.options = options;
+  /** @type {PendingSend} */
+  const pending = {
+    chatId,
+    el: pendingEl,
+    content,
+    fromBox: false,
+    options,
+    files: [],
+    acked: false,
+    timer: setTimeout(() => giveUp(id), T.ackTimeoutMs),
+    edit: { of: el, hidden },
+  };
+  pendingSends.set(id, pending);
+  sendFrame(frame, true);
+  scrollToBottom();
+  updateComposer();
+  return true;
+};
+
 /** @param {string} id */
 export const settleSend = (id) => {
   const p = pendingSends.get(id);
@@ -137,6 +217,13 @@ export const settleSend = (id) => {
  */
 export const takeBack = (p) => {
   if (p.el.isConnected) p.el.remove();
+  if (p.edit) {
+    // A refused edit: the chat reads as before, and the editor holds the new text again.
+    for (const h of p.edit.hidden) h.hidden = false;
+    if (p.options) for (const k of Object.keys(p.options)) changed.add(k);
+    if (p.edit.of.isConnected) openEditor(p.edit.of, p.content);
+    return;
+  }
   const v = view();
   const empty = v && $('[data-empty]', v);
   if (v && empty && !$('[data-message-id], [data-client-id]', v)) empty.hidden = false;
@@ -182,18 +269,6 @@ const noModel = () => {
   }
   announce((notice.textContent || '').trim());
   return true;
-};
-
-/** Edit: a sent message's text back in the box, to change and send as a new turn. @param {string} text */
-export const editText = (text) => {
-  const ta = textarea();
-  if (!ta) return;
-  ta.value = text;
-  autoGrow(ta);
-  if (!ta.disabled) {
-    ta.focus();
-    ta.setSelectionRange(text.length, text.length);
-  }
 };
 
 // ---- attachments
@@ -299,7 +374,16 @@ const regenerate = (el) => {
   const v = view();
   if (v) for (const b of $$('[data-regenerate]', v)) b.remove();
   /** @type {PendingSend} */
-  const placeholder = { el, content: '', fromBox: false, options: null, files: [], chatId: shownChatId(), acked: true, timer: setTimeout(() => giveUp(id), T.ackTimeoutMs) };
+  const placeholder = {
+    el,
+    content: '',
+    fromBox: false,
+    options: null,
+    files: [],
+    chatId: shownChatId(),
+    acked: true,
+    timer: setTimeout(() => giveUp(id), T.ackTimeoutMs),
+  };
   pendingSends.set(id, placeholder);
   sendFrame({ type: 'regenerate', id, message_id: el.dataset.messageId }, true);
   updateComposer();

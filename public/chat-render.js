@@ -5,7 +5,7 @@
  * (stopped, cut short, retrying), file chips, the versions switcher, errors on a message or over
  * the box, and scrolling. Renders are batched to one per animation frame.
  */
-import { $, $$, BASE, ensureChild, formatSize, stats, view } from './chat-dom.js';
+import { $, $$, BASE, announce, ensureChild, formatSize, stats, view } from './chat-dom.js';
 import { fillError } from './errors.js';
 import { renderFull, renderStreaming } from './chat-markdown.js';
 import { decorate, newText } from './message-actions.js';
@@ -214,7 +214,7 @@ export const renderMessage = (el) => {
   el.dataset.seq = String(st.seq);
   renderStatusNote(el);
   if (el.dataset.role === 'assistant') renderRetry(el, st);
-  if (el.dataset.role === 'assistant') renderVersions(el);
+  renderVersions(el);
   if (el.dataset.omittedTurns) noteOmitted(el, Number(el.dataset.omittedTurns));
   formatSizes(el);
   decorate(el);
@@ -369,7 +369,17 @@ export const versionsOf = (el) => [...(el.dataset.previousVersions || '').split(
 /** A message's action row (Copy, Edit, versions, Regenerate…). @param {HTMLElement} el */
 export const actionsOf = (el) => ensureChild(el, 'data-message-actions', 'div', 'message-actions');
 
-/** The ‹ n/m › switcher on an answer with previous versions. @param {HTMLElement} el */
+/** An answer streams in the shown chat: a user message's versions wait for it (switching would hide it). */
+const somethingStreams = () => {
+  const v = view();
+  return !!(v && $('[data-message-id][data-role="assistant"][data-status="streaming"]', v));
+};
+
+/**
+ * The ‹ n/m › switcher on a message with previous versions: a regenerated answer's, or an edited
+ * user message's (an older version of it shows the answers and turns that followed it then).
+ * @param {HTMLElement} el
+ */
 const renderVersions = (el) => {
   const all = versionsOf(el);
   let bar = $('[data-versions]', el);
@@ -382,6 +392,8 @@ const renderVersions = (el) => {
     bar = document.createElement('span');
     bar.className = 'versions';
     bar.dataset.versions = '';
+    bar.setAttribute('role', 'group');
+    bar.setAttribute('aria-label', el.dataset.role === 'user' ? 'Versions of this message' : 'Versions of this answer');
     const prev = document.createElement('button');
     prev.type = 'button';
     prev.className = 'icon-button';
@@ -400,13 +412,75 @@ const renderVersions = (el) => {
     row.prepend(bar);
   }
   const idx = el.dataset.versionShown ? Number(el.dataset.versionShown) : all.length - 1;
-  /** @type {HTMLElement} */ ($('[data-version-label]', bar)).textContent = `${idx + 1}/${all.length}`;
-  /** @type {HTMLButtonElement} */ ($('[data-version-prev]', bar)).disabled = idx <= 0 || el.dataset.status === 'streaming';
+  const label = /** @type {HTMLElement} */ ($('[data-version-label]', bar));
+  label.textContent = `${idx + 1}/${all.length}`;
+  label.setAttribute('aria-label', `Version ${idx + 1} of ${all.length}`);
+  const busy = el.dataset.status === 'streaming' || (el.dataset.role === 'user' && somethingStreams());
+  /** @type {HTMLButtonElement} */ ($('[data-version-prev]', bar)).disabled = idx <= 0 || busy;
   /** @type {HTMLButtonElement} */ ($('[data-version-next]', bar)).disabled = idx >= all.length - 1;
 };
 
-/** Older versions fetched once: { content }. @type {Map<string, { content?: string }>} */
+/**
+ * A stored message as `GET /api/messages/:id` answers it; an edited user message's comes with
+ * `following` (what came after it in its version of the chat).
+ * @typedef {{ id?: string, role?: string, content?: string, status?: string, following?: StoredMessage[] }} StoredMessage
+ */
+
+/** Older versions fetched once. @type {Map<string, StoredMessage>} */
 const versionCache = new Map();
+
+/**
+ * An earlier version's messages after its user message, drawn read-only (no id, no actions: they
+ * are not on the chat's current line), after a note that says so.
+ * @param {HTMLElement} el the user message
+ * @param {StoredMessage[]} following
+ */
+const showEarlierBranch = (el, following) => {
+  const id = el.dataset.messageId || '';
+  for (const old of $$(`[data-earlier-of="${CSS.escape(id)}"]`)) old.remove();
+  // The current line after the message steps aside (kept, hidden) while the earlier one shows.
+  for (let next = el.nextElementSibling; next; next = next.nextElementSibling) {
+    if (!(next instanceof HTMLElement) || next.hidden) continue;
+    next.hidden = true;
+    next.dataset.hiddenFor = id;
+  }
+  const frag = document.createDocumentFragment();
+  const note = document.createElement('p');
+  note.className = 'earlier-note';
+  note.setAttribute('role', 'note');
+  note.dataset.earlierOf = id;
+  note.dataset.earlierNote = '';
+  note.textContent = following.length
+    ? 'An earlier version of this conversation, read-only. Use › on the message above to return to the current one.'
+    : 'An earlier version of this message, read-only; nothing followed it. Use › to return to the current one.';
+  frag.appendChild(note);
+  for (const m of following) {
+    const article = document.createElement('article');
+    article.className = 'message message-earlier';
+    article.dataset.role = m.role === 'user' ? 'user' : 'assistant';
+    article.dataset.earlierOf = id;
+    article.setAttribute('aria-label', `${article.dataset.role} message, earlier version`);
+    const content = document.createElement('div');
+    content.className = 'content';
+    if (article.dataset.role === 'user') content.textContent = m.content || '';
+    else renderFull(content, m.content || '');
+    article.appendChild(content);
+    const status = m.role === 'assistant' && m.status ? STATUS_TEXT[m.status] : undefined;
+    if (status) setNote(article, 'status-note', 'status-note', status);
+    frag.appendChild(article);
+  }
+  el.after(frag);
+};
+
+/** Back to the current line after the user message `el`: the earlier branch goes, the current one shows again. @param {HTMLElement} el */
+const hideEarlierBranch = (el) => {
+  const id = el.dataset.messageId || '';
+  for (const old of $$(`[data-earlier-of="${CSS.escape(id)}"]`)) old.remove();
+  for (const kept of $$(`[data-hidden-for="${CSS.escape(id)}"]`)) {
+    kept.hidden = false;
+    delete kept.dataset.hiddenFor;
+  }
+};
 
 /** @param {HTMLElement} el @param {number} idx */
 export const showVersion = async (el, idx) => {
@@ -414,11 +488,15 @@ export const showVersion = async (el, idx) => {
   if (idx < 0 || idx >= all.length) return;
   const content = $('[data-content]', el);
   if (!content) return;
+  const user = el.dataset.role === 'user';
+  const chips = $('[data-message-attachments]', el);
   let old = $('[data-version-content]', el);
   if (idx === all.length - 1) {
     delete el.dataset.versionShown;
     if (old) old.remove();
     content.hidden = false;
+    if (chips) chips.hidden = false;
+    if (user) hideEarlierBranch(el);
     renderVersions(el);
     return;
   }
@@ -428,7 +506,7 @@ export const showVersion = async (el, idx) => {
     try {
       const res = await fetch(`${BASE}/api/messages/${encodeURIComponent(id)}`, { credentials: 'same-origin', headers: { Accept: 'application/json' } });
       if (!res.ok) throw new Error(String(res.status));
-      msg = /** @type {{ content?: string }} */ (await res.json());
+      msg = /** @type {StoredMessage} */ (await res.json());
       versionCache.set(id, msg);
     } catch (_) {
       showError('Could not load that version. Try again.', el);
@@ -442,10 +520,46 @@ export const showVersion = async (el, idx) => {
     content.after(old);
   }
   old.dataset.versionId = id;
-  renderFull(old, msg.content || '');
+  // A user message is plain text; an answer is Markdown.
+  if (user) old.textContent = msg.content || '';
+  else renderFull(old, msg.content || '');
   content.hidden = true;
+  // The current version's files are not the earlier one's.
+  if (chips) chips.hidden = true;
+  if (user) showEarlierBranch(el, msg.following || []);
   el.dataset.versionShown = String(idx);
   renderVersions(el);
+};
+
+/** Every user message showing an earlier version goes back to the current one (before sending). */
+export const showCurrentVersions = () => {
+  const v = view();
+  if (!v) return;
+  for (const el of $$('[data-message-id][data-role="user"][data-version-shown]', v)) void showVersion(el, versionsOf(el).length - 1);
+};
+
+/**
+ * After an edit (`user_message` with `previous_versions`): the edited message and everything after
+ * it leave the list (they are the new message's previous version now); `el`, the new message, gets
+ * its switcher.
+ * @param {Frame} frame
+ * @param {HTMLElement} el
+ */
+export const replaceEditedBranch = (frame, el) => {
+  const prev = frame.previous_versions || [];
+  if (!prev.length) return;
+  el.dataset.previousVersions = prev.join(' ');
+  delete el.dataset.versionShown;
+  const v = view();
+  const old = v ? $(`[data-message-id="${CSS.escape(prev[prev.length - 1])}"]`, v) : null;
+  if (old && old !== el && old.compareDocumentPosition(el) & Node.DOCUMENT_POSITION_FOLLOWING) {
+    for (let node = /** @type {Element | null} */ (old); node && node !== el;) {
+      const next = node.nextElementSibling;
+      node.remove();
+      node = next;
+    }
+  }
+  renderMessage(el);
 };
 
 /** Clicks on ‹ and ›. @param {Element} t @returns {boolean} */
@@ -456,11 +570,23 @@ export const versionClick = (t) => {
   if (!el) return false;
   const all = versionsOf(el);
   const idx = el.dataset.versionShown ? Number(el.dataset.versionShown) : all.length - 1;
-  void showVersion(el, idx + (prev ? -1 : 1));
+  const pressed = /** @type {HTMLButtonElement} */ (prev || next);
+  void showVersion(el, idx + (prev ? -1 : 1)).then(() => {
+    // At the first or last version the pressed button is disabled: the keyboard stays on the switcher.
+    if (pressed.disabled) {
+      const other = /** @type {HTMLButtonElement | null} */ ($(prev ? '[data-version-next]' : '[data-version-prev]', el));
+      if (other && !other.disabled) other.focus();
+    }
+    const shown = el.dataset.versionShown ? Number(el.dataset.versionShown) : all.length - 1;
+    const current = shown === all.length - 1;
+    announce(
+      `Version ${shown + 1} of ${all.length}${current ? ', the current one' : el.dataset.role === 'user' ? ': an earlier version of the conversation, read-only' : ''}`,
+    );
+  });
   return true;
 };
 
-/** What Copy takes from a message: the older version on show, or its own text. @param {HTMLElement} el */
+/** What Copy and Edit take from a message: the older version on show, or its own text. @param {HTMLElement} el */
 export const rawOf = (el) => {
   const old = el.dataset.versionShown ? versionCache.get(versionsOf(el)[Number(el.dataset.versionShown)]) : null;
   return old ? old.content || '' : stateOf(el).raw;

@@ -16,6 +16,7 @@ import {
   renderChips,
   renderMessage,
   renderRetry,
+  replaceEditedBranch,
   replaceOldVersion,
   scheduleRender,
   scrollToBottom,
@@ -132,6 +133,8 @@ const handlers = {
       renderMessage(el);
       scrollToBottom();
     }
+    // An edit: the edited message and what followed it leave the list (now this one's previous version).
+    if (Array.isArray(frame.previous_versions) && frame.previous_versions.length) replaceEditedBranch(frame, el);
   },
 
   agent_response_start(frame) {
@@ -209,7 +212,8 @@ const handlers = {
         if (problem.setting) openSettings(problem.setting, problem.text);
         showError(`Not sent: ${problem.text}${p.fromBox ? ' Your message is still in the box.' : ''}`, null, problem.detail);
         updateComposer(true);
-        if (!problem.setting) textarea()?.focus();
+        // A refused edit reopened its editor (takeBack), which has the keyboard.
+        if (!problem.setting && !p.edit) textarea()?.focus();
         return;
       }
     }

@@ -1,13 +1,14 @@
 // @ts-check
 /**
- * The everyday actions on messages: Copy on every message, Edit on the user's own (the text goes
- * back into the message box; sending it starts a new turn), an answer's model, time and tokens on
+ * The everyday actions on messages: Copy on every message, Edit on the user's own (in place: the
+ * message becomes an editor with Cancel and Send; sending makes a new branch, `edit_of`, and the
+ * message then shows the ‹ n/m › switcher), an answer's model, time and tokens on
  * hover or focus, Continue on the last answer when the model cut it short at its length limit
  * (sends "Continue" as a new turn), and the "↓" jump-to-latest button while the reader is scrolled up.
  */
 import { $, $$, api, ensureChild, readonly, view } from './chat-dom.js';
-import { editText, sendMessage } from './chat-composer.js';
-import { actionsOf, nearBottom, rawOf, scrollToBottom } from './chat-render.js';
+import { autoGrow, busyNow, sendEdit, sendMessage, textarea } from './chat-composer.js';
+import { actionsOf, nearBottom, rawOf, scrollToBottom, showVersion, versionsOf } from './chat-render.js';
 
 /** The text sent to continue an answer cut short at the length limit (a new turn). */
 export const CONTINUE_TEXT = 'Continue';
@@ -61,7 +62,7 @@ export const decorate = (el) => {
     tools.appendChild(b);
   }
   if (el.dataset.role === 'user' && !$('[data-edit-message]', tools)) {
-    const b = button('Edit', 'editMessage', 'Put this message back in the box to change and send it again');
+    const b = button('Edit', 'editMessage', 'Change this message and send it again: the answers after it are kept as an earlier version');
     b.setAttribute('aria-label', 'Edit message');
     tools.appendChild(b);
   }
@@ -89,12 +90,103 @@ export const refresh = (busy) => {
   const last = answers[answers.length - 1];
   const wanted = !busy && last && last.dataset.status === 'complete' && last.dataset.finishReason === 'length' && !last.dataset.versionShown ? last : null;
   for (const b of $$('[data-continue]', v)) if (b.closest('[data-message-id]') !== wanted) b.remove();
+  // An open editor sends once nothing streams or waits.
+  for (const b of /** @type {HTMLButtonElement[]} */ ($$('[data-edit-send]', v))) b.disabled = busy;
   if (wanted && !$('[data-continue]', wanted)) {
     const b = button('Continue', 'continue', 'Ask the model to go on where this answer stopped (a new message)');
     toolsOf(wanted).prepend(b);
   }
   updateJump();
 };
+
+// ---- edit in place
+
+/**
+ * Opens the user message `el` for editing in place (one editor at a time): its text in a box with
+ * Cancel and Send; Enter sends, Shift+Enter is a new line, Esc cancels. An earlier version on show
+ * goes back to the current one first (the edit replaces the current line), keeping `text`.
+ * @param {HTMLElement} el
+ * @param {string} text
+ */
+export const openEditor = (el, text) => {
+  const v = view();
+  if (v) for (const other of $$('[data-editing]', v)) if (other !== el) closeEditor(other, false);
+  if (el.dataset.versionShown) void showVersion(el, versionsOf(el).length - 1);
+  const content = $('[data-content]', el);
+  if (!content) return;
+  let box = $('[data-edit-box]', el);
+  if (!box) {
+    box = document.createElement('div');
+    box.className = 'edit-box';
+    box.dataset.editBox = '';
+    box.setAttribute('role', 'group');
+    box.setAttribute('aria-label', 'Edit your message');
+    const ta = document.createElement('textarea');
+    ta.className = 'edit-text';
+    ta.dataset.editText = '';
+    ta.rows = 2;
+    ta.setAttribute('aria-label', 'Edit message');
+    const hint = document.createElement('p');
+    hint.className = 'edit-hint';
+    hint.textContent = 'Sending starts a new branch here; the answers after this message stay readable as an earlier version (‹ ›).';
+    hint.id = `edit-hint-${el.dataset.messageId || ''}`;
+    ta.setAttribute('aria-describedby', hint.id);
+    const row = document.createElement('div');
+    row.className = 'edit-buttons';
+    const cancel = button('Cancel', 'editCancel');
+    const send = button('Send', 'editSend');
+    send.classList.add('button-primary');
+    send.setAttribute('aria-label', 'Send edited message');
+    send.disabled = busyNow();
+    row.append(cancel, send);
+    box.append(ta, hint, row);
+    content.after(box);
+  }
+  content.hidden = true;
+  el.dataset.editing = '';
+  const ta = /** @type {HTMLTextAreaElement} */ ($('[data-edit-text]', box));
+  ta.value = text;
+  autoGrow(ta);
+  ta.focus();
+  ta.setSelectionRange(text.length, text.length);
+};
+
+/** Closes `el`'s editor; `refocus` puts the keyboard back on its Edit button. @param {HTMLElement} el @param {boolean} refocus */
+const closeEditor = (el, refocus) => {
+  $('[data-edit-box]', el)?.remove();
+  const content = $('[data-content]', el);
+  if (content) content.hidden = !!el.dataset.versionShown;
+  delete el.dataset.editing;
+  const edit = /** @type {HTMLElement | null} */ ($('[data-edit-message]', el));
+  if (refocus && edit) edit.focus();
+};
+
+/** Sends the open editor of `el`: the new text as a new branch in its place. @param {HTMLElement} el */
+const submitEdit = (el) => {
+  const ta = /** @type {HTMLTextAreaElement | null} */ ($('[data-edit-text]', el));
+  if (!ta || !ta.value.trim()) return;
+  if (!sendEdit(el, ta.value)) return;
+  closeEditor(el, false);
+  textarea()?.focus();
+};
+
+document.addEventListener('keydown', (ev) => {
+  const t = ev.target;
+  if (ev.defaultPrevented || !(t instanceof HTMLTextAreaElement) || !t.matches('[data-edit-text]')) return;
+  const el = /** @type {HTMLElement | null} */ (t.closest('[data-message-id]'));
+  if (!el) return;
+  if (ev.key === 'Escape') {
+    ev.preventDefault();
+    closeEditor(el, true);
+  } else if (ev.key === 'Enter' && !ev.shiftKey && !ev.isComposing && ev.keyCode !== 229) {
+    ev.preventDefault();
+    submitEdit(el);
+  }
+});
+
+document.addEventListener('input', (ev) => {
+  if (ev.target instanceof HTMLTextAreaElement && ev.target.matches('[data-edit-text]')) autoGrow(ev.target);
+});
 
 // ---- jump to latest
 
@@ -149,7 +241,16 @@ export const actionClick = (t) => {
   const edit = t.closest('[data-edit-message]');
   if (edit) {
     const el = /** @type {HTMLElement | null} */ (edit.closest('[data-message-id]'));
-    if (el) editText(rawOf(el));
+    if (el) openEditor(el, rawOf(el));
+    return true;
+  }
+  const editing = /** @type {HTMLElement | null} */ (t.closest('[data-editing]'));
+  if (editing && t.closest('[data-edit-cancel]')) {
+    closeEditor(editing, true);
+    return true;
+  }
+  if (editing && t.closest('[data-edit-send]')) {
+    submitEdit(editing);
     return true;
   }
   if (t.closest('[data-continue]')) {

@@ -1,7 +1,7 @@
 /**
  * The chat page's everyday actions (issue 20), in real Chromium against the real server with
  * FakeDeepSeek as the model: Copy on answers and user messages (read back from the clipboard),
- * Edit (the text back in the box, sent as a new turn), an answer's model/time/tokens on hover,
+ * Edit (in place, sent as a new branch), an answer's model/time/tokens on hover,
  * live thinking folded to "Thought for N s", Continue on an answer cut short at its length limit,
  * the jump-to-latest button, Esc to stop, and one "no API key" notice.
  */
@@ -74,24 +74,27 @@ describe('chat page actions in Chromium', () => {
     expect(await clipboard(page)).toBe('Here is **bold** text\n\n```js\nconst a = 1;\n```');
   });
 
-  it('Edit puts a sent message back in the box; sending it starts a new turn', async () => {
+  it('Edit opens a sent message in place; sending it makes a new branch there (edit-branch.browser.e2e-spec.ts has the rest)', async () => {
     const page = await openChat();
     fake.enqueue({ kind: 'stream', content: ['First answer.'] });
     await send(page, 'What is 2+2?');
     await page.locator(`${ASSISTANT}[data-status="complete"]`).waitFor();
 
     await page.locator(`${USER} [data-edit-message]`).click();
-    const box = page.locator(BOX);
-    expect(await box.inputValue()).toBe('What is 2+2?');
-    expect(await box.evaluate((el) => el === document.activeElement)).toBe(true);
-    await box.fill('What is 3+3?');
+    const editor = page.locator(`${USER} [data-edit-text]`);
+    expect(await editor.inputValue()).toBe('What is 2+2?');
+    expect(await editor.evaluate((el) => el === document.activeElement)).toBe(true);
+    expect(await page.locator(BOX).inputValue()).toBe('');
+    await editor.fill('What is 3+3?');
     fake.enqueue({ kind: 'stream', content: ['Six.'] });
     await page.keyboard.press('Enter');
     await page.locator(`${ASSISTANT}[data-status="complete"]`, { hasText: 'Six.' }).waitFor();
-    expect(await page.locator(USER).allTextContents()).toEqual([expect.stringContaining('What is 2+2?'), expect.stringContaining('What is 3+3?')]);
-    // The model saw the edited text as the newest turn.
+    // The edited message's place: one user message, its switcher at 2/2.
+    expect(await page.locator(USER).allTextContents()).toEqual([expect.stringContaining('What is 3+3?')]);
+    expect(await page.locator(`${USER} [data-version-label]`).textContent()).toBe('2/2');
+    // The model saw the edited text alone.
     const last = fake.requests[fake.requests.length - 1].body.messages;
-    expect(last[last.length - 1]).toMatchObject({ role: 'user', content: 'What is 3+3?' });
+    expect(last).toEqual([{ role: 'user', content: 'What is 3+3?' }]);
   });
 
   it('live thinking: the reasoning streams in an open block before the answer, then folds to "Thought for N s"', async () => {
