@@ -1,4 +1,5 @@
-/*
+// @ts-check
+/**
  * What the chat page and the Solver page share (loaded before chat.js / solver.js):
  *
  * `PageSocket.create(...)`: the page's WebSocket, one socket for the page's life on the
@@ -17,38 +18,52 @@
  * and htmx's history restore when Back finds no cached page) and on the socket as the WebSocket
  * subprotocol `bearer.<token>` after `chat-system` (browsers cannot set headers on a WebSocket; a
  * subprotocol stays out of URLs and access logs, where a query parameter would land, and the
- * server answers with `chat-system` alone, so the token is never echoed). A page opened without credentials (`data-token-bootstrap`) loads itself again with it.
+ * server answers with `chat-system` alone, so the token is never echoed). A page opened without
+ * credentials (`data-token-bootstrap`) loads itself again with it.
  *
  * `copyText(text)`: a clipboard write, with a fallback (resolves to true or false);
  * `copyFromButton(button, text, label)`: the same for a copy button, with its Copied / Copy failed state.
+ *
+ * A classic script (not a module): what it gives the page is on `window`, typed for the page's modules
+ * in types/page-globals.d.ts.
  */
 (() => {
   'use strict';
+
+  /**
+   * This script's own marks on `window` and on a copy button (not for other scripts), and the
+   * states `[data-connection]` shows.
+   * @typedef {'connected' | 'connecting' | 'offline'} ConnectionState
+   * @typedef {Window & { chatSystem?: { getToken?: () => unknown }, __chatSystemFetch?: boolean }} HostWindow
+   * @typedef {HTMLElement & { _copyTimer?: ReturnType<typeof setTimeout> }} CopyButton
+   */
+  const win = /** @type {HostWindow} */ (window);
 
   const root = document.documentElement;
   const BASE = root.dataset.basePath || '';
   const WS_PATH = root.dataset.wsPath || '/ws';
   const LOGIN_PATH = root.dataset.loginPath || '';
+  /** @type {Record<ConnectionState, string>} */
   const LABELS = { connected: 'Connected', connecting: 'Connecting…', offline: 'Offline' };
 
   /** The host's token hook, when its script defined one. */
   const hook = () => {
-    const cs = /** @type {any} */ (window).chatSystem;
-    return cs && typeof cs.getToken === 'function' ? cs : null;
+    const cs = win.chatSystem;
+    return cs && typeof cs.getToken === 'function' ? /** @type {{ getToken: () => unknown }} */ (cs) : null;
   };
-  /** The last token the hook gave (htmx asks for headers synchronously). */
+  /** The last token the hook gave (htmx asks for headers synchronously). @type {string | null} */
   let token = null;
   const refreshToken = async () => {
     const h = hook();
     if (!h) return null;
     try {
-      token = (await h.getToken()) || null;
+      token = /** @type {string | null} */ ((await h.getToken()) || null);
     } catch (_) {
       token = null;
     }
     return token;
   };
-  /** Whether `url` goes to our own paths on this origin (only those get the token). */
+  /** Whether `url` goes to our own paths on this origin (only those get the token). @param {string} url */
   const ours = (url) => {
     try {
       const u = new URL(url, location.href);
@@ -59,8 +74,8 @@
   };
   // Once per window (it survives the bootstrap's document.open); the htmx listener once per document
   // (document.open erases listeners).
-  if (hook() && !window.__chatSystemFetch) {
-    window.__chatSystemFetch = true;
+  if (hook() && !win.__chatSystemFetch) {
+    win.__chatSystemFetch = true;
     const plainFetch = window.fetch.bind(window);
     window.fetch = async (input, init) => {
       const url = typeof input === 'string' ? input : input instanceof URL ? input.href : input.url;
@@ -110,7 +125,7 @@
     })();
   }
 
-  /** Timings (ms); a page passes its own `tuning` to change any of them (tests shorten them). */
+  /** Timings (ms); a page passes its own `tuning` to change any of them (tests shorten them). @type {Record<string, number>} */
   const DEFAULTS = {
     backoffBaseMs: 500,
     backoffCapMs: 10000,
@@ -136,28 +151,33 @@
     for (const [k, v] of Object.entries(options.tuning || {})) if (k in T && typeof v === 'number') T[k] = v;
     const busy = options.busy || (() => false);
 
+    /** @type {WebSocket | null} */
     let ws = null;
     let attempt = 0;
+    /** @type {ReturnType<typeof setTimeout> | null} */
     let retryTimer = null;
     let lastRx = 0;
     let openedAt = 0;
     let probeDeadline = 0;
     let ready = false;
+    /** @type {object[]} */
     const outbox = [];
 
+    /** @param {ConnectionState} value */
     const indicator = (value) => {
-      for (const el of document.querySelectorAll('[data-connection]')) {
+      for (const el of /** @type {NodeListOf<HTMLElement>} */ (document.querySelectorAll('[data-connection]'))) {
         el.dataset.connection = value;
         const label = el.querySelector('[data-connection-label]');
         if (label) label.textContent = LABELS[value];
       }
     };
+    /** @returns {ConnectionState} */
     const current = () => {
       if (!navigator.onLine) return 'offline';
       return ready ? 'connected' : 'connecting';
     };
 
-    /** With a host token: offered as the subprotocol `bearer.<token>` beside `chat-system`. */
+    /** With a host token: offered as the subprotocol `bearer.<token>` beside `chat-system`. @param {string} url */
     const openSocket = (url) => {
       if (!token) return new WebSocket(url);
       try {
@@ -169,7 +189,7 @@
 
     let fetching = false;
     const connect = () => {
-      clearTimeout(retryTimer);
+      clearTimeout(/** @type {ReturnType<typeof setTimeout>} */ (retryTimer));
       retryTimer = null;
       if (ws || fetching) return;
       if (hook()) {
@@ -225,7 +245,7 @@
       };
     };
 
-    /** Gives up on the current socket without waiting for a close handshake that may never come. */
+    /** Gives up on the current socket without waiting for a close handshake that may never come. @param {string} reason */
     const drop = (reason) => {
       const s = ws;
       if (!s) return;
@@ -272,7 +292,7 @@
       retryTimer = setTimeout(connect, delay);
     };
 
-    /** Ask the server for a sign of life; no frame by the deadline means the socket is dead. */
+    /** Ask the server for a sign of life; no frame by the deadline means the socket is dead. @param {number} timeoutMs */
     const probe = (timeoutMs) => {
       if (!ws || !ready || ws.readyState !== WebSocket.OPEN) return;
       const deadline = Date.now() + timeoutMs;
@@ -298,6 +318,7 @@
     /**
      * The page is back in front of the user: reconnect now, or make sure the open socket still works.
      * After `online` the indicator says `connecting` until the socket has answered.
+     * @param {Event} [ev]
      */
     const wake = (ev) => {
       if (!navigator.onLine) {
@@ -323,7 +344,7 @@
 
     return {
       connect,
-      /** Sends now; frames that must not be lost (`keep`) wait for the socket to be back. */
+      /** Sends now; frames that must not be lost (`keep`) wait for the socket to be back. @param {object} frame @param {boolean} [keep] */
       send(frame, keep) {
         if (ws && ready && ws.readyState === WebSocket.OPEN) {
           ws.send(JSON.stringify(frame));
@@ -346,7 +367,7 @@
 
   window.PageSocket = { create };
 
-  /** Copies text with the Clipboard API, or through a hidden textarea where that is refused. */
+  /** Copies text with the Clipboard API, or through a hidden textarea where that is refused. @param {string} text */
   window.copyText = async (text) => {
     try {
       await navigator.clipboard.writeText(text);
@@ -373,6 +394,9 @@
   /**
    * A copy button's click: copies `text`, says "Copied" or "Copy failed" on the button (and in its
    * `data-copy-state`) for 2 s, then shows `label` again. Resolves to whether it copied.
+   * @param {CopyButton} button
+   * @param {string} text
+   * @param {string} label
    */
   window.copyFromButton = async (button, text, label) => {
     const ok = await window.copyText(text);
