@@ -14,7 +14,7 @@
  * Options: --quick, --no-build, --no-profile, --only=page,idle,ttfp1,burst,streams,sweep,profile,
  * --idle=N, --streams=N, --pieces=N, --rounds=N, --sweep=100,300, --head (measure the last commit), --root=PATH (measure
  * another checkout), --compare=PATH (also measure another checkout's built server in the same run),
- * --profile-load=streams|burst|seq, --report-only (rewrite the Markdown from bench/out/results.json).
+ * --profile-load=streams|burst|seq, --profile-warmup=N, --report-only (rewrite the Markdown from bench/out/results.json).
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
@@ -562,6 +562,23 @@ async function phaseConcurrent(
     const c = await load.rpc.call('connect', { group: `${label}-${t.kind}`, url: t.wsUrl, n: clients, batch: 250 }, 120_000);
     if (c.failed) log(`  ${label} ${t.kind}: ${c.failed} connections failed: ${c.firstError}`);
   }
+  // One round per target first, measured apart and not in the figures: a target's first load at this
+  // size pays its JIT warm-up (500 at once: +11-30% CPU on the first round of a build with more code on
+  // the frame path, level from the second). Reported as the cold round; `--no-warmup` leaves it out.
+  const cold: Record<string, { cpuMs: number; pieces: number }> = {};
+  if (!flag('no-warmup')) {
+    for (const t of targets) {
+      await sleep(1000);
+      const pool = `${label}-cold:${t.kind}`;
+      const { cost } = await measured(t, fake, load, () =>
+        load.rpc.call<RunInfo>('run', { group: `${label}-${t.kind}`, pool, pieces, interval: INTERVAL, rampMs }, 300_000),
+      );
+      const summary: LoadSummary = await load.rpc.call('summary', { pool });
+      cold[t.kind] = { cpuMs: cost.cpuMs, pieces: summary.pieces };
+      if (t.kind === 'server') dbMessages += 2 * summary.turns;
+      log(`  ${label} ${t.kind} cold round (not counted): target CPU ${f1(cost.cpuMs)} ms for ${summary.pieces} pieces`);
+    }
+  }
   const dbMessagesAtStart = dbMessages;
   for (let round = 0; round < rounds; round++) {
     for (const t of round % 2 ? [...targets].reverse() : targets) {
@@ -581,7 +598,13 @@ async function phaseConcurrent(
     await load.rpc.call('close', { group: `${label}-${t.kind}` }, 60_000);
     const summary: LoadSummary = await load.rpc.call('summary', { pool: `${label}:${t.kind}` });
     const cost = costs[t.kind]!;
-    out[t.kind] = { ...summary, cost, cpuSecPer1000: summary.pieces ? cost.cpuMs / 1000 / (summary.pieces / 1000) : NaN };
+    const c = cold[t.kind];
+    out[t.kind] = {
+      ...summary,
+      cost,
+      cpuSecPer1000: summary.pieces ? cost.cpuMs / 1000 / (summary.pieces / 1000) : NaN,
+      coldCpuSecPer1000: c?.pieces ? c.cpuMs / 1000 / (c.pieces / 1000) : NaN,
+    };
     if (t.kind === 'server') dbMessages += 2 * summary.turns;
     log(
       `  ${label} ${t.kind}: first piece p50 ${f1(summary.ttfp.p50)} p99 ${f1(summary.ttfp.p99)} ms; turn p50 ${f1(summary.turn.p50)} p99 ${f1(summary.turn.p99)} ms; ` +
@@ -941,17 +964,18 @@ async function phaseProfile(fake: Proc, load: Proc, fakeUrl: string, tmp: string
     const seq = option('profile-load') === 'seq';
     const clients = seq ? 1 : burst ? P.burstClients : P.streams;
     await load.rpc.call('connect', { group: 'prof', url: server.wsUrl, n: clients, batch: 250 }, 120_000);
+    const runOf = (pool: string) =>
+      seq
+        ? { group: 'prof', pool, pieces: 2, interval: INTERVAL, turns: 300, pauseMs: 5 }
+        : { group: 'prof', pool, pieces: burst ? 5 : P.profilePieces, interval: INTERVAL, rampMs: burst ? 0 : 1000 };
+    // --profile-warmup=N: N unmeasured runs of the same load first, so the window shows warm code
+    // (a cold run is mostly JIT compilation and first-call set-up).
+    for (let i = 0; i < Number(option('profile-warmup') ?? 0); i++) {
+      await load.rpc.call<RunInfo>('run', runOf('profile:warmup'), 300_000);
+    }
     await sleep(500);
     const fromUs = nowMs() * 1000;
-    const { info, cost } = await measured(server, fake, load, () =>
-      load.rpc.call<RunInfo>(
-        'run',
-        seq
-          ? { group: 'prof', pool: 'profile:server', pieces: 2, interval: INTERVAL, turns: 300, pauseMs: 5 }
-          : { group: 'prof', pool: 'profile:server', pieces: burst ? 5 : P.profilePieces, interval: INTERVAL, rampMs: burst ? 0 : 1000 },
-        300_000,
-      ),
-    );
+    const { info, cost } = await measured(server, fake, load, () => load.rpc.call<RunInfo>('run', runOf('profile:server'), 300_000));
     const toUs = nowMs() * 1000;
     await load.rpc.call('close', { group: 'prof' }, 60_000);
     const exited = new Promise<void>((r) => server.proc.child.once('exit', () => r()));
@@ -1125,6 +1149,12 @@ function report(): string {
     row(`${P.burstClients} at once: whole turn p50 (ms, ${P.burstPieces} pieces @ 50/s)`, b.relay.turn.p50, b.server.turn.p50, 1);
     row(`${P.burstClients} at once: whole turn p99 (ms)`, b.relay.turn.p99, b.server.turn.p99, 1);
     row(`${P.burstClients} at once: CPU s per 1,000 pieces`, b.relay.cpuSecPer1000, b.server.cpuSecPer1000, 3);
+    row(
+      `${P.burstClients} at once: CPU s per 1,000 pieces, cold round (first after start, not counted above)`,
+      b.relay.coldCpuSecPer1000,
+      b.server.coldCpuSecPer1000,
+      3,
+    );
   }
   if (s) {
     row(`${P.streams} streams: added gap p50 (ms)`, s.relay.gap.p50, s.server.gap.p50);
@@ -1195,7 +1225,10 @@ function report(): string {
   push('- *CPU per 1,000 pieces*: `process.cpuUsage()` of the target process over the load, divided by pieces delivered.');
   push('- *RSS/heap per socket*: after a forced full GC, (with sockets − before) ÷ sockets.');
   push("- *msgs in DB*: the server's database grows during the run (2 messages per turn); some costs grow with it.");
-  push(`- Burst: ${P.rounds} round(s) per target; streams: ${P.streamRounds} round(s), starts spread over 1 s; rounds alternate which target goes first.`);
+  push(
+    `- Burst: ${P.rounds} round(s) per target; streams: ${P.streamRounds} round(s), starts spread over 1 s; rounds alternate which target goes first` +
+      `${flag('no-warmup') ? '' : '; each phase starts with one cold round per target (JIT warm-up), measured apart and reported as such'}.`,
+  );
   push();
 
   if (results.compare) {
@@ -1213,10 +1246,12 @@ function report(): string {
     cmp('burst: first piece p50 (ms)', (d) => d.ttfp.p50, b);
     cmp('burst: whole turn p50 (ms)', (d) => d.turn.p50, b);
     cmp('burst: CPU ms per 1,000 pieces', (d) => d.cpuSecPer1000 * 1000, b);
+    cmp('burst: CPU ms per 1,000 pieces, cold round (first after start, not counted above)', (d) => d.coldCpuSecPer1000 * 1000, b);
     cmp('streams: added gap p99 (ms)', (d) => d.gap.p99, s);
     cmp('streams: piece latency p99 (ms)', (d) => d.latency.p99, s);
     cmp('streams: whole turn p50 (ms)', (d) => d.turn.p50, s);
     cmp('streams: CPU ms per 1,000 pieces', (d) => d.cpuSecPer1000 * 1000, s);
+    cmp('streams: CPU ms per 1,000 pieces, cold round', (d) => d.coldCpuSecPer1000 * 1000, s);
     cmp('streams: frames per piece', (d) => d.frames / d.pieces, s);
     cmp('idle: RSS per socket (KiB)', (d) => d.rssPerSocket / 1024, idle);
     cmp('idle: heap per socket (KiB)', (d) => d.heapPerSocket / 1024, idle);
