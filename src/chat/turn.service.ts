@@ -152,12 +152,14 @@ export class TurnService {
 
   /**
    * The place an edit takes: `id` must be a user message on the current line of the sender's chat
-   * `chatId` (`earlier`, that line), with no answer after it still streaming.
+   * `chatId` (`earlier`, that line), with no answer after it still streaming. A refusal names the
+   * field, not the message: an error with a `message_id` is about that message's answer, and the
+   * send is what was refused.
    */
   private async editPlace(id: string, chatId: string, earlier: ContextMessage[], userId: string): Promise<EditPlace> {
     const edited = await this.messages.findOwned(id, userId);
-    if (!edited || edited.chat_id !== chatId) throw new AppError('not_found', 'edit_of: no such message in that chat', { field: 'edit_of', message_id: id });
-    if (edited.role !== 'user') throw new AppError('invalid_message', 'edit_of: only a user message can be edited', { field: 'edit_of', message_id: id });
+    if (!edited || edited.chat_id !== chatId) throw new AppError('not_found', 'edit_of: no such message in that chat', { field: 'edit_of' });
+    if (edited.role !== 'user') throw new AppError('invalid_message', 'edit_of: only a user message can be edited', { field: 'edit_of' });
     const index = earlier.findIndex((m) => m.id === id);
     if (edited.replaced_by || index < 0) {
       throw new AppError('invalid_message', 'edit_of: that message is an earlier version; edit the one the chat shows now', {
@@ -167,7 +169,7 @@ export class TurnService {
     }
     const after = earlier.slice(index + 1);
     if (after.some((m) => m.status === 'streaming')) {
-      throw new AppError('invalid_message', 'edit_of: an answer after that message is still streaming; stop it first', { field: 'edit_of', message_id: id });
+      throw new AppError('invalid_message', 'edit_of: an answer after that message is still streaming; stop it first', { field: 'edit_of' });
     }
     return { before: earlier.slice(0, index), branch: [id, ...after.map((m) => m.id)], previousVersions: [...edited.previous_versions, id] };
   }

@@ -164,6 +164,29 @@ describe('Edit makes a branch, in Chromium', () => {
     ]);
   });
 
+  it('a refused edit leaves the chat as it was and the new text in the editor, with the reason in words', async () => {
+    const page = await openChatPage(session, app.url);
+    await sendText(page, 'Keep me');
+    await answer(page, 'Keep me').waitFor();
+    // The server no longer knows the message (as when another tab's edit replaced it meanwhile).
+    await page.locator(USER).evaluate((el) => {
+      (el as HTMLElement).dataset.messageId = '00000000-0000-4000-8000-000000000000';
+    });
+    await page.locator(`${USER} [data-edit-message]`).click();
+    await page.locator('[data-edit-text]').fill('Changed text');
+    await page.keyboard.press('Enter');
+    await page.locator('[data-form-error]', { hasText: 'Not sent' }).waitFor();
+    expect(await page.locator('[data-form-error]').textContent()).toContain('no such message in that chat');
+    const editor = page.locator(`${USER} [data-edit-text]`);
+    expect(await editor.inputValue()).toBe('Changed text');
+    expect(await editor.evaluate((el) => el === document.activeElement)).toBe(true);
+    // No copy of the refused text in the chat; the message and its answer are back.
+    expect(await page.locator('[data-messages] article.message[data-status="sending"], [data-messages] article.message[data-client-id]').count()).toBe(0);
+    expect(await page.locator(ASSISTANT).isVisible()).toBe(true);
+    await page.keyboard.press('Escape');
+    expect(await shown(page)).toEqual(['user: Keep me', 'assistant: The answer to “Keep me”.']);
+  });
+
   it('a second tab sees the edit replace the branch; sending while an earlier version is shown returns to the current one', async () => {
     const page = await openChatPage(session, app.url);
     await sendText(page, 'Name a colour');
