@@ -414,7 +414,6 @@ const renderVersions = (el) => {
   const idx = el.dataset.versionShown ? Number(el.dataset.versionShown) : all.length - 1;
   const label = /** @type {HTMLElement} */ ($('[data-version-label]', bar));
   label.textContent = `${idx + 1}/${all.length}`;
-  label.setAttribute('aria-label', `Version ${idx + 1} of ${all.length}`);
   const busy = el.dataset.status === 'streaming' || (el.dataset.role === 'user' && somethingStreams());
   /** @type {HTMLButtonElement} */ ($('[data-version-prev]', bar)).disabled = idx <= 0 || busy;
   /** @type {HTMLButtonElement} */ ($('[data-version-next]', bar)).disabled = idx >= all.length - 1;

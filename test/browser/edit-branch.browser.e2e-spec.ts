@@ -164,6 +164,33 @@ describe('Edit makes a branch, in Chromium', () => {
     ]);
   });
 
+  it('on a phone in dark mode, the editor and an earlier version fit the screen and axe finds nothing', async () => {
+    const context = await session.browser.newContext({ viewport: { width: 390, height: 844 }, colorScheme: 'dark', isMobile: true, hasTouch: true });
+    try {
+      await session.signIn(context);
+      const page = await session.newPage(context);
+      await page.goto(`${app.url}/chat`);
+      await page.locator('[data-connection="connected"]').waitFor({ state: 'attached' });
+      await sendText(page, 'Short question');
+      await answer(page, 'Short question').waitFor();
+      await page.locator(`${USER} [data-edit-message]`).click();
+      await page.locator('[data-edit-text]').fill('A longer question, edited on a phone');
+      const box = await page.locator('[data-edit-box]').boundingBox();
+      expect(box!.x).toBeGreaterThanOrEqual(0);
+      expect(box!.x + box!.width).toBeLessThanOrEqual(390);
+      expect(await axeViolations(page)).toEqual([]);
+      await page.locator('[data-edit-send]').click();
+      await answer(page, 'A longer question, edited on a phone').waitFor();
+      await page.locator(`${USER} [data-version-prev]`).click();
+      await page.locator('[data-earlier-note]').waitFor();
+      expect(await shown(page)).toEqual(['user: Short question', 'assistant: The answer to “Short question”.']);
+      await page.screenshot({ path: '/tmp/edit-branch-phone-dark.png' });
+      expect(await axeViolations(page)).toEqual([]);
+    } finally {
+      await context.close();
+    }
+  });
+
   it('a refused edit leaves the chat as it was and the new text in the editor, with the reason in words', async () => {
     const page = await openChatPage(session, app.url);
     await sendText(page, 'Keep me');
