@@ -6,14 +6,15 @@
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import type { Server } from 'node:http';
 import type { Socket } from 'node:net';
 import { join } from 'node:path';
 import type { BrowserContext, Page } from 'playwright-core';
+import type { WebSocket } from 'ws';
 import { FakeDeepSeek } from '../fakes/deepseek.fake';
 import { ASSISTANT, BOX, browserSession, USER, UUID_PATH } from '../support/browser';
 import { startApp } from '../support/app';
 import { makeChat, WsTestClient } from '../support/ws-client';
+import { ConnectionRegistry } from '../../src/transport/connection-registry';
 
 jest.setTimeout(90_000);
 
@@ -67,13 +68,28 @@ describe('chat page in Chromium', () => {
     return page;
   }
 
-  /** Server-side sockets of the WebSocket upgrades, to cut or stall them. */
-  function trackUpgrades(): { sockets: Socket[]; stop: () => void } {
-    const sockets: Socket[] = [];
-    const server = app.app.getHttpServer() as Server;
-    const track = (_req: unknown, socket: Socket) => sockets.push(socket);
-    server.on('upgrade', track);
-    return { sockets, stop: () => server.off('upgrade', track) };
+  /**
+   * The TCP sockets under the chat's sockets opened since this call, oldest first, each given out once
+   * by `take` (to cut or stall it). Read from the app's ConnectionRegistry: an `upgrade` listener added
+   * now would never see our path (FrameSocketServer keeps every other listener off it).
+   */
+  function trackUpgrades(): { fresh: () => Socket[]; take: () => Socket[] } {
+    const registry = app.app.get(ConnectionRegistry);
+    const seen = new Set([...registry.all()].map((c) => c.id));
+    const fresh = () => [...registry.all()].filter((c) => !seen.has(c.id));
+    return {
+      fresh: () => fresh().map(rawSocket),
+      take: () =>
+        fresh().map((c) => {
+          seen.add(c.id);
+          return rawSocket(c);
+        }),
+    };
+  }
+
+  /** The TCP socket under a chat socket (what the registry itself corks: ws's `_socket`). */
+  function rawSocket(connection: { socket: WebSocket }): Socket {
+    return (connection.socket as WebSocket & { _socket: Socket })._socket;
   }
 
   /**
@@ -216,25 +232,20 @@ describe('chat page in Chromium', () => {
   });
 
   it('reconnects after the socket drops and finishes the answer it was showing', async () => {
-    const sockets: Socket[] = [];
-    const server = app.app.getHttpServer() as Server;
-    const track = (_req: unknown, socket: Socket) => sockets.push(socket);
-    server.on('upgrade', track);
-    try {
-      const page = await openPage('/chat');
-      const pieces = Array.from({ length: 16 }, (_, i) => `r${i} `);
-      fake.enqueue({ kind: 'stream', content: pieces, delayMs: 120 });
-      await ask(page, 'Keep going');
-      await streamingShows(page, 'r3');
-      for (const socket of sockets.splice(0)) socket.destroy();
-      await page.locator('[data-connection="connecting"]').waitFor({ state: 'attached' });
-      await page.locator('[data-connection="connected"]').waitFor({ state: 'attached' });
-      await page.locator(`${ASSISTANT}[data-status="complete"]`).waitFor();
-      expect((await lastAssistant(page).locator('[data-content]').textContent())?.trim()).toBe(pieces.join('').trim());
-      expect(problems).toEqual([]);
-    } finally {
-      server.off('upgrade', track);
-    }
+    const upgrades = trackUpgrades();
+    const page = await openPage('/chat');
+    const pieces = Array.from({ length: 16 }, (_, i) => `r${i} `);
+    fake.enqueue({ kind: 'stream', content: pieces, delayMs: 120 });
+    await ask(page, 'Keep going');
+    await streamingShows(page, 'r3');
+    const cut = upgrades.take();
+    expect(cut).toHaveLength(1);
+    for (const socket of cut) socket.destroy();
+    await page.locator('[data-connection="connecting"]').waitFor({ state: 'attached' });
+    await page.locator('[data-connection="connected"]').waitFor({ state: 'attached' });
+    await page.locator(`${ASSISTANT}[data-status="complete"]`).waitFor();
+    expect((await lastAssistant(page).locator('[data-content]').textContent())?.trim()).toBe(pieces.join('').trim());
+    expect(problems).toEqual([]);
   });
 
   it('Stop ends the answer and keeps the text so far', async () => {
@@ -645,51 +656,49 @@ describe('chat page in Chromium', () => {
 
   it('notices a stalled socket on visibilitychange, on pageshow and by its watchdog, and resumes the answer', async () => {
     const upgrades = trackUpgrades();
-    try {
-      // Watchdog slow here: only the page events can explain a quick recovery.
-      const page = await openPage('/chat', {
-        tuning: { wakeTimeoutMs: 800, watchdogTickMs: 200, streamIdlePingMs: 60_000, idlePingMs: 60_000 },
-      });
-      const words = Array.from({ length: 28 }, (_, i) => `v${i} `);
-      fake.enqueue({ kind: 'stream', content: words, delayMs: 100 });
-      await ask(page, 'Stall me');
-      await streamingShows(page, 'v2');
+    // Watchdog slow here: only the page events can explain a quick recovery.
+    const page = await openPage('/chat', {
+      tuning: { wakeTimeoutMs: 800, watchdogTickMs: 200, streamIdlePingMs: 60_000, idlePingMs: 60_000 },
+    });
+    const words = Array.from({ length: 28 }, (_, i) => `v${i} `);
+    fake.enqueue({ kind: 'stream', content: words, delayMs: 100 });
+    await ask(page, 'Stall me');
+    await streamingShows(page, 'v2');
 
-      const recovers = async (event: () => Promise<void>) => {
-        const before = upgrades.sockets.length;
-        const mark = await connMark(page);
-        stall(upgrades.sockets);
-        const t0 = Date.now();
-        await event();
-        await reconnectedSince(page, mark, 5000);
-        expect(before).toBe(1);
-        return Date.now() - t0;
-      };
-      const afterVisible = await recovers(() => page.evaluate(() => void document.dispatchEvent(new Event('visibilitychange'))));
-      const seenAt = (await lastAssistant(page).locator('[data-content]').textContent()) ?? '';
-      const afterPageshow = await recovers(() => page.evaluate(() => void window.dispatchEvent(new PageTransitionEvent('pageshow', { persisted: true }))));
-      expect(afterVisible).toBeLessThan(3000);
-      expect(afterPageshow).toBeLessThan(3000);
-      await page.locator(`${ASSISTANT}[data-status="complete"]`).waitFor();
-      const text = (await lastAssistant(page).locator('[data-content]').textContent())?.trim();
-      expect(text).toBe(words.join('').trim());
-      expect(seenAt.length).toBeGreaterThan(0);
+    const recovers = async (event: () => Promise<void>) => {
+      const before = upgrades.fresh().length;
+      const mark = await connMark(page);
+      stall(upgrades.take());
+      const t0 = Date.now();
+      await event();
+      await reconnectedSince(page, mark, 5000);
+      expect(before).toBe(1);
+      return Date.now() - t0;
+    };
+    const afterVisible = await recovers(() => page.evaluate(() => void document.dispatchEvent(new Event('visibilitychange'))));
+    const seenAt = (await lastAssistant(page).locator('[data-content]').textContent()) ?? '';
+    const afterPageshow = await recovers(() => page.evaluate(() => void window.dispatchEvent(new PageTransitionEvent('pageshow', { persisted: true }))));
+    expect(afterVisible).toBeLessThan(3000);
+    expect(afterPageshow).toBeLessThan(3000);
+    await page.locator(`${ASSISTANT}[data-status="complete"]`).waitFor();
+    const text = (await lastAssistant(page).locator('[data-content]').textContent())?.trim();
+    expect(text).toBe(words.join('').trim());
+    expect(seenAt.length).toBeGreaterThan(0);
 
-      // A second page with a quick watchdog: a stall with no page event at all is found by itself.
-      const watched = await openPage('/chat', { tuning: { streamIdlePingMs: 700, pongTimeoutMs: 700, watchdogTickMs: 200 } });
-      upgrades.sockets.splice(0, upgrades.sockets.length - 1);
-      const more = Array.from({ length: 24 }, (_, i) => `k${i} `);
-      fake.enqueue({ kind: 'stream', content: more, delayMs: 100 });
-      await ask(watched, 'Stall me quietly');
-      await streamingShows(watched, 'k2');
-      const mark = await connMark(watched);
-      stall(upgrades.sockets);
-      await reconnectedSince(watched, mark, 5000);
-      await watched.locator(`${ASSISTANT}[data-status="complete"]`).waitFor();
-      expect((await lastAssistant(watched).locator('[data-content]').textContent())?.trim()).toBe(more.join('').trim());
-      expect(problems).toEqual([]);
-    } finally {
-      upgrades.stop();
-    }
+    // A second page with a quick watchdog: a stall with no page event at all is found by itself.
+    const watched = await openPage('/chat', { tuning: { streamIdlePingMs: 700, pongTimeoutMs: 700, watchdogTickMs: 200 } });
+    // Only the watched page's socket (the newest) is stalled; the first page's stays live.
+    const watchedSocket = upgrades.take().slice(-1);
+    expect(watchedSocket).toHaveLength(1);
+    const more = Array.from({ length: 24 }, (_, i) => `k${i} `);
+    fake.enqueue({ kind: 'stream', content: more, delayMs: 100 });
+    await ask(watched, 'Stall me quietly');
+    await streamingShows(watched, 'k2');
+    const mark = await connMark(watched);
+    stall(watchedSocket);
+    await reconnectedSince(watched, mark, 5000);
+    await watched.locator(`${ASSISTANT}[data-status="complete"]`).waitFor();
+    expect((await lastAssistant(watched).locator('[data-content]').textContent())?.trim()).toBe(more.join('').trim());
+    expect(problems).toEqual([]);
   });
 });
