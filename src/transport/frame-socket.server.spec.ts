@@ -16,9 +16,10 @@ import { IoAdapter } from '@nestjs/platform-socket.io';
 import { WsAdapter } from '@nestjs/platform-ws';
 import { MessageBody, SubscribeMessage, WebSocketGateway } from '@nestjs/websockets';
 import { IsString } from 'class-validator';
-import { concat, map, Observable, of, throwError } from 'rxjs';
+import { concat, finalize, interval, map, Observable, of, Subject, take, throwError } from 'rxjs';
 import type { AddressInfo } from 'node:net';
-import WebSocket from 'ws';
+import WebSocket, { WebSocketServer } from 'ws';
+import type { Server } from 'node:http';
 import { upgradeStatus, WsTestClient } from '../../test/support/ws-client';
 import { AuthService } from '../auth/auth.service';
 import { HostCheck } from '../auth/host-check';
@@ -143,6 +144,70 @@ class GatewayC {
   }
 }
 
+/** Gateway D: Observable results, each value a frame sent as it comes. */
+@FrameGateway()
+class GatewayD {
+  readonly live = new Subject<object>();
+  endlessStopped = false;
+
+  @OnFrame('d_of')
+  handleOf(@FrameBody() frame: Frame): Observable<object> {
+    return of('a', 'b', 'c').pipe(map((n) => ({ type: 'd_piece', n, id: frame.id })));
+  }
+
+  @OnFrame('d_interval')
+  handleInterval(@FrameBody() frame: Frame): Observable<object> {
+    return interval(15).pipe(
+      take(3),
+      map((n) => ({ type: 'd_tick', n, id: frame.id })),
+    );
+  }
+
+  @OnFrame('d_live')
+  handleLive(): Observable<object> {
+    return this.live;
+  }
+
+  @OnFrame('d_fails_first')
+  failsFirst(): Observable<object> {
+    return throwError(() => new AppError('conflict', 'no stream today'));
+  }
+
+  @OnFrame('d_fails_later')
+  failsLater(@FrameBody() frame: Frame): Observable<object> {
+    return interval(10).pipe(
+      map((n) => {
+        if (n === 2) throw new AppError('not_found', 'ran out');
+        return { type: 'd_tick', n, id: frame.id };
+      }),
+    );
+  }
+
+  @OnFrame('d_marked')
+  @UseInterceptors(MarkInterceptor)
+  marked(@FrameBody() frame: Frame): Observable<object> {
+    return this.handleOf(frame);
+  }
+
+  @OnFrame('d_marked_interval')
+  @UseInterceptors(MarkInterceptor)
+  async markedInterval(@FrameBody() frame: Frame): Promise<Observable<object>> {
+    await new Promise((resolve) => setImmediate(resolve));
+    return interval(10).pipe(
+      take(2),
+      map((n) => ({ type: 'd_tick', n, id: frame.id })),
+    );
+  }
+
+  @OnFrame('d_endless')
+  endless(): Observable<object> {
+    return interval(10).pipe(
+      map((n) => ({ type: 'd_tick', n })),
+      finalize(() => (this.endlessStopped = true)),
+    );
+  }
+}
+
 /** A host's own Socket.IO gateway on the same HTTP server (IoAdapter, default path /socket.io/). */
 @WebSocketGateway()
 class SocketIoGateway {
@@ -197,7 +262,7 @@ describe('FrameSocketServer', () => {
   const serverSocket = (client: WsTestClient): WebSocket => registry.get(client.connectionId)!.socket;
 
   beforeEach(async () => {
-    app = await NestFactory.create(testModule([environment(), GatewayA, GatewayB, GatewayC]), { logger: false });
+    app = await NestFactory.create(testModule([environment(), GatewayA, GatewayB, GatewayC, GatewayD]), { logger: false });
     registry = app.get(ConnectionRegistry);
     await app.listen(0, '127.0.0.1');
     url = `ws://127.0.0.1:${(app.getHttpServer().address() as AddressInfo).port}${WS_PATH}`;
@@ -265,11 +330,77 @@ describe('FrameSocketServer', () => {
     client.send({ type: 'ping', id: 'end' });
     await waitFor(() => frames.some((f) => f.type === 'pong') && frames.some((f) => f.type === 'b_done') && frames.some((f) => f.type === 'error'));
     await new Promise((resolve) => setTimeout(resolve, 50));
-    // Nest's pipeline resolves an Observable to its last value (ExternalContextCreator), as for HTTP.
-    expect(frames.filter((f) => f.type !== 'pong')).toEqual(
-      expect.arrayContaining([{ type: 'b_piece', n: 2 }, { type: 'b_done' }, { type: 'error', code: 'conflict', message: 'stream broke', id: 'x1' }]),
+    const sent = frames.filter((f) => f.type !== 'pong');
+    expect(sent).toEqual(
+      expect.arrayContaining([
+        { type: 'b_piece', n: 1 },
+        { type: 'b_piece', n: 2 },
+        { type: 'b_done' },
+        { type: 'b_piece', n: 0 },
+        { type: 'error', code: 'conflict', message: 'stream broke', id: 'x1' },
+      ]),
     );
-    expect(frames.filter((f) => f.type !== 'pong')).toHaveLength(3);
+    expect(sent).toHaveLength(5);
+    // Each stream's frames in its order: its error after its value.
+    expect(sent.filter((f) => f.type === 'b_piece').map((f) => f.n)).toEqual([1, 2, 0]);
+    expect(sent.findIndex((f) => f.n === 0)).toBeLessThan(sent.findIndex((f) => f.type === 'error'));
+  });
+
+  it('sends each value of an Observable as it comes, in order: of(a, b, c), an interval, values pushed one at a time', async () => {
+    const d = app.get(GatewayD);
+    const client = await connect();
+    client.send({ type: 'd_of', id: 'o1' });
+    expect(await client.collect((f) => f.n === 'c')).toEqual([
+      { type: 'd_piece', n: 'a', id: 'o1' },
+      { type: 'd_piece', n: 'b', id: 'o1' },
+      { type: 'd_piece', n: 'c', id: 'o1' },
+    ]);
+
+    client.send({ type: 'd_interval', id: 't1' });
+    const ticks = await client.collect((f) => f.type === 'd_tick' && f.n === 2);
+    expect(ticks).toEqual([0, 1, 2].map((n) => ({ type: 'd_tick', n, id: 't1' })));
+
+    // The stream stays open: each value reaches the socket before the next one is made.
+    client.send({ type: 'd_live', id: 'v1' });
+    await waitFor(() => d.live.observed);
+    for (const n of [1, 2, 3]) {
+      d.live.next({ type: 'd_live_piece', n });
+      expect(await client.next((f) => f.type === 'd_live_piece')).toEqual({ type: 'd_live_piece', n });
+    }
+    d.live.complete();
+    client.send({ type: 'ping', id: 'after' });
+    expect(await client.rest(100)).toEqual([{ type: 'pong', id: 'after' }]);
+  });
+
+  it("answers an Observable's error with an error frame carrying the request's id, before or after its first value", async () => {
+    const client = await connect();
+    client.send({ type: 'd_fails_first', id: 'e1' });
+    expect(await client.next()).toEqual({ type: 'error', code: 'conflict', message: 'no stream today', id: 'e1' });
+    client.send({ type: 'd_fails_later', id: 'e2' });
+    expect(await client.collect((f) => f.type === 'error')).toEqual([
+      { type: 'd_tick', n: 0, id: 'e2' },
+      { type: 'd_tick', n: 1, id: 'e2' },
+      { type: 'error', code: 'not_found', message: 'ran out', id: 'e2' },
+    ]);
+    expect(client.socket.readyState).toBe(WebSocket.OPEN);
+  });
+
+  it("applies an interceptor's map to each value of an Observable", async () => {
+    const client = await connect();
+    client.send({ type: 'd_marked', id: 'm1' });
+    expect(await client.collect((f) => f.n === 'c')).toEqual(['a', 'b', 'c'].map((n) => ({ type: 'd_piece', n, id: 'm1', intercepted: true })));
+    client.send({ type: 'd_marked_interval', id: 'm2' });
+    expect(await client.collect((f) => f.n === 1)).toEqual([0, 1].map((n) => ({ type: 'd_tick', n, id: 'm2', intercepted: true })));
+  });
+
+  it('unsubscribes a running Observable when its socket closes', async () => {
+    const d = app.get(GatewayD);
+    const client = await connect();
+    client.send({ type: 'd_endless', id: 'n1' });
+    await client.next((f) => f.type === 'd_tick');
+    expect(d.endlessStopped).toBe(false);
+    client.socket.close();
+    await waitFor(() => d.endlessStopped);
   });
 
   it("runs Nest's guards (with the 'ws' context: socket, frame, type, handler) and interceptors around a handler", async () => {
@@ -390,6 +521,101 @@ describe("FrameSocketServer beside a host's own gateways on the same HTTP server
     } finally {
       await app.close();
     }
+  });
+});
+
+describe('FrameSocketServer beside upgrade listeners added after it started (a raw ws server after app.listen())', () => {
+  let app: INestApplication;
+  let base: string;
+  let theirs: WebSocketServer | undefined;
+  /** The paths their server took a socket on. */
+  let theirPaths: string[] = [];
+  const clients: WsTestClient[] = [];
+
+  beforeEach(async () => {
+    app = await NestFactory.create(testModule([environment(), GatewayA, GatewayD]), { logger: false });
+    await app.listen(0, '127.0.0.1');
+    base = `ws://127.0.0.1:${(app.getHttpServer().address() as AddressInfo).port}`;
+  });
+
+  afterEach(async () => {
+    for (const client of clients.splice(0)) client.socket.terminate();
+    if (theirs) {
+      for (const client of theirs.clients) client.terminate();
+      await new Promise((resolve) => theirs!.close(resolve));
+      theirs = undefined;
+    }
+    await app.close();
+  });
+
+  /** A host's plain ws server on the app's HTTP server, added now: it echoes what it gets, tagged. */
+  const attachTheirs = (options: WebSocket.ServerOptions = {}): WebSocketServer => {
+    theirs = new WebSocketServer({ server: app.getHttpServer() as Server, ...options });
+    theirPaths = [];
+    theirs.on('connection', (socket, request) => theirPaths.push(request.url ?? ''));
+    theirs.on('connection', (socket, request) => socket.on('message', (data) => socket.send(`theirs ${request.url}: ${String(data)}`)));
+    return theirs;
+  };
+  /** Opens a socket on their server and returns its first answer to `text`. */
+  const echo = async (path: string, text: string): Promise<string> => {
+    const socket = new WebSocket(`${base}${path}`);
+    try {
+      await new Promise((resolve, reject) => socket.once('open', resolve).once('error', reject));
+      const answer = new Promise<string>((resolve) => socket.once('message', (data) => resolve(String(data))));
+      socket.send(text);
+      return await answer;
+    } finally {
+      socket.terminate();
+    }
+  };
+  /** Ours streams (an Observable's three frames) and answers (a reply frame). */
+  const oursWorks = async (): Promise<void> => {
+    const ours = await WsTestClient.connect(`${base}${WS_PATH}`);
+    clients.push(ours);
+    ours.send({ type: 'd_of', id: 'o' });
+    expect((await ours.collect((f) => f.n === 'c')).map((f) => f.n)).toEqual(['a', 'b', 'c']);
+    ours.send({ type: 'a_echo', id: 'e', text: 'x' });
+    expect(await ours.next((f) => f.type === 'a_echoed')).toMatchObject({ text: 'x' });
+    expect(ours.frames.filter((f) => f.type === 'connected')).toHaveLength(1);
+    expect(ours.frames.some((f) => typeof f === 'string')).toBe(false);
+  };
+
+  it('without a path (it serves every upgrade): it serves every other path, never ours', async () => {
+    attachTheirs();
+    await oursWorks();
+    expect(await echo('/anything', 'hi')).toBe('theirs /anything: hi');
+    await oursWorks();
+    expect(theirPaths).toEqual(['/anything']); // ours never became one of theirs
+  });
+
+  it('with its own path (it destroys what it does not serve): it serves its path, ours keeps working', async () => {
+    attachTheirs({ path: '/theirs' });
+    expect(await echo('/theirs', 'hello')).toBe('theirs /theirs: hello');
+    await oursWorks();
+    expect(theirPaths).toEqual(['/theirs']);
+    expect(await upgradeStatus(`${base}/nowhere`, {})).toBe(400); // theirs refuses what it does not serve, as always
+  });
+
+  it('stays transparent: listeners() shows theirs, removing it (their close) removes it, a prepended listener never sees our path', async () => {
+    const server = app.getHttpServer() as Server;
+    const seen: string[] = [];
+    const spy = (request: { url?: string }): void => void seen.push(request.url ?? '');
+    server.prependListener('upgrade', spy);
+    const wss = attachTheirs({ path: '/theirs' });
+    await Promise.resolve();
+    expect(server.listeners('upgrade')).toEqual(expect.arrayContaining([spy]));
+    expect(server.listenerCount('upgrade')).toBe(3);
+    await oursWorks();
+    expect(await echo('/theirs', 'x')).toBe('theirs /theirs: x');
+    expect(seen).toEqual(['/theirs']);
+
+    await new Promise((resolve) => wss.close(resolve));
+    theirs = undefined;
+    server.removeListener('upgrade', spy);
+    expect(server.listenerCount('upgrade')).toBe(1);
+    // Ours alone again: an upgrade nobody serves is dropped, as Node does.
+    expect(await upgradeStatus(`${base}/theirs`, {})).toBe(0);
+    await oursWorks();
   });
 });
 

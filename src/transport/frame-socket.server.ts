@@ -2,7 +2,6 @@ import { type BeforeApplicationShutdown, Injectable, Logger, type OnApplicationB
 import { DiscoveryService, HttpAdapterHost } from '@nestjs/core';
 import { type IncomingMessage, type Server, STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { isObservable } from 'rxjs';
 import { type RawData, type WebSocket, WebSocketServer } from 'ws';
 import { isTokenProtocol, PAGE_SUBPROTOCOL } from '../auth/bearer-token';
 import { UpgradeAuth } from '../auth/upgrade-auth';
@@ -12,6 +11,7 @@ import { Environment } from '../config/environment';
 import { ConnectionRegistry, type ConnectionUser, connectionOf } from './connection-registry';
 import { toErrorFrame } from './error-frames';
 import { type FrameHandler, FrameRouter } from './frame-router';
+import { FrameStream } from './frame-stream';
 import type { Frame } from './frames';
 import { hostGatewaysOn } from './host-gateways';
 import { PROTOCOL_VERSION, WS_PATH } from './ws-path';
@@ -29,6 +29,8 @@ function onPong(this: WebSocket): void {
   const connection = connectionOf(this);
   if (connection) connection.alive = true;
 }
+
+const CLOSED = 3;
 
 /** Sends a frame if the socket is still open. */
 function send(client: WebSocket, frame: Frame): void {
@@ -70,7 +72,8 @@ function selectProtocol(offered: Set<string>): string | false {
   return false;
 }
 
-type UpgradeListener = (request: IncomingMessage, socket: Duplex, head: Buffer) => void;
+/** An `upgrade` listener; `listener` is the original a wrapper stands for (Node's own convention, as for `once`). */
+type UpgradeListener = ((request: IncomingMessage, socket: Duplex, head: Buffer) => void) & { listener?: UpgradeListener };
 
 /**
  * The chat's socket: a `ws` server of its own (`noServer`) on the app's HTTP server, answering the
@@ -98,6 +101,9 @@ export class FrameSocketServer implements OnApplicationBootstrap, BeforeApplicat
   private table = new Map<string, FrameHandler>();
   private heartbeatTimer?: NodeJS.Timeout;
   private closed = false;
+  /** The wrappers of other servers' `upgrade` listeners (see attach). */
+  private readonly wrappers = new WeakSet<UpgradeListener>();
+  private rebuilding = false;
   /** The listeners every socket shares (ws calls them with the socket as `this`). */
   private readonly onMessage: (this: WebSocket, data: RawData, isBinary: boolean) => void;
   private readonly onClose: (this: WebSocket) => void;
@@ -150,28 +156,62 @@ export class FrameSocketServer implements OnApplicationBootstrap, BeforeApplicat
       handleProtocols: selectProtocol,
     });
     this.wss.on('error', (error: Error) => log.error(`WebSocket server error: ${error.message}`));
-    this.httpServer = httpServer;
     this.attach(httpServer);
     this.heartbeatTimer = setInterval(() => this.heartbeat(), this.env.WS_PING_INTERVAL_MS);
     this.heartbeatTimer.unref();
   }
 
   /**
-   * Our listener goes first. A listener already there for other paths (a host's `WsAdapter` on the
-   * same server destroys every upgrade it does not serve) is kept for every other path and not
-   * called for ours; the upgrades of other paths reach them exactly as before.
+   * Our listener goes first, and every other `upgrade` listener of the server, there now (a host's
+   * `WsAdapter` or Socket.IO) or added later (a `new WebSocketServer({ server })` after `listen()`, an
+   * adapter bound after us), is wrapped so that it never sees our path: ws's server destroys every
+   * upgrade it does not serve, or serves all of them when it has no path. The upgrades of other
+   * paths reach them exactly as before. A wrapper carries its original as `listener`, as Node's own
+   * `once` wrappers do, so `server.listeners('upgrade')` still lists the original and
+   * `server.removeListener('upgrade', original)` (ws's `close()`) removes the wrapper.
    */
   private attach(server: Server): void {
-    const others = server.listeners('upgrade') as UpgradeListener[];
-    server.removeAllListeners('upgrade');
-    server.on('upgrade', this.onUpgrade);
-    const path = this.path;
-    for (const listener of others) {
-      server.on('upgrade', function (this: Server, request: IncomingMessage, socket: Duplex, head: Buffer) {
-        if (pathnameOf(request) !== path) listener.call(this, request, socket, head);
-      });
+    this.httpServer = server;
+    this.wrapOthers();
+    server.on('newListener', this.onNewListener);
+  }
+
+  /** Rebuilds the server's `upgrade` listeners in order: ours first, every other one wrapped. */
+  private wrapOthers(): void {
+    const server = this.httpServer;
+    if (!server) return;
+    const listeners = server.rawListeners('upgrade') as UpgradeListener[];
+    const others = listeners.filter((listener) => listener !== this.onUpgrade);
+    if (listeners[0] === this.onUpgrade && others.every((listener) => this.wrappers.has(listener))) return;
+    this.rebuilding = true;
+    try {
+      server.removeAllListeners('upgrade');
+      server.on('upgrade', this.onUpgrade);
+      for (const listener of others) server.on('upgrade', this.wrappers.has(listener) ? listener : this.besideUs(listener));
+    } finally {
+      this.rebuilding = false;
     }
   }
+
+  /** `listener`, never called for our path. */
+  private besideUs(listener: UpgradeListener): UpgradeListener {
+    const path = this.path;
+    const wrapper: UpgradeListener = function (this: Server, request: IncomingMessage, socket: Duplex, head: Buffer) {
+      if (pathnameOf(request) !== path) listener.call(this, request, socket, head);
+    };
+    wrapper.listener = listener.listener ?? listener;
+    this.wrappers.add(wrapper);
+    return wrapper;
+  }
+
+  /**
+   * Node emits `newListener` before it adds the listener, so it is wrapped a microtask later: before
+   * any upgrade can reach it (upgrades come from I/O callbacks, which run after microtasks).
+   */
+  private readonly onNewListener = (event: string | symbol, listener: UpgradeListener): void => {
+    if (event !== 'upgrade' || this.rebuilding || listener === this.onUpgrade || this.wrappers.has(listener) || this.closed) return;
+    queueMicrotask(() => this.wrapOthers());
+  };
 
   private readonly onUpgrade = (request: IncomingMessage, socket: Duplex, head: Buffer): void => {
     if (pathnameOf(request) !== this.path) {
@@ -233,18 +273,32 @@ export class FrameSocketServer implements OnApplicationBootstrap, BeforeApplicat
     );
   }
 
-  /** What a handler returned: a frame, or an Observable of frames (each sent as it comes). */
+  /** What a handler returned: a frame, or the frames of an Observable (FrameStream), each sent as it comes. */
   private deliver(client: WebSocket, result: unknown, id: string | undefined): void {
-    if (isObservable(result)) {
-      result.subscribe({
-        next: (value) => {
-          if (isFrame(value)) send(client, value);
-        },
-        error: (error) => send(client, toErrorFrame(error, id)),
-      });
-    } else if (isFrame(result)) {
-      send(client, result);
-    }
+    if (result instanceof FrameStream) this.stream(client, result, id);
+    else if (isFrame(result)) send(client, result);
+  }
+
+  /**
+   * Sends a stream's frames until it ends; its error (one that came after its first value: an
+   * earlier one went through the filters) is an `error` frame with the request's id. The socket's
+   * close unsubscribes it.
+   */
+  private stream(client: WebSocket, stream: FrameStream, id: string | undefined): void {
+    const stop = (): void => stream.cancel();
+    stream.drain({
+      next: (value) => {
+        if (isFrame(value)) send(client, value);
+      },
+      error: (error) => {
+        client.off('close', stop);
+        send(client, toErrorFrame(error, id));
+      },
+      complete: () => client.off('close', stop),
+    });
+    if (stream.closed) return;
+    if (client.readyState === CLOSED) stream.cancel();
+    else client.on('close', stop);
   }
 
   private heartbeat(): void {
@@ -267,6 +321,7 @@ export class FrameSocketServer implements OnApplicationBootstrap, BeforeApplicat
     if (this.closed) return;
     this.closed = true;
     clearInterval(this.heartbeatTimer);
+    this.httpServer?.off('newListener', this.onNewListener);
     const wss = this.wss;
     if (!wss) return;
     // Frames sent in this tick (an answer's end at shutdown) are still corked: terminate drops them.
