@@ -1,5 +1,8 @@
 import {
+  ArgumentsHost,
   CallHandler,
+  Catch,
+  ExceptionFilter,
   CanActivate,
   ExecutionContext,
   INestApplication,
@@ -8,6 +11,7 @@ import {
   NestInterceptor,
   Provider,
   Type,
+  UseFilters,
   UseGuards,
   UseInterceptors,
 } from '@nestjs/common';
@@ -31,6 +35,7 @@ import { AppError } from '../common/app-error';
 import { Environment } from '../config/environment';
 import { UsersRepository } from '../storage/users.repository';
 import { ConnectionRegistry } from './connection-registry';
+import { toErrorFrame } from './error-frames';
 import { ConnectionId, FrameBody, FrameGateway, FrameSocket, OnFrame } from './frame-gateway.decorator';
 import { FrameRouter } from './frame-router';
 import { FrameSocketServer } from './frame-socket.server';
@@ -144,6 +149,15 @@ class GatewayC {
   }
 }
 
+/** A filter that marks the error frames it makes. */
+@Catch()
+class MarkFilter implements ExceptionFilter {
+  catch(exception: unknown, host: ArgumentsHost): object {
+    const data = host.switchToWs().getData<Frame>();
+    return { ...toErrorFrame(exception, data.id), filtered: true };
+  }
+}
+
 /** Gateway D: Observable results, each value a frame sent as it comes. */
 @FrameGateway()
 class GatewayD {
@@ -170,6 +184,12 @@ class GatewayD {
 
   @OnFrame('d_fails_first')
   failsFirst(): Observable<object> {
+    return throwError(() => new AppError('conflict', 'no stream today'));
+  }
+
+  @OnFrame('d_fails_filtered')
+  @UseFilters(MarkFilter)
+  failsFiltered(): Observable<object> {
     return throwError(() => new AppError('conflict', 'no stream today'));
   }
 
@@ -376,6 +396,9 @@ describe('FrameSocketServer', () => {
     const client = await connect();
     client.send({ type: 'd_fails_first', id: 'e1' });
     expect(await client.next()).toEqual({ type: 'error', code: 'conflict', message: 'no stream today', id: 'e1' });
+    // Before its first value, the error went through the handler's filters, as a thrown one does.
+    client.send({ type: 'd_fails_filtered', id: 'e0' });
+    expect(await client.next()).toEqual({ type: 'error', code: 'conflict', message: 'no stream today', id: 'e0', filtered: true });
     client.send({ type: 'd_fails_later', id: 'e2' });
     expect(await client.collect((f) => f.type === 'error')).toEqual([
       { type: 'd_tick', n: 0, id: 'e2' },
