@@ -109,7 +109,17 @@ describe('TurnService and ChatService', () => {
   const sentToConnection = (): Frame[] => socket.send.mock.calls.map(([data]) => JSON.parse(data as string) as Frame);
 
   beforeEach(async () => {
-    chats = strictMock<ChatsRepository>('ChatsRepository', ['create', 'insert', 'findById', 'findOwned', 'list', 'update', 'touch', 'delete']);
+    chats = strictMock<ChatsRepository>('ChatsRepository', [
+      'create',
+      'insert',
+      'findById',
+      'findOwned',
+      'findOwnedWithContext',
+      'list',
+      'update',
+      'touch',
+      'delete',
+    ]);
     messages = strictMock<MessagesRepository>('MessagesRepository', [
       'insertMany',
       'findById',
@@ -142,6 +152,11 @@ describe('TurnService and ChatService', () => {
     });
     messages.listByChat.mockImplementation(async () => [...stored]);
     messages.listContext.mockImplementation(async () => [...stored]);
+    // The turn's one read of the chat with its context answers what these two mocks answer.
+    chats.findOwnedWithContext.mockImplementation(async (id, userId) => {
+      const chat = await chats.findOwned(id, userId);
+      return chat && { chat, context: await messages.listContext(id) };
+    });
     chats.touch.mockResolvedValue(undefined);
     llm.isConfigured.mockReturnValue(true);
     generations.start.mockReturnValue({} as Generation);

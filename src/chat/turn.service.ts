@@ -65,8 +65,8 @@ export class TurnService {
   ) {}
 
   /**
-   * A user turn. Before the model request: at most one read of the chat and one of its history (an
-   * edit reads the edited message too).
+   * A user turn. Before the model request: at most one read, of the chat with its history (an edit
+   * reads the edited message too).
    * The chat's row (new chat), its settings, the user message and its answer's row are written
    * while the request is on its way; the answer's frames wait for them (see `GenerationSpec.stored`).
    */
@@ -77,13 +77,14 @@ export class TurnService {
     // Every limit is checked before anything is written or sent to the model.
     const files = await this.limits.attachments(dto.attachments, userId);
     await this.limits.options(dto.options);
-    const existing = dto.chat_id ? await this.ownedChat(dto.chat_id, userId) : undefined;
+    // The chat and its current line in one read; a new chat's history is this message alone.
+    const owned = dto.chat_id ? await this.ownedChatWithContext(dto.chat_id, userId) : undefined;
+    const existing = owned?.chat;
     const settings = mergeSettings(existing?.settings ?? {}, dto.options);
     this.limits.fitsContext(dto.content, files, settings.system_prompt);
     const requestId = dto.id;
     const chatId = existing?.id ?? randomUUID();
-    // A new chat's history is this message alone.
-    const earlier = existing ? await this.messages.listContext(chatId) : [];
+    const earlier = owned?.context ?? [];
     const edit = dto.edit_of !== undefined ? await this.editPlace(dto.edit_of, chatId, earlier, userId) : undefined;
     await this.limits.admitAnswer(userId, this.generations.runningFor(userId));
     const room = chatRoom(chatId);
@@ -133,9 +134,8 @@ export class TurnService {
     if (!old || old.role !== 'assistant' || old.replaced_by) throw new AppError('not_found', 'no such answer', { message_id: dto.message_id });
     if (old.status === 'streaming') throw new AppError('invalid_message', 'message_id: that answer is still streaming', { message_id: old.id });
     await this.limits.admitAnswer(userId, this.generations.runningFor(userId));
-    const chat = await this.ownedChat(old.chat_id, userId);
+    const { chat, context: all } = await this.ownedChatWithContext(old.chat_id, userId);
     await this.fanout.join(connectionId, chatRoom(chat.id));
-    const all = await this.messages.listContext(chat.id);
     const history = all.slice(
       0,
       all.findIndex((m) => m.id === old.id),
@@ -259,10 +259,13 @@ export class TurnService {
     if (!this.generations.isAccepting) throw new AppError('shutting_down', 'the server is shutting down; try again shortly');
   }
 
-  /** The chat when it is this user's; another user's chat is as unknown as a missing one. */
-  private async ownedChat(id: string, userId: string): Promise<Chat> {
-    const chat = await this.chats.findOwned(id, userId);
-    if (!chat) throw new AppError('not_found', 'no such chat', { chat_id: id });
-    return chat;
+  /**
+   * The chat with its current line (`listContext`), in one read, when it is this user's; another
+   * user's chat is as unknown as a missing one (and nothing of it is read).
+   */
+  private async ownedChatWithContext(id: string, userId: string): Promise<{ chat: Chat; context: ContextMessage[] }> {
+    const owned = await this.chats.findOwnedWithContext(id, userId);
+    if (!owned) throw new AppError('not_found', 'no such chat', { chat_id: id });
+    return owned;
   }
 }

@@ -2,7 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { CompiledQuery, Kysely, Selectable } from 'kysely';
 import { nowIso } from '../common/clock';
 import { GroupCommit } from './group-commit';
-import { insertMessage, type Message } from './messages.repository';
+import { type ContextMessage, insertMessage, type Message, type MessageRow, toContextMessage } from './messages.repository';
 import { PreparedStatements } from './prepared';
 import { ChatsTable, Database } from './schema';
 
@@ -25,6 +25,16 @@ export interface Chat extends Omit<ChatRow, 'settings'> {
 
 /** Exactly the schema's columns: PostgreSQL adds a generated search column (`title_tsv`) that rows must not carry. */
 const CHAT_COLUMNS = ['id', 'user_id', 'title', 'settings', 'created_at', 'updated_at'] as const satisfies readonly (keyof ChatsTable)[];
+const QUALIFIED_CHAT_COLUMNS = CHAT_COLUMNS.map((column) => `chats.${column}` as const);
+
+/** A context message's columns as `findOwnedWithContext` joins them to its chat (null: the chat has none). */
+interface ContextJoin {
+  m_id: string | null;
+  m_role: MessageRow['role'] | null;
+  m_content: string | null;
+  m_status: MessageRow['status'] | null;
+  m_attachments: MessageRow['attachments'] | null;
+}
 
 /** The owner of a chat whose import is still being written: not an id any user has here (uuids, `local`). */
 export const IMPORTING = '(import in progress)';
@@ -117,6 +127,43 @@ export class ChatsRepository {
   /** The chat when it exists and belongs to `userId`. */
   async findOwned(id: string, userId: string): Promise<Chat | undefined> {
     return toChat(await this.db.selectFrom('chats').select(CHAT_COLUMNS).where('id', '=', id).where('user_id', '=', userId).executeTakeFirst());
+  }
+
+  /**
+   * The chat when it exists and belongs to `userId`, with its current messages as a model request
+   * needs them (`MessagesRepository.listContext`), in one statement: a turn in an existing chat
+   * waits one round trip before its model request, not two (PostgreSQL: a pooled round trip each,
+   * and 250 turns at once queue on a pool of 10). The messages are joined only to the chat the
+   * user owns: another user's chat gives nothing at all.
+   */
+  async findOwnedWithContext(id: string, userId: string): Promise<{ chat: Chat; context: ContextMessage[] } | undefined> {
+    const query = this.prepared.bind('owned with context', { id, userId }, (v) =>
+      this.db
+        .selectFrom('chats')
+        .leftJoin('messages', (join) => join.onRef('messages.chat_id', '=', 'chats.id').on('messages.replaced_by', 'is', null))
+        .select(QUALIFIED_CHAT_COLUMNS)
+        .select([
+          'messages.id as m_id',
+          'messages.role as m_role',
+          'messages.content as m_content',
+          'messages.status as m_status',
+          'messages.attachments as m_attachments',
+        ])
+        .where('chats.id', '=', v.id)
+        .where('chats.user_id', '=', v.userId)
+        .orderBy('messages.created_at', 'asc'),
+    );
+    const { rows } = await this.db.executeQuery<ChatRow & ContextJoin>(query);
+    if (!rows.length) return undefined;
+    const { id: chatId, user_id, title, settings, created_at, updated_at } = rows[0];
+    const chat = toChat({ id: chatId, user_id, title, settings, created_at, updated_at });
+    const context: ContextMessage[] = [];
+    for (const row of rows) {
+      // A chat without current messages: one row, the message's columns null.
+      if (row.m_id === null) continue;
+      context.push(toContextMessage({ id: row.m_id, role: row.m_role!, content: row.m_content!, status: row.m_status!, attachments: row.m_attachments! }));
+    }
+    return { chat, context };
   }
 
   /** A user's chats, newest activity first. */

@@ -150,7 +150,7 @@ export class MessagesRepository {
    */
   async listContext(chatId: string): Promise<ContextMessage[]> {
     const rows = await this.mainLine(chatId).select(CONTEXT_COLUMNS).execute();
-    return rows.map((row) => ({ id: row.id, role: row.role, content: row.content, status: row.status, attachments: readIds(row.attachments) }));
+    return rows.map((row) => toContextMessage(row));
   }
 
   /** A chat's current messages (no replaced answer), oldest first; the caller picks the columns. */
@@ -364,6 +364,11 @@ export class MessagesRepository {
 /** The insert of one message made by `newMessage` (compiled once: every such row has the same columns). */
 export function insertMessage(db: Kysely<Database>, prepared: PreparedStatements, message: Message): CompiledQuery {
   return prepared.bind('insert message', toRow(message), (values) => db.insertInto('messages').values(values));
+}
+
+/** A context row as a turn's model request reads it (its attachments parsed). */
+export function toContextMessage(row: Pick<MessageRow, (typeof CONTEXT_COLUMNS)[number]>): ContextMessage {
+  return { id: row.id, role: row.role, content: row.content, status: row.status, attachments: readIds(row.attachments) };
 }
 
 /** The message as stored. */
