@@ -1,17 +1,12 @@
 import { assignMetadata, Injectable, type ParamData } from '@nestjs/common';
 import { DiscoveryService, ExternalContextCreator, MetadataScanner } from '@nestjs/core';
-import { isObservable } from 'rxjs';
 import type { WebSocket } from 'ws';
 import { connectionIdOf } from './connection-registry';
 import { FrameGatewayMarker, frameRoutesOf } from './frame-gateway.decorator';
 import { FRAME_ARGS, FRAME_PARAM, FrameParamtype } from './frame-params';
-import { FrameStream } from './frame-stream';
 import type { Frame } from './frames';
 
-/**
- * A frame's handler with Nest's pipeline around it: resolves to what the handler (or a filter)
- * returned, an Observable result (after the interceptors) as a FrameStream of its values.
- */
+/** A frame's handler with Nest's pipeline around it: resolves to what the handler (or a filter) returned. */
 export type FrameHandler = (socket: WebSocket, frame: Frame, type: string) => Promise<unknown>;
 
 /** Frame types the socket server answers itself. */
@@ -42,17 +37,6 @@ function defaultParams(): object {
 }
 
 /**
- * The last step of ExternalContextCreator's call, in place of its public `transformToResult`, which
- * resolves an Observable result to its last value (`lastValueFrom`, right for an HTTP route): here
- * each value is a frame to send as it comes, as Nest's own gateways do. The interceptors have run
- * by then (their `map` applies to each value), so the stream is what they made of the result. A
- * plain value or a promise's value passes as it is (one `isObservable` check, as Nest's own step).
- */
-function streamResult(result: unknown): unknown {
-  return isObservable(result) ? FrameStream.settle(result) : result;
-}
-
-/**
  * The dispatch table of the chat's socket, built once at bootstrap: every `@OnFrame(type, Dto)`
  * method of every `@FrameGateway()` provider (found with Nest's DiscoveryService and
  * MetadataScanner), each wrapped by Nest's ExternalContextCreator, the way @nestjs/graphql runs
@@ -67,18 +51,11 @@ function streamResult(result: unknown): unknown {
  */
 @Injectable()
 export class FrameRouter {
-  /** The app's ExternalContextCreator with `streamResult` as its last step, for our calls alone. */
-  private readonly contexts: ExternalContextCreator;
-
   constructor(
     private readonly discovery: DiscoveryService,
     private readonly scanner: MetadataScanner,
-    contexts: ExternalContextCreator,
-  ) {
-    // An object of its own over Nest's instance (which stays as it is for @nestjs/graphql and the
-    // rest): `create` calls `this.transformToResult`, so its calls end in ours.
-    this.contexts = Object.create(contexts, { transformToResult: { value: streamResult } }) as ExternalContextCreator;
-  }
+    private readonly contexts: ExternalContextCreator,
+  ) {}
 
   build(): Map<string, FrameHandler> {
     const table = new Map<string, FrameHandler>();

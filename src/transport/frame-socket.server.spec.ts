@@ -1,8 +1,5 @@
 import {
-  ArgumentsHost,
   CallHandler,
-  Catch,
-  ExceptionFilter,
   CanActivate,
   ExecutionContext,
   INestApplication,
@@ -11,7 +8,6 @@ import {
   NestInterceptor,
   Provider,
   Type,
-  UseFilters,
   UseGuards,
   UseInterceptors,
 } from '@nestjs/common';
@@ -20,7 +16,7 @@ import { IoAdapter } from '@nestjs/platform-socket.io';
 import { WsAdapter } from '@nestjs/platform-ws';
 import { MessageBody, SubscribeMessage, WebSocketGateway } from '@nestjs/websockets';
 import { IsString } from 'class-validator';
-import { concat, finalize, interval, map, Observable, of, Subject, take, throwError } from 'rxjs';
+import { concat, map, Observable, of, throwError } from 'rxjs';
 import type { AddressInfo } from 'node:net';
 import WebSocket, { WebSocketServer } from 'ws';
 import type { Server } from 'node:http';
@@ -35,7 +31,6 @@ import { AppError } from '../common/app-error';
 import { Environment } from '../config/environment';
 import { UsersRepository } from '../storage/users.repository';
 import { ConnectionRegistry } from './connection-registry';
-import { toErrorFrame } from './error-frames';
 import { ConnectionId, FrameBody, FrameGateway, FrameSocket, OnFrame } from './frame-gateway.decorator';
 import { FrameRouter } from './frame-router';
 import { FrameSocketServer } from './frame-socket.server';
@@ -149,85 +144,6 @@ class GatewayC {
   }
 }
 
-/** A filter that marks the error frames it makes. */
-@Catch()
-class MarkFilter implements ExceptionFilter {
-  catch(exception: unknown, host: ArgumentsHost): object {
-    const data = host.switchToWs().getData<Frame>();
-    return { ...toErrorFrame(exception, data.id), filtered: true };
-  }
-}
-
-/** Gateway D: Observable results, each value a frame sent as it comes. */
-@FrameGateway()
-class GatewayD {
-  readonly live = new Subject<object>();
-  endlessStopped = false;
-
-  @OnFrame('d_of')
-  handleOf(@FrameBody() frame: Frame): Observable<object> {
-    return of('a', 'b', 'c').pipe(map((n) => ({ type: 'd_piece', n, id: frame.id })));
-  }
-
-  @OnFrame('d_interval')
-  handleInterval(@FrameBody() frame: Frame): Observable<object> {
-    return interval(15).pipe(
-      take(3),
-      map((n) => ({ type: 'd_tick', n, id: frame.id })),
-    );
-  }
-
-  @OnFrame('d_live')
-  handleLive(): Observable<object> {
-    return this.live;
-  }
-
-  @OnFrame('d_fails_first')
-  failsFirst(): Observable<object> {
-    return throwError(() => new AppError('conflict', 'no stream today'));
-  }
-
-  @OnFrame('d_fails_filtered')
-  @UseFilters(MarkFilter)
-  failsFiltered(): Observable<object> {
-    return throwError(() => new AppError('conflict', 'no stream today'));
-  }
-
-  @OnFrame('d_fails_later')
-  failsLater(@FrameBody() frame: Frame): Observable<object> {
-    return interval(10).pipe(
-      map((n) => {
-        if (n === 2) throw new AppError('not_found', 'ran out');
-        return { type: 'd_tick', n, id: frame.id };
-      }),
-    );
-  }
-
-  @OnFrame('d_marked')
-  @UseInterceptors(MarkInterceptor)
-  marked(@FrameBody() frame: Frame): Observable<object> {
-    return this.handleOf(frame);
-  }
-
-  @OnFrame('d_marked_interval')
-  @UseInterceptors(MarkInterceptor)
-  async markedInterval(@FrameBody() frame: Frame): Promise<Observable<object>> {
-    await new Promise((resolve) => setImmediate(resolve));
-    return interval(10).pipe(
-      take(2),
-      map((n) => ({ type: 'd_tick', n, id: frame.id })),
-    );
-  }
-
-  @OnFrame('d_endless')
-  endless(): Observable<object> {
-    return interval(10).pipe(
-      map((n) => ({ type: 'd_tick', n })),
-      finalize(() => (this.endlessStopped = true)),
-    );
-  }
-}
-
 /** A host's own Socket.IO gateway on the same HTTP server (IoAdapter, default path /socket.io/). */
 @WebSocketGateway()
 class SocketIoGateway {
@@ -282,7 +198,7 @@ describe('FrameSocketServer', () => {
   const serverSocket = (client: WsTestClient): WebSocket => registry.get(client.connectionId)!.socket;
 
   beforeEach(async () => {
-    app = await NestFactory.create(testModule([environment(), GatewayA, GatewayB, GatewayC, GatewayD]), { logger: false });
+    app = await NestFactory.create(testModule([environment(), GatewayA, GatewayB, GatewayC]), { logger: false });
     registry = app.get(ConnectionRegistry);
     await app.listen(0, '127.0.0.1');
     url = `ws://127.0.0.1:${(app.getHttpServer().address() as AddressInfo).port}${WS_PATH}`;
@@ -339,7 +255,7 @@ describe('FrameSocketServer', () => {
     expect(client.frames.filter((f) => f.type === 'error')).toHaveLength(5);
   });
 
-  it('sends what a handler returns: each frame of an Observable, what a promise resolves to, nothing for null; an Observable error as an error frame', async () => {
+  it("sends what a handler returns: an Observable's last frame, what a promise resolves to, nothing for null; an Observable error as an error frame", async () => {
     const client = await connect();
     const frames: Array<Record<string, unknown>> = [];
     client.socket.on('message', (data) => frames.push(JSON.parse(String(data))));
@@ -350,80 +266,11 @@ describe('FrameSocketServer', () => {
     client.send({ type: 'ping', id: 'end' });
     await waitFor(() => frames.some((f) => f.type === 'pong') && frames.some((f) => f.type === 'b_done') && frames.some((f) => f.type === 'error'));
     await new Promise((resolve) => setTimeout(resolve, 50));
-    const sent = frames.filter((f) => f.type !== 'pong');
-    expect(sent).toEqual(
-      expect.arrayContaining([
-        { type: 'b_piece', n: 1 },
-        { type: 'b_piece', n: 2 },
-        { type: 'b_done' },
-        { type: 'b_piece', n: 0 },
-        { type: 'error', code: 'conflict', message: 'stream broke', id: 'x1' },
-      ]),
+    // Nest's pipeline resolves an Observable to its last value (ExternalContextCreator), as for HTTP.
+    expect(frames.filter((f) => f.type !== 'pong')).toEqual(
+      expect.arrayContaining([{ type: 'b_piece', n: 2 }, { type: 'b_done' }, { type: 'error', code: 'conflict', message: 'stream broke', id: 'x1' }]),
     );
-    expect(sent).toHaveLength(5);
-    // Each stream's frames in its order: its error after its value.
-    expect(sent.filter((f) => f.type === 'b_piece').map((f) => f.n)).toEqual([1, 2, 0]);
-    expect(sent.findIndex((f) => f.n === 0)).toBeLessThan(sent.findIndex((f) => f.type === 'error'));
-  });
-
-  it('sends each value of an Observable as it comes, in order: of(a, b, c), an interval, values pushed one at a time', async () => {
-    const d = app.get(GatewayD);
-    const client = await connect();
-    client.send({ type: 'd_of', id: 'o1' });
-    expect(await client.collect((f) => f.n === 'c')).toEqual([
-      { type: 'd_piece', n: 'a', id: 'o1' },
-      { type: 'd_piece', n: 'b', id: 'o1' },
-      { type: 'd_piece', n: 'c', id: 'o1' },
-    ]);
-
-    client.send({ type: 'd_interval', id: 't1' });
-    const ticks = await client.collect((f) => f.type === 'd_tick' && f.n === 2);
-    expect(ticks).toEqual([0, 1, 2].map((n) => ({ type: 'd_tick', n, id: 't1' })));
-
-    // The stream stays open: each value reaches the socket before the next one is made.
-    client.send({ type: 'd_live', id: 'v1' });
-    await waitFor(() => d.live.observed);
-    for (const n of [1, 2, 3]) {
-      d.live.next({ type: 'd_live_piece', n });
-      expect(await client.next((f) => f.type === 'd_live_piece')).toEqual({ type: 'd_live_piece', n });
-    }
-    d.live.complete();
-    client.send({ type: 'ping', id: 'after' });
-    expect(await client.rest(100)).toEqual([{ type: 'pong', id: 'after' }]);
-  });
-
-  it("answers an Observable's error with an error frame carrying the request's id, before or after its first value", async () => {
-    const client = await connect();
-    client.send({ type: 'd_fails_first', id: 'e1' });
-    expect(await client.next()).toEqual({ type: 'error', code: 'conflict', message: 'no stream today', id: 'e1' });
-    // Before its first value, the error went through the handler's filters, as a thrown one does.
-    client.send({ type: 'd_fails_filtered', id: 'e0' });
-    expect(await client.next()).toEqual({ type: 'error', code: 'conflict', message: 'no stream today', id: 'e0', filtered: true });
-    client.send({ type: 'd_fails_later', id: 'e2' });
-    expect(await client.collect((f) => f.type === 'error')).toEqual([
-      { type: 'd_tick', n: 0, id: 'e2' },
-      { type: 'd_tick', n: 1, id: 'e2' },
-      { type: 'error', code: 'not_found', message: 'ran out', id: 'e2' },
-    ]);
-    expect(client.socket.readyState).toBe(WebSocket.OPEN);
-  });
-
-  it("applies an interceptor's map to each value of an Observable", async () => {
-    const client = await connect();
-    client.send({ type: 'd_marked', id: 'm1' });
-    expect(await client.collect((f) => f.n === 'c')).toEqual(['a', 'b', 'c'].map((n) => ({ type: 'd_piece', n, id: 'm1', intercepted: true })));
-    client.send({ type: 'd_marked_interval', id: 'm2' });
-    expect(await client.collect((f) => f.n === 1)).toEqual([0, 1].map((n) => ({ type: 'd_tick', n, id: 'm2', intercepted: true })));
-  });
-
-  it('unsubscribes a running Observable when its socket closes', async () => {
-    const d = app.get(GatewayD);
-    const client = await connect();
-    client.send({ type: 'd_endless', id: 'n1' });
-    await client.next((f) => f.type === 'd_tick');
-    expect(d.endlessStopped).toBe(false);
-    client.socket.close();
-    await waitFor(() => d.endlessStopped);
+    expect(frames.filter((f) => f.type !== 'pong')).toHaveLength(3);
   });
 
   it("runs Nest's guards (with the 'ws' context: socket, frame, type, handler) and interceptors around a handler", async () => {
@@ -556,7 +403,7 @@ describe('FrameSocketServer beside upgrade listeners added after it started (a r
   const clients: WsTestClient[] = [];
 
   beforeEach(async () => {
-    app = await NestFactory.create(testModule([environment(), GatewayA, GatewayD]), { logger: false });
+    app = await NestFactory.create(testModule([environment(), GatewayA]), { logger: false });
     await app.listen(0, '127.0.0.1');
     base = `ws://127.0.0.1:${(app.getHttpServer().address() as AddressInfo).port}`;
   });
@@ -591,12 +438,10 @@ describe('FrameSocketServer beside upgrade listeners added after it started (a r
       socket.terminate();
     }
   };
-  /** Ours streams (an Observable's three frames) and answers (a reply frame). */
+  /** Ours connects (one `connected` frame) and answers (a reply frame), never a frame of theirs. */
   const oursWorks = async (): Promise<void> => {
     const ours = await WsTestClient.connect(`${base}${WS_PATH}`);
     clients.push(ours);
-    ours.send({ type: 'd_of', id: 'o' });
-    expect((await ours.collect((f) => f.n === 'c')).map((f) => f.n)).toEqual(['a', 'b', 'c']);
     ours.send({ type: 'a_echo', id: 'e', text: 'x' });
     expect(await ours.next((f) => f.type === 'a_echoed')).toMatchObject({ text: 'x' });
     expect(ours.frames.filter((f) => f.type === 'connected')).toHaveLength(1);

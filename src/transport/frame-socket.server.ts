@@ -11,7 +11,6 @@ import { Environment } from '../config/environment';
 import { ConnectionRegistry, type ConnectionUser, connectionOf } from './connection-registry';
 import { toErrorFrame } from './error-frames';
 import { type FrameHandler, FrameRouter } from './frame-router';
-import { FrameStream } from './frame-stream';
 import type { Frame } from './frames';
 import { hostGatewaysOn } from './host-gateways';
 import { PROTOCOL_VERSION, WS_PATH } from './ws-path';
@@ -29,8 +28,6 @@ function onPong(this: WebSocket): void {
   const connection = connectionOf(this);
   if (connection) connection.alive = true;
 }
-
-const CLOSED = 3;
 
 /** Sends a frame if the socket is still open. */
 function send(client: WebSocket, frame: Frame): void {
@@ -268,37 +265,17 @@ export class FrameSocketServer implements OnApplicationBootstrap, BeforeApplicat
     const handle = this.table.get(type);
     if (!handle) return send(client, toErrorFrame(invalid('unknown_type', `no handler for type "${type.slice(0, 64)}"`), id));
     handle(client, frame as Frame, type).then(
-      (result) => this.deliver(client, result, id),
+      (result) => this.deliver(client, result),
       (error: unknown) => send(client, toErrorFrame(error, id)),
     );
   }
 
-  /** What a handler returned: a frame, or the frames of an Observable (FrameStream), each sent as it comes. */
-  private deliver(client: WebSocket, result: unknown, id: string | undefined): void {
-    if (result instanceof FrameStream) this.stream(client, result, id);
-    else if (isFrame(result)) send(client, result);
-  }
-
   /**
-   * Sends a stream's frames until it ends; its error (one that came after its first value: an
-   * earlier one went through the filters) is an `error` frame with the request's id. The socket's
-   * close unsubscribes it.
+   * What a handler (or a filter) returned: a frame is sent. Nest's pipeline has resolved an
+   * Observable result to its last value already (ExternalContextCreator, as for an HTTP route).
    */
-  private stream(client: WebSocket, stream: FrameStream, id: string | undefined): void {
-    const stop = (): void => stream.cancel();
-    stream.drain({
-      next: (value) => {
-        if (isFrame(value)) send(client, value);
-      },
-      error: (error) => {
-        client.off('close', stop);
-        send(client, toErrorFrame(error, id));
-      },
-      complete: () => client.off('close', stop),
-    });
-    if (stream.closed) return;
-    if (client.readyState === CLOSED) stream.cancel();
-    else client.on('close', stop);
+  private deliver(client: WebSocket, result: unknown): void {
+    if (isFrame(result)) send(client, result);
   }
 
   private heartbeat(): void {
