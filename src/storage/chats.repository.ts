@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import { CompiledQuery, Kysely, Selectable } from 'kysely';
+import { CompiledQuery, Kysely, Selectable, sql } from 'kysely';
 import { nowIso } from '../common/clock';
 import { GroupCommit } from './group-commit';
 import { type ContextMessage, insertMessage, type Message, type MessageRow, toContextMessage } from './messages.repository';
@@ -25,7 +25,8 @@ export interface Chat extends Omit<ChatRow, 'settings'> {
 
 /** Exactly the schema's columns: PostgreSQL adds a generated search column (`title_tsv`) that rows must not carry. */
 const CHAT_COLUMNS = ['id', 'user_id', 'title', 'settings', 'created_at', 'updated_at'] as const satisfies readonly (keyof ChatsTable)[];
-const QUALIFIED_CHAT_COLUMNS = CHAT_COLUMNS.map((column) => `chats.${column}` as const);
+/** The chat's columns joined to each of its messages, but its settings (see findOwnedWithContext). */
+const JOINED_CHAT_COLUMNS = CHAT_COLUMNS.filter((column) => column !== 'settings').map((column) => `chats.${column}` as const);
 
 /** A context message's columns as `findOwnedWithContext` joins them to its chat (null: the chat has none). */
 interface ContextJoin {
@@ -134,14 +135,17 @@ export class ChatsRepository {
    * needs them (`MessagesRepository.listContext`), in one statement: a turn in an existing chat
    * waits one round trip before its model request, not two (PostgreSQL: a pooled round trip each,
    * and 250 turns at once queue on a pool of 10). The messages are joined only to the chat the
-   * user owns: another user's chat gives nothing at all.
+   * user owns: another user's chat gives nothing at all. The chat's small columns come with every
+   * row; its settings with the first row alone (a window function, SQLite and PostgreSQL alike).
    */
   async findOwnedWithContext(id: string, userId: string): Promise<{ chat: Chat; context: ContextMessage[] } | undefined> {
     const query = this.prepared.bind('owned with context', { id, userId }, (v) =>
       this.db
         .selectFrom('chats')
         .leftJoin('messages', (join) => join.onRef('messages.chat_id', '=', 'chats.id').on('messages.replaced_by', 'is', null))
-        .select(QUALIFIED_CHAT_COLUMNS)
+        .select(JOINED_CHAT_COLUMNS)
+        // The settings (a system prompt of up to 32,000 characters) on the first row only, not once per message.
+        .select(sql<string | null>`case when row_number() over (order by messages.created_at) = 1 then chats.settings end`.as('settings'))
         .select([
           'messages.id as m_id',
           'messages.role as m_role',
@@ -153,9 +157,11 @@ export class ChatsRepository {
         .where('chats.user_id', '=', v.userId)
         .orderBy('messages.created_at', 'asc'),
     );
-    const { rows } = await this.db.executeQuery<ChatRow & ContextJoin>(query);
+    const { rows } = await this.db.executeQuery<Omit<ChatRow, 'settings'> & { settings: string | null } & ContextJoin>(query);
     if (!rows.length) return undefined;
-    const { id: chatId, user_id, title, settings, created_at, updated_at } = rows[0];
+    const { id: chatId, user_id, title, created_at, updated_at } = rows[0];
+    // The row numbered 1 by the window, which ties in created_at may put elsewhere than first.
+    const settings = rows.find((row) => row.settings !== null)?.settings ?? '{}';
     const chat = toChat({ id: chatId, user_id, title, settings, created_at, updated_at });
     const context: ContextMessage[] = [];
     for (const row of rows) {
