@@ -6,7 +6,6 @@ import { AppError } from '../common/app-error';
 import { Environment, validateEnvironment } from '../config/environment';
 import { LlmEvent, LlmProvider, LlmRequest, LlmUsage } from '../llm/llm.provider';
 import { MetricsService } from '../metrics/metrics.service';
-import { RedisService } from '../redis/redis.service';
 import { FinalMessage, MessagesRepository, newMessage } from '../storage/messages.repository';
 import { ConnectionRegistry } from '../transport/connection-registry';
 import { Fanout } from '../transport/fanout';
@@ -14,6 +13,7 @@ import { Frame } from '../transport/frames';
 import { GenerationSpec, storedEndFrame } from './generation';
 import { GenerationService, SNAPSHOT_INTERVAL_MS } from './generation.service';
 import { GenerationLog, LocalGenerationLog } from './generation-log';
+import { Instances, LocalInstances } from './instances';
 import { StopRegistry } from './stop.registry';
 
 /** Lets the current turn of the event loop end (pieces pending in it go out as one frame). */
@@ -196,8 +196,8 @@ describe('GenerationService', () => {
       ConnectionRegistry,
       StopRegistry,
       MetricsService,
-      RedisService, // without REDIS_URL: one instance, in-memory logs
-      { provide: GenerationLog, useClass: LocalGenerationLog },
+      { provide: GenerationLog, useClass: LocalGenerationLog }, // one instance: in-memory logs
+      { provide: Instances, useClass: LocalInstances },
       { provide: LlmProvider, useValue: llm },
       { provide: Fanout, useValue: fanout },
       { provide: MessagesRepository, useValue: messages },

@@ -9,16 +9,13 @@ import { Fanout } from '../transport/fanout';
 import { Frame, MessageStatus } from '../transport/frames';
 import { Generation, GenerationSpec } from './generation';
 import { MetricsService } from '../metrics/metrics.service';
-import { RedisService } from '../redis/redis.service';
 import { RunningJobs } from './running-jobs';
 import { StopRegistry } from './stop.registry';
-import { InstanceLiveness } from './instance-liveness';
 import { retryWrite } from './retry-write';
 import { GenerationLog } from './generation-log';
-import { DeadInstanceSweeper } from './dead-instance-sweeper';
 import { SnapshotScheduler } from './snapshot-scheduler';
 import { PieceCoalescer, type PieceKind } from './piece-coalescer';
-import { StallGuard } from './stall-guard';
+import { Instances } from './instances';
 
 /** Text of a streaming message reaches the database about this often, never per piece. */
 export const SNAPSHOT_INTERVAL_MS = 1000;
@@ -43,12 +40,8 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
   /** Pieces of one turn of the event loop, one frame per generation. */
   private readonly pieces = new PieceCoalescer((generation, kind, text) => this.sendPiece(generation, kind, text));
   private readonly snapshots: SnapshotScheduler;
-  private readonly sweeper: DeadInstanceSweeper;
   /** Shut down: ends still waiting for the database are no longer tried. */
   private closed = false;
-  private heartbeat?: NodeJS.Timeout;
-  private readonly liveness: InstanceLiveness;
-  private readonly stall: StallGuard;
 
   constructor(
     private readonly llm: LlmProvider,
@@ -58,14 +51,10 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
     private readonly env: Environment,
     private readonly stops: StopRegistry,
     private readonly metrics: MetricsService,
-    private readonly redis: RedisService,
     private readonly log: GenerationLog,
+    private readonly instances: Instances,
   ) {
     this.running = new RunningJobs(stops);
-    this.liveness = new InstanceLiveness(redis, env.INSTANCE_HEARTBEAT_MS);
-    const publish = (generation: Generation, frame: Frame) => this.fanout.publish(generation.spec.room, frame);
-    this.stall = new StallGuard(this.liveness.keyLifetimeMs, () => this.recheckOwnAnswers(), publish);
-    this.sweeper = new DeadInstanceSweeper(redis.instanceId, messages, this.liveness, this.log, fanout);
     this.snapshots = new SnapshotScheduler(
       SNAPSHOT_INTERVAL_MS,
       () => this.snapshotCandidates(),
@@ -76,47 +65,24 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
   async onModuleInit(): Promise<void> {
     this.stops.addLookup((id, userId) => this.stopElsewhere(id, userId));
     this.log.keepWhole(() => this.running.values());
-    if (!this.redis.enabled) {
-      const count = await this.messages.interruptAllStreaming();
-      if (count > 0) this.logger.warn(`${count} message(s) left streaming by the last run marked interrupted`);
-      return;
-    }
-    // Many instances: a stop may arrive at any of them; each instance says it is alive, and any of
-    // them ends the answers of one that stopped saying so.
-    await this.redis.subscribe(this.redis.key('stop'), (id) => {
-      const generation = this.running.get(id);
-      if (generation) void this.end(generation, 'stopped');
+    // One process: what the last run left streaming ends now. Many: stops reach the instance running
+    // the answer, heartbeats start, and the answers of dead instances are ended.
+    await this.instances.start({
+      values: () => this.running.values(),
+      stop: (id) => this.stop(id),
+      abandon: (generation) => this.abandon(generation),
     });
-    await this.liveness.beat();
-    await this.sweeper.sweep();
-    // Back after Redis was lost: say we are alive at once (Redis may have come back empty), and give
-    // the other instances time to do the same before any of them is taken for dead.
-    this.redis.onReconnect(() => {
-      this.liveness.reconnected();
-      this.liveness.beat().catch((error: Error) => this.logger.warn(`heartbeat: ${error.message}`));
-    });
-    this.heartbeat = setInterval(() => {
-      void this.liveness
-        .beat()
-        .then(() => {
-          this.stall.beaten();
-          return this.sweeper.sweep();
-        })
-        .catch((error: Error) => this.logger.warn(`heartbeat: ${error.message}`));
-    }, this.env.INSTANCE_HEARTBEAT_MS);
-    this.heartbeat.unref();
   }
 
   async onApplicationShutdown(): Promise<void> {
     this.closed = true;
-    clearInterval(this.heartbeat);
     this.snapshots.stop();
-    if (this.redis.enabled) await this.liveness.forget().catch(() => undefined);
+    await this.instances.shutdown();
   }
 
   /** The instance id to store on an answer this service will generate (null without Redis). */
   get instanceId(): string | null {
-    return this.redis.enabled ? this.redis.instanceId : null;
+    return this.instances.id;
   }
 
   get isAccepting(): boolean {
@@ -184,7 +150,7 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
   /** A frame of the generation to its viewers, or held while its row is still being written. */
   private send(generation: Generation, frame: Frame): void {
     if (generation.hold(frame)) return;
-    if (!this.redis.enabled || !this.stall.hold(generation, frame)) this.fanout.publish(generation.spec.room, frame);
+    if (!this.instances.hold(generation, frame)) this.fanout.publish(generation.spec.room, frame);
   }
 
   /**
@@ -369,25 +335,14 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
     }
   }
 
-  // ---- many instances (Redis) ----
-
   /**
-   * `stop` of an answer this instance does not run: with Redis, one streaming elsewhere is stopped
-   * through the instance running it; an ended one of the user's is left as it is.
+   * `stop` of an answer this instance does not run: one streaming elsewhere is stopped through the
+   * instance running it (with Redis); an ended one of the user's is left as it is.
    */
   private async stopElsewhere(id: string, userId: string): Promise<boolean> {
     const message = await this.messages.findOwned(id, userId);
     if (message?.role !== 'assistant') return false;
-    if (message.status === 'streaming' && this.redis.enabled) this.redis.publish(this.redis.key('stop'), id);
+    if (message.status === 'streaming') this.instances.stopElsewhere(id);
     return true;
-  }
-
-  /** After a stall: an answer another instance ended meanwhile is dropped without another frame. */
-  private async recheckOwnAnswers(): Promise<void> {
-    await this.liveness.beat();
-    for (const generation of [...this.running.values()]) {
-      const row = await this.messages.findById(generation.messageId);
-      if (row && row.status !== 'streaming') this.abandon(generation);
-    }
   }
 }
