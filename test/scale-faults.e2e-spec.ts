@@ -295,6 +295,8 @@ describe('scale-out through the faults of its parts (e2e, real processes)', () =
       expect(stored.get(turn.messageId)).toMatchObject({ status: 'interrupted', content: end.content, seq: end.seq });
     }
     for (const row of await settled(onA)) expect(row).toMatchObject({ status: 'complete', content: own });
+    // A row is stored complete before its end frame has come back to the sender through Redis.
+    await until("the survivor's own answers ended for their sender", () => onA.every((t) => ends(framesOf(genA, t)).length > 0), 10_000);
     for (const turn of onA) {
       const seen = framesOf(genA, turn);
       expect(pieces(seen).map((f) => f.seq)).toEqual(Array.from({ length: pieces(seen).length }, (_, i) => i + 1));
