@@ -1,10 +1,10 @@
 import { Logger } from '@nestjs/common';
-import { Test } from '@nestjs/testing';
-import { Kysely } from 'kysely';
+import { type Kysely } from 'kysely';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { tempDatabaseUrl, usingPostgres } from '../../test/support/databases';
+import { repositoriesOn } from '../../test/support/temp-database';
 import { newChat, ChatsRepository, IMPORTING } from './chats.repository';
 import { migrate, openDatabase, sqlitePath } from './database.provider';
 import { newMessage, MessagesRepository } from './messages.repository';
@@ -48,9 +48,7 @@ describe(`ChatsRepository (${usingPostgres() ? 'PostgreSQL' : 'SQLite file'})`, 
   beforeEach(async () => {
     ({ url, cleanup } = freshDatabase());
     db = await openDatabase(url);
-    const module = await Test.createTestingModule({
-      providers: [{ provide: Kysely, useValue: db }, GroupCommit, ChatsRepository, MessagesRepository],
-    }).compile();
+    const module = await repositoriesOn(db);
     chats = module.get(ChatsRepository);
     messages = module.get(MessagesRepository);
   });

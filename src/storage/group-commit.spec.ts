@@ -1,8 +1,7 @@
 import { Logger } from '@nestjs/common';
-import { Test } from '@nestjs/testing';
-import { Kysely } from 'kysely';
+import { type Kysely } from 'kysely';
 import { usingPostgres } from '../../test/support/databases';
-import { useTempDatabase } from '../../test/support/temp-database';
+import { repositoriesOn, useTempDatabase } from '../../test/support/temp-database';
 import { newChat, ChatsRepository } from './chats.repository';
 import { sqliteConnectionOf } from './database.provider';
 import { GroupCommit } from './group-commit';
@@ -20,9 +19,7 @@ describe(`GroupCommit (${usingPostgres() ? 'PostgreSQL' : 'SQLite file'})`, () =
   beforeEach(async () => {
     db = database.db;
     // As StorageModule provides them: one GroupCommit per database, injected into its repositories.
-    const module = await Test.createTestingModule({
-      providers: [{ provide: Kysely, useValue: db }, GroupCommit, ChatsRepository, MessagesRepository],
-    }).compile();
+    const module = await repositoriesOn(db);
     group = module.get(GroupCommit);
     chats = module.get(ChatsRepository);
     messages = module.get(MessagesRepository);

@@ -1,12 +1,8 @@
 import { Logger } from '@nestjs/common';
-import { Test } from '@nestjs/testing';
-import { Kysely } from 'kysely';
 import { usingPostgres } from '../../test/support/databases';
-import { useTempDatabase } from '../../test/support/temp-database';
+import { repositoriesOn, useTempDatabase } from '../../test/support/temp-database';
 import { ChatsRepository } from './chats.repository';
-import { GroupCommit } from './group-commit';
 import { MessagesRepository } from './messages.repository';
-import type { Database } from './schema';
 
 /**
  * An edit's branches as stored (issue 20): the edited user message and every message after it are
@@ -19,9 +15,7 @@ describe(`MessagesRepository: edited branches (${usingPostgres() ? 'PostgreSQL' 
 
   beforeAll(() => Logger.overrideLogger(false));
   beforeEach(async () => {
-    const module = await Test.createTestingModule({
-      providers: [{ provide: Kysely, useValue: database.db as Kysely<Database> }, GroupCommit, ChatsRepository, MessagesRepository],
-    }).compile();
+    const module = await repositoriesOn(database.db);
     messages = module.get(MessagesRepository);
     await module.get(ChatsRepository).create({ id: 'chat', userId: 'u1', title: 'T' });
     await module.get(ChatsRepository).create({ id: 'other', userId: 'u1', title: 'O' });

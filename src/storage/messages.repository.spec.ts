@@ -1,12 +1,10 @@
 import { Logger } from '@nestjs/common';
-import { Test } from '@nestjs/testing';
-import { Kysely } from 'kysely';
+import { type Kysely } from 'kysely';
 import { usingPostgres } from '../../test/support/databases';
-import { useTempDatabase } from '../../test/support/temp-database';
+import { repositoriesOn, useTempDatabase } from '../../test/support/temp-database';
 import { ChatsRepository } from './chats.repository';
 import { sqliteConnectionOf } from './database.provider';
 import { type Message, MessagesRepository, newMessage } from './messages.repository';
-import { GroupCommit } from './group-commit';
 import type { Database } from './schema';
 
 /** "Medium" tests: the real repository on a real database (a SQLite file, or PostgreSQL in the postgres project). */
@@ -19,9 +17,7 @@ describe(`MessagesRepository (${usingPostgres() ? 'PostgreSQL' : 'SQLite file'})
   beforeAll(() => Logger.overrideLogger(false));
   beforeEach(async () => {
     db = database.db;
-    const module = await Test.createTestingModule({
-      providers: [{ provide: Kysely, useValue: db }, GroupCommit, ChatsRepository, MessagesRepository],
-    }).compile();
+    const module = await repositoriesOn(db);
     messages = module.get(MessagesRepository);
     chats = module.get(ChatsRepository);
     await chats.create({ id: 'chat', userId: 'u1', title: 'T' });

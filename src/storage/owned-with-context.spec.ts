@@ -1,12 +1,8 @@
 import { Logger } from '@nestjs/common';
-import { Test } from '@nestjs/testing';
-import { Kysely } from 'kysely';
 import { usingPostgres } from '../../test/support/databases';
-import { useTempDatabase } from '../../test/support/temp-database';
+import { repositoriesOn, useTempDatabase } from '../../test/support/temp-database';
 import { ChatsRepository } from './chats.repository';
-import { GroupCommit } from './group-commit';
 import { MessagesRepository } from './messages.repository';
-import type { Database } from './schema';
 
 /**
  * `ChatsRepository.findOwnedWithContext`: a turn's one read before its model request (issue 22). It
@@ -20,9 +16,7 @@ describe(`ChatsRepository.findOwnedWithContext (${usingPostgres() ? 'PostgreSQL'
 
   beforeAll(() => Logger.overrideLogger(false));
   beforeEach(async () => {
-    const module = await Test.createTestingModule({
-      providers: [{ provide: Kysely, useValue: database.db as Kysely<Database> }, GroupCommit, ChatsRepository, MessagesRepository],
-    }).compile();
+    const module = await repositoriesOn(database.db);
     chats = module.get(ChatsRepository);
     messages = module.get(MessagesRepository);
   });

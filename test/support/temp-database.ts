@@ -1,7 +1,11 @@
-import type { Kysely } from 'kysely';
+import { Test, type TestingModule } from '@nestjs/testing';
+import { Kysely } from 'kysely';
 import { rmSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { ChatsRepository } from '../../src/storage/chats.repository';
 import { openDatabase, sqlitePath } from '../../src/storage/database.provider';
+import { GroupCommit } from '../../src/storage/group-commit';
+import { MessagesRepository } from '../../src/storage/messages.repository';
 import type { Database } from '../../src/storage/schema';
 import { tempDatabaseUrl } from './databases';
 
@@ -29,4 +33,11 @@ export function useTempDatabase(): { readonly db: Kysely<Database> } {
       return db;
     },
   };
+}
+
+/** The chats and messages repositories on `db` as StorageModule wires them: one GroupCommit shared by both. */
+export function repositoriesOn(db: Kysely<Database>): Promise<TestingModule> {
+  return Test.createTestingModule({
+    providers: [{ provide: Kysely, useValue: db }, GroupCommit, ChatsRepository, MessagesRepository],
+  }).compile();
 }
