@@ -96,39 +96,11 @@ export const sendMessage = (text) => {
   const content = fromBox ? ta.value : text;
   if (!content.trim()) return;
   if (noModel()) return;
-  clearFormError();
-  // Settings are checked before anything is sent: a wrong one is said next to its field.
-  const problems = checkSettings();
-  if (problems.length) {
-    openSettings(problems[0].setting);
-    showError(`Not sent: ${problems.map((x) => x.text).join(' ')} Your message is still in the box.`);
-    return;
-  }
+  if (!settingsAllowSend(' Your message is still in the box.')) return;
   // A new turn follows the current line: an earlier version on show goes back to the current one.
   showCurrentVersions();
-  const id = newClientId();
-  const chatId = shownChatId();
-  const el = createMessage('user', null, 'sending');
-  el.dataset.clientId = id;
-  stateOf(el).raw = content;
-  renderMessage(el);
-  /** @type {PendingSend} */
-  const pending = { chatId, el, content, fromBox, options: null, files: [], acked: false, timer: setTimeout(() => giveUp(id), T.ackTimeoutMs) };
-  pendingSends.set(id, pending);
-  /** @type {import('./chat-dom.js').Frame} */
-  const frame = { type: 'user_message', id, content };
-  if (chatId) frame.chat_id = chatId;
-  const options = takeOptions();
-  if (options) frame.options = options;
-  pending.options = options;
   // Attachments waiting in the box belong to the draft there, not to a Continue.
-  const files = fromBox ? takeAttachments() : [];
-  pending.files = files;
-  if (files.length) {
-    /** @type {Record<string, unknown>} */ (frame).attachments = files.map((f) => f.id);
-    renderChips(el, files);
-  }
-  sendFrame(frame, true);
+  sendUserMessage(content, shownChatId(), fromBox ? takeAttachments() : [], { fromBox });
   if (fromBox) ta.value = '';
   autoGrow(ta);
   scrollToBottom();
@@ -148,13 +120,7 @@ export const sendEdit = (el, content) => {
   const editOf = el.dataset.messageId;
   if (!content.trim() || !chatId || !editOf || busyNow()) return false;
   if (noModel()) return false;
-  clearFormError();
-  const problems = checkSettings();
-  if (problems.length) {
-    openSettings(problems[0].setting);
-    showError(`Not sent: ${problems.map((x) => x.text).join(' ')}`);
-    return false;
-  }
+  if (!settingsAllowSend('')) return false;
   /** @type {FileInfo[]} */
   const files = $$('[data-message-attachments] [data-attachment-id]', el).map((li) => ({
     id: li.dataset.attachmentId || '',
@@ -169,36 +135,55 @@ export const sendEdit = (el, content) => {
       hidden.push(node);
     }
   }
+  sendUserMessage(content, chatId, files, { fromBox: false, edit: { of: el, hidden }, editOf });
+  scrollToBottom();
+  updateComposer();
+  return true;
+};
+
+/**
+ * The settings are checked before anything is sent: a wrong one is said next to its field, and
+ * in the error over the box (followed by `tail`). True when nothing is wrong.
+ * @param {string} tail
+ */
+const settingsAllowSend = (tail) => {
+  clearFormError();
+  const problems = checkSettings();
+  if (!problems.length) return true;
+  openSettings(problems[0].setting);
+  showError(`Not sent: ${problems.map((x) => x.text).join(' ')}${tail}`);
+  return false;
+};
+
+/**
+ * Shows `content` as the user's message on its way and sends it as `user_message`, with the
+ * settings changed since the last send and `files`; it waits in `pendingSends` for its ack. Files
+ * taken from the box (`fromBox`) go back there if the server refuses the message.
+ * @param {string} content
+ * @param {string} chatId the shown chat ('' for a new one)
+ * @param {FileInfo[]} files
+ * @param {{ fromBox: boolean, edit?: PendingSend['edit'], editOf?: string }} how
+ */
+const sendUserMessage = (content, chatId, files, { fromBox, edit, editOf }) => {
   const id = newClientId();
-  const pendingEl = createMessage('user', null, 'sending');
-  pendingEl.dataset.clientId = id;
-  stateOf(pendingEl).raw = content;
-  renderMessage(pendingEl);
-  if (files.length) renderChips(pendingEl, files);
+  const el = createMessage('user', null, 'sending');
+  el.dataset.clientId = id;
+  stateOf(el).raw = content;
+  renderMessage(el);
+  if (files.length) renderChips(el, files);
   /** @type {import('./chat-dom.js').Frame} */
-  const frame = { type: 'user_message', id, content, chat_id: chatId };
+  const frame = { type: 'user_message', id, content };
+  if (chatId) frame.chat_id = chatId;
   const extra = /** @type {Record<string, unknown>} */ (frame);
-  extra.edit_of = editOf;
+  if (editOf) extra.edit_of = editOf;
   if (files.length) extra.attachments = files.map((f) => f.id);
   const options = takeOptions();
   if (options) frame.options = options;
   /** @type {PendingSend} */
-  const pending = {
-    chatId,
-    el: pendingEl,
-    content,
-    fromBox: false,
-    options,
-    files: [],
-    acked: false,
-    timer: setTimeout(() => giveUp(id), T.ackTimeoutMs),
-    edit: { of: el, hidden },
-  };
+  const pending = { chatId, el, content, fromBox, options, files: fromBox ? files : [], acked: false, timer: setTimeout(() => giveUp(id), T.ackTimeoutMs) };
+  if (edit) pending.edit = edit;
   pendingSends.set(id, pending);
   sendFrame(frame, true);
-  scrollToBottom();
-  updateComposer();
-  return true;
 };
 
 /** @param {string} id */
