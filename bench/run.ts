@@ -645,7 +645,7 @@ interface ScaleCost {
   redis?: RedisCounters;
   pgStatements: number;
   pgTransactions: number;
-  pgTop: Array<{ query: string; calls: number }>;
+  pgTop: Array<{ query: string; calls: number; ms: number }>;
   logLines: number;
 }
 
@@ -667,7 +667,7 @@ async function phaseScale(fake: Proc, load: Proc, fakeUrl: string, relay: Target
   const { Pool } = loadModule('pg');
   // A Redis and a PostgreSQL cluster of the bench's own: their CPU and counters are this load's alone.
   const redis = await PrivateRedis.start();
-  const pg = await PrivatePostgres.start(['shared_preload_libraries=pg_stat_statements', 'max_connections=200']);
+  const pg = await PrivatePostgres.start(['shared_preload_libraries=pg_stat_statements', 'pg_stat_statements.track_planning=on', 'max_connections=200']);
   const redisCli = new RedisClient(redis.url);
   const pgPool = new Pool({ connectionString: pg.url, max: 1 });
   const units: ScaleUnit[] = [];
@@ -788,7 +788,7 @@ async function phaseScale(fake: Proc, load: Proc, fakeUrl: string, relay: Target
         const after = await readCost(unit);
         const xact1 = await pgPool.query('SELECT sum(xact_commit + xact_rollback)::bigint AS n FROM pg_stat_database');
         const top = await pgPool.query(
-          "SELECT query, calls::int AS calls FROM pg_stat_statements WHERE query NOT ILIKE '%pg_stat%' AND query NOT ILIKE 'SELECT pg_stat_statements_reset%' ORDER BY calls DESC",
+          "SELECT query, calls::int AS calls, (total_exec_time + total_plan_time)::float AS ms FROM pg_stat_statements WHERE query NOT ILIKE '%pg_stat%' AND query NOT ILIKE 'SELECT pg_stat_statements_reset%' ORDER BY calls DESC",
         );
         const redisD = redisDelta(before.redis, after.redis);
         delete redisD.calls.info;
@@ -805,7 +805,9 @@ async function phaseScale(fake: Proc, load: Proc, fakeUrl: string, relay: Target
           pgStatements: unit.prefix ? top.rows.reduce((sum: number, r: { calls: number }) => sum + r.calls, 0) : 0,
           pgTransactions: unit.prefix ? Number(xact1.rows[0].n) - Number(xact0.rows[0].n) - 3 : 0,
           pgTop: unit.prefix
-            ? top.rows.slice(0, 12).map((r: { query: string; calls: number }) => ({ query: r.query.replace(/\s+/g, ' ').slice(0, 140), calls: r.calls }))
+            ? top.rows
+                .slice(0, 12)
+                .map((r: { query: string; calls: number; ms: number }) => ({ query: r.query.replace(/\s+/g, ' ').slice(0, 140), calls: r.calls, ms: r.ms }))
             : [],
           logLines: after.lines - before.lines,
         };
@@ -937,7 +939,10 @@ function reportScale(): string {
     push(
       `PostgreSQL statements, last round (calls): ${sc[k].costs
         .at(-1)
-        .pgTop.map((t: { query: string; calls: number }) => `\`${t.query.slice(0, 70)}\` ${t.calls}`)
+        .pgTop.map(
+          (t: { query: string; calls: number; ms?: number }) =>
+            `\`${t.query.slice(0, 70)}\` ${t.calls}${t.ms === undefined ? '' : ` (${f1(t.ms)} ms planning + running)`}`,
+        )
         .join('; ')}.`,
     );
     push();
