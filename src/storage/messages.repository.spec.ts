@@ -158,6 +158,17 @@ describe(`MessagesRepository (${usingPostgres() ? 'PostgreSQL' : 'SQLite file'})
     expect(await messages.findById('a1')).toEqual(finished);
   });
 
+  it('search finds an answer once it ended, not its snapshots while it streams (they are not indexed)', async () => {
+    await streaming('a1');
+    await messages.snapshotMany([{ id: 'a1', content: 'the okapi so far', reasoning: null, seq: 1 }]);
+    expect(await messages.search('u1', 'okapi')).toEqual([]);
+    await messages.finish('a1', { content: 'the okapi lives in forests', reasoning: null, status: 'complete', seq: 2 });
+    expect((await messages.search('u1', 'okapi')).map((hit) => hit.message_id)).toEqual(['a1']);
+    await streaming('a2');
+    await messages.finish('a2', { content: 'an okapi cut short', reasoning: null, status: 'interrupted', seq: 1 });
+    expect((await messages.search('u1', 'okapi')).map((hit) => hit.message_id).sort()).toEqual(['a1', 'a2']);
+  });
+
   it('snapshotMany writes several streaming messages in one transaction and skips ended ones', async () => {
     await streaming('a1');
     await streaming('a2');
