@@ -1,4 +1,5 @@
 import { Logger } from '@nestjs/common';
+import { sqliteConnectionOf } from './database.provider';
 import { usingPostgres } from '../../test/support/databases';
 import { repositoriesOn, useTempDatabase } from '../../test/support/temp-database';
 import { ChatsRepository } from './chats.repository';
@@ -80,5 +81,30 @@ describe(`ChatsRepository.findOwnedWithContext (${usingPostgres() ? 'PostgreSQL'
     expect(await chats.findOwnedWithContext('missing', 'u1')).toBeUndefined();
     // The same statement, bound again (compiled once): the owner's call still finds it.
     expect((await chats.findOwnedWithContext('chat', 'u1'))!.context.map((m) => m.id)).toEqual(['q1']);
+  });
+
+  it('reads asked for together (PostgreSQL: one statement) each answer as alone: owned, empty, not owned, missing, twice', async () => {
+    await chats.create({ id: 'chat', userId: 'u1', title: 'T', settings: { system_prompt: 'Be brief' } });
+    await chats.create({ id: 'empty', userId: 'u1', title: 'E', settings: { model: 'm2' } });
+    await chats.create({ id: 'theirs', userId: 'u2', title: 'U2' });
+    await add('q1', 'user');
+    await add('a1', 'assistant');
+    await add('t1', 'user', { chat_id: 'theirs' });
+    const asked: Array<[string, string]> = [
+      ['chat', 'u1'],
+      ['empty', 'u1'],
+      ['theirs', 'u1'],
+      ['missing', 'u1'],
+      ['theirs', 'u2'],
+      ['chat', 'u1'],
+    ];
+    const alone = [];
+    for (const [id, userId] of asked) alone.push(await twoReads(id, userId));
+    const statements = sqliteConnectionOf(database.db) ? undefined : jest.spyOn(database.db, 'executeQuery');
+    const together = await Promise.all(asked.map(([id, userId]) => chats.findOwnedWithContext(id, userId)));
+    expect(together).toEqual(alone);
+    expect(together.map((owned) => owned?.context.map((m) => m.id))).toEqual([['q1', 'a1'], [], undefined, undefined, ['t1'], ['q1', 'a1']]);
+    expect(together[1]!.chat.settings).toEqual({ model: 'm2' });
+    if (statements) expect(statements).toHaveBeenCalledTimes(1);
   });
 });
