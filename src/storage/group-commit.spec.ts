@@ -82,6 +82,34 @@ describe(`GroupCommit (${usingPostgres() ? 'PostgreSQL' : 'SQLite file'})`, () =
     expect(await chats.findById('half')).toBeUndefined();
   });
 
+  (usingPostgres() ? it : it.skip)(
+    'PostgreSQL: consecutive one-row inserts of a batch go as one insert of their rows; nothing moves past another statement',
+    async () => {
+      await Promise.all([newTurn(1), newTurn(2)]);
+      const query = jest.spyOn(db, 'executeQuery');
+      const row = (n: number, chat: number) => newMessage({ id: `more-${n}`, chat_id: `chat-${chat}`, role: 'user', content: `it's ${n}`, status: 'complete' });
+      await Promise.all([
+        messages.insertMany([row(1, 1), row(2, 1)]),
+        messages.insertMany([row(3, 2)]),
+        chats.touch('chat-1'),
+        messages.insertMany([row(4, 1)]),
+        newTurn(3), // a chat insert, then its messages: they must follow it
+      ]);
+      expect(query).toHaveBeenCalledTimes(1);
+      const text = query.mock.calls[0][0].sql;
+      expect(text.match(/insert into "messages"/g)).toHaveLength(3); // 1+2+3, then 4, then turn 3's two
+      expect(text.match(/insert into "chats"/g)).toHaveLength(1);
+      expect(text.indexOf('insert into "chats"')).toBeLessThan(text.lastIndexOf('insert into "messages"'));
+      expect((await messages.listByChat('chat-1')).map((m) => m.id)).toEqual(['user-1', 'answer-1', 'more-1', 'more-2', 'more-4']);
+      expect((await messages.listByChat('chat-2')).map((m) => [m.id, m.content])).toEqual([
+        ['user-2', 'question 2'],
+        ['answer-2', ''],
+        ['more-3', "it's 3"],
+      ]);
+      expect((await messages.listByChat('chat-3')).map((m) => m.id)).toEqual(['user-3', 'answer-3']);
+    },
+  );
+
   (usingPostgres() ? it.skip : it)('SQLite: runs a batch in the order asked; drain waits for what was asked before it', async () => {
     const done: string[] = [];
     void newTurn(8).then(() => done.push('turn'));

@@ -41,15 +41,61 @@ function pgLiteral(value: unknown): string | undefined {
   return `E'${text.replace(/\\/g, '\\\\').replace(/'/g, "''")}'`;
 }
 
-/** The write's statements as one text with their values inlined, or undefined when one cannot be. */
-function pgInline(write: Write): string | undefined {
-  const statements: string[] = [];
+/**
+ * A statement with its values inlined. An INSERT of one row (as Kysely compiles `values(row)`) is kept
+ * as its head and its row too, so that a run of such inserts into the same columns can go as one
+ * statement of many rows (`batchText`).
+ */
+interface Inlined {
+  text: string;
+  insert?: { head: string; row: string };
+}
+
+/** `insert into "table" ("a", "b", …) values ` then `($1, $2, …)`, nothing after. */
+const INSERT_ONE_ROW = /^(insert into "\w+" \("\w+"(?:, "\w+")*\) values )(\(\$\d+(?:, \$\d+)*\))$/;
+
+/** The write's statements with their values inlined, or undefined when one cannot be. */
+function pgInline(write: Write): Inlined[] | undefined {
+  const statements: Inlined[] = [];
   for (const query of write) {
     const literals = (query.parameters as unknown[]).map(pgLiteral);
     if (literals.some((literal) => literal === undefined)) return undefined;
-    statements.push(query.sql.replace(/\$(\d+)/g, (placeholder, n: string) => literals[Number(n) - 1] ?? placeholder));
+    const bind = (sql: string) => sql.replace(/\$(\d+)/g, (placeholder, n: string) => literals[Number(n) - 1] ?? placeholder);
+    const insert = INSERT_ONE_ROW.exec(query.sql);
+    statements.push({ text: bind(query.sql), insert: insert ? { head: insert[1], row: bind(insert[2]) } : undefined });
   }
-  return statements.join(';\n');
+  return statements;
+}
+
+/**
+ * The statements as one text, in their order; consecutive one-row inserts with the same head (a
+ * turn's two messages, the rows of turns asked for one after another) as one insert of their rows.
+ * Nothing moves past another statement, so what one depends on still runs before it; PostgreSQL
+ * plans and starts one statement instead of many (with the writes of 60 turns in one query, their
+ * inserts and touches took 0.11 ms per turn of PostgreSQL instead of 0.16-0.21: bench in the commit).
+ */
+function batchText(statements: Iterable<Inlined>): string {
+  const out: string[] = [];
+  let head: string | undefined;
+  let rows: string[] = [];
+  const endRun = () => {
+    if (head !== undefined) out.push(head + rows.join(', '));
+    head = undefined;
+    rows = [];
+  };
+  for (const statement of statements) {
+    if (statement.insert && statement.insert.head === head) {
+      rows.push(statement.insert.row);
+      continue;
+    }
+    endRun();
+    if (statement.insert) {
+      head = statement.insert.head;
+      rows = [statement.insert.row];
+    } else out.push(statement.text);
+  }
+  endRun();
+  return out.join(';\n');
 }
 
 /**
@@ -71,8 +117,8 @@ function pgInline(write: Write): string | undefined {
  * and a reply that wakes the event loop (on this VM ~0.5 ms of CPU per statement, more than the
  * statement; bench --scale in the commit). The writes of a turn of the event loop go to the server
  * as ONE simple-protocol query (their statements joined with `;`, values inlined as quoted literals,
- * exactly as the extended protocol sends them: untyped text), which PostgreSQL runs as one implicit
- * transaction; a few batches may be on their way at once (writes that depend on another, such as an
+ * exactly as the extended protocol sends them: untyped text; consecutive one-row inserts into the
+ * same columns as one insert of their rows), which PostgreSQL runs as one implicit transaction; a few batches may be on their way at once (writes that depend on another, such as an
  * answer's end on its row, are asked for only once that one is committed).
  * A write with a value that cannot be written as a literal (an array, a buffer) runs alone as before;
  * a failed batch runs every write again on its own, so only the failing one fails.
@@ -85,8 +131,8 @@ export class GroupCommit {
   /** SQLite's connection (undefined on PostgreSQL). */
   private readonly sqlite: SqliteConnection | undefined;
   private queue: Queued[] = [];
-  /** PostgreSQL: writes waiting for the next round trip, with their inlined text. */
-  private pgQueue: Array<Queued & { text: string }> = [];
+  /** PostgreSQL: writes waiting for the next round trip, with their statements inlined. */
+  private pgQueue: Array<Queued & { statements: Inlined[] }> = [];
   private pgScheduled = false;
   private pgInFlight = 0;
 
@@ -97,10 +143,10 @@ export class GroupCommit {
   /** Runs the write's statements in one transaction; resolves once they are committed. */
   run(write: Write): Promise<void> {
     if (!this.sqlite) {
-      const text = pgInline(write);
-      if (text === undefined) return this.runNow(write);
+      const statements = pgInline(write);
+      if (statements === undefined) return this.runNow(write);
       return new Promise<void>((resolve, reject) => {
-        this.pgQueue.push({ write, text, resolve, reject });
+        this.pgQueue.push({ write, statements, resolve, reject });
         this.schedulePg();
       });
     }
@@ -127,10 +173,7 @@ export class GroupCommit {
     const batch = this.pgQueue.splice(0, PG_BATCH_MAX);
     this.pgInFlight += 1;
     try {
-      const text = batch
-        .map((queued) => queued.text)
-        .filter(Boolean)
-        .join(';\n');
+      const text = batchText(batch.flatMap((queued) => queued.statements));
       try {
         if (text) await this.db.executeQuery(CompiledQuery.raw(text));
       } catch (error) {
