@@ -1,5 +1,5 @@
 import { Logger } from '@nestjs/common';
-import { type Kysely } from 'kysely';
+import { type CompiledQuery, type Kysely } from 'kysely';
 import { usingPostgres } from '../../test/support/databases';
 import { repositoriesOn, useTempDatabase } from '../../test/support/temp-database';
 import { newChat, ChatsRepository } from './chats.repository';
@@ -96,7 +96,7 @@ describe(`GroupCommit (${usingPostgres() ? 'PostgreSQL' : 'SQLite file'})`, () =
         newTurn(3), // a chat insert, then its messages: they must follow it
       ]);
       expect(query).toHaveBeenCalledTimes(1);
-      const text = query.mock.calls[0][0].sql;
+      const text = (query.mock.calls[0][0] as CompiledQuery).sql;
       expect(text.match(/insert into "messages"/g)).toHaveLength(3); // 1+2+3, then 4, then turn 3's two
       expect(text.match(/insert into "chats"/g)).toHaveLength(1);
       expect(text.indexOf('insert into "chats"')).toBeLessThan(text.lastIndexOf('insert into "messages"'));
