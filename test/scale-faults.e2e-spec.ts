@@ -107,6 +107,13 @@ describe('scale-out through the faults of its parts (e2e, real processes)', () =
   const pieces = (frames: AnyFrame[]) => frames.filter((f) => f.type === 'agent_response');
   const lastSeq = (frames: AnyFrame[]) => Math.max(0, ...pieces(frames).map((f) => f.seq as number));
   const ends = (frames: AnyFrame[]) => frames.filter((f) => f.type === 'agent_response_end');
+  /** The highest seq up to which a viewer has every piece of the answer. */
+  const contiguous = (ws: WsTestClient, turn: Turn) => {
+    const seqs = new Set(pieces(framesOf(ws, turn)).map((f) => f.seq as number));
+    let has = 0;
+    while (seqs.has(has + 1)) has += 1;
+    return has;
+  };
 
   async function rows(turns: Turn[]): Promise<Row[]> {
     const { rows: found } = await db.query<Row>('SELECT id, status, content, seq FROM messages WHERE id = ANY($1)', [turns.map((t) => t.messageId)]);
@@ -413,6 +420,74 @@ describe('scale-out through the faults of its parts (e2e, real processes)', () =
     );
     expectAlive(a, b);
   }, 120_000);
+
+  it("a viewer whose instance's subscription dropped (frames lost on the way) refills the gap by resume while the answer runs", async () => {
+    const full = words(150).join('');
+    fake.setDefault({ kind: 'stream', content: words(150), delayMs: 30 });
+    const { viewA, viewB, onA, onB } = await crossLoad((gen, side) => startTurns(gen, 6, `gap${side}`));
+    const watched = [
+      [viewB, onA],
+      [viewA, onB],
+    ] as const;
+    // They came in mid-stream: each first asks for what it missed, so that every gap after this is one
+    // the dropped subscriptions made.
+    for (const [viewer, turns] of watched) for (const turn of turns) viewer.send({ type: 'resume', message_id: turn.messageId, after_seq: 0 });
+    await until('every viewer holds its answers from the first piece', () =>
+      watched.every(([viewer, turns]) => turns.every((turn) => contiguous(viewer, turn) >= 3)),
+    );
+
+    // As the page does: a piece after a gap makes the viewer ask from the last piece it has in order
+    // (once per gap), while the answer runs.
+    let refilled = 0;
+    for (const [viewer, turns] of watched) {
+      const asked = new Map<string, number>();
+      viewer.socket.on('message', (data) => {
+        const frame = JSON.parse(String(data)) as AnyFrame;
+        const turn = turns.find((t) => t.messageId === frame.message_id);
+        if (!turn || frame.type !== 'agent_response' || ends(framesOf(viewer, turn)).length) return;
+        const has = contiguous(viewer, turn);
+        if ((frame.seq as number) <= has + 1 || asked.get(turn.messageId) === has) return;
+        asked.set(turn.messageId, has);
+        refilled += 1;
+        viewer.send({ type: 'resume', message_id: turn.messageId, after_seq: has });
+      });
+    }
+    // Both instances' pub/sub connections cut for 300 ms (each reconnects and subscribes again at
+    // once, and is cut again): what is published meanwhile never reaches them.
+    const killer = new Redis(redis.url);
+    try {
+      const stopAt = Date.now() + 300;
+      while (Date.now() < stopAt) {
+        await killer.call('CLIENT', 'KILL', 'TYPE', 'pubsub');
+        await sleep(20);
+      }
+    } finally {
+      killer.disconnect();
+    }
+    await expectWhole(
+      [...onA, ...onB],
+      [
+        [viewB, onA],
+        [viewA, onB],
+      ],
+      full,
+    );
+    // Each viewer holds every piece, each seq kept once as the page keeps them: the gaps were refilled.
+    expect(refilled).toBeGreaterThan(0);
+    for (const [viewer, turns] of watched) {
+      for (const turn of turns) {
+        const kept = new Map(pieces(framesOf(viewer, turn)).map((f) => [f.seq as number, f.content as string]));
+        expect(contiguous(viewer, turn)).toBe(kept.size);
+        expect(
+          [...kept.keys()]
+            .sort((x, y) => x - y)
+            .map((seq) => kept.get(seq))
+            .join(''),
+        ).toBe(full);
+      }
+    }
+    expectAlive(a, b);
+  }, 60_000);
 
   it("a running answer's log in Redis has a lifetime from its first piece (a log whose instance dies does not stay forever)", async () => {
     fake.setDefault({ kind: 'stream', content: words(200), delayMs: 20 });

@@ -19,8 +19,11 @@ export interface Connection {
   rooms?: Set<string>;
   /** Answered the last ping. */
   alive: boolean;
-  /** Highest `seq` sent per message, so a connection never receives the same piece twice. */
-  sentSeq?: Map<string, number>;
+  /**
+   * The `seq`s sent per message (`SentSeqs`), so a connection never receives the same piece twice,
+   * while a piece it never got (lost on the way, or from before it came in) can still be replayed.
+   */
+  sentSeq?: Map<string, SentSeqs>;
   /**
    * Messages being replayed to this connection: their live frames wait here until the replay is done
    * (`null` once the replay sent the message's end: that is the whole answer, later live frames are dropped).
@@ -238,8 +241,9 @@ export class ConnectionRegistry {
         // The end clears the seq guard, so held live frames would pass it again: drop them instead.
         if (replay && connection.held?.has(streamId)) connection.held.set(streamId, null);
       } else if (seq !== undefined) {
-        if (seq <= (connection.sentSeq?.get(streamId) ?? 0)) return false;
-        (connection.sentSeq ??= new Map()).set(streamId, seq);
+        const sent = (connection.sentSeq ??= new Map()).get(streamId);
+        if (!sent) connection.sentSeq.set(streamId, [seq, seq]);
+        else if (!markSent(sent, seq)) return false;
       }
     }
     this.write(connection.socket, data ?? JSON.stringify(frame));
@@ -266,6 +270,40 @@ export class ConnectionRegistry {
     }
     socket.send(data);
   }
+}
+
+/**
+ * The seqs sent of one message, as ascending ranges apart from each other: `[from, to, from, to, …]`.
+ * Live pieces come in order, so it is one range (from the first piece this connection got); a gap
+ * (pieces lost on the way, Redis restarted) is a second one until a replay fills it.
+ */
+type SentSeqs = number[];
+
+/** Adds `seq` to the ranges; false when it was sent already. */
+function markSent(ranges: SentSeqs, seq: number): boolean {
+  const last = ranges.length - 1;
+  // The usual case: the piece after the last one sent, or a piece after a gap.
+  if (seq === ranges[last] + 1) {
+    ranges[last] = seq;
+    return true;
+  }
+  if (seq > ranges[last]) {
+    ranges.push(seq, seq);
+    return true;
+  }
+  for (let i = 0; i < ranges.length; i += 2) {
+    if (seq > ranges[i + 1]) continue;
+    if (seq >= ranges[i]) return false;
+    // Below this range and above the one before (if any): join them, or either, or stand alone.
+    const joinsBefore = i > 0 && seq === ranges[i - 1] + 1;
+    const joinsThis = seq === ranges[i] - 1;
+    if (joinsBefore && joinsThis) ranges.splice(i - 1, 2);
+    else if (joinsBefore) ranges[i - 1] = seq;
+    else if (joinsThis) ranges[i] = seq;
+    else ranges.splice(i, 0, seq, seq);
+    return true;
+  }
+  return true;
 }
 
 /** The last frame of a stream: an answer's end, a run's end, or the error that ends a run. */
