@@ -118,8 +118,9 @@ function batchText(statements: Iterable<Inlined>): string {
  * statement; bench --scale in the commit). The writes of a turn of the event loop go to the server
  * as ONE simple-protocol query (their statements joined with `;`, values inlined as quoted literals,
  * exactly as the extended protocol sends them: untyped text; consecutive one-row inserts into the
- * same columns as one insert of their rows), which PostgreSQL runs as one implicit transaction; a few batches may be on their way at once (writes that depend on another, such as an
- * answer's end on its row, are asked for only once that one is committed).
+ * same columns as one insert of their rows), which PostgreSQL runs as one implicit transaction; a
+ * few batches may be on their way at once (writes that depend on another, such as an answer's end
+ * on its row, are asked for only once that one is committed).
  * A write with a value that cannot be written as a literal (an array, a buffer) runs alone as before;
  * a failed batch runs every write again on its own, so only the failing one fails.
  *

@@ -303,7 +303,7 @@ function markSent(ranges: SentSeqs, seq: number): boolean {
     else ranges.splice(i, 0, seq, seq);
     return true;
   }
-  return true;
+  return true; // not reached: `seq` is at most the last range's end
 }
 
 /** The last frame of a stream: an answer's end, a run's end, or the error that ends a run. */
