@@ -307,7 +307,7 @@ function markSent(ranges: SentSeqs, seq: number): boolean {
 }
 
 /** The last frame of a stream: an answer's end, a run's end, or the error that ends a run. */
-function endsStream(frame: Frame): boolean {
+export function endsStream(frame: Frame): boolean {
   return (
     frame.type === 'agent_response_end' ||
     frame.type === 'solver_complete' ||

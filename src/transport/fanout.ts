@@ -1,6 +1,6 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { RedisService } from '../redis/redis.service';
-import { ConnectionRegistry } from './connection-registry';
+import { ConnectionRegistry, endsStream } from './connection-registry';
 import { Frame } from './frames';
 
 /**
@@ -28,15 +28,25 @@ export class LocalFanout extends Fanout {
   }
 }
 
+/** How long, and how many, ended streams an instance remembers, to drop frames that come after their end. */
+const ENDED_KEPT_MS = 10 * 60_000;
+const ENDED_KEPT_MAX = 100_000;
+
 /**
  * Fan-out across instances over Redis pub/sub: one channel per room (never one global channel), each
  * frame serialized once, and an instance subscribes only to the rooms its own sockets watch.
+ *
+ * A piece or an end of a stream whose end came through here before it is dropped: an instance cut off from
+ * Redis (while the others still reach it) is taken for dead and its answers are ended by another,
+ * but what it had handed to its Redis connection before it noticed still arrives once the link heals.
  */
 @Injectable()
 export class RedisFanout extends Fanout {
   private readonly logger = new Logger(RedisFanout.name);
   /** Subscriptions being made, so a join can wait for its room's. */
   private readonly pending = new Map<string, Promise<void>>();
+  /** Streams (`message_id` or `run_id`) whose end came through, with when: oldest first. */
+  private readonly ended = new Map<string, number>();
 
   constructor(
     private readonly registry: ConnectionRegistry,
@@ -63,13 +73,34 @@ export class RedisFanout extends Fanout {
     const done = this.redis
       .subscribe(this.channel(room), (data) => {
         // Parsed once per instance (for the seq guard), written to each socket as received.
-        this.registry.publish(room, JSON.parse(data) as Frame, data);
+        const frame = JSON.parse(data) as Frame;
+        if (!this.afterItsEnd(frame)) this.registry.publish(room, frame, data);
       })
       .catch((error: Error) => this.logger.warn(`subscribe ${room}: ${error.message}`))
       .finally(() => {
         if (this.pending.get(room) === done) this.pending.delete(room);
       });
     this.pending.set(room, done);
+  }
+
+  /**
+   * True for a piece (a frame with a `seq`) or an end of a stream that already ended here; an end is
+   * remembered (a while, a bounded number). Other frames that name the stream pass.
+   */
+  private afterItsEnd(frame: Frame): boolean {
+    const stream = (frame.message_id ?? frame.run_id) as string | undefined;
+    if (stream === undefined) return false;
+    const ends = endsStream(frame);
+    if (!ends && typeof frame.seq !== 'number') return false;
+    if (this.ended.has(stream)) return true;
+    if (!ends) return false;
+    const now = Date.now();
+    this.ended.set(stream, now);
+    for (const [oldest, at] of this.ended) {
+      if (this.ended.size <= ENDED_KEPT_MAX && now - at < ENDED_KEPT_MS) break;
+      this.ended.delete(oldest);
+    }
+    return false;
   }
 
   private unsubscribe(room: string): void {
