@@ -139,13 +139,19 @@ export class RedisInstances extends Instances {
     this.redis.publish(this.redis.key('stop'), messageId);
   }
 
-  /** After a stall: an answer another instance ended meanwhile is dropped without another frame. */
+  /**
+   * After a stall: an answer another instance ended meanwhile is dropped without another frame. One
+   * that began its own end is not: its row is no longer `streaming` because it stored its end (a turn
+   * that finished while this check read the rows lost its end frame that way). Were it swept too, its
+   * end reaches no viewer after the sweep's (each instance drops an end after an end).
+   */
   private async recheckOwnAnswers(): Promise<void> {
     await this.liveness.beat();
     if (!this.answers) return;
     for (const generation of [...this.answers.values()]) {
+      if (generation.ending) continue;
       const row = await this.messages.findById(generation.messageId);
-      if (row && row.status !== 'streaming') this.answers.abandon(generation);
+      if (row && row.status !== 'streaming' && !generation.ending) this.answers.abandon(generation);
     }
   }
 }

@@ -49,3 +49,58 @@ export class SlowSubscriberProxy {
     await new Promise((resolve) => this.server.close(resolve));
   }
 }
+
+/**
+ * A TCP proxy in front of a Redis that can cut the link without closing it (`pause`): what either side
+ * sends meanwhile waits, as TCP would keep it through a network partition, and goes through in order
+ * on `resume`. An instance behind it is alive but cannot reach Redis, while the others can.
+ */
+export class PartitionProxy {
+  private constructor(
+    private readonly server: Server,
+    private readonly sockets: Set<Socket>,
+    private readonly link: { paused: boolean; waiting: Array<() => void> },
+    readonly port: number,
+  ) {}
+
+  static async start(targetPort: number): Promise<PartitionProxy> {
+    const port = await freePort();
+    const sockets = new Set<Socket>();
+    const link = { paused: false, waiting: [] as Array<() => void> };
+    const server = createServer((client) => {
+      const upstream = connect(targetPort, '127.0.0.1');
+      for (const socket of [client, upstream]) {
+        sockets.add(socket);
+        socket.on('error', () => undefined);
+        socket.on('close', () => (sockets.delete(socket), client.destroy(), upstream.destroy()));
+      }
+      const forward = (to: Socket) => (data: Buffer) => {
+        if (link.paused) link.waiting.push(() => to.write(data));
+        else to.write(data);
+      };
+      client.on('data', forward(upstream));
+      upstream.on('data', forward(client));
+    });
+    await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+    return new PartitionProxy(server, sockets, link, port);
+  }
+
+  get url(): string {
+    return `redis://127.0.0.1:${this.port}`;
+  }
+
+  pause(): void {
+    this.link.paused = true;
+  }
+
+  /** Everything held goes through, in the order it was sent. */
+  resume(): void {
+    this.link.paused = false;
+    for (const send of this.link.waiting.splice(0)) send();
+  }
+
+  async close(): Promise<void> {
+    for (const socket of this.sockets) socket.destroy();
+    await new Promise((resolve) => this.server.close(resolve));
+  }
+}
