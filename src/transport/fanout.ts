@@ -36,9 +36,10 @@ const ENDED_KEPT_MAX = 100_000;
  * Fan-out across instances over Redis pub/sub: one channel per room (never one global channel), each
  * frame serialized once, and an instance subscribes only to the rooms its own sockets watch.
  *
- * A piece or an end of a stream whose end came through here before it is dropped: an instance cut off from
- * Redis (while the others still reach it) is taken for dead and its answers are ended by another,
- * but what it had handed to its Redis connection before it noticed still arrives once the link heals.
+ * A piece or an end of a stream whose end came through here before it is dropped: an instance cut
+ * off from Redis (while the others still reach it) may be taken for dead and its answers ended by
+ * another, but what it had handed to its Redis connection before it noticed still arrives once the
+ * link heals.
  */
 @Injectable()
 export class RedisFanout extends Fanout {
