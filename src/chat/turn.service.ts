@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { AppError } from '../common/app-error';
 import { deferred } from '../common/deferred';
 import { GenerationService } from '../generation/generation.service';
-import { type Chat, type ChatSettings, ChatsRepository, newChat as createChat } from '../storage/chats.repository';
+import { type Chat, type ChatSettings, ChatsRepository, newChat as createChat, type OwnedWithContext } from '../storage/chats.repository';
 import type { FileRow } from '../storage/files.repository';
 import { type ContextMessage, type Message, MessagesRepository, newMessage } from '../storage/messages.repository';
 import { TurnStore } from '../storage/turn-store';
@@ -263,7 +263,7 @@ export class TurnService {
    * The chat with its current line (`listContext`), in one read, when it is this user's; another
    * user's chat is as unknown as a missing one (and nothing of it is read).
    */
-  private async ownedChatWithContext(id: string, userId: string): Promise<{ chat: Chat; context: ContextMessage[] }> {
+  private async ownedChatWithContext(id: string, userId: string): Promise<OwnedWithContext> {
     const owned = await this.chats.findOwnedWithContext(id, userId);
     if (!owned) throw new AppError('not_found', 'no such chat', { chat_id: id });
     return owned;

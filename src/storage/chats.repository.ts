@@ -213,25 +213,26 @@ export class ChatsRepository {
         .orderBy('messages.created_at', 'asc'),
     );
     const { rows } = await this.db.executeQuery<Omit<ChatRow, 'settings'> & { settings: string | null } & ContextJoin>(query);
-    const found = new Map<string, OwnedWithContext>();
+    const found = new Map<string, { chat: ChatRow; context: ContextMessage[] }>();
     for (const row of rows) {
       let entry = found.get(row.id);
       if (!entry) {
         const { id, user_id, title, created_at, updated_at } = row;
-        entry = { chat: { id, user_id, title, settings: {}, created_at, updated_at }, context: [] };
+        entry = { chat: { id, user_id, title, settings: '{}', created_at, updated_at }, context: [] };
         found.set(row.id, entry);
       }
       // The row numbered 1 by the window, which ties in created_at may put elsewhere than first.
-      if (row.settings !== null) entry.chat.settings = JSON.parse(row.settings) as ChatSettings;
+      if (row.settings !== null) entry.chat.settings = row.settings;
       // A chat without current messages: one row, the message's columns null.
       if (row.m_id === null) continue;
       entry.context.push(
         toContextMessage({ id: row.m_id, role: row.m_role!, content: row.m_content!, status: row.m_status!, attachments: row.m_attachments! }),
       );
     }
+    // Each caller its own chat (the same chat asked for twice in a batch is parsed for each).
     return keys.map((key) => {
       const entry = found.get(key.id);
-      return entry?.chat.user_id === key.userId ? entry : undefined;
+      return entry?.chat.user_id === key.userId ? { chat: toChat(entry.chat), context: entry.context } : undefined;
     });
   }
 
